@@ -1,0 +1,109 @@
+// Package audit defines sshca's tamper-evident audit log: every entry carries
+// the SHA-256 hash of the previous entry, so a changed, removed or reordered
+// entry breaks the chain. It computes and verifies hashes; storing the entries
+// is the store's job, and it never decides anything about policy.
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Actions recorded in the log.
+const (
+	ActionInit      = "init"
+	ActionIssue     = "cert.issue"
+	ActionDeny      = "cert.deny"
+	ActionRevoke    = "revoke"
+	ActionCARotate  = "ca.rotate"
+	ActionCAPromote = "ca.promote"
+	ActionCARetire  = "ca.retire"
+	ActionCARevoke  = "ca.revoke-key"
+	ActionToken     = "token"
+	ActionAdmin     = "admin"
+)
+
+// Entry is one record of the audit log.
+type Entry struct {
+	Seq      uint64            `json:"seq"`
+	Time     time.Time         `json:"time"`
+	Actor    string            `json:"actor"`            // who asked: "cli:root", "token:ci-deploy", "oidc:alice"
+	Action   string            `json:"action"`           // one of the Action constants
+	Role     string            `json:"role,omitempty"`   // role involved, if any
+	Serial   uint64            `json:"serial,omitempty"` // certificate serial, if any
+	KeyID    string            `json:"key_id,omitempty"`
+	Outcome  string            `json:"outcome"`          // "ok" or "denied"
+	Reason   string            `json:"reason,omitempty"` // rule or message for denials, text for revocations
+	Details  map[string]string `json:"details,omitempty"`
+	PrevHash string            `json:"prev_hash"`
+	Hash     string            `json:"hash"`
+}
+
+// GenesisHash is the PrevHash of the first entry.
+const GenesisHash = "0000000000000000000000000000000000000000000000000000000000000000"
+
+// ComputeHash returns the hash of e chained to e.PrevHash. It covers every
+// field except Hash itself; Time is hashed at microsecond precision in UTC so
+// that both stores round-trip it exactly.
+func ComputeHash(e Entry) string {
+	e.Hash = ""
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
+	b, err := json.Marshal(e)
+	if err != nil {
+		// Entry holds only strings, numbers and a time; Marshal cannot fail.
+		panic(fmt.Sprintf("audit: marshal entry: %v", err))
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// Seal sets e.PrevHash and e.Hash so that e follows prev (nil for the first entry)
+// and normalises e.Time.
+func Seal(e *Entry, prev *Entry) {
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
+	if prev == nil {
+		e.Seq = 1
+		e.PrevHash = GenesisHash
+	} else {
+		e.Seq = prev.Seq + 1
+		e.PrevHash = prev.Hash
+	}
+	e.Hash = ComputeHash(*e)
+}
+
+// VerifyError names the first entry at which the chain is broken.
+type VerifyError struct {
+	Seq    uint64 // sequence number of the offending entry (or the missing one)
+	Reason string
+}
+
+func (e *VerifyError) Error() string {
+	return fmt.Sprintf("audit: entry %d: %s", e.Seq, e.Reason)
+}
+
+// Verify checks a whole log, given in storage order. It reports the first
+// changed, missing or reordered entry.
+func Verify(entries []Entry) error {
+	prevHash := GenesisHash
+	var want uint64 = 1
+	for _, e := range entries {
+		if e.Seq != want {
+			if e.Seq > want {
+				return &VerifyError{Seq: want, Reason: fmt.Sprintf("missing (next entry present is %d)", e.Seq)}
+			}
+			return &VerifyError{Seq: e.Seq, Reason: fmt.Sprintf("out of order (expected entry %d here)", want)}
+		}
+		if got := ComputeHash(e); got != e.Hash {
+			return &VerifyError{Seq: e.Seq, Reason: "content does not match its hash (entry was changed)"}
+		}
+		if e.PrevHash != prevHash {
+			return &VerifyError{Seq: e.Seq, Reason: "does not chain to the previous entry (an entry was removed, inserted or reordered)"}
+		}
+		prevHash = e.Hash
+		want++
+	}
+	return nil
+}

@@ -1,0 +1,290 @@
+// Package cli is the sshca command line: one file per command, each with its
+// own flag set and usage text with examples. It turns errors into one
+// "sshca: error:" line (plus an optional hint) and an exit code; it never
+// calls os.Exit itself.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/sshca/sshca/internal/home"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1
+	exitUsage = 2
+)
+
+// env is what a command runs with; tests substitute buffers.
+type env struct {
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	home   string // --home, resolved
+}
+
+type command struct {
+	name    string // "sign user"
+	summary string
+	usage   string // argument synopsis
+	example string
+	flags   func(fs *flag.FlagSet) // registers flags, closures capture the destinations
+	run     func(e *env, fs *flag.FlagSet, args []string) error
+	// minArgs/maxArgs bound the positional arguments (-1: unbounded).
+	minArgs, maxArgs int
+}
+
+// usageError is a bad invocation: exit 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, a ...any) error { return &usageError{fmt.Sprintf(format, a...)} }
+
+// hintError carries a hint line shown after the error.
+type hintError struct {
+	err  error
+	hint string
+}
+
+func (e *hintError) Error() string { return e.err.Error() }
+func (e *hintError) Unwrap() error { return e.err }
+
+func withHint(err error, hint string) error { return &hintError{err: err, hint: hint} }
+
+// exitCodeError carries an exit code without an error message (e.g. krl check found a revoked key).
+type exitCodeError struct{ code int }
+
+func (e *exitCodeError) Error() string { return fmt.Sprintf("exit %d", e.code) }
+
+var commands []*command
+
+func register(c *command) { commands = append(commands, c) }
+
+// Main runs sshca with args (without the program name) and returns the exit code.
+func Main(args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return Run(ctx, args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+}
+
+// Run is Main with its environment injected.
+func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	err := run(e, args)
+	if err == nil {
+		return exitOK
+	}
+	var ec *exitCodeError
+	if errors.As(err, &ec) {
+		return ec.code
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "sshca: error: %s\n", oneLine(err.Error()))
+	var he *hintError
+	if errors.As(err, &he) && he.hint != "" {
+		fmt.Fprintf(stderr, "sshca: hint: %s\n", oneLine(he.hint))
+	}
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return exitUsage
+	}
+	return exitError
+}
+
+// oneLine keeps an error message on one line whatever it wraps.
+func oneLine(s string) string {
+	s = strings.ReplaceAll(s, "\r", " ")
+	return strings.ReplaceAll(strings.TrimSpace(s), "\n", "; ")
+}
+
+func run(e *env, args []string) error {
+	// Global flags before the command.
+	global := flag.NewFlagSet("sshca", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	homeFlag := global.String("home", "", "")
+	help := global.Bool("h", false, "")
+	global.BoolVar(help, "help", false, "")
+	if err := global.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	rest := global.Args()
+	if *help || len(rest) == 0 {
+		printTopUsage(e.stdout)
+		if len(rest) == 0 && !*help {
+			return usagef("no command given")
+		}
+		return nil
+	}
+	if rest[0] == "help" {
+		if len(rest) > 1 {
+			if c, _ := findCommand(rest[1:]); c != nil {
+				printCommandUsage(e.stdout, c, newFlagSet(c))
+				return nil
+			}
+		}
+		printTopUsage(e.stdout)
+		return nil
+	}
+	c, n := findCommand(rest)
+	if c == nil {
+		return withHint(usagef("unknown command %q", strings.Join(rest[:min(len(rest), 2)], " ")), "run `sshca -h` for the list of commands")
+	}
+	fs := newFlagSet(c)
+	cmdHome := fs.String("home", "", "CA home `directory` (default $SSHCA_HOME or ./sshca-data)")
+	pos, err := parseInterspersed(fs, rest[n:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printCommandUsage(e.stdout, c, fs)
+			return nil
+		}
+		return withHint(usagef("%s: %v", c.name, err), "run `sshca "+c.name+" -h` for usage")
+	}
+	if len(pos) < c.minArgs || (c.maxArgs >= 0 && len(pos) > c.maxArgs) {
+		return withHint(usagef("%s: wrong number of arguments (usage: sshca %s %s)", c.name, c.name, c.usage), "run `sshca "+c.name+" -h` for usage")
+	}
+	e.home = firstNonEmpty(*cmdHome, *homeFlag, e.getenv("SSHCA_HOME"), "sshca-data")
+	return c.run(e, fs, pos)
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func newFlagSet(c *command) *flag.FlagSet {
+	fs := flag.NewFlagSet("sshca "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if c.flags != nil {
+		c.flags(fs)
+	}
+	return fs
+}
+
+// findCommand matches the longest command name at the start of args.
+func findCommand(args []string) (*command, int) {
+	var best *command
+	bestN := 0
+	for _, c := range commands {
+		words := strings.Fields(c.name)
+		if len(words) > len(args) || len(words) <= bestN {
+			continue
+		}
+		match := true
+		for i, w := range words {
+			if args[i] != w {
+				match = false
+				break
+			}
+		}
+		if match {
+			best, bestN = c, len(words)
+		}
+	}
+	return best, bestN
+}
+
+// parseInterspersed parses flags that may come before or after positional arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		// flag stops at "--": everything after it is positional.
+		consumed := len(args) - len(rest)
+		if consumed > 0 && args[consumed-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+func printTopUsage(w io.Writer) {
+	fmt.Fprintln(w, "sshca — an SSH certificate authority for OpenSSH fleets")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Usage: sshca [--home DIR] COMMAND [flags] [args]")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Commands:")
+	cs := append([]*command(nil), commands...)
+	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-16s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Global: --home DIR (or SSHCA_HOME; default ./sshca-data). Exit codes: 0 ok, 1 error, 2 usage.")
+	fmt.Fprintln(w, "Durations: Go syntax plus d and w (90m, 8h, 7d, 52w). Run `sshca COMMAND -h` for examples.")
+}
+
+func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: sshca %s %s\n\n%s\n\nFlags:\n", c.name, c.usage, c.summary)
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+	if c.example != "" {
+		fmt.Fprintf(w, "\nExamples:\n%s\n", strings.TrimRight(c.example, "\n"))
+	}
+}
+
+// openHome opens the CA home with a passphrase source from --passphrase-file
+// or $SSHCA_PASSPHRASE_FILE.
+func (e *env) openHome(passFile string) (*home.Home, error) {
+	pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
+	h, err := home.Open(e.ctx, e.home, home.Options{Passphrase: func() ([]byte, error) {
+		if pf == "" {
+			return nil, withHint(errors.New("the CA key is encrypted"), "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
+		}
+		return readPassphrase(pf)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// readPassphrase reads a passphrase file: its first line, without the newline.
+func readPassphrase(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("passphrase file: %w", err)
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	line = strings.TrimSuffix(line, "\r")
+	if line == "" {
+		return nil, fmt.Errorf("passphrase file %s is empty", path)
+	}
+	return []byte(line), nil
+}
+
+// actor names the person running the CLI for the audit log.
+func (e *env) actor() string {
+	u := firstNonEmpty(e.getenv("SUDO_USER"), e.getenv("USER"), e.getenv("LOGNAME"))
+	if u == "" {
+		u = fmt.Sprintf("uid-%d", os.Getuid())
+	}
+	return "cli:" + u
+}

@@ -1,0 +1,168 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/atomicfile"
+	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/config"
+	"github.com/sshca/sshca/internal/policy"
+	"github.com/sshca/sshca/internal/signer"
+)
+
+func init() {
+	registerSign("user")
+	registerSign("host")
+}
+
+func registerSign(kind string) {
+	var role, keyID, principals, ttl, out, passFile string
+	c := &command{
+		name:    "sign " + kind,
+		minArgs: 1, maxArgs: 1,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&role, "role", "", "role from sshca.yaml (required)")
+			fs.StringVar(&keyID, "id", "", "key ID recorded in the certificate and logged by sshd (required)")
+			fs.StringVar(&ttl, "ttl", "", "lifetime from now, e.g. 8h or 7d (default: the role's default_ttl)")
+			fs.StringVar(&out, "out", "", "write the certificate to this `file` instead of <key>-cert.pub")
+			fs.StringVar(&passFile, "passphrase-file", "", "`file` with the passphrase of an encrypted CA key")
+			if kind == "user" {
+				fs.StringVar(&principals, "principals", "", "comma-separated subset of the role's principals (default: all of them)")
+			} else {
+				fs.StringVar(&principals, "principals", "", "comma-separated host names and IP addresses (required)")
+			}
+		},
+	}
+	if kind == "user" {
+		c.summary = "sign a user certificate under a role"
+		c.usage = "--role R --id KEYID [--principals a,b] [--ttl D] [--out F] PUBKEY"
+		c.example = `  sshca sign user --role deploy --id alice-2026-11-22 --ttl 8h ~/.ssh/id_ed25519.pub
+  sshca sign user --role deploy --id ci-42 --principals ci --out /tmp/ci-cert.pub ci.pub
+  cat key.pub | sshca sign user --role deploy --id bob -          # certificate to stdout`
+	} else {
+		c.summary = "sign a host certificate under a host role"
+		c.usage = "--role R --id KEYID --principals h1,h2 [--ttl D] [--out F] PUBKEY"
+		c.example = `  sshca sign host --role servers --id app-01 --principals app-01.corp,10.0.1.10 /etc/ssh/ssh_host_ed25519_key.pub`
+	}
+	c.run = func(e *env, fs *flag.FlagSet, args []string) error {
+		if role == "" {
+			return usagef("sign %s: --role is required", kind)
+		}
+		if keyID == "" {
+			return usagef("sign %s: --id is required", kind)
+		}
+		var plist []string
+		if principals != "" {
+			for _, p := range strings.Split(principals, ",") {
+				p = strings.TrimSpace(p)
+				if p == "" {
+					return usagef("sign %s: --principals has an empty entry", kind)
+				}
+				plist = append(plist, p)
+			}
+		}
+		if kind == "host" && len(plist) == 0 {
+			return usagef("sign host: --principals is required (the host's names and addresses)")
+		}
+		var d time.Duration
+		if ttl != "" {
+			var err error
+			if d, err = config.ParseDuration(ttl); err != nil {
+				return usagef("sign %s: --ttl: %v", kind, err)
+			}
+			if d <= 0 {
+				return usagef("sign %s: --ttl must be > 0", kind)
+			}
+		}
+		pubPath := args[0]
+		var data []byte
+		var err error
+		if pubPath == "-" {
+			data, err = io.ReadAll(io.LimitReader(e.stdin, ca.MaxKeyFileLen+1))
+		} else {
+			data, err = os.ReadFile(pubPath)
+		}
+		if err != nil {
+			return fmt.Errorf("read public key: %w", err)
+		}
+		h, err := e.openHome(passFile)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		pub, perr := ca.ParseSubjectKey(data)
+		t := policy.UserCert
+		if kind == "host" {
+			t = policy.HostCert
+		}
+		req := ca.Request{Type: t, Role: role, KeyID: keyID, Principals: plist, TTL: d, PublicKey: pub, Actor: e.actor(),
+			Details: map[string]string{"source": "cli"}}
+		if perr != nil {
+			// Record the refusal like any other, then report it.
+			return fmt.Errorf("%s: %w", pubPath, h.Authority.Deny(e.ctx, req, "bad-key", perr))
+		}
+		cert, err := h.Authority.Sign(e.ctx, req)
+		if err != nil {
+			var de *policy.DenyError
+			if errors.As(err, &de) {
+				return withHint(err, denyHint(de.Rule, kind))
+			}
+			if errors.Is(err, signer.ErrWrongPassphrase) {
+				return withHint(errors.New("wrong passphrase for the CA key"), "check --passphrase-file")
+			}
+			return err
+		}
+		line := ssh.MarshalAuthorizedKey(cert)
+		dest := out
+		if dest == "" && pubPath != "-" {
+			dest = certPath(pubPath)
+		}
+		if dest == "" {
+			_, err = e.stdout.Write(line)
+			return err
+		}
+		if err := atomicfile.Write(dest, line, 0o644); err != nil {
+			return fmt.Errorf("certificate %d was issued but could not be written: %w", cert.Serial, err)
+		}
+		fmt.Fprintf(e.stdout, "Signed %s certificate %s\n", kind, dest)
+		fmt.Fprintf(e.stdout, "  serial:     %d\n", cert.Serial)
+		fmt.Fprintf(e.stdout, "  key id:     %q\n", cert.KeyId)
+		fmt.Fprintf(e.stdout, "  principals: %s\n", strings.Join(cert.ValidPrincipals, ","))
+		fmt.Fprintf(e.stdout, "  valid:      %s to %s\n",
+			time.Unix(int64(cert.ValidAfter), 0).UTC().Format(time.RFC3339), time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339))
+		return nil
+	}
+	register(c)
+}
+
+// certPath is where ssh-keygen -s puts the certificate of key file p.
+func certPath(p string) string {
+	return strings.TrimSuffix(p, ".pub") + "-cert.pub"
+}
+
+func denyHint(rule, kind string) string {
+	switch rule {
+	case "unknown-role":
+		return "roles are defined in sshca.yaml under roles:"
+	case "principal-not-allowed":
+		return "ask only for principals the role lists, or leave --principals out to get all of them"
+	case "ttl-exceeds-max":
+		return "lower --ttl or raise the role's max_ttl in sshca.yaml"
+	case "cert-type-mismatch":
+		if kind == "user" {
+			return "this is a host role; use `sshca sign host`, or pick a user role"
+		}
+		return "this is a user role; use `sshca sign user`, or pick a host role"
+	case "host-principal-no-match":
+		return "each host principal must match one of the role's host patterns"
+	}
+	return ""
+}

@@ -1,0 +1,233 @@
+// Package home creates and opens an sshca home directory: the policy file
+// (sshca.yaml), the CA key files (keys/), and the embedded database
+// (sshca.db). It wires them into a ca.Authority; it decides no policy itself
+// and never writes a decrypted copy of a CA key.
+package home
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/config"
+	"github.com/sshca/sshca/internal/signer"
+	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/store/sqlite"
+)
+
+// File names inside a home.
+const (
+	ConfigFile = "sshca.yaml"
+	DBFile     = "sshca.db"
+	KeyDir     = "keys"
+)
+
+// CATypes are the two CAs every home has.
+var caTypes = []string{"user", "host"}
+
+// ErrExists is returned by Init when the home already holds a CA.
+var ErrExists = errors.New("home already contains a CA")
+
+// InitOptions configure Init.
+type InitOptions struct {
+	KeyType    string // default ed25519
+	Passphrase []byte // encrypts the CA keys when non-empty
+	Actor      string
+	Rand       io.Reader
+	Now        func() time.Time
+}
+
+// Init creates a new home at dir: policy file, user and host CA keys, database.
+// It refuses a directory that already holds any of them.
+func Init(ctx context.Context, dir string, o InitOptions) error {
+	if o.KeyType == "" {
+		o.KeyType = "ed25519"
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	for _, name := range []string{ConfigFile, DBFile, KeyDir} {
+		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
+			return fmt.Errorf("%s: %w (%s exists)", dir, ErrExists, name)
+		}
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create home: %w", err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, KeyDir), 0o700); err != nil {
+		return fmt.Errorf("create home: %w", err)
+	}
+	type made struct {
+		key  store.CAKey
+		priv []byte
+	}
+	var keys []made
+	for _, t := range caTypes {
+		priv, err := signer.Generate(o.KeyType, o.Rand)
+		if err != nil {
+			return err
+		}
+		s, err := signer.FromKey(priv)
+		if err != nil {
+			return err
+		}
+		fp := signer.Fingerprint(s.PublicKey())
+		name := fmt.Sprintf("%s-ca-1", t)
+		pemBytes, err := signer.MarshalPrivate(priv, "sshca "+t+" CA generation 1", o.Passphrase)
+		if err != nil {
+			return err
+		}
+		keys = append(keys, made{priv: pemBytes, key: store.CAKey{
+			CAType: t, Generation: 1, State: store.StateActive, KeyType: o.KeyType, Fingerprint: fp,
+			PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))), Signer: "file", File: name, CreatedAt: o.Now(),
+		}})
+	}
+	for _, m := range keys {
+		path := filepath.Join(dir, KeyDir, m.key.File)
+		if err := writeNew(path, m.priv, 0o600); err != nil {
+			return err
+		}
+		if err := writeNew(path+".pub", []byte(m.key.PublicKey+" sshca-"+m.key.CAType+"-ca-1\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	if err := writeNew(filepath.Join(dir, ConfigFile), []byte(config.Example), 0o600); err != nil {
+		return err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, m := range keys {
+		ev := audit.Entry{Time: o.Now(), Actor: o.Actor, Action: audit.ActionInit, Outcome: "ok",
+			Details: map[string]string{"ca": m.key.CAType, "generation": "1", "fingerprint": m.key.Fingerprint, "key_type": m.key.KeyType, "encrypted": fmt.Sprint(len(o.Passphrase) > 0)}}
+		if err := st.AddCAKey(ctx, m.key, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeNew(path string, data []byte, perm os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// Options configure Open.
+type Options struct {
+	// Passphrase returns the passphrase of encrypted CA keys; it is called at
+	// most once, and only when an encrypted key is needed.
+	Passphrase func() ([]byte, error)
+	Now        func() time.Time
+	Rand       io.Reader
+}
+
+// Home is an opened CA home.
+type Home struct {
+	Dir       string
+	Config    *config.Config
+	Store     store.Store
+	Authority *ca.Authority
+}
+
+// Open opens an existing home: it loads and validates the policy and opens the
+// database. CA private keys are opened only when first used.
+func Open(ctx context.Context, dir string, o Options) (*Home, error) {
+	if _, err := os.Stat(filepath.Join(dir, DBFile)); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s is not an sshca home (no %s); run `sshca init` first", dir, DBFile)
+		}
+		return nil, err
+	}
+	cfg, err := config.Load(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dir, DBFile))
+	if err != nil {
+		return nil, err
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Rand == nil {
+		o.Rand = rand.Reader
+	}
+	h := &Home{Dir: dir, Config: cfg, Store: st}
+	var pass []byte
+	var passErr error
+	passDone := false
+	h.Authority = &ca.Authority{
+		Roles:    cfg.PolicyRoles(),
+		Backdate: time.Duration(cfg.Backdate),
+		Store:    st,
+		Now:      o.Now,
+		Rand:     o.Rand,
+		LoadKey: func(ctx context.Context, k store.CAKey) (ssh.Signer, error) {
+			if k.Signer != "file" {
+				return nil, fmt.Errorf("%s CA generation %d uses signer %q, which this command cannot open", k.CAType, k.Generation, k.Signer)
+			}
+			path := filepath.Join(dir, KeyDir, k.File)
+			data, err := readKeyFile(path)
+			if err != nil {
+				return nil, err
+			}
+			if !signer.IsEncrypted(data) {
+				return signer.ParsePrivate(data, nil)
+			}
+			if !passDone {
+				passDone = true
+				if o.Passphrase == nil {
+					passErr = signer.ErrPassphraseNeeded
+				} else {
+					pass, passErr = o.Passphrase()
+				}
+			}
+			if passErr != nil {
+				return nil, passErr
+			}
+			return signer.ParsePrivate(data, pass)
+		},
+	}
+	return h, nil
+}
+
+// readKeyFile reads a CA private key, refusing one that others can read.
+func readKeyFile(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("CA key %s has mode %04o; it must not be readable by group or others (chmod 600)", path, fi.Mode().Perm())
+	}
+	return os.ReadFile(path)
+}
+
+// Close closes the database.
+func (h *Home) Close() error { return h.Store.Close() }

@@ -1,0 +1,343 @@
+// Package policy decides what a certificate may contain. Given the roles of
+// the configuration, the requester's identity and a request, Decide grants a
+// principal list, a lifetime, critical options and extensions, or refuses
+// with a *DenyError that names the rule that was broken.
+//
+// The package is pure. It never reads files, talks to the network, looks at
+// the clock, keeps state or signs anything; validity windows, serials and
+// signatures belong to the authority (package ca).
+package policy
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// CertType is the kind of certificate, with the wire values of
+// ssh.UserCert and ssh.HostCert.
+type CertType uint32
+
+// Certificate types.
+const (
+	UserCert CertType = 1
+	HostCert CertType = 2
+)
+
+// String returns "user", "host" or "type N".
+func (t CertType) String() string {
+	switch t {
+	case UserCert:
+		return "user"
+	case HostCert:
+		return "host"
+	}
+	return fmt.Sprintf("type %d", uint32(t))
+}
+
+// MaxPrincipals is the largest number of principals a certificate may carry
+// (SSHKEY_CERT_MAX_PRINCIPALS in OpenSSH's sshkey.h).
+const MaxPrincipals = 256
+
+// Critical option names that a role can grant.
+const (
+	OptionForceCommand  = "force-command"
+	OptionSourceAddress = "source-address"
+)
+
+// Rule names carried by DenyError.Rule. They are stable machine names meant
+// for audit records, metrics and API error codes.
+const (
+	RuleUnknownRole          = "unknown-role"
+	RuleCertTypeMismatch     = "cert-type-mismatch"
+	RuleBadTTL               = "bad-ttl"
+	RuleTTLExceedsMax        = "ttl-exceeds-max"
+	RuleBadPrincipal         = "bad-principal"
+	RulePrincipalNotAllowed  = "principal-not-allowed"
+	RuleHostPrincipalNoMatch = "host-principal-no-match"
+	RuleEmptyPrincipals      = "empty-principals"
+	RuleTooManyPrincipals    = "too-many-principals"
+	RuleBadRole              = "bad-role"
+)
+
+// Role is what one role of the configuration allows.
+type Role struct {
+	Name string
+	Type CertType
+	// Principals are, for user roles, literal principals or templates such
+	// as "{{.User}}" (see ExpandTemplate); for host roles, host-name globs
+	// ("*.corp", "app-??.corp"), IP addresses and CIDRs ("10.0.1.0/24").
+	Principals []string
+	DefaultTTL time.Duration
+	MaxTTL     time.Duration
+	// Extensions is exactly the set of extensions granted (user roles only).
+	Extensions []string
+	// SourceAddress becomes the source-address critical option, joined
+	// with "," (user roles only).
+	SourceAddress []string
+	// ForceCommand becomes the force-command critical option when not
+	// empty (user roles only).
+	ForceCommand string
+}
+
+// Identity is who asks for a certificate. It may be the zero value, for
+// example when an administrator signs offline with the CLI; templates that
+// need a user name or groups then expand to nothing.
+type Identity struct {
+	User   string
+	Groups []string
+}
+
+// Request is what the requester asks for.
+type Request struct {
+	Type CertType
+	Role string
+	// Principals asked for. When empty, a user certificate gets all of the
+	// role's principals (templates expanded over the identity, templates
+	// that cannot expand skipped); a host certificate is refused, because
+	// hosts must name themselves.
+	Principals []string
+	// TTL is the requested lifetime; 0 means the role's DefaultTTL.
+	TTL time.Duration
+}
+
+// Grant is what a certificate may contain. Principals is never empty and
+// holds no duplicates; CriticalOptions and Extensions are never nil, and
+// extension values are empty (flags).
+type Grant struct {
+	Role            string
+	Type            CertType
+	Principals      []string
+	TTL             time.Duration
+	CriticalOptions map[string]string
+	Extensions      map[string]string
+}
+
+// DenyError is a refusal by the policy. Rule is one of the Rule constants;
+// Msg is a short sentence safe to show to the requester.
+type DenyError struct {
+	Rule string
+	Msg  string
+}
+
+// Error returns the message prefixed with "policy: ".
+func (e *DenyError) Error() string { return "policy: " + e.Msg }
+
+func deny(rule, format string, args ...any) *DenyError {
+	return &DenyError{Rule: rule, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Decide applies roles to a request from id. It returns a Grant, or a
+// *DenyError for every refusal.
+func Decide(roles map[string]Role, id Identity, req Request) (*Grant, error) {
+	role, ok := roles[req.Role]
+	if !ok {
+		return nil, deny(RuleUnknownRole, "unknown role %s", quote(req.Role))
+	}
+	if req.Type != UserCert && req.Type != HostCert {
+		return nil, deny(RuleCertTypeMismatch, "unknown certificate type %d", uint32(req.Type))
+	}
+	if role.Type != req.Type {
+		return nil, deny(RuleCertTypeMismatch, "role %s issues %s certificates, not %s certificates",
+			quote(req.Role), role.Type, req.Type)
+	}
+
+	ttl := req.TTL
+	if ttl == 0 {
+		ttl = role.DefaultTTL
+	}
+	if ttl <= 0 {
+		return nil, deny(RuleBadTTL, "lifetime %s must be positive", ttl)
+	}
+	if ttl > role.MaxTTL {
+		return nil, deny(RuleTTLExceedsMax, "lifetime %s exceeds max_ttl %s of role %s", ttl, role.MaxTTL, quote(req.Role))
+	}
+
+	var principals []string
+	var err *DenyError
+	if req.Type == UserCert {
+		principals, err = userPrincipals(req.Role, role, id, req.Principals)
+	} else {
+		principals, err = hostPrincipals(req.Role, role, req.Principals)
+	}
+	if err != nil {
+		return nil, err
+	}
+
+	g := &Grant{
+		Role:            req.Role,
+		Type:            req.Type,
+		Principals:      principals,
+		TTL:             ttl,
+		CriticalOptions: map[string]string{},
+		Extensions:      map[string]string{},
+	}
+	if req.Type == HostCert {
+		// The ssh client refuses a host certificate with any critical
+		// option, and no extension is defined for host certificates.
+		return g, nil
+	}
+	if err := roleOptions(req.Role, role, g); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// userPrincipals checks the requested principals against the role's
+// expansion, or returns the whole expansion when none are requested.
+func userPrincipals(name string, role Role, id Identity, requested []string) ([]string, *DenyError) {
+	var allowed []string
+	for _, p := range role.Principals {
+		exp, err := ExpandTemplate(p, id)
+		if err != nil {
+			continue // cannot expand for this identity: grants nothing
+		}
+		allowed = append(allowed, exp...)
+	}
+	allowedSet := make(map[string]bool, len(allowed))
+	for _, p := range allowed {
+		allowedSet[p] = true
+	}
+
+	if len(requested) == 0 {
+		out := dedup(allowed)
+		if len(out) == 0 {
+			return nil, deny(RuleEmptyPrincipals, "role %s grants no principals to this identity", quote(name))
+		}
+		if len(out) > MaxPrincipals {
+			return nil, tooMany(len(out))
+		}
+		return out, nil
+	}
+	out := dedup(requested)
+	if len(out) > MaxPrincipals {
+		return nil, tooMany(len(out))
+	}
+	for _, p := range out {
+		if why := principalProblem(p); why != "" {
+			return nil, deny(RuleBadPrincipal, "invalid principal %s: %s", quote(p), why)
+		}
+		if !allowedSet[p] {
+			return nil, deny(RulePrincipalNotAllowed, "principal %s not allowed in role %s", quote(p), quote(name))
+		}
+	}
+	return out, nil
+}
+
+// hostPrincipals checks that every requested host principal is a concrete
+// host name or IP address matching one of the role's patterns.
+func hostPrincipals(name string, role Role, requested []string) ([]string, *DenyError) {
+	if len(requested) == 0 {
+		return nil, deny(RuleEmptyPrincipals, "a host certificate must name its host principals")
+	}
+	out := dedup(requested)
+	if len(out) > MaxPrincipals {
+		return nil, tooMany(len(out))
+	}
+	for _, p := range out {
+		if why := hostNameProblem(p); why != "" {
+			return nil, deny(RuleBadPrincipal, "invalid host principal %s: %s", quote(p), why)
+		}
+		matched := false
+		for _, pat := range role.Principals {
+			if MatchHostPattern(pat, p) {
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			return nil, deny(RuleHostPrincipalNoMatch, "host principal %s matches no pattern of role %s", quote(p), quote(name))
+		}
+	}
+	return out, nil
+}
+
+// roleOptions copies the role's critical options and extensions into g,
+// refusing role data that OpenSSH would reject.
+func roleOptions(name string, role Role, g *Grant) *DenyError {
+	if len(role.SourceAddress) > 0 {
+		for _, a := range role.SourceAddress {
+			if why := sourceAddressProblem(a); why != "" {
+				return deny(RuleBadRole, "role %s has invalid source address %s: %s", quote(name), quote(a), why)
+			}
+		}
+		g.CriticalOptions[OptionSourceAddress] = strings.Join(role.SourceAddress, ",")
+	}
+	if role.ForceCommand != "" {
+		if strings.ContainsRune(role.ForceCommand, 0) || !utf8.ValidString(role.ForceCommand) {
+			return deny(RuleBadRole, "role %s has an invalid force command", quote(name))
+		}
+		g.CriticalOptions[OptionForceCommand] = role.ForceCommand
+	}
+	for _, e := range role.Extensions {
+		if e == "" || charProblem(e) != "" {
+			return deny(RuleBadRole, "role %s has invalid extension %s", quote(name), quote(e))
+		}
+		g.Extensions[e] = ""
+	}
+	return nil
+}
+
+// sourceAddressProblem says why a is not something sshd accepts in a
+// source-address list: an address or a network prefix without host bits.
+// It returns "" when a is fine.
+func sourceAddressProblem(a string) string {
+	if strings.Contains(a, "/") {
+		p, err := netip.ParsePrefix(a)
+		if err != nil {
+			return "not a CIDR prefix"
+		}
+		if p.Masked() != p {
+			return "host bits set (network is " + p.Masked().String() + ")"
+		}
+		return ""
+	}
+	ip, err := netip.ParseAddr(a)
+	if err != nil || ip.Zone() != "" {
+		return "not an IP address or CIDR prefix"
+	}
+	return ""
+}
+
+// ValidSourceAddress reports whether a is an entry that sshd accepts in a
+// source-address list: an IP address or a CIDR prefix with no host bits
+// set. It returns nil when a is valid.
+func ValidSourceAddress(a string) error {
+	if why := sourceAddressProblem(a); why != "" {
+		return fmt.Errorf("policy: invalid source address %s: %s", quote(a), why)
+	}
+	return nil
+}
+
+func tooMany(n int) *DenyError {
+	return deny(RuleTooManyPrincipals, "%d principals, at most %d allowed", n, MaxPrincipals)
+}
+
+// dedup returns the distinct strings of in, in first-seen order.
+func dedup(in []string) []string {
+	seen := make(map[string]bool, len(in))
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// quote quotes s for a message, shortening it so that hostile input cannot
+// flood logs.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return fmt.Sprintf("%q...", s[:cut])
+	}
+	return fmt.Sprintf("%q", s)
+}

@@ -1,0 +1,125 @@
+// Package sqlite opens sshca's embedded store: a SQLite database file (pure Go
+// driver) in WAL mode with a busy timeout, so admin commands can run while the
+// service holds the same file. It only opens and migrates; the queries live in
+// sqlstore.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/sshca/sshca/internal/store/sqlstore"
+)
+
+var schema = []string{
+	`CREATE TABLE IF NOT EXISTS certs (
+		serial INTEGER PRIMARY KEY AUTOINCREMENT,
+		ca_type TEXT NOT NULL,
+		ca_fp TEXT NOT NULL,
+		role TEXT NOT NULL,
+		key_id TEXT NOT NULL,
+		principals TEXT NOT NULL,
+		valid_after INTEGER NOT NULL,
+		valid_before INTEGER NOT NULL,
+		subject_fp TEXT NOT NULL,
+		subject_type TEXT NOT NULL,
+		requester TEXT NOT NULL,
+		issued_us INTEGER NOT NULL,
+		cert TEXT NOT NULL DEFAULT ''
+	)`,
+	`CREATE INDEX IF NOT EXISTS certs_key_id ON certs (key_id)`,
+	`CREATE INDEX IF NOT EXISTS certs_valid_before ON certs (valid_before)`,
+	`CREATE INDEX IF NOT EXISTS certs_subject_fp ON certs (subject_fp)`,
+	`CREATE TABLE IF NOT EXISTS ca_keys (
+		ca_type TEXT NOT NULL,
+		generation INTEGER NOT NULL,
+		state TEXT NOT NULL,
+		key_type TEXT NOT NULL,
+		fingerprint TEXT NOT NULL,
+		public_key TEXT NOT NULL,
+		signer TEXT NOT NULL,
+		file TEXT NOT NULL,
+		created_us INTEGER NOT NULL,
+		updated_us INTEGER NOT NULL,
+		PRIMARY KEY (ca_type, generation)
+	)`,
+	`CREATE TABLE IF NOT EXISTS revocations (
+		id INTEGER PRIMARY KEY AUTOINCREMENT,
+		ca_type TEXT NOT NULL,
+		kind TEXT NOT NULL,
+		lo INTEGER NOT NULL,
+		hi INTEGER NOT NULL,
+		key_id TEXT NOT NULL,
+		value TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		created_us INTEGER NOT NULL,
+		expires_us INTEGER NOT NULL,
+		UNIQUE (ca_type, kind, lo, hi, key_id, value)
+	)`,
+	`CREATE TABLE IF NOT EXISTS krl_versions (ca_type TEXT PRIMARY KEY, version INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS audit (
+		seq INTEGER PRIMARY KEY,
+		time_us INTEGER NOT NULL,
+		actor TEXT NOT NULL,
+		action TEXT NOT NULL,
+		role TEXT NOT NULL,
+		serial INTEGER NOT NULL,
+		key_id TEXT NOT NULL,
+		outcome TEXT NOT NULL,
+		reason TEXT NOT NULL,
+		details TEXT NOT NULL,
+		prev_hash TEXT NOT NULL,
+		hash TEXT NOT NULL
+	)`,
+	`CREATE INDEX IF NOT EXISTS audit_serial ON audit (serial)`,
+	`CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)`,
+}
+
+// Dialect is the SQLite dialect for sqlstore.
+var dialect = sqlstore.Dialect{
+	Name:   "sqlite",
+	Rebind: func(q string) string { return q },
+	BeginWrite: func(ctx context.Context, db *sql.DB) (*sql.Tx, error) {
+		// The DSN sets _txlock=immediate, so BEGIN takes the write lock at once
+		// and writers queue on the busy timeout instead of failing on upgrade.
+		return db.BeginTx(ctx, nil)
+	},
+	IsUniqueViolation: func(err error) bool {
+		var se *sqlite.Error
+		if errors.As(err, &se) {
+			return se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY
+		}
+		return strings.Contains(err.Error(), "UNIQUE constraint failed")
+	},
+}
+
+// Open opens (creating if needed) the SQLite database at path and migrates it.
+func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(15000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + path + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(4)
+	for _, stmt := range schema {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
+		}
+	}
+	return sqlstore.New(db, dialect), nil
+}

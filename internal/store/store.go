@@ -1,0 +1,147 @@
+// Package store defines how sshca keeps its durable state — issued
+// certificates and their serials, CA key generations, revocations, the audit
+// chain — and the sentinel errors every backend returns. Backends live in
+// sub-packages (sqlite, postgres) and are checked by the shared conformance
+// suite in storetest. The store never signs anything and holds no private keys.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/sshca/sshca/internal/audit"
+)
+
+// Sentinel errors.
+var (
+	ErrNotFound = errors.New("store: not found")
+	ErrExists   = errors.New("store: already exists")
+	ErrConflict = errors.New("store: conflicting update")
+)
+
+// CertRecord is one issued (or being issued) certificate.
+type CertRecord struct {
+	Serial             uint64
+	CAType             string // "user" or "host"
+	CAFingerprint      string // SHA256 fingerprint of the signing CA key
+	Role               string
+	KeyID              string
+	Principals         []string
+	ValidAfter         time.Time
+	ValidBefore        time.Time
+	SubjectFingerprint string // SHA256 fingerprint of the certified key
+	SubjectType        string // key algorithm of the certified key
+	Requester          string // actor that asked
+	IssuedAt           time.Time
+	Cert               string // authorized_keys line of the certificate; empty until signed
+}
+
+// CertFilter selects certificates for ListCerts. Zero fields match everything.
+type CertFilter struct {
+	KeyID      string
+	CAType     string
+	ActiveAt   time.Time // if set, only certificates valid at that instant
+	Serial     uint64
+	SubjectFP  string
+	Limit      int
+}
+
+// CAKey is one generation of a CA key.
+type CAKey struct {
+	CAType      string // "user" or "host"
+	Generation  int
+	State       string // "next", "active", "retiring", "retired", "revoked"
+	KeyType     string // "ed25519", "rsa-3072", ...
+	Fingerprint string
+	PublicKey   string // authorized_keys line
+	Signer      string // "file" or "agent"
+	File        string // private key file name inside the home (file signers)
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// CA key states.
+const (
+	StateNext     = "next"
+	StateActive   = "active"
+	StateRetiring = "retiring"
+	StateRetired  = "retired"
+	StateRevoked  = "revoked"
+)
+
+// Revocation kinds.
+const (
+	RevokeSerial      = "serial"       // Lo..Hi under CAType (Lo == Hi for one serial)
+	RevokeKeyID       = "key-id"       // KeyID under CAType
+	RevokeKey         = "key"          // Value: authorized_keys line of a plain public key
+	RevokeSHA256      = "sha256"       // Value: hex of the SHA-256 of the plain key blob
+	RevokeSHA1        = "sha1"         // Value: hex of the SHA-1 of the plain key blob
+	RevokeCAKey       = "ca-key"       // Value: authorized_keys line of a CA public key
+)
+
+// Revocation is one recorded revocation.
+type Revocation struct {
+	ID        int64
+	CAType    string // "user" or "host": which KRL it belongs to
+	Kind      string
+	Lo, Hi    uint64
+	KeyID     string
+	Value     string
+	Reason    string
+	Actor     string
+	CreatedAt time.Time
+	// Expires, when set, is the last instant at which anything this revocation
+	// covers can still be valid; after it the revocation may be pruned.
+	Expires time.Time
+}
+
+// Store is sshca's durable state. All methods are safe for concurrent use,
+// including from several processes sharing one database.
+type Store interface {
+	// IssueCert durably records rec (all fields but Serial and Cert), assigns
+	// it a fresh serial (never 0, never reused), and appends ev (with Serial
+	// filled in) to the audit chain, in one transaction.
+	IssueCert(ctx context.Context, rec *CertRecord, ev audit.Entry) (uint64, error)
+	// SetCertBody stores the signed certificate line of serial.
+	SetCertBody(ctx context.Context, serial uint64, cert string) error
+	GetCert(ctx context.Context, serial uint64) (*CertRecord, error)
+	ListCerts(ctx context.Context, f CertFilter) ([]CertRecord, error)
+	// MaxSerial returns the highest serial ever assigned (0 if none).
+	MaxSerial(ctx context.Context) (uint64, error)
+
+	// AddCAKey records a new CA key generation; its Generation must be unique per CAType.
+	AddCAKey(ctx context.Context, k CAKey, ev audit.Entry) error
+	// SetCAKeyStates changes the states of several generations atomically.
+	SetCAKeyStates(ctx context.Context, caType string, states map[int]string, ev audit.Entry) error
+	ListCAKeys(ctx context.Context, caType string) ([]CAKey, error)
+
+	// AddRevocation records r unless an identical revocation exists; it
+	// reports whether r was new. A new revocation bumps the KRL version of r.CAType.
+	AddRevocation(ctx context.Context, r Revocation, ev audit.Entry) (bool, error)
+	ListRevocations(ctx context.Context, caType string) ([]Revocation, error)
+	// PruneRevocations deletes revocations that expired before t and bumps the KRL version if any were removed.
+	PruneRevocations(ctx context.Context, caType string, before time.Time, ev audit.Entry) (int, error)
+	// KRLVersion is a counter that rises with every change to caType's revocations.
+	KRLVersion(ctx context.Context, caType string) (uint64, error)
+
+	// Append adds ev to the audit chain.
+	Append(ctx context.Context, ev audit.Entry) (audit.Entry, error)
+	// AuditEntries returns the audit log in sequence order, filtered.
+	AuditEntries(ctx context.Context, f AuditFilter) ([]audit.Entry, error)
+	// AuditHead returns the sequence number and hash the store believes is last.
+	AuditHead(ctx context.Context) (uint64, string, error)
+
+	Close() error
+}
+
+// AuditFilter selects audit entries. Zero fields match everything.
+type AuditFilter struct {
+	Actor  string
+	Role   string
+	Serial uint64
+	Action string
+	Since  time.Time
+	Until  time.Time
+	Limit  int
+}
