@@ -97,7 +97,7 @@ func (k *KRL) Marshal() ([]byte, error) {
 func checkSection(s *CertSection) error {
 	if len(s.CA) > 0 {
 		if _, err := parseCAKey(s.CA); err != nil {
-			return err
+			return fmt.Errorf("krl: %w", err)
 		}
 	}
 	for _, r := range s.Serials {
@@ -118,17 +118,17 @@ func checkSection(s *CertSection) error {
 func parseCAKey(blob []byte) (ssh.PublicKey, error) {
 	pk, err := ssh.ParsePublicKey(blob)
 	if err != nil {
-		return nil, fmt.Errorf("krl: CA key: %w", err)
+		return nil, fmt.Errorf("CA key: %w", err)
 	}
 	if err := checkKeyLoadable(pk); err != nil {
-		return nil, fmt.Errorf("krl: CA key: %w", err)
+		return nil, fmt.Errorf("CA key: %w", err)
 	}
 	if c, ok := pk.(*ssh.Certificate); ok {
 		if err := checkKeyLoadable(c.Key); err != nil {
-			return nil, fmt.Errorf("krl: CA key: %w", err)
+			return nil, fmt.Errorf("CA key: %w", err)
 		}
 		if err := verifyCertBlob(blob, c); err != nil {
-			return nil, fmt.Errorf("krl: CA key: %w", err)
+			return nil, fmt.Errorf("CA key: %w", err)
 		}
 	}
 	return pk, nil

@@ -95,10 +95,10 @@ func caBlob(ca ssh.PublicKey) ([]byte, error) {
 		return nil, nil
 	}
 	if _, ok := ca.(*ssh.Certificate); ok {
-		return nil, errors.New("krl: a CA key must be a plain key, not a certificate")
+		return nil, errors.New("a CA key must be a plain key, not a certificate")
 	}
 	if ca.Type() == ssh.KeyAlgoDSA {
-		return nil, errors.New("krl: DSA CA keys are not supported (OpenSSH 10 cannot load such a KRL)")
+		return nil, errors.New("DSA CA keys are not supported (OpenSSH 10 cannot load such a KRL)")
 	}
 	return ca.Marshal(), nil
 }
@@ -163,11 +163,23 @@ func (k *KRL) section(ca []byte, create bool) *CertSection {
 // RevokeSerials revokes the certificates with serials lo..hi (inclusive)
 // signed by ca; a nil ca is the wildcard CA. Serial 0 cannot be revoked.
 func (k *KRL) RevokeSerials(ca ssh.PublicKey, lo, hi uint64) error {
+	return prefix(k.revokeSerials(ca, lo, hi))
+}
+
+// prefix names the package in errors of the exported builder methods.
+func prefix(err error) error {
+	if err != nil {
+		return fmt.Errorf("krl: %w", err)
+	}
+	return nil
+}
+
+func (k *KRL) revokeSerials(ca ssh.PublicKey, lo, hi uint64) error {
 	if lo == 0 {
-		return errors.New("krl: serial 0 cannot be revoked")
+		return errors.New("serial 0 cannot be revoked")
 	}
 	if lo > hi {
-		return fmt.Errorf("krl: serial range %d-%d is reversed", lo, hi)
+		return fmt.Errorf("serial range %d-%d is reversed", lo, hi)
 	}
 	blob, err := caBlob(ca)
 	if err != nil {
@@ -194,8 +206,12 @@ func appendRange(rs []SerialRange, r SerialRange) []SerialRange {
 // RevokeKeyID revokes every certificate with key ID id signed by ca; a nil
 // ca is the wildcard CA.
 func (k *KRL) RevokeKeyID(ca ssh.PublicKey, id string) error {
+	return prefix(k.revokeKeyID(ca, id))
+}
+
+func (k *KRL) revokeKeyID(ca ssh.PublicKey, id string) error {
 	if strings.IndexByte(id, 0) >= 0 {
-		return errors.New("krl: key ID contains NUL")
+		return errors.New("key ID contains NUL")
 	}
 	blob, err := caBlob(ca)
 	if err != nil {
@@ -210,7 +226,7 @@ func (k *KRL) RevokeKeyID(ca ssh.PublicKey, id string) error {
 // listed in a specification file: by serial under its own CA, or by key ID
 // when the serial is 0.
 func (k *KRL) RevokeCertificate(cert *ssh.Certificate) error {
-	if cert.SignatureKey == nil {
+	if cert == nil || cert.SignatureKey == nil {
 		return errors.New("krl: certificate has no signature key")
 	}
 	if cert.Serial == 0 {
@@ -221,9 +237,11 @@ func (k *KRL) RevokeCertificate(cert *ssh.Certificate) error {
 
 // RevokeKey revokes pub explicitly. A certificate is reduced to its plain
 // key, so every certificate over that key is revoked too.
-func (k *KRL) RevokeKey(pub ssh.PublicKey) error {
+func (k *KRL) RevokeKey(pub ssh.PublicKey) error { return prefix(k.revokeKey(pub)) }
+
+func (k *KRL) revokeKey(pub ssh.PublicKey) error {
 	if pub == nil {
-		return errors.New("krl: nil key")
+		return errors.New("nil key")
 	}
 	k.ExplicitKeys = append(k.ExplicitKeys, plainBlob(pub))
 	return nil

@@ -224,6 +224,10 @@ func renderConfig(c *Config, p paths, port int, hostCert, penalties bool) string
 	line("PrintLastLog no")
 	line("LoginGraceTime 20")
 	line("MaxStartups 100")
+	// Debian's bash sources ~/.bashrc when started by sshd unless SHLVL
+	// says it is nested; a heavy or chatty .bashrc would slow every login
+	// by seconds and pollute the command's output.
+	line("SetEnv SHLVL=1")
 	if penalties {
 		line("PerSourcePenalties no")
 	}

@@ -17,7 +17,7 @@ import (
 
 // DefaultCommand is the remote command Login runs unless told otherwise;
 // with it, a login is OK only if the marker comes back on stdout.
-const DefaultCommand = "echo " + loginMarker
+const DefaultCommand = "echo sshca-login-ok"
 
 const (
 	loginMarker  = "sshca-login-ok"
@@ -173,15 +173,14 @@ func (s *Server) sshArgs(o LoginOptions, knownHosts, account, command string) []
 		"-o", "KbdInteractiveAuthentication=no",
 		"-o", "ConnectTimeout=5",
 	}
-	if o.UseAgentOnly {
-		// IdentityFile=none keeps ssh from trying ~/.ssh/id_* after the
-		// agent's keys.
+	// IdentityFile=none keeps ssh from trying the user's ~/.ssh/id_*.
+	switch {
+	case o.UseAgentOnly:
 		args = append(args, "-o", "IdentitiesOnly=no", "-o", "IdentityFile=none")
-	} else {
-		args = append(args, "-o", "IdentitiesOnly=yes")
-		if o.IdentityFile != "" {
-			args = append(args, "-i", o.IdentityFile)
-		}
+	case o.IdentityFile != "":
+		args = append(args, "-o", "IdentitiesOnly=yes", "-i", o.IdentityFile)
+	default:
+		args = append(args, "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=none")
 	}
 	if o.CertificateFile != "" {
 		args = append(args, "-o", "CertificateFile="+o.CertificateFile)

@@ -39,12 +39,12 @@ type CertRecord struct {
 
 // CertFilter selects certificates for ListCerts. Zero fields match everything.
 type CertFilter struct {
-	KeyID      string
-	CAType     string
-	ActiveAt   time.Time // if set, only certificates valid at that instant
-	Serial     uint64
-	SubjectFP  string
-	Limit      int
+	KeyID     string
+	CAType    string
+	ActiveAt  time.Time // if set, only certificates valid at that instant
+	Serial    uint64
+	SubjectFP string
+	Limit     int
 }
 
 // CAKey is one generation of a CA key.
@@ -72,12 +72,12 @@ const (
 
 // Revocation kinds.
 const (
-	RevokeSerial      = "serial"       // Lo..Hi under CAType (Lo == Hi for one serial)
-	RevokeKeyID       = "key-id"       // KeyID under CAType
-	RevokeKey         = "key"          // Value: authorized_keys line of a plain public key
-	RevokeSHA256      = "sha256"       // Value: hex of the SHA-256 of the plain key blob
-	RevokeSHA1        = "sha1"         // Value: hex of the SHA-1 of the plain key blob
-	RevokeCAKey       = "ca-key"       // Value: authorized_keys line of a CA public key
+	RevokeSerial = "serial" // Lo..Hi under CAType (Lo == Hi for one serial)
+	RevokeKeyID  = "key-id" // KeyID under CAType
+	RevokeKey    = "key"    // Value: authorized_keys line of a plain public key
+	RevokeSHA256 = "sha256" // Value: hex of the SHA-256 of the plain key blob
+	RevokeSHA1   = "sha1"   // Value: hex of the SHA-1 of the plain key blob
+	RevokeCAKey  = "ca-key" // Value: authorized_keys line of a CA public key
 )
 
 // Revocation is one recorded revocation.

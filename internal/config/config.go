@@ -1,0 +1,371 @@
+// Package config defines sshca.yaml, the CA administrator's policy file:
+// its schema, a strict decoder whose errors name the path of the offending
+// key, Validate, which checks every field and reports it by path, and the
+// conversion of roles into policy.Role values.
+//
+// It never decides a request (package policy does), never touches CA keys
+// and never writes files.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/sshca/sshca/internal/policy"
+)
+
+// Config is the content of sshca.yaml.
+type Config struct {
+	// Backdate is subtracted from the start of every certificate's
+	// validity to absorb clock skew; 0 to 1h, 5m by default.
+	Backdate Duration `yaml:"backdate"`
+	// Database is an optional PostgreSQL URL; without it the embedded
+	// SQLite database of the home directory is used.
+	Database string `yaml:"database,omitempty"`
+	// Roles maps role names to what they grant.
+	Roles map[string]*Role `yaml:"roles"`
+}
+
+// Role is one role of sshca.yaml; see policy.Role for the meaning of each
+// field.
+type Role struct {
+	Type          string   `yaml:"type"` // "user" or "host"
+	Principals    []string `yaml:"principals"`
+	DefaultTTL    Duration `yaml:"default_ttl"` // = MaxTTL when omitted
+	MaxTTL        Duration `yaml:"max_ttl"`
+	Extensions    []string `yaml:"extensions"`
+	SourceAddress []string `yaml:"source_address"`
+	ForceCommand  string   `yaml:"force_command"`
+}
+
+// Limits of the file.
+const (
+	// DefaultBackdate is the backdate of a file that does not set one.
+	DefaultBackdate = 5 * time.Minute
+	// MaxBackdate is the largest backdate accepted.
+	MaxBackdate = time.Hour
+	// maxFileSize bounds the input so that a wrong path (a log file, a
+	// disk image) fails quickly.
+	maxFileSize = 1 << 20
+)
+
+// Default returns the configuration of an empty file: backdate 5m and no
+// roles.
+func Default() *Config {
+	return &Config{Backdate: Duration(DefaultBackdate), Roles: map[string]*Role{}}
+}
+
+// FieldError is a problem with one field, named by its dotted path such as
+// "roles.deploy.max_ttl" or "roles.deploy.principals[1]". Line is the line
+// in the file when known (0 otherwise).
+type FieldError struct {
+	Path string
+	Line int
+	Msg  string
+}
+
+// Error returns "path: msg", followed by " (line N)" when the line is known.
+func (e *FieldError) Error() string {
+	s := e.Path + ": " + e.Msg
+	if e.Line > 0 {
+		s += fmt.Sprintf(" (line %d)", e.Line)
+	}
+	return s
+}
+
+// Parse decodes sshca.yaml strictly: unknown keys, duplicate keys, YAML
+// merge keys, values of the wrong kind, bad durations, several documents
+// or a top level that is not a mapping are errors. Each problem is
+// reported as "config: path: message (line N)", all of them joined with
+// errors.Join. Parse fills defaults (backdate, and default_ttl = max_ttl
+// when omitted) but does not Validate.
+func Parse(data []byte) (*Config, error) {
+	c, errs := parse(data)
+	if len(errs) > 0 {
+		return nil, prefixAll("config: ", errs)
+	}
+	return c, nil
+}
+
+// Load reads the file at path, parses and validates it. Every error is
+// prefixed with "config: " and the file name.
+func Load(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, errs := parse(data)
+	if len(errs) == 0 {
+		errs = c.validate()
+	}
+	if len(errs) > 0 {
+		return nil, prefixAll("config: "+path+": ", errs)
+	}
+	return c, nil
+}
+
+// prefixAll puts prefix in front of each error, so that every line of a
+// joined error says where it comes from.
+func prefixAll(prefix string, errs []error) error {
+	wrapped := make([]error, len(errs))
+	for i, e := range errs {
+		wrapped[i] = fmt.Errorf("%s%w", prefix, e)
+	}
+	if len(wrapped) == 1 {
+		return wrapped[0]
+	}
+	return errors.Join(wrapped...)
+}
+
+// Validate checks every field. It returns nil or the errors.Join of one
+// *FieldError per problem, in a stable order.
+func (c *Config) Validate() error {
+	return errors.Join(c.validate()...)
+}
+
+// validator collects field errors.
+type validator struct{ errs []error }
+
+func (v *validator) add(path, format string, args ...any) {
+	v.errs = append(v.errs, &FieldError{Path: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// addErr records a policy error under path, without the package prefix
+// (the path already says where the problem is).
+func (v *validator) addErr(path string, err error) {
+	v.add(path, "%s", strings.TrimPrefix(err.Error(), "policy: "))
+}
+
+func (c *Config) validate() []error {
+	var v validator
+	switch b := time.Duration(c.Backdate); {
+	case b < 0:
+		v.add("backdate", "must be >= 0")
+	case b > MaxBackdate:
+		v.add("backdate", "must be at most %s", Duration(MaxBackdate))
+	}
+	if c.Database != "" {
+		validateDatabase(&v, c.Database)
+	}
+	names := make([]string, 0, len(c.Roles))
+	for name := range c.Roles {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		path := "roles." + pathKey(name)
+		if !validRoleName(name) {
+			v.add(path, "invalid role name: use 1 to 64 lower-case letters, digits, '_' and '-', starting with a letter or digit")
+		}
+		r := c.Roles[name]
+		if r == nil {
+			v.add(path, "missing role definition")
+			continue
+		}
+		r.validate(&v, path)
+	}
+	return v.errs
+}
+
+// validRoleName reports whether name matches ^[a-z0-9][a-z0-9_-]{0,63}$.
+func validRoleName(name string) bool {
+	if name == "" || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+		case (c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func validateDatabase(v *validator, db string) {
+	u, err := url.Parse(db)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		v.add("database", "must be a postgres:// URL")
+		return
+	}
+	_, hasPassword := u.User.Password()
+	if hasPassword || u.Query().Has("password") {
+		v.add("database", "must not contain a password; put it in a passfile (passfile=... or PGPASSFILE)")
+	}
+}
+
+// knownExtensions are the extensions OpenSSH defines (PROTOCOL.certkeys).
+func knownExtension(e string) bool {
+	switch e {
+	case "no-touch-required", "permit-X11-forwarding", "permit-agent-forwarding",
+		"permit-port-forwarding", "permit-pty", "permit-user-rc":
+		return true
+	}
+	return false
+}
+
+const extensionList = "no-touch-required, permit-X11-forwarding, permit-agent-forwarding, permit-port-forwarding, permit-pty, permit-user-rc"
+
+func (r *Role) validate(v *validator, path string) {
+	isUser, isHost := r.Type == "user", r.Type == "host"
+	if !isUser && !isHost {
+		v.add(path+".type", `must be "user" or "host"`)
+	}
+
+	maxTTL, defTTL := time.Duration(r.MaxTTL), time.Duration(r.DefaultTTL)
+	if maxTTL <= 0 {
+		v.add(path+".max_ttl", "must be > 0")
+	}
+	switch {
+	case defTTL <= 0:
+		v.add(path+".default_ttl", "must be > 0")
+	case maxTTL > 0 && defTTL > maxTTL:
+		v.add(path+".default_ttl", "must not exceed max_ttl (%s)", r.MaxTTL)
+	}
+
+	if len(r.Principals) == 0 {
+		v.add(path+".principals", "must not be empty")
+	}
+	if isUser && len(r.Principals) > policy.MaxPrincipals {
+		v.add(path+".principals", "has %d entries; a certificate holds at most %d", len(r.Principals), policy.MaxPrincipals)
+	}
+	seen := map[string]int{}
+	for i, p := range r.Principals {
+		ppath := fmt.Sprintf("%s.principals[%d]", path, i)
+		if j, dup := seen[p]; dup {
+			v.add(ppath, "duplicate of principals[%d]", j)
+			continue
+		}
+		seen[p] = i
+		switch {
+		case isUser:
+			if err := policy.ValidTemplate(p); err != nil {
+				v.addErr(ppath, err)
+			}
+		case isHost:
+			if err := policy.ValidHostPattern(p); err != nil {
+				v.addErr(ppath, err)
+			}
+		}
+	}
+
+	if isHost {
+		if len(r.Extensions) > 0 {
+			v.add(path+".extensions", "not allowed for host roles")
+		}
+		if len(r.SourceAddress) > 0 {
+			v.add(path+".source_address", "not allowed for host roles (ssh refuses host certificates with critical options)")
+		}
+		if r.ForceCommand != "" {
+			v.add(path+".force_command", "not allowed for host roles (ssh refuses host certificates with critical options)")
+		}
+		return
+	}
+
+	seen = map[string]int{}
+	for i, e := range r.Extensions {
+		epath := fmt.Sprintf("%s.extensions[%d]", path, i)
+		if j, dup := seen[e]; dup {
+			v.add(epath, "duplicate of extensions[%d]", j)
+			continue
+		}
+		seen[e] = i
+		if knownExtension(e) {
+			continue
+		}
+		if at := strings.IndexByte(e, '@'); at > 0 && at < len(e)-1 && policy.ValidPrincipal(e) == nil {
+			continue // vendor extension: name@domain
+		}
+		msg := fmt.Sprintf("unknown extension %s (OpenSSH defines %s; vendor extensions look like name@example.com)", quote(e), extensionList)
+		for _, k := range strings.Split(extensionList, ", ") {
+			if strings.EqualFold(k, e) {
+				msg = fmt.Sprintf("unknown extension %s; did you mean %q?", quote(e), k)
+			}
+		}
+		v.add(epath, "%s", msg)
+	}
+
+	seen = map[string]int{}
+	for i, a := range r.SourceAddress {
+		apath := fmt.Sprintf("%s.source_address[%d]", path, i)
+		if j, dup := seen[a]; dup {
+			v.add(apath, "duplicate of source_address[%d]", j)
+			continue
+		}
+		seen[a] = i
+		if err := policy.ValidSourceAddress(a); err != nil {
+			v.addErr(apath, err)
+		}
+	}
+
+	if strings.ContainsAny(r.ForceCommand, "\x00\r\n") {
+		v.add(path+".force_command", "must not contain NUL or line breaks")
+	}
+}
+
+// PolicyRoles converts the roles for package policy. Nil roles are left
+// out; call Validate first.
+func (c *Config) PolicyRoles() map[string]policy.Role {
+	out := make(map[string]policy.Role, len(c.Roles))
+	for name, r := range c.Roles {
+		if r == nil {
+			continue
+		}
+		var t policy.CertType
+		switch r.Type {
+		case "user":
+			t = policy.UserCert
+		case "host":
+			t = policy.HostCert
+		}
+		out[name] = policy.Role{
+			Name:          name,
+			Type:          t,
+			Principals:    slices.Clone(r.Principals),
+			DefaultTTL:    time.Duration(r.DefaultTTL),
+			MaxTTL:        time.Duration(r.MaxTTL),
+			Extensions:    slices.Clone(r.Extensions),
+			SourceAddress: slices.Clone(r.SourceAddress),
+			ForceCommand:  r.ForceCommand,
+		}
+	}
+	return out
+}
+
+// pathKey writes a map key for a field path: bare when it is a plain
+// name, quoted otherwise.
+func pathKey(k string) string {
+	if k == "" {
+		return `""`
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return quote(k)
+		}
+	}
+	return k
+}
+
+// quote quotes s for a message, shortened so that hostile input cannot
+// flood a terminal or a log.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		return fmt.Sprintf("%q...", s[:max])
+	}
+	return fmt.Sprintf("%q", s)
+}
