@@ -111,7 +111,8 @@ func (a *Authority) now() time.Time {
 	return time.Now()
 }
 
-func (a *Authority) signerFor(ctx context.Context, k store.CAKey) (ssh.Signer, error) {
+// Signer opens (once) and returns the signer of CA key generation k.
+func (a *Authority) Signer(ctx context.Context, k store.CAKey) (ssh.Signer, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if s, ok := a.signers[k.Fingerprint]; ok {
@@ -177,7 +178,7 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 	if err != nil {
 		return nil, err
 	}
-	sgn, err := a.signerFor(ctx, key)
+	sgn, err := a.Signer(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
 	}

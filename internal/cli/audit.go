@@ -13,10 +13,15 @@ import (
 )
 
 func init() {
+	register(newAuditListCommand)
+	register(newAuditVerifyCommand)
+}
+
+func newAuditListCommand() *command {
 	var actor, role, action, since, until string
 	var serial uint64
 	var asJSON bool
-	register(&command{
+	return &command{
 		name:    "audit list",
 		summary: "read the audit log",
 		usage:   "[--actor A] [--role R] [--serial N] [--action A] [--since T] [--until T] [--json]",
@@ -78,8 +83,11 @@ func init() {
 			}
 			return nil
 		},
-	})
-	register(&command{
+	}
+}
+
+func newAuditVerifyCommand() *command {
+	return &command{
 		name:    "audit verify",
 		summary: "check the integrity of the audit log's hash chain",
 		usage:   "",
@@ -98,7 +106,7 @@ func init() {
 			fmt.Fprintf(e.stdout, "audit log intact: %d entries\n", n)
 			return nil
 		},
-	})
+	}
 }
 
 // verifyAudit checks the chain and that it ends where the head record says.

@@ -13,9 +13,11 @@ func published(k store.CAKey) bool {
 	return k.State == store.StateNext || k.State == store.StateActive || k.State == store.StateRetiring
 }
 
-func init() {
+func init() { register(newCAShowCommand) }
+
+func newCAShowCommand() *command {
 	var caType, knownHosts string
-	register(&command{
+	return &command{
 		name:    "ca show",
 		summary: "print the trusted public keys of a CA (every live generation)",
 		usage:   "--type user|host [--known-hosts PATTERN]",
@@ -58,5 +60,5 @@ func init() {
 			}
 			return nil
 		},
-	})
+	}
 }

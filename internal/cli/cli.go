@@ -70,9 +70,23 @@ type exitCodeError struct{ code int }
 
 func (e *exitCodeError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-var commands []*command
+// commandMakers build the command table. Each Run builds a fresh table, so
+// the flag destinations that a command's closures capture belong to one
+// invocation and concurrent Runs (tests, the service) share no state.
+// The slice is only appended to by init functions.
+var commandMakers []func() *command
 
-func register(c *command) { commands = append(commands, c) }
+// register adds a command constructor, called once per Run; call it from
+// init only.
+func register(mk func() *command) { commandMakers = append(commandMakers, mk) }
+
+func newCommands() []*command {
+	cs := make([]*command, len(commandMakers))
+	for i, mk := range commandMakers {
+		cs[i] = mk()
+	}
+	return cs
+}
 
 // Main runs sshca with args (without the program name) and returns the exit code.
 func Main(args []string) int {
@@ -124,8 +138,9 @@ func run(e *env, args []string) error {
 		return usagef("%v", err)
 	}
 	rest := global.Args()
+	commands := newCommands()
 	if *help || len(rest) == 0 {
-		printTopUsage(e.stdout)
+		printTopUsage(e.stdout, commands)
 		if len(rest) == 0 && !*help {
 			return usagef("no command given")
 		}
@@ -133,15 +148,15 @@ func run(e *env, args []string) error {
 	}
 	if rest[0] == "help" {
 		if len(rest) > 1 {
-			if c, _ := findCommand(rest[1:]); c != nil {
+			if c, _ := findCommand(commands, rest[1:]); c != nil {
 				printCommandUsage(e.stdout, c, newFlagSet(c))
 				return nil
 			}
 		}
-		printTopUsage(e.stdout)
+		printTopUsage(e.stdout, commands)
 		return nil
 	}
-	c, n := findCommand(rest)
+	c, n := findCommand(commands, rest)
 	if c == nil {
 		return withHint(usagef("unknown command %q", strings.Join(rest[:min(len(rest), 2)], " ")), "run `sshca -h` for the list of commands")
 	}
@@ -181,7 +196,7 @@ func newFlagSet(c *command) *flag.FlagSet {
 }
 
 // findCommand matches the longest command name at the start of args.
-func findCommand(args []string) (*command, int) {
+func findCommand(commands []*command, args []string) (*command, int) {
 	var best *command
 	bestN := 0
 	for _, c := range commands {
@@ -224,7 +239,7 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func printTopUsage(w io.Writer) {
+func printTopUsage(w io.Writer, commands []*command) {
 	fmt.Fprintln(w, "sshca — an SSH certificate authority for OpenSSH fleets")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Usage: sshca [--home DIR] COMMAND [flags] [args]")
@@ -250,13 +265,17 @@ func printCommandUsage(w io.Writer, c *command, fs *flag.FlagSet) {
 	}
 }
 
+// errNoPassphrase is the refusal to sign with an encrypted CA key when no
+// passphrase was given.
+var errNoPassphrase = errors.New("the CA key is encrypted")
+
 // openHome opens the CA home with a passphrase source from --passphrase-file
 // or $SSHCA_PASSPHRASE_FILE.
 func (e *env) openHome(passFile string) (*home.Home, error) {
 	pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
 	h, err := home.Open(e.ctx, e.home, home.Options{Passphrase: func() ([]byte, error) {
 		if pf == "" {
-			return nil, withHint(errors.New("the CA key is encrypted"), "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
+			return nil, withHint(errNoPassphrase, "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
 		}
 		return readPassphrase(pf)
 	}})

@@ -12,9 +12,11 @@ import (
 	"github.com/sshca/sshca/internal/signer"
 )
 
-func init() {
+func init() { register(newInitCommand) }
+
+func newInitCommand() *command {
 	var keyType, passFile string
-	register(&command{
+	return &command{
 		name:    "init",
 		summary: "create a CA home: user and host CA keys, sshca.yaml policy, database",
 		usage:   "[--key-type T] [--passphrase-file F]",
@@ -57,7 +59,7 @@ func init() {
 			}
 			return nil
 		},
-	})
+	}
 }
 
 // keyTypeHint warns about client support for a CA key type.

@@ -15,9 +15,11 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-func init() {
+func init() { register(newInspectCommand) }
+
+func newInspectCommand() *command {
 	var asJSON bool
-	register(&command{
+	return &command{
 		name:    "inspect",
 		summary: "describe a certificate (like ssh-keygen -L) or a KRL (every section)",
 		usage:   "[--json] FILE",
@@ -48,7 +50,7 @@ func init() {
 			fmt.Fprint(e.stdout, describeCert(args[0], cert, time.Local))
 			return nil
 		},
-	})
+	}
 }
 
 func readLimited(path string, limit int64) ([]byte, error) {

@@ -11,10 +11,12 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-func init() {
+func init() { register(newListCommand) }
+
+func newListCommand() *command {
 	var keyID, caType string
 	var active, asJSON bool
-	register(&command{
+	return &command{
 		name:    "list",
 		summary: "list issued certificates",
 		usage:   "[--id KEYID] [--active] [--type user|host] [--json]",
@@ -72,5 +74,5 @@ func init() {
 			}
 			return tw.Flush()
 		},
-	})
+	}
 }

@@ -19,11 +19,12 @@ import (
 )
 
 func init() {
-	registerSign("user")
-	registerSign("host")
+	register(func() *command { return newSignCommand("user") })
+	register(func() *command { return newSignCommand("host") })
 }
 
-func registerSign(kind string) {
+// newSignCommand builds "sign user" or "sign host".
+func newSignCommand(kind string) *command {
 	var role, keyID, principals, ttl, out, passFile string
 	c := &command{
 		name:    "sign " + kind,
@@ -110,6 +111,11 @@ func registerSign(kind string) {
 			return fmt.Errorf("%s: %w", pubPath, h.Authority.Deny(e.ctx, req, "bad-key", perr))
 		}
 		cert, err := h.Authority.Sign(e.ctx, req)
+		if errors.Is(err, signer.ErrWrongPassphrase) || errors.Is(err, errNoPassphrase) {
+			// A failed attempt to unlock the CA key is a refusal the
+			// audit log must show, like a policy denial.
+			err = h.Authority.Deny(e.ctx, req, "ca-key-locked", err)
+		}
 		if err != nil {
 			var de *policy.DenyError
 			if errors.As(err, &de) {
@@ -140,7 +146,7 @@ func registerSign(kind string) {
 			time.Unix(int64(cert.ValidAfter), 0).UTC().Format(time.RFC3339), time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339))
 		return nil
 	}
-	register(c)
+	return c
 }
 
 // certPath is where ssh-keygen -s puts the certificate of key file p.

@@ -39,9 +39,9 @@ type Role struct {
 	Principals    []string `yaml:"principals"`
 	DefaultTTL    Duration `yaml:"default_ttl"` // = MaxTTL when omitted
 	MaxTTL        Duration `yaml:"max_ttl"`
-	Extensions    []string `yaml:"extensions"`
-	SourceAddress []string `yaml:"source_address"`
-	ForceCommand  string   `yaml:"force_command"`
+	Extensions    []string `yaml:"extensions,omitempty"`
+	SourceAddress []string `yaml:"source_address,omitempty"`
+	ForceCommand  string   `yaml:"force_command,omitempty"`
 }
 
 // Limits of the file.
@@ -80,8 +80,8 @@ func (e *FieldError) Error() string {
 }
 
 // Parse decodes sshca.yaml strictly: unknown keys, duplicate keys, YAML
-// merge keys, values of the wrong kind, bad durations, several documents
-// or a top level that is not a mapping are errors. Each problem is
+// merge keys, explicit tags, values of the wrong kind, bad durations,
+// several documents or a top level that is not a mapping are errors. Each problem is
 // reported as "config: path: message (line N)", all of them joined with
 // errors.Join. Parse fills defaults (backdate, and default_ttl = max_ttl
 // when omitted) but does not Validate.
@@ -230,7 +230,7 @@ func (r *Role) validate(v *validator, path string) {
 		v.add(path+".max_ttl", "must be > 0")
 	}
 	switch {
-	case defTTL <= 0:
+	case defTTL <= 0 && maxTTL > 0:
 		v.add(path+".default_ttl", "must be > 0")
 	case maxTTL > 0 && defTTL > maxTTL:
 		v.add(path+".default_ttl", "must not exceed max_ttl (%s)", r.MaxTTL)

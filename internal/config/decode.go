@@ -147,6 +147,13 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		return
 	}
 
+	if n.Style&yaml.TaggedStyle != 0 {
+		// Tags change how a value decodes (!!binary turns base64 into
+		// bytes); a policy file has no use for them.
+		w.fail(n, path, "explicit YAML tag %s not supported", quote(n.Tag))
+		return
+	}
+
 	if t == reflect.TypeFor[Duration]() {
 		if n.Kind != yaml.ScalarNode {
 			w.fail(n, path, `must be a duration such as "8h", not %s`, kindName(n))
@@ -212,6 +219,10 @@ func (w *walker) mapping(n *yaml.Node, path string, each func(k, v *yaml.Node, p
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind != yaml.ScalarNode || isNull(k) {
 			w.fail(k, path, "keys must be strings, not %s", kindName(k))
+			continue
+		}
+		if k.Style&yaml.TaggedStyle != 0 {
+			w.fail(k, path, "explicit YAML tag %s not supported", quote(k.Tag))
 			continue
 		}
 		p := pathKey(k.Value)

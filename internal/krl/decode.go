@@ -10,16 +10,17 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// Default limits of Parse; see Limits.
+// Default limits of Parse; see Options.
 const (
 	DefaultMaxSize         = 64 << 20
 	DefaultMaxSerialRanges = 1 << 22
 	DefaultMaxEntries      = 1 << 22
 )
 
-// Limits bound the resources Parse spends on one input. A zero field means
-// its default. OpenSSH itself cannot load files over 128 MiB.
-type Limits struct {
+// Options tune ParseWith. The limits bound the resources spent on one
+// input; a zero limit means its default. OpenSSH itself cannot load files
+// over 128 MiB.
+type Options struct {
 	// MaxSize is the largest input accepted, in bytes.
 	MaxSize int
 	// MaxSerialRanges bounds the serial ranges held while decoding (a
@@ -27,9 +28,14 @@ type Limits struct {
 	MaxSerialRanges int
 	// MaxEntries bounds the key IDs, explicit keys and fingerprints.
 	MaxEntries int
+	// Strict also refuses what OpenSSH 9.2 refuses but current OpenSSH
+	// skips: extension sections and subsections (9.2 knows none) and
+	// legacy signature sections (9.2 verifies them). Use it to validate a
+	// KRL before installing it on servers that may run 9.2.
+	Strict bool
 }
 
-func (l Limits) withDefaults() Limits {
+func (l Options) withDefaults() Options {
 	if l.MaxSize <= 0 {
 		l.MaxSize = DefaultMaxSize
 	}
@@ -42,10 +48,10 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// Parse decodes a KRL with the default Limits. See ParseLimits.
-func Parse(b []byte) (*KRL, error) { return ParseLimits(b, Limits{}) }
+// Parse decodes a KRL with the default Options. See ParseWith.
+func Parse(b []byte) (*KRL, error) { return ParseWith(b, Options{}) }
 
-// ParseLimits decodes a KRL, accepting exactly what OpenSSH's
+// ParseWith decodes a KRL, accepting exactly what OpenSSH's
 // ssh_krl_from_blob accepts (§3.4): the magic and format version 1, every
 // field complete, no trailing bytes inside a section or subsection, known
 // section types only, no serial 0, no reversed range, bitmaps that are
@@ -57,8 +63,8 @@ func Parse(b []byte) (*KRL, error) { return ParseLimits(b, Limits{}) }
 // would first have recorded a revocation for them.
 //
 // Beyond OpenSSH, DSA CA keys are refused (OpenSSH 10 cannot load them)
-// and lim bounds the memory spent on hostile input.
-func ParseLimits(b []byte, lim Limits) (*KRL, error) {
+// and the limits of lim bound the memory spent on hostile input.
+func ParseWith(b []byte, lim Options) (*KRL, error) {
 	lim = lim.withDefaults()
 	if len(b) > lim.MaxSize {
 		return nil, fmt.Errorf("%w: input of %d bytes exceeds %d", ErrLimit, len(b), lim.MaxSize)
@@ -87,7 +93,7 @@ func ParseLimits(b []byte, lim Limits) (*KRL, error) {
 }
 
 type decoder struct {
-	lim      Limits
+	lim      Options
 	k        *KRL
 	ranges   int
 	entries  int
@@ -133,8 +139,14 @@ func (d *decoder) section(typ byte, body []byte, outer *reader) error {
 	case sectionSHA256:
 		return d.blobs(&r, 32, func(b []byte) { d.k.SHA256 = append(d.k.SHA256, [32]byte(b)) })
 	case sectionExtension:
+		if d.lim.Strict {
+			return errors.New("extension section refused in strict mode (OpenSSH 9.2 cannot load it)")
+		}
 		return extension(&r)
 	case sectionSignature:
+		if d.lim.Strict {
+			return errors.New("signature section refused in strict mode")
+		}
 		// Legacy signature: the body read so far is the signing key; the
 		// signature follows as a second string. OpenSSH skips both.
 		if _, ok := outer.str(); !ok {
@@ -318,6 +330,9 @@ func (d *decoder) subsection(typ byte, r *reader, sec func() *CertSection) error
 			s.KeyIDs = append(s.KeyIDs, id)
 		}
 	case subExtension:
+		if d.lim.Strict {
+			return errors.New("extension subsection refused in strict mode (OpenSSH 9.2 cannot load it)")
+		}
 		return extension(r)
 	default:
 		return errors.New("unknown subsection type")

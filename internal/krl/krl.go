@@ -44,8 +44,8 @@ const (
 // KRL magic. sshd then reads the file as a plain list of keys instead.
 var ErrBadMagic = errors.New("krl: bad magic (not a KRL)")
 
-// ErrLimit is returned (wrapped) by Parse when the input exceeds one of its
-// Limits.
+// ErrLimit is returned (wrapped) by Parse and ParseWith when the input
+// exceeds one of the limits of Options.
 var ErrLimit = errors.New("krl: limit exceeded")
 
 // KRL is a decoded or to-be-encoded OpenSSH key revocation list.

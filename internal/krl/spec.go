@@ -392,25 +392,15 @@ func b64pton(s string) ([]byte, error) {
 }
 
 // lineKeyType maps a name sshkey_read accepts at the start of a key line
-// to the type of the blob that must follow it. Short names are matched
-// case-insensitively, as by ssh-keygen; the "ECDSA" short names never
-// match a curve there, so they are not accepted.
+// to the type of the blob that must follow it: key type names, plus the
+// RSA signature algorithm names (tested with ssh-keygen 9.2, which refuses
+// short names such as "RSA").
 func lineKeyType(name string) string {
 	switch name {
 	case "rsa-sha2-256", "rsa-sha2-512":
 		return ssh.KeyAlgoRSA
 	case "rsa-sha2-256-cert-v01@openssh.com", "rsa-sha2-512-cert-v01@openssh.com":
 		return ssh.CertAlgoRSAv01
-	}
-	switch strings.ToLower(name) {
-	case "rsa":
-		return ssh.KeyAlgoRSA
-	case "dsa":
-		return ssh.KeyAlgoDSA
-	case "ed25519":
-		return ssh.KeyAlgoED25519
-	case "ed25519-sk":
-		return ssh.KeyAlgoSKED25519
 	}
 	return name
 }

@@ -15,6 +15,7 @@ import (
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/store/sqlstore"
 )
 
@@ -81,6 +82,9 @@ var schema = []string{
 	)`,
 	`CREATE INDEX IF NOT EXISTS audit_serial ON audit (serial)`,
 	`CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)`,
+	// Seq 0 is "no entry yet" (sqlstore treats it as an empty log); keeping the
+	// row present from the start gives every backend a head row to lock.
+	`INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, 0, '` + audit.GenesisHash + `')`,
 }
 
 // Dialect is the SQLite dialect for sqlstore.

@@ -85,15 +85,20 @@ func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, ev audit.Entry) (audit
 			return ev, fmt.Errorf("store: lock audit head: %w", err)
 		}
 	}
+	// The schema inserts the head row with seq 0 ("no entry yet") so that
+	// writers always have a row to lock; a missing row is tolerated for
+	// databases created before that.
 	var prev *audit.Entry
 	var seq int64
 	var hash string
+	haveHead := true
 	err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_head WHERE id = 1`)).Scan(&seq, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
+		haveHead = false
 	case err != nil:
 		return ev, fmt.Errorf("store: read audit head: %w", err)
-	default:
+	case seq > 0:
 		prev = &audit.Entry{Seq: uint64(seq), Hash: hash}
 	}
 	if ev.Time.IsZero() {
@@ -110,7 +115,7 @@ func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, ev audit.Entry) (audit
 	if err != nil {
 		return ev, fmt.Errorf("store: insert audit entry: %w", err)
 	}
-	if prev == nil {
+	if !haveHead {
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)`), int64(ev.Seq), ev.Hash)
 	} else {
 		_, err = tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), int64(ev.Seq), ev.Hash)
@@ -132,7 +137,8 @@ func (s *DB) Append(ctx context.Context, ev audit.Entry) (audit.Entry, error) {
 	return out, err
 }
 
-// AuditHead returns the last sequence number and hash recorded in the head row.
+// AuditHead returns the last sequence number and hash recorded in the head
+// row, or 0 and "" while the log is empty.
 func (s *DB) AuditHead(ctx context.Context) (uint64, string, error) {
 	var seq int64
 	var hash string
@@ -142,6 +148,10 @@ func (s *DB) AuditHead(ctx context.Context) (uint64, string, error) {
 	}
 	if err != nil {
 		return 0, "", fmt.Errorf("store: read audit head: %w", err)
+	}
+	if seq <= 0 {
+		// The seq-0 row the schema inserts stands for an empty log.
+		return 0, "", nil
 	}
 	return uint64(seq), hash, nil
 }

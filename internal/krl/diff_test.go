@@ -1,0 +1,534 @@
+package krl
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha1"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	mrand "math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// diffEnv holds the keys shared by all randomized sets.
+type diffEnv struct {
+	keygen   string
+	dir      string
+	cas      []ssh.Signer    // CA pool
+	caPaths  []string        // their .pub files
+	subjects []ssh.PublicKey // subject key pool (no private keys needed)
+}
+
+// diffSet is one randomized revocation set and the truth about it.
+type diffSet struct {
+	id        int
+	version   uint64
+	scopes    []int // CA pool indexes; -1 is the wildcard
+	specs     [][]string
+	serials   map[int][]SerialRange // by CA index, -1 wildcard
+	keyIDs    map[int]map[string]bool
+	keys      map[string]bool // plain blobs
+	sha1s     map[[20]byte]bool
+	sha256s   map[[32]byte]bool
+	oversized bool // ssh-keygen will write a bitmap it cannot read back
+	probes    []ssh.PublicKey
+	caIndex   map[string]int // CA blob -> pool index
+}
+
+// TestDifferential compares Marshal, Parse and Check with ssh-keygen -k/-Q
+// on randomized revocation sets (§3.5-3.7).
+func TestDifferential(t *testing.T) {
+	keygen := sshKeygen(t)
+	env := &diffEnv{keygen: keygen, dir: t.TempDir()}
+	for i := range 5 {
+		s, _ := edKey(t, byte(100+i))
+		env.cas = append(env.cas, s)
+	}
+	ek, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	es, err := ssh.NewSignerFromKey(ek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.cas = append(env.cas, es)
+	for i, s := range env.cas {
+		env.caPaths = append(env.caPaths, writeFile(t, env.dir, fmt.Sprintf("ca%d.pub", i), ssh.MarshalAuthorizedKey(s.PublicKey())))
+	}
+	for i := range 12 {
+		_, p := edKey(t, byte(150+i))
+		env.subjects = append(env.subjects, p)
+	}
+	ek2, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := ssh.NewPublicKey(&ek2.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.subjects = append(env.subjects, ep, readPub(t, filepath.Join(goldenDir, "user3.pub")))
+
+	const sets = 300
+	for i := range sets {
+		t.Run(fmt.Sprintf("ok/set-%03d", i), func(t *testing.T) {
+			t.Parallel()
+			env.run(t, i)
+		})
+	}
+}
+
+func (env *diffEnv) run(t *testing.T, id int) {
+	rng := mrand.New(mrand.NewPCG(0x6b726c, uint64(id)))
+	ds := env.generate(t, rng, id)
+	dir := filepath.Join(env.dir, fmt.Sprintf("set%d", id))
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	// ssh-keygen -k, one invocation per scope.
+	theirsPath := filepath.Join(dir, "theirs.krl")
+	var specPaths []string
+	for i, scope := range ds.scopes {
+		sp := writeFile(t, dir, fmt.Sprintf("s%d.spec", i), []byte(strings.Join(ds.specs[i], "\n")+"\n"))
+		specPaths = append(specPaths, sp)
+		args := []string{"-q", "-k", "-f", theirsPath}
+		if i == 0 {
+			args = append(args, "-z", fmt.Sprint(ds.version))
+		} else {
+			args = append(args, "-u")
+		}
+		if scope < 0 {
+			args = append(args, "-s", "none")
+		} else {
+			args = append(args, "-s", env.caPaths[scope])
+		}
+		if out, err := exec.Command(env.keygen, append(args, sp)...).CombinedOutput(); err != nil {
+			t.Fatalf("ssh-keygen %v: %v\n%s", args, err, out)
+		}
+	}
+	theirs, err := os.ReadFile(theirsPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Ours, from the same specification files.
+	k := &KRL{Version: ds.version, GeneratedDate: binary.BigEndian.Uint64(theirs[20:28])}
+	for i, scope := range ds.scopes {
+		var ca ssh.PublicKey
+		if scope >= 0 {
+			ca = env.cas[scope].PublicKey()
+		}
+		f, err := os.Open(specPaths[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		entries, err := ParseSpec(f, ca, scope < 0)
+		f.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := k.Apply(entries); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ours, err := k.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	oursPath := writeFile(t, dir, "ours.krl", ours)
+
+	want := make([]bool, len(ds.probes))
+	var probePaths []string
+	for i, p := range ds.probes {
+		want[i] = ds.truth(p)
+		probePaths = append(probePaths, writeFile(t, dir, fmt.Sprintf("p%d.pub", i), ssh.MarshalAuthorizedKey(p)))
+		if got := k.Check(p) != nil; got != want[i] {
+			t.Errorf("probe %d (%s): our Check says revoked=%v, truth %v", i, describeProbe(p), got, want[i])
+		}
+	}
+
+	// (a) ssh-keygen -Q on our KRL.
+	got, err := keygenCheck(env.keygen, oursPath, probePaths)
+	if err != nil {
+		t.Fatalf("ssh-keygen -Q on our KRL: %v", err)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("probe %d (%s): ssh-keygen -Q on ours says revoked=%v, truth %v", i, describeProbe(ds.probes[i]), got[i], want[i])
+		}
+	}
+
+	// (b) our Parse and Check on ssh-keygen's KRL; (c) sizes and bytes.
+	parsed, perr := Parse(theirs)
+	if ds.oversized {
+		if perr == nil || !strings.Contains(perr.Error(), "16384") {
+			t.Errorf("Parse(ssh-keygen's oversized KRL) = %v, want the bitmap limit error", perr)
+		}
+		if _, err := keygenCheck(env.keygen, theirsPath, probePaths[:1]); err == nil {
+			t.Errorf("ssh-keygen -Q loaded its own oversized KRL; expected its bignum limit to reject it")
+		}
+		// Splitting costs 17-19 bytes per extra subsection, less what the
+		// gaps at the split points save.
+		if extra := len(ours) - len(theirs); extra > 200 {
+			t.Errorf("ours is %d bytes, ssh-keygen's %d: more than 200 bytes larger", len(ours), len(theirs))
+		}
+		t.Logf("oversized bitmap: ours %d bytes (loadable), ssh-keygen %d bytes (unloadable)", len(ours), len(theirs))
+		return
+	}
+	if perr != nil {
+		t.Fatalf("Parse(ssh-keygen's): %v", perr)
+	}
+	for i, p := range ds.probes {
+		if got := parsed.Check(p) != nil; got != want[i] {
+			t.Errorf("probe %d (%s): Check on ssh-keygen's KRL says revoked=%v, truth %v", i, describeProbe(p), got, want[i])
+		}
+	}
+	if len(ours) > len(theirs) {
+		t.Errorf("ours is %d bytes, ssh-keygen's %d", len(ours), len(theirs))
+	}
+	if !bytes.Equal(ours, theirs) {
+		t.Errorf("bytes differ\nours   %x\ntheirs %x", ours, theirs)
+	}
+}
+
+func describeProbe(p ssh.PublicKey) string {
+	if c, ok := p.(*ssh.Certificate); ok {
+		return fmt.Sprintf("cert serial=%d id=%q ca=%s", c.Serial, c.KeyId, ssh.FingerprintSHA256(c.SignatureKey))
+	}
+	return "key " + ssh.FingerprintSHA256(p)
+}
+
+// keygenCheck runs ssh-keygen -Q once for all probes and returns whether
+// each is revoked.
+func keygenCheck(keygen, krlPath string, probes []string) ([]bool, error) {
+	cmd := exec.Command(keygen, append([]string{"-Q", "-f", krlPath}, probes...)...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !(errors.As(err, &ee) && ee.ExitCode() == 1) {
+		return nil, fmt.Errorf("%v: %s", err, stderr.String())
+	}
+	var out []bool
+	sc := bufio.NewScanner(&stdout)
+	for sc.Scan() {
+		line := sc.Text()
+		if len(out) >= len(probes) || !strings.HasPrefix(line, probes[len(out)]) {
+			return nil, fmt.Errorf("unexpected line %q", line)
+		}
+		switch {
+		case strings.HasSuffix(line, ": ok"):
+			out = append(out, false)
+		case strings.HasSuffix(line, ": REVOKED"):
+			out = append(out, true)
+		default:
+			return nil, fmt.Errorf("unexpected line %q", line)
+		}
+	}
+	if len(out) != len(probes) {
+		return nil, fmt.Errorf("%d verdicts for %d probes", len(out), len(probes))
+	}
+	return out, nil
+}
+
+// truth is the independent model of §3.7.
+func (ds *diffSet) truth(p ssh.PublicKey) bool {
+	plainRevoked := func(k ssh.PublicKey) bool {
+		b := plainBlob(k)
+		return ds.keys[string(b)] || ds.sha1s[sha1.Sum(b)] || ds.sha256s[sha256.Sum256(b)]
+	}
+	if plainRevoked(p) {
+		return true
+	}
+	c, ok := p.(*ssh.Certificate)
+	if !ok {
+		return false
+	}
+	for _, scope := range []int{ds.caIndexOf(c.SignatureKey), -1} {
+		if scope == -2 {
+			continue
+		}
+		if ds.keyIDs[scope][c.KeyId] {
+			return true
+		}
+		if c.Serial != 0 {
+			for _, r := range ds.serials[scope] {
+				if r.Lo <= c.Serial && c.Serial <= r.Hi {
+					return true
+				}
+			}
+		}
+	}
+	return plainRevoked(c.SignatureKey)
+}
+
+// caIndexOf returns the pool index of a CA key, -2 if it is not in the pool.
+func (ds *diffSet) caIndexOf(k ssh.PublicKey) int {
+	if i, ok := ds.caIndex[string(k.Marshal())]; ok {
+		return i
+	}
+	return -2
+}
+
+func (env *diffEnv) generate(t *testing.T, rng *mrand.Rand, id int) *diffSet {
+	ds := &diffSet{
+		id:      id,
+		version: rng.Uint64N(1000),
+		serials: map[int][]SerialRange{},
+		keyIDs:  map[int]map[string]bool{},
+		keys:    map[string]bool{},
+		sha1s:   map[[20]byte]bool{},
+		sha256s: map[[32]byte]bool{},
+		caIndex: map[string]int{},
+	}
+	for i, s := range env.cas {
+		ds.caIndex[string(s.PublicKey().Marshal())] = i
+	}
+	// Scopes: 1-3 CAs and, usually, the wildcard, in random order.
+	perm := rng.Perm(len(env.cas))
+	ds.scopes = append(ds.scopes, perm[:1+rng.IntN(3)]...)
+	if rng.IntN(10) < 7 {
+		ds.scopes = append(ds.scopes, -1)
+	}
+	rng.Shuffle(len(ds.scopes), func(i, j int) { ds.scopes[i], ds.scopes[j] = ds.scopes[j], ds.scopes[i] })
+	ds.specs = make([][]string, len(ds.scopes))
+	oversizedScope := -1
+	if id%20 == 7 {
+		oversizedScope = rng.IntN(len(ds.scopes))
+		ds.oversized = true
+	}
+
+	// Serial and key-ID lines per scope.
+	for i, scope := range ds.scopes {
+		if ds.keyIDs[scope] == nil {
+			ds.keyIDs[scope] = map[string]bool{}
+		}
+		add := func(lo, hi uint64) {
+			ds.serials[scope] = append(ds.serials[scope], SerialRange{lo, hi})
+			ds.specs[i] = append(ds.specs[i], serialLine(rng, lo, hi))
+		}
+		if i == oversizedScope {
+			stride := uint64(2 + rng.IntN(2))
+			start := 1 + rng.Uint64N(1<<20)
+			span := uint64(33000 + rng.IntN(30000))
+			for s := start; s < start+span; s += stride {
+				add(s, s)
+			}
+		}
+		for range 1 + rng.IntN(4) {
+			switch rng.IntN(6) {
+			case 0: // scattered
+				bits := 8 + rng.IntN(57)
+				for range 1 + rng.IntN(40) {
+					s := 1 + rng.Uint64N(1<<bits-1)
+					add(s, s)
+				}
+			case 1: // dense run with holes: bitmaps
+				start := 1 + rng.Uint64N(1<<30)
+				p := 2 + rng.IntN(8)
+				for s := start; s < start+uint64(50+rng.IntN(400)); s++ {
+					if rng.IntN(10) < p {
+						add(s, s)
+					}
+				}
+			case 2: // long ranges, sometimes overlapping
+				for range 1 + rng.IntN(4) {
+					lo := 1 + rng.Uint64N(1<<40)
+					add(lo, lo+1+rng.Uint64N(1<<uint(4+rng.IntN(28))))
+				}
+			case 3: // short runs with short gaps: bitmap/list/range trade-offs
+				s := 1 + rng.Uint64N(1<<20)
+				for range 5 + rng.IntN(40) {
+					n := 1 + rng.Uint64N(6)
+					if n == 1 {
+						add(s, s)
+					} else {
+						add(s, s+n-1)
+					}
+					s += n + rng.Uint64N(150)
+				}
+			case 4: // near 2^64
+				lo := math.MaxUint64 - rng.Uint64N(1000)
+				if rng.IntN(2) == 0 {
+					add(lo, lo)
+				} else if lo < math.MaxUint64 {
+					add(lo, math.MaxUint64)
+				}
+			case 5: // key IDs
+				for range 1 + rng.IntN(6) {
+					kid := randomKeyID(rng)
+					ds.keyIDs[scope][kid] = true
+					ds.specs[i] = append(ds.specs[i], "id: "+kid)
+				}
+			}
+		}
+	}
+
+	// Probes (certificates) need the revocation model, so pick them now;
+	// some certificates are also revoked by bare lines.
+	pickScope := func() int { return rng.IntN(len(ds.scopes)) }
+	randomCA := func() int { return rng.IntN(len(env.cas)) }
+	subject := func() ssh.PublicKey { return env.subjects[rng.IntN(len(env.subjects))] }
+	mkCert := func(ca int, serial uint64, kid string) *ssh.Certificate {
+		return cert(t, env.cas[ca], subject(), serial, kid)
+	}
+	var probes []ssh.PublicKey
+	for _, scope := range ds.scopes {
+		ca := scope
+		if ca < 0 {
+			ca = randomCA()
+		}
+		rs := ds.serials[scope]
+		for range 3 {
+			if len(rs) == 0 {
+				break
+			}
+			r := rs[rng.IntN(len(rs))]
+			for _, s := range []uint64{r.Lo, r.Hi, r.Lo + rng.Uint64N(r.Hi-r.Lo+1), r.Lo - 1, r.Hi + 1} {
+				if rng.IntN(2) == 0 {
+					probes = append(probes, mkCert(ca, s, randomKeyID(rng)))
+				}
+			}
+		}
+		probes = append(probes, mkCert(ca, 1+rng.Uint64N(1<<40), randomKeyID(rng)))
+		for kid := range ds.keyIDs[scope] {
+			probes = append(probes, mkCert(ca, rng.Uint64N(3), kid))
+			break
+		}
+		probes = append(probes, mkCert(ca, 0, randomKeyID(rng)))
+	}
+	// Bare certificate lines revoke under the certificate's own CA.
+	for range rng.IntN(3) {
+		ca := randomCA()
+		serial := uint64(0)
+		if rng.IntN(3) > 0 {
+			serial = 1 + rng.Uint64N(1<<32)
+		}
+		c := mkCert(ca, serial, randomKeyID(rng))
+		i := pickScope()
+		ds.specs[i] = append(ds.specs[i], strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c))))
+		if serial == 0 {
+			if ds.keyIDs[ca] == nil {
+				ds.keyIDs[ca] = map[string]bool{}
+			}
+			ds.keyIDs[ca][c.KeyId] = true
+		} else {
+			ds.serials[ca] = append(ds.serials[ca], SerialRange{serial, serial})
+		}
+		probes = append(probes, c, mkCert(ca, serial+1, "other"))
+	}
+	// Keys and fingerprints, spread over the specification files.
+	for range rng.IntN(5) {
+		k := subject()
+		if rng.IntN(4) == 0 {
+			k = mkCert(randomCA(), 1+rng.Uint64N(100), "k") // a certificate stands for its key
+		}
+		line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k)))
+		b := plainBlob(k)
+		i := pickScope()
+		switch rng.IntN(5) {
+		case 0:
+			ds.specs[i] = append(ds.specs[i], "key: "+line)
+			ds.keys[string(b)] = true
+		case 1:
+			if _, isCert := k.(*ssh.Certificate); isCert {
+				continue // a bare certificate line means something else
+			}
+			ds.specs[i] = append(ds.specs[i], line)
+			ds.keys[string(b)] = true
+		case 2:
+			ds.specs[i] = append(ds.specs[i], "sha1: "+line)
+			ds.sha1s[sha1.Sum(b)] = true
+		case 3:
+			ds.specs[i] = append(ds.specs[i], "sha256: "+line)
+			ds.sha256s[sha256.Sum256(b)] = true
+		case 4:
+			sum := sha256.Sum256(b)
+			ds.specs[i] = append(ds.specs[i], "hash: SHA256:"+base64.RawStdEncoding.EncodeToString(sum[:]))
+			ds.sha256s[sum] = true
+		}
+		probes = append(probes, plainKey(k), mkCert(randomCA(), 5, "x"))
+	}
+	// Now and then revoke a CA key itself.
+	if rng.IntN(6) == 0 {
+		ca := env.cas[randomCA()].PublicKey()
+		b := ca.Marshal()
+		i := pickScope()
+		if rng.IntN(2) == 0 {
+			ds.specs[i] = append(ds.specs[i], "key: "+strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca))))
+			ds.keys[string(b)] = true
+		} else {
+			sum := sha256.Sum256(b)
+			ds.specs[i] = append(ds.specs[i], "hash: SHA256:"+base64.StdEncoding.EncodeToString(sum[:]))
+			ds.sha256s[sum] = true
+		}
+		probes = append(probes, cert(t, env.cas[ds.caIndexOf(ca)], subject(), 1, "y"))
+	}
+	probes = append(probes, subject(), subject())
+	for i := range ds.specs {
+		rng.Shuffle(len(ds.specs[i]), func(a, b int) { ds.specs[i][a], ds.specs[i][b] = ds.specs[i][b], ds.specs[i][a] })
+	}
+	// Keep ssh-keygen's argument list short.
+	if len(probes) > 40 {
+		rng.Shuffle(len(probes), func(a, b int) { probes[a], probes[b] = probes[b], probes[a] })
+		probes = probes[:40]
+	}
+	ds.probes = probes
+	return ds
+}
+
+// serialLine writes a serial directive in one of the forms ssh-keygen
+// accepts.
+func serialLine(rng *mrand.Rand, lo, hi uint64) string {
+	num := func(v uint64) string {
+		switch rng.IntN(8) {
+		case 0:
+			return fmt.Sprintf("0x%x", v)
+		case 1:
+			return fmt.Sprintf("0%o", v)
+		}
+		return fmt.Sprint(v)
+	}
+	d := "serial:"
+	if rng.IntN(10) == 0 {
+		d = "SERIAL:\t"
+	} else if rng.IntN(2) == 0 {
+		d = "serial: "
+	}
+	s := d + num(lo)
+	if hi != lo {
+		s += "-" + num(hi)
+	}
+	if rng.IntN(10) == 0 {
+		s += " # comment"
+	}
+	return s
+}
+
+func randomKeyID(rng *mrand.Rand) string {
+	words := []string{"alice", "bob", "ci-deploy", "host.example.com", "Zoë", "user@corp", "a b", "x"}
+	switch rng.IntN(5) {
+	case 0:
+		return fmt.Sprintf("id-%d", rng.IntN(1000))
+	case 1:
+		if rng.IntN(4) == 0 {
+			return ""
+		}
+	}
+	return words[rng.IntN(len(words))] + fmt.Sprint(rng.IntN(4))
+}
