@@ -241,8 +241,8 @@ func listingOf(c *ssh.Certificate) listing {
 		Serial:     c.Serial,
 		Valid:      "from " + localTime(time.Unix(int64(c.ValidAfter), 0)) + " to " + localTime(time.Unix(int64(c.ValidBefore), 0)),
 		Principals: append([]string{}, c.ValidPrincipals...),
-		Critical:   maps.Clone(c.CriticalOptions),
-		Extensions: slices.Sorted(maps.Keys(c.Extensions)),
+		Critical:   maps.Collect(maps.All(c.CriticalOptions)),
+		Extensions: append([]string{}, slices.Sorted(maps.Keys(c.Extensions))...),
 	}
 }
 

@@ -1,0 +1,281 @@
+// Package revocation tests sshca's revocation end to end: the CLI records
+// revocations, writes KRLs and signatures, and real OpenSSH (sshd,
+// ssh-keygen -Q, ssh-keygen -Y verify) enforces and verifies them.
+package revocation
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/sshca/sshca/internal/cli"
+	"github.com/sshca/sshca/internal/sshdtest"
+)
+
+const policy = `backdate: 5m
+roles:
+  deploy:
+    type: user
+    principals: [role-deploy]
+    max_ttl: 1h
+    extensions: [permit-pty]
+`
+
+type caHome struct {
+	t   *testing.T
+	dir string
+}
+
+// sshca runs the CLI in-process and returns stdout, stderr and the exit code.
+func (h caHome) run(args ...string) (string, string, int) {
+	h.t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Run(context.Background(), append([]string{"--home", h.dir}, args...), strings.NewReader(""), &out, &errb,
+		func(string) string { return "" })
+	return out.String(), errb.String(), code
+}
+
+func (h caHome) must(args ...string) string {
+	h.t.Helper()
+	out, errs, code := h.run(args...)
+	if code != 0 {
+		h.t.Fatalf("sshca %s: exit %d: %s", strings.Join(args, " "), code, errs)
+	}
+	return out
+}
+
+func newHome(t *testing.T, keyType string) caHome {
+	t.Helper()
+	h := caHome{t: t, dir: filepath.Join(t.TempDir(), "ca")}
+	h.must("init", "--key-type", keyType)
+	if err := os.WriteFile(filepath.Join(h.dir, "sshca.yaml"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func requireTool(t *testing.T, name string) {
+	t.Helper()
+	if _, err := exec.LookPath(name); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is missing", name)
+		}
+		t.Skipf("%s is missing", name)
+	}
+}
+
+// TestSSHDEnforcesKRL revokes by serial, key ID, subject key and CA key and
+// checks that a real sshd with RevokedKeys pointing at sshca's KRL refuses
+// exactly the revoked certificates.
+func TestSSHDEnforcesKRL(t *testing.T) {
+	requireTool(t, "ssh-keygen")
+	h := newHome(t, "ed25519")
+	dir := t.TempDir()
+	krlPath := filepath.Join(dir, "revoked.krl")
+	h.must("krl", "--out", krlPath) // an empty, valid KRL before sshd starts
+
+	keys := map[string]string{}
+	for _, name := range []string{"serial", "keyid", "subject", "fresh"} {
+		priv, _ := sshdtest.GenerateKey(t, dir, "ed25519")
+		p := filepath.Join(dir, name)
+		for _, suffix := range []string{"", ".pub"} {
+			if err := os.Rename(priv+suffix, p+suffix); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.must("sign", "user", "--role", "deploy", "--id", "kid-"+name, "--ttl", "30m", p+".pub")
+		keys[name] = p
+	}
+	srv := sshdtest.Start(t, sshdtest.Config{
+		TrustedUserCAKeys: []string{h.must("ca", "show", "--type", "user")},
+		Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+		RevokedKeysFile:   krlPath,
+	})
+	login := func(name string) sshdtest.Result {
+		return srv.Login(t, sshdtest.LoginOptions{IdentityFile: keys[name]})
+	}
+	for name := range keys {
+		if r := login(name); !r.OK {
+			t.Fatalf("%s: login before revocation failed: %s\n%s", name, r.Stderr, r.ServerLog)
+		}
+	}
+
+	serial := serialOf(t, keys["serial"]+"-cert.pub")
+	h.must("revoke", "--serial", serial, "--reason", "test")
+	h.must("revoke", "--key-id", "kid-keyid")
+	h.must("revoke", "--key", keys["subject"]+".pub")
+	h.must("krl", "--out", krlPath)
+
+	for _, name := range []string{"serial", "keyid", "subject"} {
+		r := login(name)
+		if r.OK {
+			t.Errorf("%s: revoked certificate still logs in", name)
+			continue
+		}
+		if !strings.Contains(r.ServerLog, "revoked") {
+			t.Errorf("%s: sshd log does not say revoked:\n%s", name, r.ServerLog)
+		}
+	}
+	if r := login("fresh"); !r.OK {
+		t.Fatalf("non-revoked certificate refused: %s\n%s", r.Stderr, r.ServerLog)
+	}
+
+	// ssh-keygen -Q agrees with sshca krl check on every certificate.
+	for name, p := range keys {
+		cert := p + "-cert.pub"
+		out, _ := exec.Command("ssh-keygen", "-Q", "-f", krlPath, cert).CombinedOutput()
+		ours, _, code := h.run("krl", "check", "--krl", krlPath, cert)
+		theirsRevoked := strings.Contains(string(out), "REVOKED")
+		if oursRevoked := code == 1 && strings.Contains(ours, "REVOKED"); oursRevoked != theirsRevoked {
+			t.Errorf("%s: ssh-keygen -Q says %q, sshca krl check says %q (exit %d)", name, out, ours, code)
+		}
+		if want := name != "fresh"; theirsRevoked != want {
+			t.Errorf("%s: ssh-keygen -Q revoked=%v, want %v", name, theirsRevoked, want)
+		}
+	}
+
+	// Revoking the CA key itself refuses everything it signed.
+	h.must("revoke", "--ca-key", filepath.Join(h.dir, "keys", "user-ca-1.pub"), "--reason", "compromised")
+	h.must("krl", "--out", krlPath)
+	if r := login("fresh"); r.OK {
+		t.Fatal("certificate of a revoked CA key still logs in")
+	}
+}
+
+func currentUser(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("id", "-un").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func serialOf(t *testing.T, certPath string) string {
+	t.Helper()
+	out, err := exec.Command("ssh-keygen", "-L", "-f", certPath).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "Serial: "); ok {
+			return v
+		}
+	}
+	t.Fatalf("no serial in %s", out)
+	return ""
+}
+
+// TestKRLSignatures signs KRLs with every CA key type; ssh-keygen -Y verify
+// accepts them and a flipped byte fails sshca krl verify.
+func TestKRLSignatures(t *testing.T) {
+	requireTool(t, "ssh-keygen")
+	for _, kt := range []string{"ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-3072", "rsa-4096"} {
+		t.Run("ok/"+kt, func(t *testing.T) {
+			t.Parallel()
+			h := newHome(t, kt)
+			h.must("revoke", "--serial", "7", "--force")
+			krlPath := filepath.Join(t.TempDir(), "revoked.krl")
+			h.must("krl", "--out", krlPath, "--sign")
+			caLine := strings.TrimSpace(h.must("ca", "show", "--type", "user"))
+			allowed := filepath.Join(t.TempDir(), "allowed_signers")
+			if err := os.WriteFile(allowed, []byte(`sshca namespaces="sshca-krl" `+caLine+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			verify := func() ([]byte, error) {
+				cmd := exec.Command("ssh-keygen", "-Y", "verify", "-f", allowed, "-I", "sshca", "-n", "sshca-krl", "-s", krlPath+".sig")
+				f, err := os.Open(krlPath)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer f.Close()
+				cmd.Stdin = f
+				return cmd.CombinedOutput()
+			}
+			if out, err := verify(); err != nil {
+				t.Fatalf("ssh-keygen -Y verify: %v: %s", err, out)
+			}
+			if out, errs, code := h.run("krl", "verify", krlPath); code != 0 || !strings.Contains(out, "good signature") {
+				t.Fatalf("sshca krl verify: exit %d: %s %s", code, out, errs)
+			}
+			if strings.HasPrefix(kt, "rsa") {
+				sig, _ := os.ReadFile(krlPath + ".sig")
+				if !strings.Contains(string(sig), "BEGIN SSH SIGNATURE") {
+					t.Fatal("not an SSHSIG armor")
+				}
+			}
+			data, _ := os.ReadFile(krlPath)
+			data[len(data)-1] ^= 0x01
+			if err := os.WriteFile(krlPath, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, errs, code := h.run("krl", "verify", krlPath)
+			if code != 1 || !strings.Contains(errs, "signature does not verify") {
+				t.Fatalf("flipped byte: exit %d, stderr %q", code, errs)
+			}
+			if out, err := verify(); err == nil {
+				t.Fatalf("ssh-keygen accepted a flipped KRL: %s", out)
+			}
+		})
+	}
+}
+
+// TestSpecImport brings an ssh-keygen -k specification over and checks that
+// the KRL sshca writes revokes the same certificates as ssh-keygen's own.
+func TestSpecImport(t *testing.T) {
+	requireTool(t, "ssh-keygen")
+	h := newHome(t, "ed25519")
+	dir := t.TempDir()
+	// A foreign CA that signed certificates with ssh-keygen until now.
+	oldCA, _ := sshdtest.GenerateKey(t, dir, "ed25519")
+	var certs []string
+	for i, serial := range []string{"5", "6", "100", "150", "9"} {
+		k, _ := sshdtest.GenerateKey(t, dir, "ed25519")
+		id := "old-" + string(rune('a'+i))
+		if out, err := exec.Command("ssh-keygen", "-q", "-s", oldCA, "-I", id, "-n", "x", "-z", serial, k+".pub").CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+		certs = append(certs, k+"-cert.pub")
+	}
+	spec := filepath.Join(dir, "spec.txt")
+	if err := os.WriteFile(spec, []byte("# revoked with ssh-keygen\nserial: 5\nserial: 100-200\nid: old-e\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	theirs := filepath.Join(dir, "theirs.krl")
+	if out, err := exec.Command("ssh-keygen", "-k", "-f", theirs, "-s", oldCA+".pub", spec).CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	out := h.must("revoke", "--spec", spec, "--spec-ca", oldCA+".pub", "--reason", "migrated")
+	if !strings.Contains(out, "3 new") {
+		t.Fatalf("import output %q", out)
+	}
+	// Idempotent.
+	if out := h.must("revoke", "--spec", spec, "--spec-ca", oldCA+".pub"); !strings.Contains(out, "0 new") {
+		t.Fatalf("second import output %q", out)
+	}
+	ours := filepath.Join(dir, "ours.krl")
+	h.must("krl", "--out", ours)
+	for _, c := range certs {
+		a, _ := exec.Command("ssh-keygen", "-Q", "-f", theirs, c).CombinedOutput()
+		b, _ := exec.Command("ssh-keygen", "-Q", "-f", ours, c).CombinedOutput()
+		if strings.Contains(string(a), "REVOKED") != strings.Contains(string(b), "REVOKED") {
+			t.Errorf("%s: ssh-keygen's KRL says %q, ours says %q", c, a, b)
+		}
+	}
+	// A bad line changes nothing.
+	bad := filepath.Join(dir, "bad.txt")
+	os.WriteFile(bad, []byte("serial: 1\nserial: 0\n"), 0o644)
+	before := h.must("inspect", ours)
+	_, errs, code := h.run("revoke", "--spec", bad, "--spec-ca", oldCA+".pub")
+	if code == 0 || !strings.Contains(errs, "line 2") {
+		t.Fatalf("bad spec: exit %d, %q", code, errs)
+	}
+	h.must("krl", "--out", ours)
+	if after := h.must("inspect", ours); after != before {
+		t.Fatalf("a refused import changed the KRL:\n%s\n---\n%s", before, after)
+	}
+}
