@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -30,6 +31,43 @@ type Config struct {
 	Database string `yaml:"database,omitempty"`
 	// Roles maps role names to what they grant.
 	Roles map[string]*Role `yaml:"roles"`
+	// Service configures `sshca serve`.
+	Service *Service `yaml:"service,omitempty"`
+	// OIDC configures single sign-on for people.
+	OIDC *OIDC `yaml:"oidc,omitempty"`
+	// Accounts maps a server's system accounts to the principals that may
+	// log in as them; `sshca sync` writes one principals file per account.
+	Accounts map[string][]string `yaml:"accounts,omitempty"`
+}
+
+// Service configures the certificate service.
+type Service struct {
+	// Listen is the address to listen on (default 127.0.0.1:8443).
+	Listen string `yaml:"listen,omitempty"`
+	// TLSCert and TLSKey are PEM files; without them a self-signed
+	// certificate is created in the home on first start.
+	TLSCert string `yaml:"tls_cert,omitempty"`
+	TLSKey  string `yaml:"tls_key,omitempty"`
+	// RateLimit is the number of certificate requests per minute one
+	// identity may make (default 60).
+	RateLimit int `yaml:"rate_limit,omitempty"`
+	// AuditFile, when set, also receives every audit entry as a JSON line.
+	AuditFile string `yaml:"audit_file,omitempty"`
+}
+
+// OIDC configures the identity provider whose ID tokens the service accepts.
+type OIDC struct {
+	Issuer      string `yaml:"issuer"`
+	ClientID    string `yaml:"client_id"`
+	Audience    string `yaml:"audience,omitempty"`     // default client_id
+	UserClaim   string `yaml:"user_claim,omitempty"`   // default preferred_username
+	GroupsClaim string `yaml:"groups_claim,omitempty"` // default groups
+}
+
+// Allow names the people who may use a role through the service.
+type Allow struct {
+	Users  []string `yaml:"users,omitempty"`
+	Groups []string `yaml:"groups,omitempty"`
 }
 
 // Role is one role of sshca.yaml; see policy.Role for the meaning of each
@@ -42,6 +80,14 @@ type Role struct {
 	Extensions    []string `yaml:"extensions,omitempty"`
 	SourceAddress []string `yaml:"source_address,omitempty"`
 	ForceCommand  string   `yaml:"force_command,omitempty"`
+	// Allow lists the SSO users and groups that may use the role through
+	// the service (API tokens are scoped to roles when created).
+	Allow *Allow `yaml:"allow,omitempty"`
+	// RequireMFA demands a second factor: an OIDC amr claim or a TOTP code.
+	RequireMFA bool `yaml:"require_mfa,omitempty"`
+	// TemplateGroups is the allow-list of groups that "{{.Groups}}"
+	// templates may expand to; other groups yield no principal.
+	TemplateGroups []string `yaml:"template_groups,omitempty"`
 }
 
 // Limits of the file.
@@ -158,6 +204,7 @@ func (c *Config) validate() []error {
 	if c.Database != "" {
 		validateDatabase(&v, c.Database)
 	}
+	c.validateService(&v)
 	names := make([]string, 0, len(c.Roles))
 	for name := range c.Roles {
 		names = append(names, name)
@@ -332,14 +379,15 @@ func (c *Config) PolicyRoles() map[string]policy.Role {
 			t = policy.HostCert
 		}
 		out[name] = policy.Role{
-			Name:          name,
-			Type:          t,
-			Principals:    slices.Clone(r.Principals),
-			DefaultTTL:    time.Duration(r.DefaultTTL),
-			MaxTTL:        time.Duration(r.MaxTTL),
-			Extensions:    slices.Clone(r.Extensions),
-			SourceAddress: slices.Clone(r.SourceAddress),
-			ForceCommand:  r.ForceCommand,
+			Name:           name,
+			Type:           t,
+			Principals:     slices.Clone(r.Principals),
+			DefaultTTL:     time.Duration(r.DefaultTTL),
+			MaxTTL:         time.Duration(r.MaxTTL),
+			Extensions:     slices.Clone(r.Extensions),
+			SourceAddress:  slices.Clone(r.SourceAddress),
+			ForceCommand:   r.ForceCommand,
+			TemplateGroups: slices.Clone(r.TemplateGroups),
 		}
 	}
 	return out
@@ -368,4 +416,103 @@ func quote(s string) string {
 		return fmt.Sprintf("%q...", s[:max])
 	}
 	return fmt.Sprintf("%q", s)
+}
+
+// Service defaults.
+const (
+	DefaultListen    = "127.0.0.1:8443"
+	DefaultRateLimit = 60
+)
+
+// ServiceOrDefault returns the service section with defaults filled in.
+func (c *Config) ServiceOrDefault() Service {
+	s := Service{}
+	if c.Service != nil {
+		s = *c.Service
+	}
+	if s.Listen == "" {
+		s.Listen = DefaultListen
+	}
+	if s.RateLimit == 0 {
+		s.RateLimit = DefaultRateLimit
+	}
+	return s
+}
+
+func (c *Config) validateService(v *validator) {
+	if s := c.Service; s != nil {
+		if s.Listen != "" {
+			if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+				v.add("service.listen", "must be host:port, e.g. 127.0.0.1:8443")
+			}
+		}
+		if (s.TLSCert == "") != (s.TLSKey == "") {
+			v.add("service.tls_cert", "tls_cert and tls_key go together")
+		}
+		if s.RateLimit < 0 {
+			v.add("service.rate_limit", "must be >= 0")
+		}
+	}
+	if o := c.OIDC; o != nil {
+		u, err := url.Parse(o.Issuer)
+		switch {
+		case o.Issuer == "" || err != nil || u.Host == "":
+			v.add("oidc.issuer", "must be the issuer URL, e.g. https://idp.example.com")
+		case u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname())):
+			v.add("oidc.issuer", "must use https (http only for 127.0.0.1/localhost)")
+		}
+		if o.ClientID == "" {
+			v.add("oidc.client_id", "must not be empty")
+		}
+	}
+	for name, r := range c.Roles {
+		if r == nil {
+			continue
+		}
+		path := "roles." + pathKey(name)
+		for i, g := range r.TemplateGroups {
+			if err := policy.ValidPrincipal(g); err != nil {
+				v.addErr(fmt.Sprintf("%s.template_groups[%d]", path, i), err)
+			}
+		}
+		if r.Allow != nil && r.Type == "host" {
+			v.add(path+".allow", "host roles are used with enrollment tokens, not SSO users")
+		}
+	}
+	for acct, ps := range c.Accounts {
+		path := "accounts." + pathKey(acct)
+		if !validAccount(acct) {
+			v.add(path, "invalid account name: letters, digits, '.', '_' and '-', not starting with '-'")
+		}
+		if len(ps) == 0 {
+			v.add(path, "must list at least one principal")
+		}
+		for i, p := range ps {
+			if err := policy.ValidPrincipal(p); err != nil {
+				v.addErr(fmt.Sprintf("%s[%d]", path, i), err)
+			}
+		}
+	}
+}
+
+func isLoopbackHost(h string) bool {
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// validAccount accepts POSIX-style account names.
+func validAccount(a string) bool {
+	if a == "" || len(a) > 32 || a[0] == '-' || a == "." || a == ".." {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		c := a[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }

@@ -11,6 +11,7 @@ package policy
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -80,6 +81,10 @@ type Role struct {
 	// ForceCommand becomes the force-command critical option when not
 	// empty (user roles only).
 	ForceCommand string
+	// TemplateGroups is the allow-list of groups that "{{.Groups}}"
+	// templates expand to; groups outside it yield no principal, and an
+	// empty list lets no group through.
+	TemplateGroups []string
 }
 
 // Identity is who asks for a certificate. It may be the zero value, for
@@ -189,8 +194,16 @@ func Decide(roles map[string]Role, id Identity, req Request) (*Grant, error) {
 // expansion, or returns the whole expansion when none are requested.
 func userPrincipals(name string, role Role, id Identity, requested []string) ([]string, *DenyError) {
 	var allowed []string
+	// Only allow-listed groups reach templates: group names come from the
+	// identity provider, which the requester may influence.
+	tid := Identity{User: id.User}
+	for _, g := range id.Groups {
+		if slices.Contains(role.TemplateGroups, g) {
+			tid.Groups = append(tid.Groups, g)
+		}
+	}
 	for _, p := range role.Principals {
-		exp, err := ExpandTemplate(p, id)
+		exp, err := ExpandTemplate(p, tid)
 		if err != nil {
 			continue // cannot expand for this identity: grants nothing
 		}

@@ -51,9 +51,12 @@ func testRoles() map[string]Role {
 		"personal": {
 			Type:       UserCert,
 			Principals: []string{"{{.User}}", "grp-{{.Groups}}", "ops", "bad,literal", "{{.Nope}}"},
-			DefaultTTL: time.Hour,
-			MaxTTL:     8 * time.Hour,
-			Extensions: []string{"permit-pty"},
+			// "admins" is never allow-listed: a user in that IdP group
+			// must not get grp-admins.
+			TemplateGroups: []string{"dev", "ops"},
+			DefaultTTL:     time.Hour,
+			MaxTTL:         8 * time.Hour,
+			Extensions:     []string{"permit-pty"},
 		},
 		"selfonly": {
 			Type:       UserCert,
@@ -103,7 +106,7 @@ func hosts(n int) []string {
 }
 
 func TestDecide(t *testing.T) {
-	alice := Identity{User: "alice", Groups: []string{"dev", "ops", "dev"}}
+	alice := Identity{User: "alice", Groups: []string{"dev", "ops", "dev", "admins"}}
 	year := 52 * 7 * 24 * time.Hour
 	none := map[string]string{}
 	tests := []struct {
@@ -404,5 +407,24 @@ func TestDenyErrorQuotesHostileInput(t *testing.T) {
 	msg := err.Error()
 	if strings.ContainsAny(msg, "\n\r") || len(msg) > 120 {
 		t.Errorf("message not sanitised: %q", msg)
+	}
+}
+
+func TestTemplateGroupsAllowList(t *testing.T) {
+	roles := map[string]Role{"personal": {Type: UserCert, Principals: []string{"grp-{{.Groups}}"}, TemplateGroups: []string{"dev"},
+		DefaultTTL: time.Hour, MaxTTL: time.Hour}}
+	id := Identity{User: "mallory", Groups: []string{"dev", "admins"}}
+	g, err := Decide(roles, id, Request{Type: UserCert, Role: "personal"})
+	if err != nil || len(g.Principals) != 1 || g.Principals[0] != "grp-dev" {
+		t.Fatalf("all principals = %v, %v; want only grp-dev", g, err)
+	}
+	_, err = Decide(roles, id, Request{Type: UserCert, Role: "personal", Principals: []string{"grp-admins"}})
+	var de *DenyError
+	if !errors.As(err, &de) || de.Rule != RulePrincipalNotAllowed {
+		t.Fatalf("grp-admins: %v, want principal-not-allowed", err)
+	}
+	_, err = Decide(roles, Identity{User: "x", Groups: []string{"admins"}}, Request{Type: UserCert, Role: "personal"})
+	if !errors.As(err, &de) || de.Rule != RuleEmptyPrincipals {
+		t.Fatalf("no allowed group: %v, want empty-principals", err)
 	}
 }

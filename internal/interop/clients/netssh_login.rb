@@ -4,10 +4,25 @@
 # stdout, so that one interpreter does every login. A job is
 # {"id", "host", "port", "user", "key", "key_type", "cert", "known_hosts",
 # "command", "timeout"}; a result is {"id", "ok", "stdout", "error"}.
-# A refused login is a result, never an exit status.
+# A refused login is a result, never an exit status. With --version it
+# prints the versions of net-ssh and of the gems it uses for ed25519.
 require "json"
 require "logger"
 require "net/ssh"
+
+if ARGV == ["--version"]
+  gems = %w[ed25519 bcrypt_pbkdf].map do |g|
+    begin
+      require g
+      spec = Gem.loaded_specs[g]
+      "#{g} #{spec ? spec.version : "loaded"}"
+    rescue LoadError
+      "#{g} missing"
+    end
+  end
+  puts "net-ssh #{Net::SSH::Version::STRING} (Ruby #{RUBY_VERSION}, #{gems.join(", ")})"
+  exit 0
+end
 
 def login(job)
   out = +""
@@ -44,7 +59,7 @@ end
 results = JSON.parse($stdin.read).map do |job|
   begin
     ok, out, err = login(job)
-  rescue Exception => e # every failure is a result
+  rescue StandardError, ScriptError => e # every failure is a result
     ok, out, err = false, "", "#{e.class}: #{e.message}"
   end
   { "id" => job["id"], "ok" => ok, "stdout" => out, "error" => err }

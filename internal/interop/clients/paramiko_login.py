@@ -4,7 +4,8 @@ Reads a JSON list of jobs on stdin and writes a JSON list of results on
 stdout, so that one interpreter does every login. A job is
 {"id", "host", "port", "user", "key", "key_type", "cert", "known_hosts",
 "command", "timeout"}; a result is {"id", "ok", "stdout", "error"}.
-A refused login is a result, never an exit status.
+A refused login is a result, never an exit status. With --version it
+prints the versions of paramiko and what it runs on.
 """
 import json
 import logging
@@ -47,7 +48,20 @@ def login(job):
         client.close()
 
 
+def version():
+    import cryptography
+
+    return "paramiko %s (Python %s, cryptography %s)" % (
+        paramiko.__version__,
+        sys.version.split()[0],
+        cryptography.__version__,
+    )
+
+
 def main():
+    if sys.argv[1:] == ["--version"]:
+        print(version())
+        return
     logging.disable(logging.CRITICAL)
     results = []
     for job in json.load(sys.stdin):

@@ -1,0 +1,362 @@
+package interop
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/signer"
+	"github.com/sshca/sshca/internal/sshdtest"
+)
+
+var update = flag.Bool("update", false, "rewrite docs/compatibility.md and testdata/expected.json from this run")
+
+const (
+	docPath      = "../../docs/compatibility.md"
+	expectedPath = "testdata/expected.json"
+	guidancePath = "testdata/guidance.md"
+	// hostSubject is the user key and CA type used in the host direction,
+	// and hostKeyType the type of the certified sshd host key.
+	hostSubject = "ed25519"
+	hostKeyType = "ed25519"
+)
+
+// subjectKey is one user key type of the matrix.
+type subjectKey struct {
+	name    string // column label
+	keygen  []string
+	kind    string // paramiko key class
+	path    string
+	ppkPath string
+	signer  ssh.Signer
+	pub     ssh.PublicKey
+}
+
+func subjectKeys() []*subjectKey {
+	return []*subjectKey{
+		{name: "ed25519", keygen: []string{"-t", "ed25519"}, kind: "ed25519"},
+		{name: "ecdsa-p256", keygen: []string{"-t", "ecdsa", "-b", "256"}, kind: "ecdsa"},
+		{name: "rsa-3072", keygen: []string{"-t", "rsa", "-b", "3072"}, kind: "rsa"},
+	}
+}
+
+// hostTrust says how each client is told to trust a host CA.
+func hostTrust() map[string]string {
+	return map[string]string{
+		"openssh":     "a `@cert-authority [127.0.0.1]:PORT <CA key>` line in known_hosts",
+		"go-x-crypto": "`ssh.CertChecker.IsHostAuthority` accepting the CA key, as its `HostKeyCallback`",
+		"paramiko":    "the same `@cert-authority` line in the file given to `SSHClient.load_host_keys`, with `RejectPolicy`",
+		"net-ssh":     "the same `@cert-authority` line in `user_known_hosts_file`, with `verify_host_key: :always`",
+		"plink":       "a PuTTY host CA entry (`~/.putty/sshhostcas/`, what \"Configure host CAs\" writes) valid for every host, in `-batch` mode",
+	}
+}
+
+// hostUnsupported names the clients that cannot verify host certificates
+// at all, with the reason; their host cells are "unsupported" rather than
+// "fails" (the attempt still runs, and its error is recorded).
+func hostUnsupported() map[string]string {
+	return map[string]string{}
+}
+
+// TestMatrix runs the interoperability matrix and compares it with
+// testdata/expected.json; with -update (or SSHCA_UPDATE_COMPAT=1) it
+// rewrites that file and docs/compatibility.md instead.
+func TestMatrix(t *testing.T) {
+	rewrite := *update || os.Getenv("SSHCA_UPDATE_COMPAT") == "1"
+	for _, tool := range []string{sshdtest.SSHDPath, sshdtest.KeygenPath} {
+		if _, err := os.Stat(tool); err != nil {
+			skipOrFatal(t, "interop: %s not available: %v", tool, err)
+		}
+	}
+	ctx := t.Context()
+	work := t.TempDir()
+	account := loginAccount(t)
+	caTypes := signer.KeyTypes()
+	all := clients()
+
+	// Key generation dominates the set-up: make the six CA homes and the
+	// subject keys at once.
+	subjects := subjectKeys()
+	var wg sync.WaitGroup
+	keyErrs := make([]error, len(subjects))
+	for i, s := range subjects {
+		s.path = filepath.Join(work, "keys", s.name, "id")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			keyErrs[i] = keygen(s)
+		}()
+	}
+	cas := newAuthorities(t, work, caTypes)
+	wg.Wait()
+	for i, err := range keyErrs {
+		if err != nil {
+			t.Fatalf("subject key %s: %v", subjects[i].name, err)
+		}
+	}
+	plinkMissing := needFiles(plinkPath, puttygenPath)()
+	if plinkMissing == "" {
+		for _, s := range subjects {
+			s.ppkPath = s.path + ".ppk"
+			if out, err := exec.Command(puttygenPath, s.path, "-O", "private", "-o", s.ppkPath).CombinedOutput(); err != nil {
+				t.Fatalf("puttygen %s: %v: %s", s.path, err, out)
+			}
+		}
+	}
+
+	// One user certificate per CA key type and subject key type.
+	type certFile struct {
+		cert *ssh.Certificate
+		path string
+	}
+	certs := map[[2]string]certFile{}
+	for _, ct := range caTypes {
+		for _, s := range subjects {
+			cert := cas[ct].signUser(t, s.pub, "interop-"+ct+"-"+s.name)
+			path := filepath.Join(work, "certs", ct+"_"+s.name+"-cert.pub")
+			writeFile(t, path, ssh.MarshalAuthorizedKey(cert), 0o644)
+			certs[[2]string{ct, s.name}] = certFile{cert, path}
+		}
+	}
+
+	// Servers: one sshd for every user CA, one Go server, one sshd per host CA.
+	var userCALines []string
+	var userCAs []ssh.PublicKey
+	for _, ct := range caTypes {
+		userCALines = append(userCALines, authorizedLine(cas[ct].userCA))
+		userCAs = append(userCAs, cas[ct].userCA)
+	}
+	principals := map[string][]string{account: {principal}}
+	sshd := sshdtest.Start(t, sshdtest.Config{TrustedUserCAKeys: userCALines, Principals: principals})
+	emptyKRL, err := (&krl.KRL{}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	goSrv := startGoServer(t, &Authenticator{UserCAs: userCAs, KRL: func() (*krl.KRL, error) { return krl.Parse(emptyKRL) }})
+	hostSSHD := map[string]*sshdtest.Server{}
+	for _, ct := range caTypes {
+		hostSSHD[ct] = sshdtest.Start(t, sshdtest.Config{
+			TrustedUserCAKeys: []string{authorizedLine(cas[hostSubject].userCA)},
+			Principals:        principals,
+			HostKeyType:       hostKeyType,
+			SignHostKey:       cas[ct].signHostFunc(ctx),
+		})
+	}
+
+	// Preflight with the real ssh through the harness: it proves the set-up
+	// and unlocks a locked account (see sshdtest.LoginOptions.User).
+	base := certs[[2]string{hostSubject, hostSubject}]
+	var baseKey *subjectKey
+	for _, s := range subjects {
+		if s.name == hostSubject {
+			baseKey = s
+		}
+	}
+	if r := sshd.Login(t, sshdtest.LoginOptions{User: account, IdentityFile: baseKey.path, CertificateFile: base.path}); !r.OK {
+		t.Fatalf("preflight: ssh with an ed25519 certificate was refused (exit %d): %s\n--- sshd log\n%s", r.ExitCode, r.Stderr, r.ServerLog)
+	}
+
+	knownHosts := func(name, line string) string {
+		path := filepath.Join(work, "known_hosts", name)
+		writeFile(t, path, []byte(line+"\n"), 0o644)
+		return path
+	}
+	pinned := func(host string, port int, key ssh.PublicKey) string {
+		return fmt.Sprintf("[%s]:%d %s", host, port, authorizedLine(key))
+	}
+	khSSHD := knownHosts("sshd", pinned(sshd.Host, sshd.Port, sshd.HostPublicKey))
+	khGo := knownHosts("go", pinned(goSrv.Host, goSrv.Port, goSrv.HostKey))
+
+	var jobs []job
+	for _, ct := range caTypes {
+		for _, s := range subjects {
+			cf := certs[[2]string{ct, s.name}]
+			base := job{keyPath: s.path, keyKind: s.kind, ppkPath: s.ppkPath, certPath: cf.path, signer: s.signer, cert: cf.cert}
+			j := base
+			j.cell = cellKey{Dir: dirUser, CA: ct, Subject: s.name}
+			j.host, j.port, j.user, j.knownHosts, j.hostKey = sshd.Host, sshd.Port, account, khSSHD, sshd.HostPublicKey
+			jobs = append(jobs, j)
+			j = base
+			j.cell = cellKey{Dir: dirServer, CA: ct, Subject: s.name}
+			j.host, j.port, j.user, j.knownHosts, j.hostKey = goSrv.Host, goSrv.Port, principal, khGo, goSrv.HostKey
+			jobs = append(jobs, j)
+		}
+	}
+	for _, ct := range caTypes {
+		srv := hostSSHD[ct]
+		jobs = append(jobs, job{
+			cell: cellKey{Dir: dirHost, CA: ct, Subject: hostKeyType},
+			host: srv.Host, port: srv.Port, user: account,
+			keyPath: baseKey.path, keyKind: baseKey.kind, ppkPath: baseKey.ppkPath, certPath: base.path, signer: baseKey.signer, cert: base.cert,
+			knownHosts: knownHosts("host-"+ct, srv.CertAuthorityLine(cas[ct].hostCA)),
+			hostCA:     cas[ct].hostCA,
+		})
+	}
+
+	ports := []int{sshd.Port, goSrv.Port}
+	for _, ct := range caTypes {
+		ports = append(ports, hostSSHD[ct].Port)
+	}
+	clean := sanitizer(work, ports)
+
+	var mu sync.Mutex
+	outcomes := map[cellKey]outcome{}
+	versions := map[string]string{}
+	skipped := map[string]string{}
+	unsupported := hostUnsupported()
+	t.Run("clients", func(t *testing.T) {
+		for _, c := range all {
+			t.Run(c.name, func(t *testing.T) {
+				t.Parallel()
+				if why := c.missing(); why != "" {
+					mu.Lock()
+					skipped[c.name] = why
+					mu.Unlock()
+					skipOrFatal(t, "interop: client %s not available: %s", c.name, why)
+				}
+				cj := make([]job, len(jobs))
+				for i, j := range jobs {
+					j.cell.Client = c.name
+					cj[i] = j
+				}
+				v := c.version()
+				res := c.run(t, work, cj)
+				mu.Lock()
+				defer mu.Unlock()
+				versions[c.name] = v
+				for i, r := range res {
+					o := outcome{Status: statusWorks}
+					if !r.ok {
+						o = outcome{Status: statusFails, Error: clean(r.err)}
+						if why, ok := unsupported[c.name]; ok && cj[i].cell.Dir == dirHost {
+							o = outcome{Status: statusUnsupported, Error: why + "; the attempt ended with: " + o.Error}
+						}
+					}
+					if o.Status != statusWorks {
+						t.Logf("%s: %s: %s", cj[i].cell, o.Status, o.Error)
+					}
+					outcomes[cj[i].cell] = o
+				}
+			})
+		}
+	})
+	if t.Failed() {
+		return
+	}
+
+	names := make([]string, len(all))
+	for i, c := range all {
+		names[i] = c.name
+	}
+	subjectNames := make([]string, len(subjects))
+	for i, s := range subjects {
+		subjectNames[i] = s.name
+	}
+	guidance, err := os.ReadFile(guidancePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := &report{
+		clients: names, versions: versions,
+		servers:  map[string]string{"sshd": sshdVersion(), "go": strings.TrimSuffix(goVersion(), "")},
+		caTypes:  caTypes, subjects: subjectNames, hostKeyType: hostKeyType,
+		hostTrust: hostTrust(), outcomes: outcomes, guidance: string(guidance),
+	}
+
+	want, err := readExpectations(expectedPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rep.expectations()
+	for _, k := range rep.orderedCells() {
+		key := k.String()
+		g, ran := got[key]
+		w, known := want[key]
+		switch {
+		case !ran:
+			// Client skipped: nothing to compare.
+		case !known:
+			t.Logf("%s: %s, not in %s (run with -update)", key, g, expectedPath)
+		case w == statusWorks && g != statusWorks:
+			t.Errorf("%s: expected to work, %s: %s", key, g, outcomes[k].Error)
+		case w != g:
+			t.Logf("%s: now %s, expected %s (run with -update to record it)", key, g, w)
+		}
+	}
+
+	if !rewrite {
+		return
+	}
+	if len(skipped) > 0 {
+		t.Fatalf("interop: refusing to rewrite %s with clients missing: %v", docPath, skipped)
+	}
+	writeFile(t, expectedPath, marshalExpectations(got), 0o644)
+	writeFile(t, docPath, rep.markdown(), 0o644)
+	t.Logf("wrote %s and %s", docPath, expectedPath)
+}
+
+// keygen makes s's key pair with ssh-keygen and loads it.
+func keygen(s *subjectKey) error {
+	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
+		return err
+	}
+	args := append([]string{"-q", "-N", "", "-C", "interop-" + s.name, "-f", s.path}, s.keygen...)
+	if out, err := exec.Command(sshdtest.KeygenPath, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("ssh-keygen: %v: %s", err, out)
+	}
+	b, err := os.ReadFile(s.path)
+	if err != nil {
+		return err
+	}
+	if s.signer, err = ssh.ParsePrivateKey(b); err != nil {
+		return err
+	}
+	s.pub = s.signer.PublicKey()
+	return nil
+}
+
+func sshdVersion() string {
+	// sshd has no -V; its usage message carries the version.
+	out := commandOutput(sshdtest.SSHDPath, "-V")
+	if m := regexp.MustCompile(`OpenSSH_[^\s,]+(\s+Debian-[^\s,]+)?`).FindString(out); m != "" {
+		return withDebian(m, "openssh-server")
+	}
+	return "(version unknown)"
+}
+
+// sanitizer returns a function that makes client messages independent of
+// this run: temporary paths and port numbers are replaced, whitespace is
+// collapsed and the message is bounded.
+func sanitizer(work string, ports []int) func(string) string {
+	slices.Sort(ports)
+	slices.Reverse(ports) // longer numbers first cannot matter, but be stable
+	portRE := make([]*regexp.Regexp, len(ports))
+	for i, p := range ports {
+		portRE[i] = regexp.MustCompile(`\b` + strconv.Itoa(p) + `\b`)
+	}
+	tmpRE := regexp.MustCompile(`/tmp/sshdtest-[A-Za-z0-9]+`)
+	spaceRE := regexp.MustCompile(`\s+`)
+	return func(s string) string {
+		s = strings.ReplaceAll(s, work, "$WORK")
+		s = tmpRE.ReplaceAllString(s, "$$SSHD")
+		for _, re := range portRE {
+			s = re.ReplaceAllString(s, "PORT")
+		}
+		s = strings.TrimSpace(spaceRE.ReplaceAllString(s, " "))
+		if len(s) > 400 {
+			s = s[:400] + "…"
+		}
+		return s
+	}
+}
