@@ -42,6 +42,7 @@ roles:
 // host, and prints exactly what `sshca inspect` prints; --json carries the
 // same fields.
 func TestInspectMatchesSSHKeygen(t *testing.T) {
+	t.Parallel()
 	requireKeygen(t)
 	caTypes := []struct {
 		keyType    string
@@ -253,6 +254,7 @@ func localTime(t time.Time) string { return t.In(time.Local).Format("2006-01-02T
 // exactly the role's options and extensions, the requested lifetime plus
 // the backdate.
 func TestInspectCertificateContent(t *testing.T) {
+	t.Parallel()
 	requireKeygen(t)
 	h := initHome(t)
 	writePolicy(t, h, inspectPolicy)

@@ -17,6 +17,8 @@ import (
 	"github.com/sshca/sshca/internal/home"
 )
 
+const testPassphrase = "correct horse battery staple"
+
 // refusalFixture is a home made by init (with the example policy init
 // writes), one certificate already issued, and a work directory of subject
 // key files.
@@ -36,21 +38,25 @@ func newRefusalFixture(t *testing.T, encrypted bool) *refusalFixture {
 	if err := os.WriteFile(f.wrongPass, []byte("not the passphrase\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var initArgs, signArgs []string
+	var initArgs []string
 	if encrypted {
 		f.passFile = filepath.Join(secrets, "pass")
-		if err := os.WriteFile(f.passFile, []byte("correct horse battery staple\n"), 0o600); err != nil {
+		if err := os.WriteFile(f.passFile, []byte(testPassphrase+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 		initArgs = []string{"--passphrase-file", f.passFile}
-		signArgs = initArgs
 	}
 	f.home = initHome(t, initArgs...)
 	f.pub = newKey(t, f.work, "id_ed25519", "-t", "ed25519")
+	if encrypted {
+		// Every bcrypt-pbkdf run costs seconds under the race detector:
+		// no baseline certificate for the encrypted home.
+		return f
+	}
 	// One issued certificate, so that "nothing changed" is checked against
 	// a non-empty store (max serial 1, one row).
 	f.cert = filepath.Join(secrets, "issued-cert.pub")
-	mustRun(t, append([]string{"--home", f.home, "sign", "user", "--role", "deploy", "--id", "baseline", "--out", f.cert, f.pub}, signArgs...)...)
+	mustRun(t, "--home", f.home, "sign", "user", "--role", "deploy", "--id", "baseline", "--out", f.cert, f.pub)
 	return f
 }
 
@@ -99,17 +105,9 @@ func truncatedKey(t *testing.T, pubPath string) string {
 // file, and an unchanged store — except that a sign refusal made after the
 // home opened appends exactly one cert.deny audit entry.
 func TestRefusals(t *testing.T) {
+	t.Parallel()
 	requireKeygen(t)
-	tests := []struct {
-		name      string
-		encrypted bool
-		// args builds the command line (after --home) and may prepare files.
-		args    func(t *testing.T, f *refusalFixture) []string
-		code    int
-		msg     string // substring of the error line
-		hint    string // substring of the hint line; "" means no hint is required
-		denials int    // cert.deny audit entries the refusal appends
-	}{
+	tests := []refusalCase{
 		{
 			name: "fail/dsa-key",
 			args: func(t *testing.T, f *refusalFixture) []string {
@@ -238,22 +236,6 @@ func TestRefusals(t *testing.T) {
 			code: 1, msg: `role "servers" issues host certificates, not user certificates`, hint: "sign host", denials: 1,
 		},
 		{
-			name:      "fail/wrong-passphrase",
-			encrypted: true,
-			args: func(t *testing.T, f *refusalFixture) []string {
-				return append(signUser(f.pub), "--passphrase-file", f.wrongPass)
-			},
-			code: 1, msg: "wrong passphrase for the CA key", hint: "--passphrase-file", denials: 1,
-		},
-		{
-			name:      "fail/missing-passphrase",
-			encrypted: true,
-			args: func(t *testing.T, f *refusalFixture) []string {
-				return signUser(f.pub)
-			},
-			code: 1, msg: "the CA key is encrypted", hint: "--passphrase-file", denials: 1,
-		},
-		{
 			name: "fail/unknown-config-key",
 			args: func(t *testing.T, f *refusalFixture) []string {
 				f.editPolicy(t, "    max_ttl: 12h ", "    max_tll: 12h ")
@@ -316,37 +298,88 @@ func TestRefusals(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			f := newRefusalFixture(t, tt.encrypted)
-			args := append([]string{"--home", f.home}, tt.args(t, f)...)
-			before := readStore(t, f.home)
-			files := snapshotFiles(t, f.home, f.work)
-
-			r := runCLI(t, args...)
-
-			if r.code != tt.code {
-				t.Errorf("exit code %d, want %d", r.code, tt.code)
-			}
-			if r.stdout != "" {
-				t.Errorf("stdout not empty: %q", r.stdout)
-			}
-			checkErrorOutput(t, r.stderr, tt.msg, tt.hint)
-
-			after := readStore(t, f.home)
-			if diff := cmp.Diff(before.certs, after.certs); diff != "" {
-				t.Errorf("certificate rows changed (-before +after):\n%s", diff)
-			}
-			if after.maxSerial != before.maxSerial {
-				t.Errorf("max serial %d, was %d", after.maxSerial, before.maxSerial)
-			}
-			checkDenials(t, before.audit, after.audit, tt.denials)
-			if diff := cmp.Diff(files, snapshotFiles(t, f.home, f.work)); diff != "" {
-				t.Errorf("files changed (-before +after):\n%s", diff)
-			}
-			if tt.denials > 0 {
-				// The appended entry keeps the hash chain intact.
-				mustRun(t, "--home", f.home, "audit", "verify")
-			}
+			checkRefusal(t, newRefusalFixture(t, false), tt)
 		})
+	}
+	// The passphrase cases share one encrypted home, in sequence:
+	// bcrypt-pbkdf makes each encrypted home expensive.
+	t.Run("fail/passphrase", func(t *testing.T) {
+		t.Parallel()
+		f := newRefusalFixture(t, true)
+		// ssh-keygen opens the CA keys init encrypted.
+		for _, ca := range []string{"user", "host"} {
+			key := filepath.Join(f.home, home.KeyDir, ca+"-ca-1")
+			pubLine, err := os.ReadFile(key + ".pub")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := keygen(t, "-y", "-P", testPassphrase, "-f", key)
+			if want := strings.Fields(string(pubLine)); !strings.HasPrefix(got, want[0]+" "+want[1]) {
+				t.Errorf("ssh-keygen -y %s = %q, want %s %s", key, got, want[0], want[1])
+			}
+		}
+		for _, tt := range []refusalCase{
+			{
+				name: "missing",
+				args: func(t *testing.T, f *refusalFixture) []string { return signUser(f.pub) },
+				code: 1, msg: "the CA key is encrypted", hint: "--passphrase-file", denials: 1,
+			},
+			{
+				name: "wrong",
+				args: func(t *testing.T, f *refusalFixture) []string {
+					return append(signUser(f.pub), "--passphrase-file", f.wrongPass)
+				},
+				code: 1, msg: "wrong passphrase for the CA key", hint: "--passphrase-file", denials: 1,
+			},
+		} {
+			t.Run(tt.name, func(t *testing.T) { checkRefusal(t, f, tt) })
+		}
+	})
+}
+
+// refusalCase is one refused command.
+type refusalCase struct {
+	name string
+	// args builds the command line (after --home) and may prepare files.
+	args    func(t *testing.T, f *refusalFixture) []string
+	code    int
+	msg     string // substring of the error line
+	hint    string // substring of the hint line; "" means no hint is required
+	denials int    // cert.deny audit entries the refusal appends
+}
+
+// checkRefusal runs the refused command against f and checks exit code,
+// output, store and files.
+func checkRefusal(t *testing.T, f *refusalFixture, tt refusalCase) {
+	t.Helper()
+	args := append([]string{"--home", f.home}, tt.args(t, f)...)
+	before := readStore(t, f.home)
+	files := snapshotFiles(t, f.home, f.work)
+
+	r := runCLI(t, args...)
+
+	if r.code != tt.code {
+		t.Errorf("exit code %d, want %d", r.code, tt.code)
+	}
+	if r.stdout != "" {
+		t.Errorf("stdout not empty: %q", r.stdout)
+	}
+	checkErrorOutput(t, r.stderr, tt.msg, tt.hint)
+
+	after := readStore(t, f.home)
+	if diff := cmp.Diff(before.certs, after.certs); diff != "" {
+		t.Errorf("certificate rows changed (-before +after):\n%s", diff)
+	}
+	if after.maxSerial != before.maxSerial {
+		t.Errorf("max serial %d, was %d", after.maxSerial, before.maxSerial)
+	}
+	checkDenials(t, before.audit, after.audit, tt.denials)
+	if diff := cmp.Diff(files, snapshotFiles(t, f.home, f.work)); diff != "" {
+		t.Errorf("files changed (-before +after):\n%s", diff)
+	}
+	if tt.denials > 0 {
+		// The appended entry keeps the hash chain intact.
+		mustRun(t, "--home", f.home, "audit", "verify")
 	}
 }
 
@@ -420,6 +453,7 @@ roles:
 // made by init with the example of the product specification gets a
 // working CA, and the certificates carry exactly what the roles say.
 func TestHandWrittenPolicy(t *testing.T) {
+	t.Parallel()
 	requireKeygen(t)
 	if _, err := config.Parse([]byte(productExample)); err != nil {
 		t.Fatalf("the product example does not parse: %v", err)

@@ -12,9 +12,11 @@ import (
 
 // Directions of a matrix cell.
 const (
-	dirUser   = "user"   // user certificate, login to OpenSSH sshd
-	dirServer = "server" // user certificate, login to the Go x/crypto/ssh server
-	dirHost   = "host"   // host certificate of sshd, verified by the client
+	dirUser     = "user"            // user certificate, login to OpenSSH sshd
+	dirServer   = "server"          // user certificate, login to the Go x/crypto/ssh server
+	dirKeyFile  = "keyfile"         // user certificate, subject key in OpenSSH format, login to sshd
+	dirHost     = "host"            // host certificate of sshd, verified by the client
+	dirHostName = "host-wrong-name" // host certificate for another name: must be refused
 )
 
 // Cell statuses, as docs/compatibility.md and testdata/expected.json spell them.
@@ -22,7 +24,30 @@ const (
 	statusWorks       = "works"
 	statusFails       = "fails"
 	statusUnsupported = "unsupported"
+	statusRefuses     = "refuses" // a certificate that must be refused was refused
+	statusAccepts     = "accepts" // ... and was accepted
 )
+
+// good reports whether a status is the right behaviour: a test fails when
+// a cell expected to be good is not.
+func good(status string) bool { return status == statusWorks || status == statusRefuses }
+
+// dirLabel describes a direction in prose.
+func dirLabel(dir string) string {
+	switch dir {
+	case dirUser:
+		return "user certificates to sshd"
+	case dirServer:
+		return "user certificates to the Go server"
+	case dirKeyFile:
+		return "subject keys in OpenSSH format"
+	case dirHost:
+		return "host certificates"
+	case dirHostName:
+		return "a host certificate for another name"
+	}
+	return dir
+}
 
 // cellKey names one cell of the matrix. Subject is the user key's type; in
 // the host direction it is the (fixed) type of the sshd host key.
@@ -50,6 +75,8 @@ type report struct {
 	subjects    []string
 	hostKeyType string
 	hostTrust   map[string]string // client -> how it was told to trust the host CA
+	pemClients  []string          // clients given RSA and ECDSA keys in PEM format
+	keyFileCA   string            // CA key type of the keyfile and host-wrong-name cells
 	outcomes    map[cellKey]outcome
 	guidance    string // hand-written part of the Guidance section
 }
@@ -89,7 +116,7 @@ func (r *report) failures() ([]*failure, map[cellKey]*failure) {
 	byCell := map[cellKey]*failure{}
 	for _, k := range r.orderedCells() {
 		o, ok := r.outcomes[k]
-		if !ok || o.Status == statusWorks {
+		if !ok || good(o.Status) {
 			continue
 		}
 		id := k.Client + "\x00" + o.Status + "\x00" + o.Error
@@ -105,8 +132,8 @@ func (r *report) failures() ([]*failure, map[cellKey]*failure) {
 	return list, byCell
 }
 
-// orderedCells lists every cell in table order: user, server, host; rows
-// by CA key type and subject; columns by client.
+// orderedCells lists every cell in table order: user, server, keyfile,
+// host, host-wrong-name; rows by CA key type and subject; columns by client.
 func (r *report) orderedCells() []cellKey {
 	var out []cellKey
 	for _, dir := range []string{dirUser, dirServer} {
@@ -118,10 +145,18 @@ func (r *report) orderedCells() []cellKey {
 			}
 		}
 	}
+	for _, subj := range r.subjects {
+		for _, c := range r.clients {
+			out = append(out, cellKey{dirKeyFile, r.keyFileCA, subj, c})
+		}
+	}
 	for _, ca := range r.caTypes {
 		for _, c := range r.clients {
 			out = append(out, cellKey{dirHost, ca, r.hostKeyType, c})
 		}
+	}
+	for _, c := range r.clients {
+		out = append(out, cellKey{dirHostName, r.keyFileCA, r.hostKeyType, c})
 	}
 	return out
 }
@@ -131,10 +166,10 @@ func (r *report) cellText(k cellKey, byCell map[cellKey]*failure) string {
 	if !ok {
 		return "not run"
 	}
-	if o.Status == statusWorks {
-		return "works"
-	}
 	f := byCell[k]
+	if f == nil {
+		return o.Status
+	}
 	return fmt.Sprintf("**%s** ([%s](#%s))", o.Status, f.id, strings.ToLower(f.id))
 }
 
@@ -145,6 +180,24 @@ func (r *report) markdown() []byte {
 	var b bytes.Buffer
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 	fails, byCell := r.failures()
+	row := func(label string, keys []cellKey) {
+		cells := make([]string, len(keys))
+		for i, k := range keys {
+			cells[i] = r.cellText(k, byCell)
+		}
+		p("| %s | %s |\n", label, strings.Join(cells, " | "))
+	}
+	header := func(labels ...string) {
+		p("| %s | %s |\n", strings.Join(labels, " | "), strings.Join(r.clients, " | "))
+		p("|%s%s\n", strings.Repeat("---|", len(labels)), strings.Repeat("---|", len(r.clients)))
+	}
+	keys := func(dir, ca, subj string) []cellKey {
+		out := make([]cellKey, len(r.clients))
+		for i, c := range r.clients {
+			out[i] = cellKey{dir, ca, subj, c}
+		}
+		return out
+	}
 
 	p("# Compatibility of sshca certificates with SSH clients\n\n")
 	p("> **Generated** by `go test ./internal/interop -update` (or `SSHCA_UPDATE_COMPAT=1 go test ./internal/interop`)\n")
@@ -152,8 +205,8 @@ func (r *report) markdown() []byte {
 	p("> that works here stops working (expectations in `internal/interop/testdata/expected.json`).\n\n")
 	p("Every certificate is issued by sshca's own signing path: a CA home made as by `sshca init --key-type T`,\n")
 	p("then the authority that `sshca sign` uses (RSA CAs sign with `rsa-sha2-512`, never SHA-1). Each cell is one\n")
-	p("login that runs a command; \"works\" means the command's output came back. A failing cell links to the\n")
-	p("client's own error message under [Failures](#failures).\n\n")
+	p("login that runs a command; \"works\" means the command's output came back. A cell that is not right links\n")
+	p("to the client's own error message and version under [Failures](#failures). Jump to the [Guidance](#guidance).\n\n")
 
 	p("## Versions\n\n| client | version |\n|---|---|\n")
 	for _, c := range r.clients {
@@ -163,28 +216,39 @@ func (r *report) markdown() []byte {
 	p("(`ssh.CertChecker` plus an sshca KRL, refusing SHA-1 signatures and empty principal lists).\n\n")
 
 	userTable := func(dir string) {
-		p("| CA key type | subject key | %s |\n", strings.Join(r.clients, " | "))
-		p("|---|---|%s\n", strings.Repeat("---|", len(r.clients)))
+		header("CA key type", "subject key")
 		for _, ca := range r.caTypes {
 			for _, subj := range r.subjects {
-				cells := make([]string, len(r.clients))
-				for i, c := range r.clients {
-					cells[i] = r.cellText(cellKey{dir, ca, subj, c}, byCell)
-				}
-				p("| %s | %s | %s |\n", ca, subj, strings.Join(cells, " | "))
+				row(ca+" | "+subj, keys(dir, ca, subj))
 			}
 		}
 		p("\n")
 	}
 	p("## User certificates, login to OpenSSH sshd\n\n")
 	p("One sshd trusts every user CA (`TrustedUserCAKeys`) and maps the certificate's principal to the login\n")
-	p("account (`AuthorizedPrincipalsFile`); the client presents the subject key with its certificate.\n\n")
+	p("account (`AuthorizedPrincipalsFile`); the client presents the subject key with its certificate.\n")
+	p("Subject keys are in the OpenSSH format that `ssh-keygen` writes by default")
+	if len(r.pemClients) > 0 {
+		p(", except that %s got its RSA and ECDSA keys in PEM format (`ssh-keygen -m PEM`), which it can\n", strings.Join(r.pemClients, " and "))
+		p("read: see [Subject key files](#subject-key-files-in-openssh-format)")
+	}
+	p(".\n\n")
 	userTable(dirUser)
 
 	p("## User certificates, login to a Go x/crypto/ssh server\n\n")
-	p("The server direction: the same certificates, presented to an in-process `golang.org/x/crypto/ssh`\n")
+	p("The server direction: the same certificates and keys, presented to an in-process `golang.org/x/crypto/ssh`\n")
 	p("server that accepts them through `interop.Authenticator`.\n\n")
 	userTable(dirServer)
+
+	p("## Subject key files in OpenSSH format\n\n")
+	p("Whether the client can use each subject key as `ssh-keygen` writes it by default (OpenSSH format), with a\n")
+	p("certificate from the %s CA, logging in to sshd. This is about the client's key loading, not about\n", r.keyFileCA)
+	p("certificates.\n\n")
+	header("subject key")
+	for _, subj := range r.subjects {
+		row(subj, keys(dirKeyFile, r.keyFileCA, subj))
+	}
+	p("\n")
 
 	p("## Host certificates\n\n")
 	p("For each CA key type an sshd presents its %s host key with a host certificate from that host CA\n", r.hostKeyType)
@@ -193,15 +257,16 @@ func (r *report) markdown() []byte {
 	for _, c := range r.clients {
 		p("- %s: %s\n", c, r.hostTrust[c])
 	}
-	p("\n| host CA key type | %s |\n", strings.Join(r.clients, " | "))
-	p("|---|%s\n", strings.Repeat("---|", len(r.clients)))
+	p("\n")
+	header("host CA key type")
 	for _, ca := range r.caTypes {
-		cells := make([]string, len(r.clients))
-		for i, c := range r.clients {
-			cells[i] = r.cellText(cellKey{dirHost, ca, r.hostKeyType, c}, byCell)
-		}
-		p("| %s | %s |\n", ca, strings.Join(cells, " | "))
+		row(ca, keys(dirHost, ca, r.hostKeyType))
 	}
+	p("\nA host certificate that names another host must be refused. Here sshd presents a certificate from the\n")
+	p("trusted %s host CA whose only principal is `localhost`, and the client connects to `127.0.0.1`;\n", r.keyFileCA)
+	p("\"refuses\" is right, \"accepts\" means the client does not check host certificate principals.\n\n")
+	header("host CA key type")
+	row(r.keyFileCA, keys(dirHostName, r.keyFileCA, r.hostKeyType))
 	p("\n")
 
 	p("## Failures\n\n")
@@ -216,7 +281,7 @@ func (r *report) markdown() []byte {
 	p("## Guidance\n\n")
 	p("%s\n", strings.TrimSpace(r.guidance))
 	if summary := r.clientLimits(); summary != "" {
-		p("\nWhat the tables above show, by CA key type (generated):\n\n%s", summary)
+		p("\nWhat the tables above show, by CA key type (this list is generated):\n\n%s", summary)
 	}
 	return b.Bytes()
 }
@@ -229,19 +294,21 @@ func (r *report) clientLimits() string {
 		failing := map[string][]string{} // client -> directions
 		for _, k := range r.orderedCells() {
 			o, ok := r.outcomes[k]
-			if k.CA != ca || !ok || o.Status == statusWorks {
+			// Key files are not about the CA; a wrong-name host
+			// certificate is about checking, not about the key type.
+			if k.CA != ca || !ok || good(o.Status) || k.Dir == dirKeyFile || k.Dir == dirHostName {
 				continue
 			}
-			d := map[string]string{dirUser: "user certificates to sshd", dirServer: "user certificates to the Go server", dirHost: "host certificates"}[k.Dir]
+			d := dirLabel(k.Dir)
 			if o.Status == statusUnsupported {
-				d += " (not supported by the client at all)"
+				d += " (which it does not support at all)"
 			}
 			if !slices.Contains(failing[k.Client], d) {
 				failing[k.Client] = append(failing[k.Client], d)
 			}
 		}
 		if len(failing) == 0 {
-			fmt.Fprintf(&b, "- `%s`: every client works in every direction tested.\n", ca)
+			fmt.Fprintf(&b, "- `%s`: every client tested works, user and host certificates.\n", ca)
 			continue
 		}
 		names := make([]string, 0, len(failing))
@@ -264,14 +331,12 @@ func describeCells(cells []cellKey) string {
 	groups := map[string][]string{}
 	var order []string
 	for _, k := range cells {
-		var label, item string
+		label, item := dirLabel(k.Dir), "CA "+k.CA+" × subject "+k.Subject
 		switch k.Dir {
-		case dirUser:
-			label, item = "user certificates to sshd", "CA "+k.CA+" × subject "+k.Subject
-		case dirServer:
-			label, item = "user certificates to the Go server", "CA "+k.CA+" × subject "+k.Subject
-		default:
-			label, item = "host certificates", "host CA "+k.CA
+		case dirKeyFile:
+			item = k.Subject
+		case dirHost, dirHostName:
+			item = "host CA " + k.CA
 		}
 		if _, ok := groups[label]; !ok {
 			order = append(order, label)

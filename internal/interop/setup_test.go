@@ -128,8 +128,13 @@ func (a *authority) signUser(t *testing.T, pub ssh.PublicKey, keyID string) *ssh
 // signHost issues a host certificate for pub, in authorized-keys format,
 // as sshdtest.Config.SignHostKey wants it.
 func (a *authority) signHost(ctx context.Context, pub ssh.PublicKey) ([]byte, error) {
+	return a.signHostNames(ctx, pub, hostPrincipals())
+}
+
+// signHostNames is signHost with other principals.
+func (a *authority) signHostNames(ctx context.Context, pub ssh.PublicKey, names []string) ([]byte, error) {
 	cert, err := a.home.Authority.Sign(ctx, ca.Request{Type: policy.HostCert, Role: "hosts", KeyID: "interop-host-" + a.keyType,
-		Principals: hostPrincipals(), PublicKey: pub, Actor: "test:interop"})
+		Principals: names, PublicKey: pub, Actor: "test:interop"})
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,9 @@
 # Reads a JSON list of jobs on stdin and writes a JSON list of results on
 # stdout, so that one interpreter does every login. A job is
 # {"id", "host", "port", "user", "key", "key_type", "cert", "known_hosts",
-# "command", "timeout"}; a result is {"id", "ok", "stdout", "error"}.
+# "command", "timeout"}, where cert must be key + "-cert.pub" (net-ssh
+# finds it there, as OpenSSH does); a result is {"id", "ok", "stdout",
+# "error"}.
 # A refused login is a result, never an exit status. With --version it
 # prints the versions of net-ssh and of the gems it uses for ed25519.
 require "json"
@@ -30,8 +32,7 @@ def login(job)
   Net::SSH.start(
     job["host"], job["user"],
     port: job["port"],
-    keys: [job["key"]],
-    keycerts: [job["cert"]],
+    keys: [job["key"]], # the certificate is job["key"] + "-cert.pub"
     keys_only: true,
     use_agent: false,
     auth_methods: ["publickey"],

@@ -84,6 +84,30 @@ var schema = []string{
 	`CREATE TABLE IF NOT EXISTS audit_head (id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)`,
 	// Seq 0 is "no entry yet" (sqlstore treats it as an empty log); keeping the
 	// row present from the start gives every backend a head row to lock.
+	`CREATE TABLE IF NOT EXISTS tokens (
+		id TEXT PRIMARY KEY,
+		name TEXT NOT NULL UNIQUE,
+		kind TEXT NOT NULL,
+		roles TEXT NOT NULL,
+		principals TEXT NOT NULL,
+		hash TEXT NOT NULL,
+		created_by TEXT NOT NULL,
+		created_us INTEGER NOT NULL,
+		expires_us INTEGER NOT NULL,
+		revoked_us INTEGER NOT NULL DEFAULT 0,
+		used_us INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE TABLE IF NOT EXISTS totp (identity TEXT PRIMARY KEY, secret TEXT NOT NULL, last_step INTEGER NOT NULL DEFAULT 0, created_us INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS challenges (id TEXT PRIMARY KEY, expires_us INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS hosts (
+		name TEXT PRIMARY KEY,
+		last_seen_us INTEGER NOT NULL,
+		krl_version INTEGER NOT NULL,
+		ca_keys TEXT NOT NULL,
+		cert_expiry_us INTEGER NOT NULL,
+		stale INTEGER NOT NULL,
+		detail TEXT NOT NULL
+	)`,
 	`INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, 0, '` + audit.GenesisHash + `')`,
 }
 

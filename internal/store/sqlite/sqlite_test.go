@@ -10,7 +10,7 @@ import (
 )
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
+	storetest.RunService(t, func(t *testing.T) store.ServiceStore {
 		st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "sshca.db"))
 		if err != nil {
 			t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -101,6 +102,7 @@ func StartServer(ctx context.Context) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	removeStale(os.TempDir(), time.Now())
 	dir, err := os.MkdirTemp("", "sshca-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: %w", err)
@@ -132,6 +134,27 @@ func StartServer(ctx context.Context) (*Server, error) {
 		}
 		os.RemoveAll(dir)
 		return nil, err
+	}
+}
+
+// removeStale deletes directories left by test binaries that died without
+// Stop: their postmaster ran (postmaster.opts exists) and has shut down
+// (postmaster.pid is gone), and nothing touched them for ten minutes.
+func removeStale(tmp string, now time.Time) {
+	dirs, _ := filepath.Glob(filepath.Join(tmp, "sshca-pg-*"))
+	for _, d := range dirs {
+		fi, err := os.Stat(d)
+		if err != nil || !fi.IsDir() || now.Sub(fi.ModTime()) < 10*time.Minute {
+			continue
+		}
+		data := filepath.Join(d, "data")
+		if _, err := os.Stat(filepath.Join(data, "postmaster.opts")); err != nil {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(data, "postmaster.pid")); !errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		_ = os.RemoveAll(d)
 	}
 }
 
@@ -354,13 +377,20 @@ func server(t testing.TB) *Server {
 	shared.once.Do(func() {
 		shared.srv, shared.err = StartServer(context.Background())
 	})
-	switch {
-	case errors.Is(shared.err, ErrNoPostgres) && os.Getenv("CI") != "true":
-		t.Skip(shared.err)
-	case shared.err != nil:
-		t.Fatal(shared.err)
+	if shared.err != nil {
+		skipOrFail(t, shared.err, os.Getenv("CI") == "true")
 	}
 	return shared.srv
+}
+
+// skipOrFail ends the test: a skip when PostgreSQL is simply not installed
+// (unless in CI, where a missing tool is a failure), a failure otherwise.
+func skipOrFail(t testing.TB, err error, ci bool) {
+	t.Helper()
+	if errors.Is(err, ErrNoPostgres) && !ci {
+		t.Skip(err)
+	}
+	t.Fatal(err)
 }
 
 // NewDatabase creates a fresh, empty database on the shared server and

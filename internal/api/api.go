@@ -1,0 +1,90 @@
+// Package api holds the JSON types of the certificate service's HTTP API,
+// shared by the server, the user client and the fleet agent. It has no
+// behaviour beyond encoding.
+package api
+
+import "time"
+
+// CertRequest asks for a user or host certificate.
+type CertRequest struct {
+	PublicKey  string   `json:"public_key"`           // authorized_keys line
+	Role       string   `json:"role"`                 // role from the policy
+	Principals []string `json:"principals,omitempty"` // subset; empty = all of the role's (user)
+	TTL        string   `json:"ttl,omitempty"`        // e.g. "8h"; empty = role default
+	TOTP       string   `json:"totp,omitempty"`       // second factor for require_mfa roles
+}
+
+// CertResponse carries a signed certificate.
+type CertResponse struct {
+	Certificate string    `json:"certificate"` // authorized_keys line, as in <key>-cert.pub
+	Serial      uint64    `json:"serial"`
+	KeyID       string    `json:"key_id"`
+	Principals  []string  `json:"principals"`
+	ValidAfter  time.Time `json:"valid_after"`
+	ValidBefore time.Time `json:"valid_before"`
+	RequestID   string    `json:"request_id"`
+}
+
+// Challenge is a one-time nonce for renewal by proof of possession.
+type Challenge struct {
+	Challenge string    `json:"challenge"` // base64url
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// RenewSignaturePrefix is prepended to the challenge before the holder of a
+// certificate signs it, so a renewal signature cannot be replayed elsewhere.
+const RenewSignaturePrefix = "sshca-renew-v1\x00"
+
+// RenewRequest renews a still-valid certificate.
+type RenewRequest struct {
+	Certificate string `json:"certificate"` // the current certificate line
+	Challenge   string `json:"challenge"`   // from POST /v1/certs/renew/challenge
+	Signature   string `json:"signature"`   // base64 of the SSH wire signature over RenewSignaturePrefix+challenge by the certified key
+	TTL         string `json:"ttl,omitempty"`
+}
+
+// RevocationRequest records a revocation (admin tokens only).
+type RevocationRequest struct {
+	Type        string `json:"type,omitempty"` // user (default) or host
+	Serial      uint64 `json:"serial,omitempty"`
+	SerialRange string `json:"serial_range,omitempty"` // "A-B"
+	KeyID       string `json:"key_id,omitempty"`
+	PublicKey   string `json:"public_key,omitempty"`  // a key or certificate line
+	Fingerprint string `json:"fingerprint,omitempty"` // SHA256:...
+	Reason      string `json:"reason,omitempty"`
+	Force       bool   `json:"force,omitempty"`
+}
+
+// RevocationResponse reports the outcome.
+type RevocationResponse struct {
+	Added      bool   `json:"added"` // false: it was already revoked
+	KRLVersion uint64 `json:"krl_version"`
+	RequestID  string `json:"request_id"`
+}
+
+// AuthConfig tells clients how to authenticate people.
+type AuthConfig struct {
+	OIDCIssuer   string `json:"oidc_issuer,omitempty"`
+	OIDCClientID string `json:"oidc_client_id,omitempty"`
+}
+
+// TOTPEnrollment is returned once, at enrollment.
+type TOTPEnrollment struct {
+	URI string `json:"uri"` // otpauth:// URI for an authenticator app
+}
+
+// HostReport is what `sshca sync` reports about a server.
+type HostReport struct {
+	KRLVersion     uint64    `json:"krl_version"`
+	CAKeys         []string  `json:"ca_keys"` // SHA256 fingerprints installed
+	HostCertExpiry time.Time `json:"host_cert_expiry,omitempty"`
+	Stale          bool      `json:"stale,omitempty"`
+	Detail         string    `json:"detail,omitempty"`
+}
+
+// Error is every error response body.
+type Error struct {
+	Error     string `json:"error"`          // short public message
+	Code      string `json:"code,omitempty"` // machine-readable reason, e.g. "principal-not-allowed"
+	RequestID string `json:"request_id"`
+}

@@ -1,0 +1,236 @@
+package server
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/sshsig"
+	"github.com/sshca/sshca/internal/store"
+)
+
+// krlEntry is a built, signed KRL for one state of the store.
+type krlEntry struct {
+	key    string // version + CA key set it was built from
+	data   []byte
+	sig    []byte
+	etag   string
+	date   time.Time
+	parsed *krl.KRL
+}
+
+func caTypeParam(r *http.Request) (string, error) {
+	t := r.URL.Query().Get("type")
+	if t == "" {
+		return "user", nil
+	}
+	if t != "user" && t != "host" {
+		return "", badRequest("bad-request", "type must be user or host")
+	}
+	return t, nil
+}
+
+// currentKRL returns the KRL for the store's current state, building and
+// signing it when the version or the CA keys changed.
+func (s *Server) currentKRL(r *http.Request, caType string) (*krlEntry, error) {
+	ctx := r.Context()
+	v, err := s.o.Store.KRLVersion(ctx, caType)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := s.o.Store.ListCAKeys(ctx, caType)
+	if err != nil {
+		return nil, err
+	}
+	var kb strings.Builder
+	fmt.Fprintf(&kb, "%d", v)
+	for _, k := range keys {
+		fmt.Fprintf(&kb, "|%d:%s:%s", k.Generation, k.State, k.Fingerprint)
+	}
+	cacheKey := kb.String()
+	s.krlMu.Lock()
+	defer s.krlMu.Unlock()
+	if e := s.krlCache[caType]; e != nil && e.key == cacheKey {
+		return e, nil
+	}
+	k, err := ca.BuildKRL(ctx, s.o.Store, caType, s.now())
+	if err != nil {
+		return nil, err
+	}
+	data, err := ca.MarshalKRL(k)
+	if err != nil {
+		return nil, err
+	}
+	active, err := ca.ActiveKey(ctx, s.o.Store, caType)
+	if err != nil {
+		return nil, err
+	}
+	sgn, err := s.o.Authority.Signer(ctx, active)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := sshsig.Sign(sgn, sshsig.Namespace, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(data)
+	e := &krlEntry{key: cacheKey, data: data, sig: sig, etag: `"` + hex.EncodeToString(sum[:16]) + `"`,
+		date: time.Unix(int64(k.GeneratedDate), 0).UTC(), parsed: k}
+	s.krlCache[caType] = e
+	s.metrics.krlVersion(caType, k.Version)
+	return e, nil
+}
+
+func (s *Server) serveKRLPart(w http.ResponseWriter, r *http.Request, sig bool) error {
+	caType, err := caTypeParam(r)
+	if err != nil {
+		return err
+	}
+	e, err := s.currentKRL(r, caType)
+	if err != nil {
+		return err
+	}
+	etag := e.etag
+	if sig {
+		etag = strings.TrimSuffix(etag, `"`) + `-sig"`
+	}
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Last-Modified", e.date.Format(http.TimeFormat))
+	w.Header().Set("Cache-Control", "no-cache")
+	w.Header().Set("X-KRL-Version", strconv.FormatUint(e.parsed.Version, 10))
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
+	if sig {
+		w.Header().Set("Content-Type", "text/plain")
+		_, err = w.Write(e.sig)
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, err = w.Write(e.data)
+	}
+	return err
+}
+
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimSpace(t)
+		if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+			return true
+		}
+	}
+	return false
+}
+
+func (s *Server) handleKRL(w http.ResponseWriter, r *http.Request) error {
+	return s.serveKRLPart(w, r, false)
+}
+func (s *Server) handleKRLSig(w http.ResponseWriter, r *http.Request) error {
+	return s.serveKRLPart(w, r, true)
+}
+
+// handleCAKeys serves the published keys of a CA (next, active, retiring),
+// one authorized_keys line each.
+func (s *Server) handleCAKeys(w http.ResponseWriter, r *http.Request) error {
+	caType := r.PathValue("type")
+	if caType != "user" && caType != "host" {
+		return &httpError{status: http.StatusNotFound, code: "not-found", msg: "CA type must be user or host"}
+	}
+	keys, err := s.o.Store.ListCAKeys(r.Context(), caType)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	for _, k := range keys {
+		if k.State == store.StateNext || k.State == store.StateActive || k.State == store.StateRetiring {
+			fmt.Fprintf(&b, "%s sshca-%s-ca-%d\n", k.PublicKey, caType, k.Generation)
+		}
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, err = w.Write(b.Bytes())
+	return err
+}
+
+// handleRevocation records a revocation; admin tokens only.
+func (s *Server) handleRevocation(w http.ResponseWriter, r *http.Request) error {
+	c, err := s.authenticate(r)
+	if err != nil {
+		return s.denyRequest(r, "unauthenticated", "", "unauthorized", err)
+	}
+	if c.token == nil || c.token.Kind != store.TokenAdmin {
+		return s.denyRequest(r, c.actor, "", "admin-only", forbidden("admin-only", "revocations need an admin token"))
+	}
+	var req api.RevocationRequest
+	if err := decodeJSON(w, r, &req); err != nil {
+		return err
+	}
+	if req.Type == "" {
+		req.Type = "user"
+	}
+	if req.Type != "user" && req.Type != "host" {
+		return badRequest("bad-request", "type must be user or host")
+	}
+	rev := ca.Revocation{CAType: req.Type, Reason: req.Reason, Actor: c.actor, Force: req.Force}
+	n := 0
+	if req.Serial != 0 {
+		rev.Lo, rev.Hi = req.Serial, req.Serial
+		n++
+	}
+	if req.SerialRange != "" {
+		a, b, ok := strings.Cut(req.SerialRange, "-")
+		lo, err1 := strconv.ParseUint(a, 10, 64)
+		hi, err2 := strconv.ParseUint(b, 10, 64)
+		if !ok || err1 != nil || err2 != nil || lo == 0 || hi < lo {
+			return badRequest("bad-request", "serial_range must be A-B with 1 <= A <= B")
+		}
+		rev.Lo, rev.Hi = lo, hi
+		n++
+	}
+	if req.KeyID != "" {
+		rev.KeyID = req.KeyID
+		n++
+	}
+	if req.PublicKey != "" {
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(req.PublicKey))
+		if err != nil {
+			return badRequest("bad-key", "public_key is not a valid OpenSSH key")
+		}
+		rev.Key = pub
+		n++
+	}
+	if req.Fingerprint != "" {
+		b, err := parseSHA256Fingerprint(req.Fingerprint)
+		if err != nil {
+			return badRequest("bad-request", "%v", err)
+		}
+		rev.SHA256 = b
+		n++
+	}
+	if n != 1 {
+		return badRequest("bad-request", "give exactly one of serial, serial_range, key_id, public_key, fingerprint")
+	}
+	if strings.ContainsAny(req.Reason, "\x00\n") || len(req.Reason) > 1024 {
+		return badRequest("bad-request", "reason must be one line of at most 1024 bytes")
+	}
+	added, err := ca.Revoke(r.Context(), s.o.Store, rev, s.now())
+	if err != nil {
+		return err
+	}
+	v, err := s.o.Store.KRLVersion(r.Context(), req.Type)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, api.RevocationResponse{Added: added, KRLVersion: v, RequestID: RequestID(r.Context())})
+	return nil
+}

@@ -1,0 +1,345 @@
+// Package server is the certificate service's HTTP API: it authenticates
+// callers (OIDC ID tokens, API tokens, proof of possession), applies the
+// access policy, asks the authority to sign, and maps errors to status codes.
+// It is the only package that speaks HTTP or exports metrics; it never holds
+// private keys itself and never logs secrets.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/config"
+	"github.com/sshca/sshca/internal/policy"
+	"github.com/sshca/sshca/internal/store"
+)
+
+// Limits on requests.
+const (
+	MaxBodyBytes  = 64 << 10
+	ChallengeTTL  = 2 * time.Minute
+	maxTokenBytes = 16 << 10
+)
+
+// OIDCIdentity is what an ID token verifier returns.
+type OIDCIdentity struct {
+	User   string
+	Groups []string
+	MFA    bool // the token's amr claim shows a second factor
+}
+
+// IDTokenVerifier checks OIDC ID tokens.
+type IDTokenVerifier interface {
+	Verify(ctx context.Context, rawIDToken string) (*OIDCIdentity, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Config    *config.Config
+	Store     store.ServiceStore
+	Authority *ca.Authority
+	OIDC      IDTokenVerifier // nil: SSO disabled
+	Logger    *slog.Logger
+	Now       func() time.Time
+	// AuditSink, when set, receives every audit entry the service appends (SIEM).
+	AuditSink io.Writer
+	Metrics   *Metrics
+}
+
+// Server is the certificate service.
+type Server struct {
+	o       Options
+	log     *slog.Logger
+	now     func() time.Time
+	limiter *rateLimiter
+	metrics *Metrics
+
+	krlMu    sync.Mutex
+	krlCache map[string]*krlEntry // by CA type
+}
+
+// New returns a Server.
+func New(o Options) *Server {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	svc := o.Config.ServiceOrDefault()
+	return &Server{
+		o: o, log: o.Logger, now: o.Now, metrics: o.Metrics,
+		limiter:  newRateLimiter(svc.RateLimit, time.Minute, o.Now),
+		krlCache: map[string]*krlEntry{},
+	}
+}
+
+// Handler returns the HTTP handler with every route.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	s.route(mux, "POST /v1/certs/user", "certs_user", s.handleUserCert)
+	s.route(mux, "POST /v1/certs/host", "certs_host", s.handleHostCert)
+	s.route(mux, "POST /v1/certs/renew/challenge", "renew_challenge", s.handleChallenge)
+	s.route(mux, "POST /v1/certs/renew", "renew", s.handleRenew)
+	s.route(mux, "POST /v1/revocations", "revocations", s.handleRevocation)
+	s.route(mux, "GET /v1/krl", "krl", s.handleKRL)
+	s.route(mux, "GET /v1/krl.sig", "krl_sig", s.handleKRLSig)
+	s.route(mux, "GET /v1/ca/{type}", "ca", s.handleCAKeys)
+	s.route(mux, "GET /v1/auth/config", "auth_config", s.handleAuthConfig)
+	s.route(mux, "POST /v1/totp/enroll", "totp_enroll", s.handleTOTPEnroll)
+	s.route(mux, "POST /v1/hosts/report", "host_report", s.handleHostReport)
+	s.route(mux, "GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) error {
+		w.Header().Set("Content-Type", "text/plain")
+		_, err := io.WriteString(w, "ok\n")
+		return err
+	})
+	s.route(mux, "GET /readyz", "readyz", s.handleReady)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, &httpError{status: http.StatusNotFound, msg: "no such endpoint", code: "not-found"})
+	})
+	return mux
+}
+
+type ctxKey int
+
+const requestIDKey ctxKey = 1
+
+// RequestID returns the request's ID.
+func RequestID(ctx context.Context) string {
+	v, _ := ctx.Value(requestIDKey).(string)
+	return v
+}
+
+func newRequestID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// route wraps h with request IDs, logging, metrics and error mapping.
+func (s *Server) route(mux *http.ServeMux, pattern, name string, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := s.now()
+		id := newRequestID()
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		r = r.WithContext(ctx)
+		w.Header().Set("X-Request-ID", id)
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		err := h(sw, r)
+		if err != nil {
+			s.writeError(sw, r, err)
+		}
+		dur := s.now().Sub(start)
+		s.metrics.observe(name, sw.status, dur)
+		attrs := []any{"request_id", id, "method", r.Method, "path", r.URL.Path, "status", sw.status,
+			"duration_ms", float64(dur.Microseconds()) / 1000, "remote", r.RemoteAddr}
+		if err != nil {
+			attrs = append(attrs, "error", err.Error())
+		}
+		s.log.LogAttrs(ctx, levelFor(sw.status), "request", argsToAttrs(attrs)...)
+	})
+}
+
+func levelFor(status int) slog.Level {
+	switch {
+	case status >= 500:
+		return slog.LevelError
+	case status >= 400:
+		return slog.LevelWarn
+	}
+	return slog.LevelInfo
+}
+
+func argsToAttrs(args []any) []slog.Attr {
+	var out []slog.Attr
+	for i := 0; i+1 < len(args); i += 2 {
+		out = append(out, slog.Any(args[i].(string), args[i+1]))
+	}
+	return out
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status      int
+	wroteHeader bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wroteHeader {
+		w.status, w.wroteHeader = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wroteHeader = true
+	return w.ResponseWriter.Write(b)
+}
+
+// httpError is an error with a status and a public message.
+type httpError struct {
+	status int
+	msg    string // public
+	code   string
+	err    error // logged only
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+func (e *httpError) Unwrap() error { return e.err }
+
+func badRequest(code, format string, a ...any) error {
+	return &httpError{status: http.StatusBadRequest, code: code, msg: fmt.Sprintf(format, a...)}
+}
+
+// writeError maps an error to a status and a short public message. This is
+// the one place where domain errors meet HTTP.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, msg, code := http.StatusInternalServerError, "internal error", "internal"
+	var he *httpError
+	var de *policy.DenyError
+	var ke *ca.KeyError
+	switch {
+	case errors.As(err, &he):
+		status, msg, code = he.status, he.msg, he.code
+	case errors.As(err, &de):
+		status, msg, code = http.StatusForbidden, de.Error(), de.Rule
+	case errors.As(err, &ke):
+		status, msg, code = http.StatusBadRequest, ke.Error(), "bad-key"
+	case errors.Is(err, ca.ErrNeverIssued):
+		status, msg, code = http.StatusBadRequest, oneLine(err.Error()), "never-issued"
+	case errors.Is(err, store.ErrNotFound):
+		status, msg, code = http.StatusNotFound, "not found", "not-found"
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		status, msg, code = http.StatusServiceUnavailable, "request cancelled", "cancelled"
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sshca"`)
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "60")
+	}
+	writeJSON(w, status, api.Error{Error: msg, Code: code, RequestID: RequestID(r.Context())})
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+// decodeJSON reads a JSON body strictly: the right content type, a bounded
+// size, no unknown fields, nothing after the object.
+func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &httpError{status: http.StatusUnsupportedMediaType, code: "bad-content-type", msg: "Content-Type must be application/json"}
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &httpError{status: http.StatusRequestEntityTooLarge, code: "too-large", msg: fmt.Sprintf("request body over %d bytes", MaxBodyBytes)}
+		}
+		return badRequest("bad-json", "malformed JSON: %s", jsonProblem(err))
+	}
+	if dec.More() {
+		return badRequest("bad-json", "malformed JSON: data after the object")
+	}
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return &httpError{status: http.StatusRequestEntityTooLarge, code: "too-large", msg: fmt.Sprintf("request body over %d bytes", MaxBodyBytes)}
+		}
+	}
+	return nil
+}
+
+func jsonProblem(err error) string {
+	msg := err.Error()
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	return strings.TrimPrefix(msg, "json: ")
+}
+
+// audit appends an entry and mirrors it to the sink.
+func (s *Server) audit(ctx context.Context, ev audit.Entry) {
+	if ev.Time.IsZero() {
+		ev.Time = s.now()
+	}
+	if ev.Details == nil {
+		ev.Details = map[string]string{}
+	}
+	ev.Details["request_id"] = RequestID(ctx)
+	got, err := s.o.Store.Append(ctx, ev)
+	if err != nil {
+		s.log.ErrorContext(ctx, "audit append failed", "request_id", RequestID(ctx), "error", err.Error())
+		return
+	}
+	s.mirror(got)
+}
+
+func (s *Server) mirror(ev audit.Entry) {
+	if s.o.AuditSink == nil {
+		return
+	}
+	b, _ := json.Marshal(ev)
+	b = append(b, '\n')
+	_, _ = s.o.AuditSink.Write(b)
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.o.Store.KRLVersion(r.Context(), "user"); err != nil {
+		return &httpError{status: http.StatusServiceUnavailable, code: "not-ready", msg: "database unavailable", err: err}
+	}
+	w.Header().Set("Content-Type", "text/plain")
+	_, err := io.WriteString(w, "ready\n")
+	return err
+}
+
+func (s *Server) handleAuthConfig(w http.ResponseWriter, r *http.Request) error {
+	ac := api.AuthConfig{}
+	if o := s.o.Config.OIDC; o != nil {
+		ac.OIDCIssuer, ac.OIDCClientID = o.Issuer, o.ClientID
+	}
+	writeJSON(w, http.StatusOK, ac)
+	return nil
+}
+
+// parseKeyLine parses an authorized_keys line from a request.
+func parseKeyLine(line string) (ssh.PublicKey, error) {
+	return ca.ParseSubjectKey([]byte(line))
+}

@@ -1,0 +1,99 @@
+package pgtest
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+)
+
+// recorder captures how a test would end instead of ending it.
+type recorder struct {
+	testing.TB
+	ended string
+}
+
+func (r *recorder) Helper()               {}
+func (r *recorder) Skip(...any)           { r.ended = "skip"; runtime.Goexit() }
+func (r *recorder) Fatal(...any)          { r.ended = "fatal"; runtime.Goexit() }
+func (r *recorder) Fatalf(string, ...any) { r.ended = "fatal"; runtime.Goexit() }
+
+func TestSkipOrFail(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		ci   bool
+		want string
+	}{
+		{"ok/missing-binaries-skip", ErrNoPostgres, false, "skip"},
+		{"fail/missing-binaries-in-ci", ErrNoPostgres, true, "fatal"},
+		{"fail/start-error", errors.New("pgtest: initdb: boom"), false, "fatal"},
+		{"fail/start-error-in-ci", errors.New("pgtest: initdb: boom"), true, "fatal"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &recorder{TB: t}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				skipOrFail(r, tt.err, tt.ci)
+			}()
+			<-done
+			if r.ended != tt.want {
+				t.Fatalf("ended with %q, want %q", r.ended, tt.want)
+			}
+		})
+	}
+}
+
+func TestRemoveStale(t *testing.T) {
+	tmp := t.TempDir()
+	now := time.Now()
+	old := now.Add(-time.Hour)
+	mk := func(name string, files ...string) string {
+		d := filepath.Join(tmp, name)
+		if err := os.MkdirAll(filepath.Join(d, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(d, "data", f), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return d
+	}
+	stale := mk("sshca-pg-stale", "postmaster.opts")
+	running := mk("sshca-pg-running", "postmaster.opts", "postmaster.pid")
+	initdbOnly := mk("sshca-pg-initdb")
+	fresh := mk("sshca-pg-fresh", "postmaster.opts")
+	other := mk("other-stale", "postmaster.opts")
+	for _, d := range []string{stale, running, initdbOnly, other} {
+		if err := os.Chtimes(d, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removeStale(tmp, now)
+	for d, wantGone := range map[string]bool{stale: true, running: false, initdbOnly: false, fresh: false, other: false} {
+		_, err := os.Stat(d)
+		if gone := errors.Is(err, os.ErrNotExist); gone != wantGone {
+			t.Errorf("%s: gone = %v, want %v", filepath.Base(d), gone, wantGone)
+		}
+	}
+}
+
+func TestFindBinDir(t *testing.T) {
+	dir, err := FindBinDir()
+	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range []string{"initdb", "postgres"} {
+		if !isExec(filepath.Join(dir, b)) {
+			t.Errorf("%s/%s is not an executable file", dir, b)
+		}
+	}
+}
