@@ -28,12 +28,13 @@ const (
 
 // env is what a command runs with; tests substitute buffers.
 type env struct {
-	ctx    context.Context
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	getenv func(string) string
-	home   string // --home, resolved
+	ctx      context.Context
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	getenv   func(string) string
+	home     string // --home, resolved
+	database string // --database / SSHCA_DATABASE, resolved
 }
 
 type command struct {
@@ -132,6 +133,7 @@ func run(e *env, args []string) error {
 	global := flag.NewFlagSet("sshca", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	homeFlag := global.String("home", "", "")
+	dbFlag := global.String("database", "", "")
 	help := global.Bool("h", false, "")
 	global.BoolVar(help, "help", false, "")
 	if err := global.Parse(args); err != nil {
@@ -162,6 +164,7 @@ func run(e *env, args []string) error {
 	}
 	fs := newFlagSet(c)
 	cmdHome := fs.String("home", "", "CA home `directory` (default $SSHCA_HOME or ./sshca-data)")
+	cmdDB := fs.String("database", "", "PostgreSQL `URL` instead of the home's SQLite file (or SSHCA_DATABASE; overrides sshca.yaml)")
 	pos, err := parseInterspersed(fs, rest[n:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -174,6 +177,7 @@ func run(e *env, args []string) error {
 		return withHint(usagef("%s: wrong number of arguments (usage: sshca %s %s)", c.name, c.name, c.usage), "run `sshca "+c.name+" -h` for usage")
 	}
 	e.home = firstNonEmpty(*cmdHome, *homeFlag, e.getenv("SSHCA_HOME"), "sshca-data")
+	e.database = firstNonEmpty(*cmdDB, *dbFlag, e.getenv("SSHCA_DATABASE"))
 	return c.run(e, fs, pos)
 }
 
@@ -273,7 +277,7 @@ var errNoPassphrase = errors.New("the CA key is encrypted")
 // or $SSHCA_PASSPHRASE_FILE.
 func (e *env) openHome(passFile string) (*home.Home, error) {
 	pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
-	h, err := home.Open(e.ctx, e.home, home.Options{Passphrase: func() ([]byte, error) {
+	h, err := home.Open(e.ctx, e.home, home.Options{Database: e.database, Passphrase: func() ([]byte, error) {
 		if pf == "" {
 			return nil, withHint(errNoPassphrase, "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
 		}

@@ -38,7 +38,7 @@ func newInitCommand() *command {
 					return err
 				}
 			}
-			err := home.Init(e.ctx, e.home, home.InitOptions{KeyType: keyType, Passphrase: pass, Actor: e.actor()})
+			err := home.Init(e.ctx, e.home, home.InitOptions{KeyType: keyType, Passphrase: pass, Actor: e.actor(), Database: e.database})
 			if errors.Is(err, home.ErrExists) {
 				return withHint(err, "sshca never overwrites a CA; choose another --home")
 			}

@@ -22,6 +22,7 @@ import (
 	"github.com/sshca/sshca/internal/config"
 	"github.com/sshca/sshca/internal/signer"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/store/postgres"
 	"github.com/sshca/sshca/internal/store/sqlite"
 )
 
@@ -45,6 +46,16 @@ type InitOptions struct {
 	Actor      string
 	Rand       io.Reader
 	Now        func() time.Time
+	// Database is a PostgreSQL URL; empty means the embedded SQLite file.
+	Database string
+}
+
+// openStore opens PostgreSQL when url is set, else the home's SQLite file.
+func openStore(ctx context.Context, dir, url string) (store.ServiceStore, error) {
+	if url != "" {
+		return postgres.Open(ctx, url)
+	}
+	return sqlite.Open(ctx, filepath.Join(dir, DBFile))
 }
 
 // Init creates a new home at dir: policy file, user and host CA keys, database.
@@ -107,11 +118,16 @@ func Init(ctx context.Context, dir string, o InitOptions) error {
 	if err := writeNew(filepath.Join(dir, ConfigFile), []byte(config.Example), 0o600); err != nil {
 		return err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, DBFile))
+	st, err := openStore(ctx, dir, o.Database)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	if existing, err := st.ListCAKeys(ctx, "user"); err != nil {
+		return err
+	} else if len(existing) > 0 {
+		return fmt.Errorf("%w: the database already holds CA keys", ErrExists)
+	}
 	for _, m := range keys {
 		ev := audit.Entry{Time: o.Now(), Actor: o.Actor, Action: audit.ActionInit, Outcome: "ok",
 			Details: map[string]string{"ca": m.key.CAType, "generation": "1", "fingerprint": m.key.Fingerprint, "key_type": m.key.KeyType, "encrypted": fmt.Sprint(len(o.Passphrase) > 0)}}
@@ -145,22 +161,25 @@ type Options struct {
 	Passphrase func() ([]byte, error)
 	Now        func() time.Time
 	Rand       io.Reader
+	// Database overrides the policy's database URL (from --database or
+	// SSHCA_DATABASE); empty keeps the policy's choice.
+	Database string
 }
 
 // Home is an opened CA home.
 type Home struct {
 	Dir       string
 	Config    *config.Config
-	Store     store.Store
+	Store     store.ServiceStore
 	Authority *ca.Authority
 }
 
 // Open opens an existing home: it loads and validates the policy and opens the
 // database. CA private keys are opened only when first used.
 func Open(ctx context.Context, dir string, o Options) (*Home, error) {
-	if _, err := os.Stat(filepath.Join(dir, DBFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%s is not an sshca home (no %s); run `sshca init` first", dir, DBFile)
+			return nil, fmt.Errorf("%s is not an sshca home (no %s); run `sshca init` first", dir, ConfigFile)
 		}
 		return nil, err
 	}
@@ -168,7 +187,16 @@ func Open(ctx context.Context, dir string, o Options) (*Home, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dir, DBFile))
+	dbURL := cfg.Database
+	if o.Database != "" {
+		dbURL = o.Database
+	}
+	if dbURL == "" {
+		if _, err := os.Stat(filepath.Join(dir, DBFile)); err != nil {
+			return nil, fmt.Errorf("%s is not an sshca home (no %s); run `sshca init` first", dir, DBFile)
+		}
+	}
+	st, err := openStore(ctx, dir, dbURL)
 	if err != nil {
 		return nil, err
 	}

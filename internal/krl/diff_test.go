@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
@@ -25,6 +26,8 @@ import (
 
 // diffEnv holds the keys shared by all randomized sets.
 type diffEnv struct {
+	mu       sync.Mutex
+	matches  map[string]int // Match sections seen over all sets, "" = not revoked
 	keygen   string
 	dir      string
 	cas      []ssh.Signer    // CA pool
@@ -52,7 +55,7 @@ type diffSet struct {
 // on randomized revocation sets (§3.5-3.7).
 func TestDifferential(t *testing.T) {
 	keygen := sshKeygen(t)
-	env := &diffEnv{keygen: keygen, dir: t.TempDir()}
+	env := &diffEnv{keygen: keygen, dir: t.TempDir(), matches: map[string]int{}}
 	// Two Ed25519 and four ECDSA CAs: ssh-keygen verifies every probe
 	// certificate, and OpenSSH's reference Ed25519 code costs it about
 	// 1.5 ms per verification, ten times ECDSA's.
@@ -90,6 +93,15 @@ func TestDifferential(t *testing.T) {
 	env.subjects = append(env.subjects, ep, readPub(t, filepath.Join(goldenDir, "user3.pub")))
 
 	const sets = 300
+	t.Cleanup(func() {
+		// The sets must reach every kind of verdict.
+		t.Logf("verdicts over all probes: %v", env.matches)
+		for _, sec := range []string{"", MatchSHA1, MatchSHA256, MatchExplicitKey, MatchKeyID, MatchSerial, MatchCAKey} {
+			if env.matches[sec] == 0 && !t.Failed() {
+				t.Errorf("no probe got verdict %q", sec)
+			}
+		}
+	})
 	for i := range sets {
 		t.Run(fmt.Sprintf("ok/set-%03d", i), func(t *testing.T) {
 			t.Parallel()
@@ -163,9 +175,17 @@ func (env *diffEnv) run(t *testing.T, id int) {
 	for i, p := range ds.probes {
 		want[i] = ds.truth(p)
 		probePaths = append(probePaths, writeFile(t, dir, fmt.Sprintf("p%d.pub", i), ssh.MarshalAuthorizedKey(p)))
-		if got := k.Check(p) != nil; got != want[i] {
+		m := k.Check(p)
+		if got := m != nil; got != want[i] {
 			t.Errorf("probe %d (%s): our Check says revoked=%v, truth %v", i, describeProbe(p), got, want[i])
 		}
+		env.mu.Lock()
+		if m == nil {
+			env.matches[""]++
+		} else {
+			env.matches[m.Section]++
+		}
+		env.mu.Unlock()
 	}
 
 	// (a) ssh-keygen -Q on our KRL.

@@ -23,6 +23,10 @@ var supportedAlgs = []string{"RS256", "RS384", "RS512", "ES256", "ES384", "ES512
 // maxJWKSSize bounds the JWKS document; real ones are a few kilobytes.
 const maxJWKSSize = 1 << 20
 
+// maxKeyAge is how long fetched keys are used before the JWKS is fetched
+// again even though every key ID is known.
+const maxKeyAge = 15 * time.Minute
+
 // minRSABits is the smallest RSA signing key accepted from a JWKS, as for
 // certificate subject keys.
 const minRSABits = 2048
@@ -30,7 +34,8 @@ const minRSABits = 2048
 // keySet is go-oidc's KeySet backed by the issuer's JWKS. Unlike go-oidc's
 // RemoteKeySet it refetches at most once per interval (a stream of tokens with
 // made-up key IDs costs one request to the issuer per interval, not one per
-// token), caps the document size, keeps only public signature keys of sane
+// token), refetches keys older than maxKeyAge (so a withdrawn key stops
+// working even when no new key ID shows up), caps the document size, keeps only public signature keys of sane
 // size, and reports unknown key IDs and bad signatures as distinct errors.
 type keySet struct {
 	url      string
@@ -43,6 +48,7 @@ type keySet struct {
 	mu      sync.Mutex // guards the fields below
 	keys    []jose.JSONWebKey
 	fetched time.Time // last fetch attempt, successful or not
+	loaded  time.Time // last successful fetch
 }
 
 // VerifySignature implements go-oidc's KeySet. Its error, also stored through
@@ -72,6 +78,11 @@ func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d signatures", ErrMalformed, len(jws.Signatures))
 	}
 	hdr := jws.Signatures[0].Header
+	if k.stale() {
+		// Keys the issuer has withdrawn must stop working even if no token
+		// with a new key ID comes along; on failure the old keys stay.
+		_ = k.refresh(context.WithoutCancel(ctx), false)
+	}
 	payload, known := verifyWith(jws, hdr, k.current())
 	if payload != nil {
 		return payload, nil
@@ -96,22 +107,30 @@ func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, error) {
 }
 
 // verifyWith tries the keys that match the token's key ID (all of them when it
-// has none) and the key's own alg, if any. known reports whether any key was
-// a candidate.
+// has none) and whose own alg, if any, is the token's. known reports whether
+// the key ID was found.
 func verifyWith(jws *jose.JSONWebSignature, hdr jose.Header, keys []jose.JSONWebKey) (payload []byte, known bool) {
 	for _, key := range keys {
 		if hdr.KeyID != "" && key.KeyID != hdr.KeyID {
 			continue
 		}
+		known = true
 		if key.Algorithm != "" && key.Algorithm != hdr.Algorithm {
 			continue
 		}
-		known = true
 		if p, err := jws.Verify(key.Key); err == nil {
 			return p, true
 		}
 	}
 	return nil, known
+}
+
+// stale reports whether the keys were loaded more than maxKeyAge ago.
+func (k *keySet) stale() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	age := k.now().Sub(k.loaded)
+	return age > maxKeyAge || age < 0
 }
 
 func (k *keySet) current() []jose.JSONWebKey {
@@ -140,7 +159,7 @@ func (k *keySet) refresh(ctx context.Context, force bool) error {
 	if err != nil {
 		return err // keep the keys we had: the issuer may be briefly down
 	}
-	k.keys = keys
+	k.keys, k.loaded = keys, now
 	return nil
 }
 

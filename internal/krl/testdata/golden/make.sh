@@ -158,6 +158,7 @@ krl everything.krl -u -s none wildcard.spec
 # 40001 bits, which ssh-keygen -Q then refuses to load (16384-bit limit).
 seq 1 2 40001 | sed 's/^/serial: /' >oversized.spec
 krl oversized-bitmap.krl -z 16 -s ca1.pub oversized.spec
+rm oversized.spec
 if ssh-keygen -Q -f oversized-bitmap.krl ca1.pub >/dev/null 2>&1; then
 	echo "make.sh: ssh-keygen loaded oversized-bitmap.krl; the bug is fixed here" >&2
 fi

@@ -1,0 +1,207 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/config"
+	"github.com/sshca/sshca/internal/oidc"
+)
+
+func init() {
+	register(newLoginCommand)
+	register(newStatusCommand)
+}
+
+func defaultKeyPath(e *env) string {
+	home := e.getenv("HOME")
+	if home == "" {
+		home, _ = os.UserHomeDir()
+	}
+	return filepath.Join(home, ".ssh", "id_ed25519")
+}
+
+func newLoginCommand() *command {
+	var serverURL, fingerprint, role, keyPath, tokenFile, principals, ttl, totpCode, renewBefore string
+	var renew, noAgent bool
+	return &command{
+		name:    "login",
+		summary: "get a user certificate from the service (SSO device flow, API token, or renewal)",
+		usage:   "--server URL --role R [--key PATH] [--token-file F | --renew] [--principals a,b] [--ttl D] [--totp CODE] [--renew-before D]",
+		example: `  sshca login --server https://ca.corp:8443 --role deploy          # SSO: open the printed URL, enter the code
+  sshca login --server https://ca.corp:8443 --ca-fingerprint SHA256:... --role deploy --token-file /run/ci.token
+  sshca login --server https://ca.corp:8443 --renew --renew-before 1h   # automation: renew by proof of possession`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&serverURL, "server", "", "service `URL` (https://...)")
+			fs.StringVar(&fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate (SHA256:... as `sshca serve` prints it)")
+			fs.StringVar(&role, "role", "", "role to request")
+			fs.StringVar(&keyPath, "key", "", "private key `file` (default ~/.ssh/id_ed25519; created as ed25519 if missing)")
+			fs.StringVar(&tokenFile, "token-file", "", "authenticate with the API token in this `file` instead of SSO")
+			fs.BoolVar(&renew, "renew", false, "renew the current certificate by proving possession of its key (no token, no SSO)")
+			fs.StringVar(&principals, "principals", "", "comma-separated subset of the role's principals")
+			fs.StringVar(&ttl, "ttl", "", "lifetime (default: the role's)")
+			fs.StringVar(&totpCode, "totp", "", "TOTP code for roles that require a second factor")
+			fs.StringVar(&renewBefore, "renew-before", "", "do nothing while the current certificate is valid for longer than this")
+			fs.BoolVar(&noAgent, "no-agent", false, "do not add the key and certificate to ssh-agent")
+		},
+		maxArgs: 0,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			if serverURL == "" {
+				return usagef("login: --server is required")
+			}
+			if tokenFile != "" && renew {
+				return usagef("login: --token-file and --renew exclude each other")
+			}
+			if role == "" && !renew {
+				return usagef("login: --role is required")
+			}
+			for _, d := range []string{ttl, renewBefore} {
+				if d != "" {
+					if v, err := config.ParseDuration(d); err != nil || v <= 0 {
+						return usagef("login: %q is not a positive duration", d)
+					}
+				}
+			}
+			if keyPath == "" {
+				keyPath = defaultKeyPath(e)
+			}
+			now := time.Now()
+			if renewBefore != "" {
+				d, _ := config.ParseDuration(renewBefore)
+				if data, err := os.ReadFile(client.CertPath(keyPath)); err == nil {
+					if cert, err := client.ParseCert(data); err == nil && time.Unix(int64(cert.ValidAfter), 0).Before(now) {
+						if left := client.Remaining(cert, now); left > d {
+							fmt.Fprintf(e.stdout, "certificate %s is valid for %s more; nothing to do\n", client.CertPath(keyPath), left.Round(time.Second))
+							return nil
+						}
+					}
+				}
+			}
+			c, err := client.New(serverURL, fingerprint)
+			if err != nil {
+				return usagef("login: %v", err)
+			}
+			sgn, priv, created, err := client.EnsureKey(keyPath)
+			if err != nil {
+				return err
+			}
+			if created {
+				fmt.Fprintf(e.stderr, "created key %s\n", keyPath)
+			}
+			var resp *api.CertResponse
+			var cert *ssh.Certificate
+			if renew {
+				data, err := os.ReadFile(client.CertPath(keyPath))
+				if err != nil {
+					return withHint(fmt.Errorf("no certificate to renew: %w", err), "log in with SSO or --token-file first")
+				}
+				old, err := client.ParseCert(data)
+				if err != nil {
+					return err
+				}
+				if resp, cert, err = c.Renew(e.ctx, old, sgn, ttl); err != nil {
+					return err
+				}
+			} else {
+				if tokenFile != "" {
+					tok, err := readPassphrase(tokenFile)
+					if err != nil {
+						return fmt.Errorf("token file: %w", err)
+					}
+					c.Bearer = strings.TrimSpace(string(tok))
+				} else {
+					ac, err := c.AuthConfig(e.ctx)
+					if err != nil {
+						return err
+					}
+					if ac.OIDCIssuer == "" {
+						return withHint(errors.New("the service has no SSO configured"), "use --token-file")
+					}
+					df := &oidc.DeviceFlow{Issuer: ac.OIDCIssuer, ClientID: ac.OIDCClientID}
+					idt, err := df.Login(e.ctx, func(uri, code, complete string) {
+						if complete != "" {
+							fmt.Fprintf(e.stderr, "To sign in, open %s\n", complete)
+						} else {
+							fmt.Fprintf(e.stderr, "To sign in, open %s and enter the code %s\n", uri, code)
+						}
+					})
+					if err != nil {
+						return err
+					}
+					c.Bearer = idt
+				}
+				req := api.CertRequest{PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sgn.PublicKey()))), Role: role,
+					Principals: splitList(principals), TTL: ttl, TOTP: totpCode}
+				if resp, cert, err = c.RequestCert(e.ctx, "user", req); err != nil {
+					return err
+				}
+			}
+			if string(cert.Key.Marshal()) != string(sgn.PublicKey().Marshal()) {
+				return errors.New("the service returned a certificate for another key")
+			}
+			if err := client.WriteCert(keyPath, cert); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "wrote %s: serial %d, principals %s, valid until %s\n", client.CertPath(keyPath), resp.Serial,
+				strings.Join(resp.Principals, ","), resp.ValidBefore.Format(time.RFC3339))
+			if sock := e.getenv("SSH_AUTH_SOCK"); sock != "" && !noAgent {
+				if err := client.AddToAgent(sock, priv, cert, time.Now()); err != nil {
+					fmt.Fprintf(e.stderr, "sshca: warning: %v\n", err)
+				} else {
+					fmt.Fprintf(e.stdout, "added to ssh-agent for %s\n", client.Remaining(cert, time.Now()).Round(time.Second))
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func newStatusCommand() *command {
+	var keyPath string
+	return &command{
+		name:    "status",
+		summary: "show the current certificate: principals and remaining time (exit 1 when expired or missing)",
+		usage:   "[--key PATH]",
+		example: `  sshca status
+  sshca status --key ~/.ssh/deploy_ed25519`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&keyPath, "key", "", "private key `file` whose -cert.pub to show (default ~/.ssh/id_ed25519)")
+		},
+		maxArgs: 0,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			if keyPath == "" {
+				keyPath = defaultKeyPath(e)
+			}
+			data, err := os.ReadFile(client.CertPath(keyPath))
+			if err != nil {
+				return withHint(fmt.Errorf("no certificate: %w", err), "run `sshca login`")
+			}
+			cert, err := client.ParseCert(data)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			left := client.Remaining(cert, now)
+			fmt.Fprintf(e.stdout, "certificate: %s\n", client.CertPath(keyPath))
+			fmt.Fprintf(e.stdout, "key id:      %s\n", cert.KeyId)
+			fmt.Fprintf(e.stdout, "serial:      %d\n", cert.Serial)
+			fmt.Fprintf(e.stdout, "principals:  %s\n", strings.Join(cert.ValidPrincipals, ","))
+			fmt.Fprintf(e.stdout, "valid until: %s\n", time.Unix(int64(cert.ValidBefore), 0).UTC().Format(time.RFC3339))
+			if left <= 0 {
+				fmt.Fprintln(e.stdout, "remaining:   expired")
+				return &exitCodeError{code: exitError}
+			}
+			fmt.Fprintf(e.stdout, "remaining:   %s\n", left.Round(time.Second))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/oidc"
+	"github.com/sshca/sshca/internal/server"
+	"github.com/sshca/sshca/internal/signer"
+)
+
+func init() { register(newServeCommand) }
+
+// oidcAdapter turns the oidc package's verifier into the server's interface.
+type oidcAdapter struct{ v *oidc.Verifier }
+
+func (a oidcAdapter) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
+	id, err := a.v.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
+}
+
+func newServeCommand() *command {
+	var listen, passFile, logLevel string
+	return &command{
+		name:    "serve",
+		summary: "run the certificate service (HTTPS JSON API; see docs/api.md)",
+		usage:   "[--listen ADDR] [--passphrase-file F] [--log-level info|debug]",
+		example: `  sshca serve --listen 127.0.0.1:8443
+  sshca serve --passphrase-file /run/secrets/ca-pass     # encrypted CA keys are unlocked at start`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&listen, "listen", "", "address to listen on (default: service.listen in sshca.yaml, or 127.0.0.1:8443)")
+			fs.StringVar(&passFile, "passphrase-file", "", "`file` with the passphrase of encrypted CA keys")
+			fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+		},
+		maxArgs: 0,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usagef("serve: --log-level %q is not debug, info, warn or error", logLevel)
+			}
+			log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			h, err := e.openHome(passFile)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			svc := h.Config.ServiceOrDefault()
+			if listen == "" {
+				listen = svc.Listen
+			}
+			// Unlock the signing keys now: a wrong passphrase or a key file
+			// others can read stops the service before it listens.
+			for _, t := range []string{"user", "host"} {
+				k, err := ca.ActiveKey(e.ctx, h.Store, t)
+				if err != nil {
+					return err
+				}
+				if _, err := h.Authority.Signer(e.ctx, k); err != nil {
+					if errors.Is(err, signer.ErrWrongPassphrase) {
+						return withHint(errors.New("wrong passphrase for the CA key"), "check --passphrase-file")
+					}
+					return fmt.Errorf("open %s CA key: %w", t, err)
+				}
+			}
+			h.Authority.Log = log
+			var verifier server.IDTokenVerifier
+			if o := h.Config.OIDC; o != nil {
+				v, err := oidc.NewVerifier(e.ctx, oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, Audience: o.Audience,
+					UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
+				if err != nil {
+					return fmt.Errorf("oidc: %w", err)
+				}
+				verifier = oidcAdapter{v}
+			}
+			var sink io.Writer
+			if svc.AuditFile != "" {
+				f, err := os.OpenFile(svc.AuditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+				if err != nil {
+					return fmt.Errorf("audit file: %w", err)
+				}
+				defer f.Close()
+				sink = f
+			}
+			srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: verifier, Logger: log, AuditSink: sink})
+			host, _, _ := net.SplitHostPort(listen)
+			cert, err := server.LoadOrCreateTLS(svc.TLSCert, svc.TLSKey, h.Dir, []string{host})
+			if err != nil {
+				return fmt.Errorf("tls: %w", err)
+			}
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			hs := &http.Server{
+				Handler:           srv.Handler(),
+				TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
+				ReadHeaderTimeout: 10 * time.Second,
+				ReadTimeout:       30 * time.Second,
+				WriteTimeout:      60 * time.Second,
+				IdleTimeout:       120 * time.Second,
+				MaxHeaderBytes:    32 << 10,
+				ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+			}
+			fmt.Fprintf(e.stdout, "TLS certificate fingerprint: %s\n", server.CertFingerprint(cert.Certificate[0]))
+			fmt.Fprintf(e.stdout, "listening on https://%s\n", ln.Addr())
+			if f, ok := e.stdout.(interface{ Sync() error }); ok {
+				_ = f.Sync()
+			}
+			log.Info("service started", "addr", ln.Addr().String(), "oidc", verifier != nil)
+			errc := make(chan error, 1)
+			go func() { errc <- hs.ServeTLS(ln, "", "") }()
+			select {
+			case err := <-errc:
+				return err
+			case <-e.ctx.Done():
+			}
+			log.Info("shutting down: finishing in-flight requests")
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := hs.Shutdown(sctx); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			log.Info("stopped")
+			return nil
+		},
+	}
+}

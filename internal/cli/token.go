@@ -1,0 +1,201 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/config"
+	"github.com/sshca/sshca/internal/policy"
+	"github.com/sshca/sshca/internal/server"
+	"github.com/sshca/sshca/internal/store"
+)
+
+func init() {
+	register(newTokenCreateCommand)
+	register(newTokenListCommand)
+	register(newTokenRevokeCommand)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newTokenCreateCommand() *command {
+	var roles, name, ttl, principals string
+	var admin, enroll bool
+	return &command{
+		name:    "token create",
+		summary: "create an API token for automation (the secret is printed once; only its hash is stored)",
+		usage:   "--name N (--role R[,R2] | --admin | --enroll --role HOSTROLE --principals h1,h2) [--ttl D]",
+		example: `  sshca token create --role deploy --name ci-deploy --ttl 30d > ci.token
+  sshca token create --admin --name oncall --ttl 7d
+  sshca token create --enroll --role servers --principals app-01.corp,10.0.1.10 --ttl 1h`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&name, "name", "", "token name, shown in the audit log and in key IDs")
+			fs.StringVar(&roles, "role", "", "comma-separated roles the token may use")
+			fs.StringVar(&ttl, "ttl", "30d", "lifetime")
+			fs.BoolVar(&admin, "admin", false, "an admin token (revocations)")
+			fs.BoolVar(&enroll, "enroll", false, "a one-time host enrollment token bound to --principals")
+			fs.StringVar(&principals, "principals", "", "with --enroll: the host names and addresses it may certify")
+		},
+		maxArgs: 0,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			d, err := config.ParseDuration(ttl)
+			if err != nil || d <= 0 {
+				return usagef("token create: --ttl %q is not a positive duration", ttl)
+			}
+			kind := store.TokenRole
+			switch {
+			case admin && enroll:
+				return usagef("token create: --admin and --enroll exclude each other")
+			case admin:
+				kind = store.TokenAdmin
+				if roles != "" {
+					return usagef("token create: admin tokens carry no roles")
+				}
+			case enroll:
+				kind = store.TokenEnroll
+				if principals == "" {
+					return usagef("token create: --enroll needs --principals (the host's names)")
+				}
+			default:
+				if roles == "" {
+					return usagef("token create: give --role (or --admin / --enroll)")
+				}
+			}
+			if principals != "" && !enroll {
+				return usagef("token create: --principals only applies with --enroll")
+			}
+			plist := splitList(principals)
+			if name == "" && enroll && len(plist) > 0 {
+				name = "enroll-" + plist[0] + "-" + time.Now().UTC().Format("20060102T150405")
+			}
+			if err := policy.ValidPrincipal(name); err != nil || len(name) > 64 {
+				return usagef("token create: --name must be 1-64 characters without spaces, commas or wildcards")
+			}
+			h, err := e.openHome("")
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			rlist := splitList(roles)
+			for _, r := range rlist {
+				role, ok := h.Config.Roles[r]
+				if !ok || role == nil {
+					return withHint(fmt.Errorf("unknown role %q", r), "roles are defined in sshca.yaml")
+				}
+				if enroll && role.Type != "host" {
+					return fmt.Errorf("enrollment tokens need a host role; %q is a %s role", r, role.Type)
+				}
+			}
+			if enroll {
+				if len(rlist) != 1 {
+					return usagef("token create: --enroll needs exactly one --role (a host role)")
+				}
+				roleDef := h.Config.PolicyRoles()[rlist[0]]
+				for _, p := range plist {
+					if _, err := policy.Decide(map[string]policy.Role{rlist[0]: roleDef}, policy.Identity{}, policy.Request{Type: policy.HostCert, Role: rlist[0], Principals: []string{p}}); err != nil {
+						return err
+					}
+				}
+			}
+			secret, tok, err := server.NewToken(name, kind, rlist, plist, e.actor(), time.Now(), d)
+			if err != nil {
+				return err
+			}
+			ev := audit.Entry{Time: time.Now(), Actor: e.actor(), Action: audit.ActionToken, Outcome: "ok", Reason: "token created",
+				Details: map[string]string{"token": tok.ID, "name": name, "kind": kind, "roles": strings.Join(rlist, ","), "principals": strings.Join(plist, ","),
+					"expires": tok.ExpiresAt.UTC().Format(time.RFC3339)}}
+			if err := h.Store.CreateToken(e.ctx, tok, ev); err != nil {
+				if errors.Is(err, store.ErrExists) {
+					return withHint(fmt.Errorf("a token named %q exists", name), "choose another --name, or revoke the old one first")
+				}
+				return err
+			}
+			fmt.Fprintln(e.stdout, secret)
+			fmt.Fprintf(e.stderr, "token %s (%s, id %s) expires %s; store the secret now, it is not shown again\n", name, kind, tok.ID, tok.ExpiresAt.UTC().Format(time.RFC3339))
+			return nil
+		},
+	}
+}
+
+func newTokenListCommand() *command {
+	return &command{
+		name:    "token list",
+		summary: "list API tokens (never their secrets)",
+		example: `  sshca token list`,
+		maxArgs: 0,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			h, err := e.openHome("")
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			toks, err := h.Store.ListTokens(e.ctx)
+			if err != nil {
+				return err
+			}
+			now := time.Now()
+			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tKIND\tROLES\tPRINCIPALS\tEXPIRES\tSTATUS")
+			for _, t := range toks {
+				status := "active"
+				switch {
+				case !t.RevokedAt.IsZero():
+					status = "revoked"
+				case !now.Before(t.ExpiresAt):
+					status = "expired"
+				case !t.UsedAt.IsZero():
+					status = "used"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Kind, strings.Join(t.Roles, ","), strings.Join(t.Principals, ","),
+					t.ExpiresAt.UTC().Format(time.RFC3339), status)
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func newTokenRevokeCommand() *command {
+	return &command{
+		name:    "token revoke",
+		summary: "revoke an API token by name or ID (it stops working at once)",
+		usage:   "NAME|ID",
+		example: `  sshca token revoke ci-deploy`,
+		minArgs: 1, maxArgs: 1,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			h, err := e.openHome("")
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			toks, err := h.Store.ListTokens(e.ctx)
+			if err != nil {
+				return err
+			}
+			for _, t := range toks {
+				if t.Name == args[0] || t.ID == args[0] {
+					ev := audit.Entry{Time: time.Now(), Actor: e.actor(), Action: audit.ActionToken, Outcome: "ok", Reason: "token revoked",
+						Details: map[string]string{"token": t.ID, "name": t.Name}}
+					if err := h.Store.RevokeToken(e.ctx, t.ID, time.Now(), ev); err != nil {
+						return err
+					}
+					fmt.Fprintf(e.stdout, "revoked token %s (%s)\n", t.Name, t.ID)
+					return nil
+				}
+			}
+			return fmt.Errorf("no token named %q", args[0])
+		},
+	}
+}
