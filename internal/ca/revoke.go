@@ -223,7 +223,9 @@ func BuildKRL(ctx context.Context, st RevocationStore, caType string, now time.T
 	}
 	var ours []ssh.PublicKey
 	for _, k := range keys {
-		if k.State == store.StateRetired {
+		if k.State == store.StateRetired || k.State == store.StateRevoked {
+			// Retired keys are trusted nowhere; a revoked key is in the
+			// KRL itself, which covers everything it signed.
 			continue
 		}
 		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.PublicKey))

@@ -43,6 +43,9 @@ func newCAShowCommand() *command {
 				return err
 			}
 			defer h.Close()
+			if err := autoRetire(e, h); err != nil {
+				return err
+			}
 			keys, err := h.Store.ListCAKeys(e.ctx, caType)
 			if err != nil {
 				return err

@@ -277,7 +277,7 @@ var errNoPassphrase = errors.New("the CA key is encrypted")
 // or $SSHCA_PASSPHRASE_FILE.
 func (e *env) openHome(passFile string) (*home.Home, error) {
 	pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
-	h, err := home.Open(e.ctx, e.home, home.Options{Database: e.database, Passphrase: func() ([]byte, error) {
+	h, err := home.Open(e.ctx, e.home, home.Options{Database: e.database, AgentSock: e.getenv("SSH_AUTH_SOCK"), Passphrase: func() ([]byte, error) {
 		if pf == "" {
 			return nil, withHint(errNoPassphrase, "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
 		}

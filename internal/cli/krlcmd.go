@@ -238,6 +238,9 @@ func newKRLCommand() *command {
 				return err
 			}
 			defer h.Close()
+			if err := autoRetire(e, h); err != nil {
+				return err
+			}
 			now := time.Now()
 			if prune {
 				n, err := ca.PruneExpired(e.ctx, h.Store, krlType, e.actor(), now)

@@ -122,6 +122,25 @@ func newServeCommand() *command {
 			log.Info("service started", "addr", ln.Addr().String(), "oidc", verifier != nil)
 			errc := make(chan error, 1)
 			go func() { errc <- hs.ServeTLS(ln, "", "") }()
+			go func() {
+				// Retire CA keys once everything they signed has expired.
+				t := time.NewTicker(time.Minute)
+				defer t.Stop()
+				for {
+					for _, typ := range []string{"user", "host"} {
+						if done, err := ca.AutoRetire(e.ctx, h.Store, typ, h.Config.RetireGraceOrDefault(), time.Now()); err != nil {
+							log.Warn("auto-retire failed", "type", typ, "error", err.Error())
+						} else if len(done) > 0 {
+							log.Info("retired CA keys", "type", typ, "generations", done)
+						}
+					}
+					select {
+					case <-e.ctx.Done():
+						return
+					case <-t.C:
+					}
+				}
+			}()
 			select {
 			case err := <-errc:
 				return err

@@ -31,6 +31,9 @@ type Config struct {
 	Database string `yaml:"database,omitempty"`
 	// Roles maps role names to what they grant.
 	Roles map[string]*Role `yaml:"roles"`
+	// RetireGrace is how long a retiring CA key stays published after the
+	// last certificate it signed expired (default 1h).
+	RetireGrace Duration `yaml:"retire_grace,omitempty"`
 	// Service configures `sshca serve`.
 	Service *Service `yaml:"service,omitempty"`
 	// OIDC configures single sign-on for people.
@@ -205,6 +208,9 @@ func (c *Config) validate() []error {
 		validateDatabase(&v, c.Database)
 	}
 	c.validateService(&v)
+	if c.RetireGrace < 0 {
+		v.add("retire_grace", "must be >= 0")
+	}
 	names := make([]string, 0, len(c.Roles))
 	for name := range c.Roles {
 		names = append(names, name)
@@ -515,4 +521,15 @@ func validAccount(a string) bool {
 		}
 	}
 	return true
+}
+
+// DefaultRetireGrace is RetireGrace when the file sets none.
+const DefaultRetireGrace = time.Hour
+
+// RetireGraceOrDefault returns RetireGrace, defaulted.
+func (c *Config) RetireGraceOrDefault() time.Duration {
+	if c.RetireGrace == 0 {
+		return DefaultRetireGrace
+	}
+	return time.Duration(c.RetireGrace)
 }

@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
@@ -164,6 +166,9 @@ type Options struct {
 	// Database overrides the policy's database URL (from --database or
 	// SSHCA_DATABASE); empty keeps the policy's choice.
 	Database string
+	// AgentSock is the ssh-agent socket for CA keys held by an agent
+	// (usually $SSH_AUTH_SOCK).
+	AgentSock string
 }
 
 // Home is an opened CA home.
@@ -217,6 +222,9 @@ func Open(ctx context.Context, dir string, o Options) (*Home, error) {
 		Now:      o.Now,
 		Rand:     o.Rand,
 		LoadKey: func(ctx context.Context, k store.CAKey) (ssh.Signer, error) {
+			if k.Signer == "agent" {
+				return agentSigner(o.AgentSock, k)
+			}
 			if k.Signer != "file" {
 				return nil, fmt.Errorf("%s CA generation %d uses signer %q, which this command cannot open", k.CAType, k.Generation, k.Signer)
 			}
@@ -259,3 +267,64 @@ func readKeyFile(path string) ([]byte, error) {
 
 // Close closes the database.
 func (h *Home) Close() error { return h.Store.Close() }
+
+// agentSigner opens a CA key held by the ssh-agent at sock.
+func agentSigner(sock string, k store.CAKey) (ssh.Signer, error) {
+	if sock == "" {
+		return nil, fmt.Errorf("%s CA generation %d is held by ssh-agent, but SSH_AUTH_SOCK is not set", k.CAType, k.Generation)
+	}
+	pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.PublicKey))
+	if err != nil {
+		return nil, fmt.Errorf("%s CA generation %d: bad public key: %w", k.CAType, k.Generation, err)
+	}
+	conn, err := net.DialTimeout("unix", sock, 5*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("ssh-agent: %w", err)
+	}
+	// The connection stays open for the life of the process: the signer uses it.
+	return signer.FromAgent(agent.NewClient(conn), pub)
+}
+
+// NewKeyFile creates the private key file of a new generation of caType in
+// the home and returns its record (state and times left to the caller).
+func NewKeyFile(dir, caType string, gen int, keyType string, passphrase []byte, rnd io.Reader) (store.CAKey, error) {
+	if rnd == nil {
+		rnd = rand.Reader
+	}
+	priv, err := signer.Generate(keyType, rnd)
+	if err != nil {
+		return store.CAKey{}, err
+	}
+	s, err := signer.FromKey(priv)
+	if err != nil {
+		return store.CAKey{}, err
+	}
+	name := fmt.Sprintf("%s-ca-%d", caType, gen)
+	pemBytes, err := signer.MarshalPrivate(priv, fmt.Sprintf("sshca %s CA generation %d", caType, gen), passphrase)
+	if err != nil {
+		return store.CAKey{}, err
+	}
+	k := store.CAKey{CAType: caType, Generation: gen, KeyType: keyType, Fingerprint: signer.Fingerprint(s.PublicKey()),
+		PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))), Signer: "file", File: name}
+	path := filepath.Join(dir, KeyDir, name)
+	if err := writeNew(path, pemBytes, 0o600); err != nil {
+		return store.CAKey{}, err
+	}
+	if err := writeNew(path+".pub", []byte(k.PublicKey+" sshca-"+name+"\n"), 0o644); err != nil {
+		return store.CAKey{}, err
+	}
+	return k, nil
+}
+
+// KeysEncrypted reports whether the home's existing CA key files are encrypted.
+func KeysEncrypted(dir string, keys []store.CAKey) bool {
+	for _, k := range keys {
+		if k.Signer != "file" {
+			continue
+		}
+		if data, err := os.ReadFile(filepath.Join(dir, KeyDir, k.File)); err == nil && signer.IsEncrypted(data) {
+			return true
+		}
+	}
+	return false
+}

@@ -54,6 +54,7 @@ func mustErr(t *testing.T, err, want error, phrase string) {
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 func TestVerify(t *testing.T) {
+	t.Parallel()
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, nil)
 	vSub := newVerifier(t, iss, func(c *Config) { c.UserClaim = "sub"; c.GroupsClaim = "roles" })
@@ -397,6 +398,7 @@ func fakeIssuer(t *testing.T, doc string, handlers map[string]http.HandlerFunc) 
 }
 
 func TestNewVerifier(t *testing.T) {
+	t.Parallel()
 	tlsIss := oidctest.New(t)
 	httpIss := oidctest.NewHTTP(t)
 	jwks := func(status int, body string) http.HandlerFunc {
