@@ -7,6 +7,8 @@ command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || need+
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 /usr/bin/python3 -c 'import paramiko' >/dev/null 2>&1 || need+=(python3-paramiko)
 ruby -e 'require "net/ssh"' >/dev/null 2>&1 || need+=(ruby-net-ssh)
+ruby -e 'require "ed25519"' >/dev/null 2>&1 || need+=(ruby-ed25519)
+ruby -e 'require "bcrypt_pbkdf"' >/dev/null 2>&1 || need+=(ruby-bcrypt-pbkdf)
 command -v plink >/dev/null 2>&1 || need+=(putty-tools)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then

@@ -259,3 +259,12 @@ func (c *Client) Revoke(ctx context.Context, req api.RevocationRequest) (*api.Re
 	}
 	return &out, nil
 }
+
+// Accounts fetches the policy's map of system accounts to principals.
+func (c *Client) Accounts(ctx context.Context) (map[string][]string, error) {
+	out := map[string][]string{}
+	if _, _, err := c.do(ctx, http.MethodGet, "/v1/accounts", nil, &out, nil); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

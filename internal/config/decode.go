@@ -206,6 +206,14 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		if n.Kind != yaml.ScalarNode {
 			w.fail(n, path, "must be a string, not %s", kindName(n))
 		}
+	case reflect.Int:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
+			w.fail(n, path, "must be a whole number, not %s", kindName(n))
+		}
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			w.fail(n, path, "must be true or false, not %s", kindName(n))
+		}
 	default:
 		w.fail(n, path, "internal error: no rule for Go type %s", t)
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -131,45 +132,44 @@ func netsshMissing() string {
 	return ""
 }
 
-func withDebian(v, pkg string) string {
-	if pkg == "" {
-		return v
-	}
-	if dv := debianVersion(pkg); dv != "" {
-		return fmt.Sprintf("%s (Debian %s %s)", v, pkg, dv)
-	}
+func opensshVersion() string {
+	v, _, _ := strings.Cut(commandOutput(sshdtest.SSHPath, "-V"), ",")
 	return v
 }
 
-func opensshVersion() string {
-	v, _, _ := strings.Cut(commandOutput(sshdtest.SSHPath, "-V"), ",")
-	return withDebian(v, "openssh-client")
-}
+// goModPath is the module's go.mod, which pins the x/crypto the test runs.
+const goModPath = "../../go.mod"
 
 func goVersion() string {
-	v := "golang.org/x/crypto (version unknown)"
+	v := ""
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		for _, d := range bi.Deps {
 			if d.Path == "golang.org/x/crypto" {
-				v = "golang.org/x/crypto " + d.Version
+				v = d.Version
 			}
 		}
 	}
-	return v + ", " + runtime.Version()
+	if v == "" {
+		// Test binaries may carry no dependency list; go.mod says it.
+		if b, err := os.ReadFile(goModPath); err == nil {
+			if m := regexp.MustCompile(`(?m)^\s*golang\.org/x/crypto\s+(v\S+)`).FindSubmatch(b); m != nil {
+				v = string(m[1])
+			}
+		}
+	}
+	if v == "" {
+		v = "(version unknown)"
+	}
+	return "golang.org/x/crypto " + v + ", " + runtime.Version()
 }
 
-func paramikoVersion() string {
-	return withDebian(commandOutput(pythonPath, paramikoScript, "--version"), "python3-paramiko")
-}
+func paramikoVersion() string { return commandOutput(pythonPath, paramikoScript, "--version") }
 
-func netsshVersion() string {
-	return withDebian(commandOutput(rubyPath, netsshScript, "--version"), "ruby-net-ssh")
-}
+func netsshVersion() string { return commandOutput(rubyPath, netsshScript, "--version") }
 
 func plinkVersion() string {
 	first, _, _ := strings.Cut(commandOutput(plinkPath, "-V"), "\n")
-	v := "PuTTY plink " + strings.TrimPrefix(strings.TrimSpace(first), "plink: Release ")
-	return withDebian(v, "putty-tools")
+	return "PuTTY plink " + strings.TrimPrefix(strings.TrimSpace(first), "plink: Release ")
 }
 
 // forEach runs f over the jobs with a few workers and collects the results.

@@ -237,6 +237,7 @@ func TestMatrix(t *testing.T) {
 	var mu sync.Mutex
 	outcomes := map[cellKey]outcome{}
 	versions := map[string]string{}
+	debs := map[string]string{} // client -> "package version"
 	skipped := map[string]string{}
 	unsupported := hostUnsupported()
 	t.Run("clients", func(t *testing.T) {
@@ -258,10 +259,17 @@ func TestMatrix(t *testing.T) {
 					cj[i] = j
 				}
 				v := c.version()
+				var dv string
+				if c.pkg != "" {
+					dv = debianVersion(c.pkg)
+				}
 				res := c.run(t, work, cj)
 				mu.Lock()
 				defer mu.Unlock()
 				versions[c.name] = v
+				if dv != "" {
+					debs[c.name] = c.pkg + " " + dv
+				}
 				for i, r := range res {
 					o := classify(cj[i].cell, r, unsupported, clean)
 					if !good(o.Status) {
@@ -295,7 +303,7 @@ func TestMatrix(t *testing.T) {
 		}
 	}
 	rep := &report{
-		clients: names, versions: versions,
+		clients: names, versions: versions, debs: debs,
 		servers: map[string]string{"sshd": sshdVersion(), "go": goVersion()},
 		caTypes: caTypes, subjects: subjectNames, hostKeyType: hostKeyType,
 		hostTrust: hostTrust(), pemClients: pemClients, keyFileCA: hostSubject,
@@ -385,10 +393,14 @@ func classify(cell cellKey, r result, unsupported map[string]string, clean func(
 func sshdVersion() string {
 	// sshd has no -V; its usage message carries the version.
 	out := commandOutput(sshdtest.SSHDPath, "-V")
-	if m := regexp.MustCompile(`OpenSSH_[^\s,]+(\s+Debian-[^\s,]+)?`).FindString(out); m != "" {
-		return withDebian(m, "openssh-server")
+	v := "(version unknown)"
+	if m := regexp.MustCompile(`OpenSSH_[^\s,]+`).FindString(out); m != "" {
+		v = m
 	}
-	return "(version unknown)"
+	if dv := debianVersion("openssh-server"); dv != "" {
+		v += " (Debian openssh-server " + dv + ")"
+	}
+	return v
 }
 
 // sanitizer returns a function that makes client messages independent of

@@ -70,6 +70,7 @@ type outcome struct {
 type report struct {
 	clients     []string          // column order
 	versions    map[string]string // client -> version
+	debs        map[string]string // client -> Debian "package version", if any
 	servers     map[string]string // "sshd", "go" -> version
 	caTypes     []string
 	subjects    []string
@@ -208,9 +209,13 @@ func (r *report) markdown() []byte {
 	p("login that runs a command; \"works\" means the command's output came back. A cell that is not right links\n")
 	p("to the client's own error message and version under [Failures](#failures). Jump to the [Guidance](#guidance).\n\n")
 
-	p("## Versions\n\n| client | version |\n|---|---|\n")
+	p("## Versions\n\n| client | version | Debian package |\n|---|---|---|\n")
 	for _, c := range r.clients {
-		p("| %s | %s |\n", c, mdEscape(r.versions[c]))
+		deb := r.debs[c]
+		if deb == "" {
+			deb = "-"
+		}
+		p("| %s | %s | %s |\n", c, mdEscape(r.versions[c]), mdEscape(deb))
 	}
 	p("\nServers: OpenSSH sshd %s; Go x/crypto/ssh server %s, authenticating with `interop.Authenticator`\n", mdEscape(r.servers["sshd"]), mdEscape(r.servers["go"]))
 	p("(`ssh.CertChecker` plus an sshca KRL, refusing SHA-1 signatures and empty principal lists).\n\n")
@@ -274,7 +279,7 @@ func (r *report) markdown() []byte {
 		p("None: every combination works.\n\n")
 	}
 	for _, f := range fails {
-		p("<a id=\"%s\"></a>**%s** — %s, %s: `%s`\n\n", strings.ToLower(f.id), f.id, f.client, mdEscape(r.versions[f.client]), mdCode(f.message))
+		p("<a id=\"%s\"></a>**%s** — %s: `%s`\n\n", strings.ToLower(f.id), f.id, mdEscape(r.clientVersion(f.client)), mdCode(f.message))
 		p("%s in: %s.\n\n", capitalize(f.status), describeCells(f.cells))
 	}
 
@@ -286,10 +291,20 @@ func (r *report) markdown() []byte {
 	return b.Bytes()
 }
 
-// clientLimits summarises, per CA key type, the clients that fail with
-// it in any direction.
+// clientVersion names a client with its version and Debian package.
+func (r *report) clientVersion(c string) string {
+	v := c + " — " + r.versions[c]
+	if d := r.debs[c]; d != "" {
+		v += "; Debian " + d
+	}
+	return v
+}
+
+// clientLimits summarises, per CA key type, the clients that fail with it,
+// then the clients that lack a feature whatever the CA key type.
 func (r *report) clientLimits() string {
 	var b strings.Builder
+	lacking := map[string][]string{} // client -> features, for every CA
 	for _, ca := range r.caTypes {
 		failing := map[string][]string{} // client -> directions
 		for _, k := range r.orderedCells() {
@@ -299,30 +314,44 @@ func (r *report) clientLimits() string {
 			if k.CA != ca || !ok || good(o.Status) || k.Dir == dirKeyFile || k.Dir == dirHostName {
 				continue
 			}
-			d := dirLabel(k.Dir)
 			if o.Status == statusUnsupported {
-				d += " (which it does not support at all)"
+				if !slices.Contains(lacking[k.Client], dirLabel(k.Dir)) {
+					lacking[k.Client] = append(lacking[k.Client], dirLabel(k.Dir))
+				}
+				continue
 			}
-			if !slices.Contains(failing[k.Client], d) {
-				failing[k.Client] = append(failing[k.Client], d)
+			if !slices.Contains(failing[k.Client], dirLabel(k.Dir)) {
+				failing[k.Client] = append(failing[k.Client], dirLabel(k.Dir))
 			}
 		}
 		if len(failing) == 0 {
-			fmt.Fprintf(&b, "- `%s`: every client tested works, user and host certificates.\n", ca)
+			fmt.Fprintf(&b, "- `%s`: no client fails.\n", ca)
 			continue
 		}
-		names := make([]string, 0, len(failing))
-		for c := range failing {
-			names = append(names, c)
-		}
-		sort.Strings(names)
-		parts := make([]string, len(names))
-		for i, c := range names {
-			parts[i] = fmt.Sprintf("%s fails with %s", c, strings.Join(failing[c], " and "))
+		parts := make([]string, 0, len(failing))
+		for _, c := range sortedKeys(failing) {
+			parts = append(parts, fmt.Sprintf("%s fails with %s", c, strings.Join(failing[c], " and ")))
 		}
 		fmt.Fprintf(&b, "- `%s`: %s.\n", ca, strings.Join(parts, "; "))
 	}
+	for _, c := range sortedKeys(lacking) {
+		fmt.Fprintf(&b, "- Whatever the CA key type, %s does not support %s.\n", c, strings.Join(lacking[c], " or "))
+	}
+	for _, c := range r.clients {
+		if o, ok := r.outcomes[cellKey{dirHostName, r.keyFileCA, r.hostKeyType, c}]; ok && o.Status == statusAccepts {
+			fmt.Fprintf(&b, "- Whatever the CA key type, %s accepts a host certificate that names another host.\n", c)
+		}
+	}
 	return b.String()
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // describeCells lists cells compactly, e.g. "user certificates to sshd:

@@ -175,11 +175,8 @@ func prefix(err error) error {
 }
 
 func (k *KRL) revokeSerials(ca ssh.PublicKey, lo, hi uint64) error {
-	if lo == 0 {
-		return errors.New("serial 0 cannot be revoked")
-	}
-	if lo > hi {
-		return fmt.Errorf("serial range %d-%d is reversed", lo, hi)
+	if err := checkSerials(lo, hi); err != nil {
+		return err
 	}
 	blob, err := caBlob(ca)
 	if err != nil {
@@ -187,6 +184,45 @@ func (k *KRL) revokeSerials(ca ssh.PublicKey, lo, hi uint64) error {
 	}
 	s := k.section(blob, true)
 	s.Serials = appendRange(s.Serials, SerialRange{lo, hi})
+	return nil
+}
+
+func checkSerials(lo, hi uint64) error {
+	if lo == 0 {
+		return errors.New("serial 0 cannot be revoked")
+	}
+	if lo > hi {
+		return fmt.Errorf("serial range %d-%d is reversed", lo, hi)
+	}
+	return nil
+}
+
+// Section returns the certificates section of ca (nil is the wildcard CA),
+// appending a new one if there is none. Revoking through the section
+// avoids encoding the CA key for every serial when many are added.
+func (k *KRL) Section(ca ssh.PublicKey) (*CertSection, error) {
+	blob, err := caBlob(ca)
+	if err != nil {
+		return nil, prefix(err)
+	}
+	return k.section(blob, true), nil
+}
+
+// RevokeSerials revokes serials lo..hi (inclusive) under the section's CA.
+func (s *CertSection) RevokeSerials(lo, hi uint64) error {
+	if err := checkSerials(lo, hi); err != nil {
+		return prefix(err)
+	}
+	s.Serials = appendRange(s.Serials, SerialRange{lo, hi})
+	return nil
+}
+
+// RevokeKeyID revokes key ID id under the section's CA.
+func (s *CertSection) RevokeKeyID(id string) error {
+	if strings.IndexByte(id, 0) >= 0 {
+		return errors.New("krl: key ID contains NUL")
+	}
+	s.KeyIDs = append(s.KeyIDs, id)
 	return nil
 }
 

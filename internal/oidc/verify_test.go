@@ -181,6 +181,7 @@ func TestVerify(t *testing.T) {
 // TestVerifyTimes checks the exact exp/iat values and the leeway boundary
 // against an injected clock.
 func TestVerifyTimes(t *testing.T) {
+	t.Parallel()
 	iss := oidctest.New(t)
 	t0 := time.Now().Truncate(time.Second)
 	var offset atomic.Int64
@@ -216,6 +217,7 @@ func TestVerifyTimes(t *testing.T) {
 }
 
 func TestVerifyRotation(t *testing.T) {
+	t.Parallel()
 	iss := oidctest.New(t)
 	t0 := time.Now()
 	var offset atomic.Int64
@@ -274,6 +276,7 @@ func TestVerifyRotation(t *testing.T) {
 // verifying once the cached JWKS is older than maxKeyAge, even though no new
 // key ID ever triggered a refresh.
 func TestVerifyWithdrawnKey(t *testing.T) {
+	t.Parallel()
 	iss := oidctest.New(t)
 	t0 := time.Now()
 	var offset atomic.Int64
@@ -300,6 +303,7 @@ func TestVerifyWithdrawnKey(t *testing.T) {
 // TestVerifyRotationFastRefresh shows what a service sees with a short
 // refresh interval and the real clock: the rotated key is picked up at once.
 func TestVerifyRotationFastRefresh(t *testing.T) {
+	t.Parallel()
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, func(c *Config) { c.RefreshInterval = time.Nanosecond })
 	old := iss.Mint(map[string]any{"preferred_username": "alice"}, "RS256")
@@ -314,6 +318,7 @@ func TestVerifyRotationFastRefresh(t *testing.T) {
 }
 
 func TestVerifyMFA(t *testing.T) {
+	t.Parallel()
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, nil)
 	tests := []struct {
@@ -349,21 +354,21 @@ func TestHasMFA(t *testing.T) {
 		{[]string{"pwd"}, false},
 		{[]string{"otp"}, false},
 		{[]string{"hwk"}, false},
-		{[]string{"pwd", "kba", "pin"}, false},    // all knowledge
-		{[]string{"otp", "sms", "hwk"}, false},    // all possession
-		{[]string{"pwd", "geo", "rba"}, false},    // context signals are no factor
-		{[]string{"hwk", "user"}, false},          // presence is no factor
-		{[]string{"pwd", "mca"}, false},           // channels are not factors
-		{[]string{"MFA"}, false},                  // case-sensitive
-		{[]string{"pwd", "OTP"}, false},           // case-sensitive
-		{[]string{"pwd", "otp"}, true},            // the usual second factor
-		{[]string{"mfa"}, true},                   // asserted by the issuer
-		{[]string{"pwd", "mfa"}, true},            // asserted by the issuer
-		{[]string{"hwk", "pin"}, true},            // security key with PIN
-		{[]string{"swk", "fpt"}, true},            // platform passkey with fingerprint
-		{[]string{"pop", "face"}, true},           // key plus face
-		{[]string{"pwd", "sms"}, true},            // weak, but a second factor
-		{[]string{"pwd", "pwd", "pwd"}, false},    // repetition is not a factor
+		{[]string{"pwd", "kba", "pin"}, false},     // all knowledge
+		{[]string{"otp", "sms", "hwk"}, false},     // all possession
+		{[]string{"pwd", "geo", "rba"}, false},     // context signals are no factor
+		{[]string{"hwk", "user"}, false},           // presence is no factor
+		{[]string{"pwd", "mca"}, false},            // channels are not factors
+		{[]string{"MFA"}, false},                   // case-sensitive
+		{[]string{"pwd", "OTP"}, false},            // case-sensitive
+		{[]string{"pwd", "otp"}, true},             // the usual second factor
+		{[]string{"mfa"}, true},                    // asserted by the issuer
+		{[]string{"pwd", "mfa"}, true},             // asserted by the issuer
+		{[]string{"hwk", "pin"}, true},             // security key with PIN
+		{[]string{"swk", "fpt"}, true},             // platform passkey with fingerprint
+		{[]string{"pop", "face"}, true},            // key plus face
+		{[]string{"pwd", "sms"}, true},             // weak, but a second factor
+		{[]string{"pwd", "pwd", "pwd"}, false},     // repetition is not a factor
 		{[]string{"iris", "retina", "vbm"}, false}, // all inherence
 	}
 	for _, tt := range tests {
@@ -371,7 +376,13 @@ func TestHasMFA(t *testing.T) {
 		if tt.want {
 			name = "ok/"
 		}
-		t.Run(name+strings.Join(tt.amr, "+"), func(t *testing.T) {
+		label := strings.Join(tt.amr, "+")
+		if tt.amr == nil {
+			label = "absent"
+		} else if label == "" {
+			label = "empty"
+		}
+		t.Run(name+label, func(t *testing.T) {
 			if got := (&Identity{AMR: tt.amr}).HasMFA(); got != tt.want {
 				t.Fatalf("HasMFA(%q) = %v, want %v", tt.amr, got, tt.want)
 			}
@@ -554,6 +565,7 @@ func TestParseJWKS(t *testing.T) {
 // the race detector: tokens from the new key always pass; tokens from the
 // withdrawn key pass only until some verification has refetched the JWKS.
 func TestVerifyConcurrent(t *testing.T) {
+	t.Parallel()
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, func(c *Config) { c.RefreshInterval = time.Nanosecond })
 	oldTok := iss.Mint(map[string]any{"preferred_username": "a"}, "RS256")

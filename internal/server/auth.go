@@ -139,6 +139,11 @@ func (s *Server) authorizeRole(ctx context.Context, c *caller, roleName string, 
 			if tk.Kind == store.TokenEnroll && t != policy.HostCert {
 				return forbidden("role-not-allowed", "enrollment tokens only obtain host certificates")
 			}
+			// A host certificate lets its holder impersonate servers; only a
+			// one-time enrollment token bound to host names may obtain one.
+			if tk.Kind == store.TokenRole && t == policy.HostCert {
+				return forbidden("role-not-allowed", "role tokens only obtain user certificates; host certificates need an enrollment token")
+			}
 		default:
 			return forbidden("role-not-allowed", "a %s token cannot request certificates", tk.Kind)
 		}

@@ -62,6 +62,15 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 	if err := decodeJSON(w, r, &req); err != nil {
 		return s.denyRequest(r, c.actor, "", ruleOf(err), err)
 	}
+	if c.token != nil && c.token.Kind == store.TokenEnroll && t == policy.HostCert {
+		// An enrollment token names its role and host names; the host need not repeat them.
+		if req.Role == "" && len(c.token.Roles) == 1 {
+			req.Role = c.token.Roles[0]
+		}
+		if len(req.Principals) == 0 {
+			req.Principals = c.token.Principals
+		}
+	}
 	deny := func(err error) error { return s.denyRequest(r, c.actor, req.Role, ruleOf(err), err) }
 	if req.Role == "" {
 		return deny(badRequest("bad-request", "role is required"))

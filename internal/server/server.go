@@ -105,6 +105,7 @@ func (s *Server) Handler() http.Handler {
 	s.route(mux, "GET /v1/krl.sig", "krl_sig", s.handleKRLSig)
 	s.route(mux, "GET /v1/ca/{type}", "ca", s.handleCAKeys)
 	s.route(mux, "GET /v1/auth/config", "auth_config", s.handleAuthConfig)
+	s.route(mux, "GET /v1/accounts", "accounts", s.handleAccounts)
 	s.route(mux, "POST /v1/totp/enroll", "totp_enroll", s.handleTOTPEnroll)
 	s.route(mux, "POST /v1/hosts/report", "host_report", s.handleHostReport)
 	s.route(mux, "GET /healthz", "healthz", func(w http.ResponseWriter, r *http.Request) error {
@@ -114,8 +115,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	s.route(mux, "GET /readyz", "readyz", s.handleReady)
 	mux.Handle("GET /metrics", s.metrics.Handler())
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.writeError(w, r, &httpError{status: http.StatusNotFound, msg: "no such endpoint", code: "not-found"})
+	// Through route, so that a 404 carries a request ID like every other error.
+	s.route(mux, "/", "not_found", func(w http.ResponseWriter, r *http.Request) error {
+		return &httpError{status: http.StatusNotFound, msg: "no such endpoint", code: "not-found"}
 	})
 	return mux
 }
@@ -342,4 +344,15 @@ func (s *Server) handleAuthConfig(w http.ResponseWriter, r *http.Request) error 
 // parseKeyLine parses an authorized_keys line from a request.
 func parseKeyLine(line string) (ssh.PublicKey, error) {
 	return ca.ParseSubjectKey([]byte(line))
+}
+
+// handleAccounts serves the policy's accounts map (system account ->
+// principals), from which agents write AuthorizedPrincipalsFile files.
+func (s *Server) handleAccounts(w http.ResponseWriter, r *http.Request) error {
+	acc := s.o.Config.Accounts
+	if acc == nil {
+		acc = map[string][]string{}
+	}
+	writeJSON(w, http.StatusOK, acc)
+	return nil
 }

@@ -1,0 +1,435 @@
+// Package agent is the server side of sshca: it keeps a server's trusted
+// user CA keys, KRL, principals files and host certificate current, and
+// reports what it installed. It installs every file atomically and never
+// replaces a good file with a worse one (unparsable, unsigned, older, or
+// empty); it never restarts sshd, only asks it to reload its host
+// certificate when told how.
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/atomicfile"
+	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/sshsig"
+)
+
+// File names inside the agent's directory.
+const (
+	TrustedCAFile = "trusted_user_ca_keys"
+	KRLFile       = "revoked.krl"
+	PrincipalsDir = "principals"
+	stateFile     = ".sshca-sync.json"
+)
+
+// Config configures a sync.
+type Config struct {
+	Client  *client.Client
+	Dir     string // e.g. /etc/ssh/sshca
+	HostKey string // private host key path; its certificate is <key>-cert.pub ("" = no host certificate handling)
+	// RenewBefore renews the host certificate when less than this remains;
+	// default one third of its lifetime.
+	RenewBefore time.Duration
+	// SSHDPidFile, when set, gets SIGHUP after a host certificate change so
+	// sshd serves it.
+	SSHDPidFile string
+	// ReloadCommand, when set, is run (sh -c) after a host certificate change.
+	ReloadCommand string
+	Log           *slog.Logger
+	Now           func() time.Time
+}
+
+// State is what the agent remembers between runs.
+type State struct {
+	KRLVersion     uint64    `json:"krl_version"`
+	KRLETag        string    `json:"krl_etag,omitempty"`
+	LastSuccess    time.Time `json:"last_success"`
+	LastAttempt    time.Time `json:"last_attempt"`
+	LastError      string    `json:"last_error,omitempty"`
+	CAKeys         []string  `json:"ca_keys,omitempty"`
+	HostCertExpiry time.Time `json:"host_cert_expiry,omitempty"`
+}
+
+// Result summarises one sync.
+type Result struct {
+	Installed []string // files replaced
+	Refused   []string // what was refused and why
+	State     State
+}
+
+func (c *Config) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+func (c *Config) log() *slog.Logger {
+	if c.Log != nil {
+		return c.Log
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// LoadState reads the agent's state (zero if none).
+func LoadState(dir string) State {
+	var s State
+	if data, err := os.ReadFile(filepath.Join(dir, stateFile)); err == nil {
+		_ = json.Unmarshal(data, &s)
+	}
+	return s
+}
+
+func saveState(dir string, s State) error {
+	data, _ := json.MarshalIndent(s, "", "  ")
+	return atomicfile.Write(filepath.Join(dir, stateFile), append(data, '\n'), 0o600)
+}
+
+// EnsureEmptyKRL writes an empty, valid KRL when none exists, so that
+// RevokedKeys can be switched on before the first successful sync.
+func EnsureEmptyKRL(dir string) (bool, error) {
+	path := filepath.Join(dir, KRLFile)
+	if _, err := os.Stat(path); err == nil {
+		return false, nil
+	}
+	data, err := (&krl.KRL{Comment: "sshca: empty KRL written before the first sync"}).Marshal()
+	if err != nil {
+		return false, err
+	}
+	return true, atomicfile.Write(path, data, 0o644)
+}
+
+// Sync runs once: trusted CA keys, KRL, principals, host certificate, report.
+// Files that fail validation are refused and the last good copy stays; the
+// returned error says what could not be refreshed.
+func Sync(ctx context.Context, c Config) (*Result, error) {
+	if err := os.MkdirAll(filepath.Join(c.Dir, PrincipalsDir), 0o755); err != nil {
+		return nil, err
+	}
+	res := &Result{State: LoadState(c.Dir)}
+	res.State.LastAttempt = c.now()
+	if made, err := EnsureEmptyKRL(c.Dir); err != nil {
+		return res, err
+	} else if made {
+		res.Installed = append(res.Installed, KRLFile+" (empty)")
+	}
+	var errs []error
+	caKeys, err := c.syncTrustedCAs(ctx, res)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if caKeys != nil {
+		if err := c.syncKRL(ctx, caKeys, res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := c.syncPrincipals(ctx, res); err != nil {
+		errs = append(errs, err)
+	}
+	var hostCert *ssh.Certificate
+	var hostSigner ssh.Signer
+	if c.HostKey != "" {
+		hostCert, hostSigner, err = c.syncHostCert(ctx, res)
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	syncErr := errors.Join(errs...)
+	if syncErr == nil {
+		res.State.LastSuccess = c.now()
+		res.State.LastError = ""
+	} else {
+		res.State.LastError = strings.ReplaceAll(syncErr.Error(), "\n", "; ")
+	}
+	if err := saveState(c.Dir, res.State); err != nil {
+		errs = append(errs, err)
+	}
+	if hostCert != nil && hostSigner != nil {
+		rep := api.HostReport{KRLVersion: res.State.KRLVersion, CAKeys: res.State.CAKeys, HostCertExpiry: res.State.HostCertExpiry,
+			Stale: syncErr != nil}
+		if syncErr != nil {
+			rep.Detail = res.State.LastError
+			if len(rep.Detail) > 1000 {
+				rep.Detail = rep.Detail[:1000]
+			}
+		}
+		if err := c.Client.ReportHost(ctx, hostCert, hostSigner, rep); err != nil {
+			errs = append(errs, fmt.Errorf("report: %w", err))
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// syncTrustedCAs installs the user CA's published keys; an empty list is refused.
+func (c *Config) syncTrustedCAs(ctx context.Context, res *Result) ([]ssh.PublicKey, error) {
+	keys, raw, err := c.Client.CAKeys(ctx, "user")
+	if err != nil {
+		return nil, fmt.Errorf("fetch user CA keys: %w", err)
+	}
+	if len(keys) == 0 {
+		res.Refused = append(res.Refused, TrustedCAFile+": the service published no keys")
+		return nil, errors.New("trusted CA keys: refused an empty list; keeping the installed one")
+	}
+	for _, k := range keys {
+		if _, isCert := k.(*ssh.Certificate); isCert {
+			res.Refused = append(res.Refused, TrustedCAFile+": a certificate in the list")
+			return nil, errors.New("trusted CA keys: refused a list holding a certificate")
+		}
+	}
+	var fps []string
+	for _, k := range keys {
+		fps = append(fps, ssh.FingerprintSHA256(k))
+	}
+	changed, err := installIfChanged(filepath.Join(c.Dir, TrustedCAFile), raw, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if changed {
+		res.Installed = append(res.Installed, TrustedCAFile)
+		c.log().Info("installed trusted user CA keys", "keys", strings.Join(fps, ","))
+	}
+	res.State.CAKeys = fps
+	return keys, nil
+}
+
+// syncKRL fetches the KRL and its signature and installs the KRL only if the
+// signature verifies against a published CA key, it parses, and its version
+// is not lower than the installed one.
+func (c *Config) syncKRL(ctx context.Context, caKeys []ssh.PublicKey, res *Result) error {
+	path := filepath.Join(c.Dir, KRLFile)
+	etag := res.State.KRLETag
+	if _, err := os.Stat(path); err != nil {
+		etag = ""
+	}
+	data, sig, newETag, notModified, err := c.Client.KRL(ctx, "user", etag)
+	if err != nil {
+		return fmt.Errorf("fetch KRL: %w", err)
+	}
+	if notModified {
+		return nil
+	}
+	refuse := func(why string) error {
+		res.Refused = append(res.Refused, KRLFile+": "+why)
+		c.log().Warn("refused KRL", "reason", why)
+		return fmt.Errorf("KRL: refused (%s); keeping the installed one", why)
+	}
+	if _, err := sshsig.Verify(sig, bytes.NewReader(data), sshsig.Namespace, caKeys); err != nil {
+		return refuse("signature does not verify: " + err.Error())
+	}
+	k, err := krl.Parse(data)
+	if err != nil {
+		return refuse("does not parse: " + err.Error())
+	}
+	if cur, err := os.ReadFile(path); err == nil {
+		if old, err := krl.Parse(cur); err == nil && k.Version < old.Version {
+			return refuse(fmt.Sprintf("version %d is older than the installed %d", k.Version, old.Version))
+		}
+	}
+	if err := atomicfile.Write(path+".sig", sig, 0o644); err != nil {
+		return err
+	}
+	changed, err := installIfChanged(path, data, 0o644)
+	if err != nil {
+		return err
+	}
+	if changed {
+		res.Installed = append(res.Installed, KRLFile)
+		c.log().Info("installed KRL", "version", k.Version)
+	}
+	res.State.KRLVersion, res.State.KRLETag = k.Version, newETag
+	return nil
+}
+
+// syncPrincipals writes principals/<account> for every account in the policy.
+func (c *Config) syncPrincipals(ctx context.Context, res *Result) error {
+	accounts, err := c.Client.Accounts(ctx)
+	if err != nil {
+		return fmt.Errorf("fetch accounts: %w", err)
+	}
+	dir := filepath.Join(c.Dir, PrincipalsDir)
+	for acct, ps := range accounts {
+		if !validAccount(acct) {
+			res.Refused = append(res.Refused, "principals/"+acct+": invalid account name")
+			continue
+		}
+		var b strings.Builder
+		b.WriteString("# written by sshca sync; do not edit\n")
+		for _, p := range ps {
+			if strings.ContainsAny(p, " \t\r\n#,") || p == "" {
+				res.Refused = append(res.Refused, "principals/"+acct+": invalid principal")
+				continue
+			}
+			b.WriteString(p + "\n")
+		}
+		changed, err := installIfChanged(filepath.Join(dir, acct), []byte(b.String()), 0o644)
+		if err != nil {
+			return err
+		}
+		if changed {
+			res.Installed = append(res.Installed, "principals/"+acct)
+		}
+	}
+	// Accounts removed from the policy lose their principals file.
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if _, ok := accounts[e.Name()]; !ok && !strings.HasPrefix(e.Name(), ".") && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
+				res.Installed = append(res.Installed, "principals/"+e.Name()+" (removed)")
+			}
+		}
+	}
+	return atomicfile.SyncDir(dir)
+}
+
+func validAccount(a string) bool {
+	if a == "" || len(a) > 32 || a[0] == '-' || a[0] == '.' {
+		return false
+	}
+	for _, r := range a {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// syncHostCert renews the host certificate by proof of possession of the
+// host key when it is close to expiry.
+func (c *Config) syncHostCert(ctx context.Context, res *Result) (*ssh.Certificate, ssh.Signer, error) {
+	keyData, err := os.ReadFile(c.HostKey)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host key: %w", err)
+	}
+	signer, err := ssh.ParsePrivateKey(keyData)
+	if err != nil {
+		return nil, nil, fmt.Errorf("host key %s: %w", c.HostKey, err)
+	}
+	certPath := client.CertPath(c.HostKey)
+	data, err := os.ReadFile(certPath)
+	if err != nil {
+		return nil, signer, fmt.Errorf("host certificate: %w (enroll first: sshca host enroll)", err)
+	}
+	cert, err := client.ParseCert(data)
+	if err != nil {
+		return nil, signer, fmt.Errorf("host certificate %s: %w", certPath, err)
+	}
+	now := c.now()
+	left := client.Remaining(cert, now)
+	life := time.Duration(cert.ValidBefore-cert.ValidAfter) * time.Second
+	renewBefore := c.RenewBefore
+	if renewBefore == 0 {
+		renewBefore = life / 3
+	}
+	res.State.HostCertExpiry = time.Unix(int64(cert.ValidBefore), 0).UTC()
+	if left > renewBefore {
+		return cert, signer, nil
+	}
+	if left == 0 {
+		return cert, signer, errors.New("host certificate expired; renewal by proof of possession needs a valid one: enroll again")
+	}
+	_, nc, err := c.Client.Renew(ctx, cert, signer, "")
+	if err != nil {
+		return cert, signer, fmt.Errorf("renew host certificate: %w", err)
+	}
+	if nc.CertType != ssh.HostCert || !bytes.Equal(nc.Key.Marshal(), signer.PublicKey().Marshal()) {
+		return cert, signer, errors.New("renew host certificate: the service returned a certificate for another key or type")
+	}
+	if err := atomicfile.Write(certPath, ssh.MarshalAuthorizedKey(nc), 0o644); err != nil {
+		return cert, signer, err
+	}
+	res.Installed = append(res.Installed, filepath.Base(certPath))
+	res.State.HostCertExpiry = time.Unix(int64(nc.ValidBefore), 0).UTC()
+	c.log().Info("renewed host certificate", "serial", nc.Serial, "valid_until", res.State.HostCertExpiry)
+	if err := c.reloadSSHD(ctx); err != nil {
+		return nc, signer, err
+	}
+	return nc, signer, nil
+}
+
+func (c *Config) reloadSSHD(ctx context.Context) error {
+	if c.SSHDPidFile != "" {
+		data, err := os.ReadFile(c.SSHDPidFile)
+		if err != nil {
+			return fmt.Errorf("reload sshd: %w", err)
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
+		if err != nil || pid <= 1 {
+			return fmt.Errorf("reload sshd: bad pid in %s", c.SSHDPidFile)
+		}
+		if err := syscall.Kill(pid, syscall.SIGHUP); err != nil {
+			return fmt.Errorf("reload sshd: %w", err)
+		}
+	}
+	if c.ReloadCommand != "" {
+		out, err := exec.CommandContext(ctx, "/bin/sh", "-c", c.ReloadCommand).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("reload command: %w: %s", err, strings.TrimSpace(string(out)))
+		}
+	}
+	return nil
+}
+
+// installIfChanged atomically replaces path with data unless it already holds it.
+func installIfChanged(path string, data []byte, perm os.FileMode) (bool, error) {
+	if cur, err := os.ReadFile(path); err == nil && bytes.Equal(cur, data) {
+		if fi, err := os.Stat(path); err == nil && fi.Mode().Perm() == perm {
+			return false, nil
+		}
+	}
+	if err := atomicfile.Write(path, data, perm); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Run syncs every interval (with ±10% jitter) until ctx ends, backing off
+// exponentially (up to interval) after failures.
+func Run(ctx context.Context, c Config, interval time.Duration) error {
+	backoff := 5 * time.Second
+	for {
+		res, err := Sync(ctx, c)
+		wait := interval
+		if err != nil {
+			c.log().Warn("sync incomplete; last good files stay", "error", err.Error())
+			wait = min(backoff, interval)
+			backoff *= 2
+		} else {
+			backoff = 5 * time.Second
+			if len(res.Installed) > 0 {
+				c.log().Info("sync", "installed", strings.Join(res.Installed, ","))
+			}
+		}
+		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(wait))
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait + jitter):
+		}
+	}
+}
+
+// Staleness reports how long ago the last successful sync was.
+func Staleness(s State, now time.Time) time.Duration {
+	if s.LastSuccess.IsZero() {
+		return -1
+	}
+	return now.Sub(s.LastSuccess)
+}
