@@ -81,7 +81,7 @@ func newServeCommand() *command {
 				v, err := oidc.NewVerifier(e.ctx, oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, Audience: o.Audience,
 					UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
 				if err != nil {
-					return fmt.Errorf("oidc: %w", err)
+					return err
 				}
 				verifier = oidcAdapter{v}
 			}

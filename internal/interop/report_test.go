@@ -279,7 +279,7 @@ func (r *report) markdown() []byte {
 		p("None: every combination works.\n\n")
 	}
 	for _, f := range fails {
-		p("<a id=\"%s\"></a>**%s** — %s: `%s`\n\n", strings.ToLower(f.id), f.id, mdEscape(r.clientVersion(f.client)), mdCode(f.message))
+		p("<a id=\"%s\"></a>**%s** — %s — error: `%s`\n\n", strings.ToLower(f.id), f.id, mdEscape(r.clientVersion(f.client)), mdCode(f.message))
 		p("%s in: %s.\n\n", capitalize(f.status), describeCells(f.cells))
 	}
 
@@ -293,9 +293,9 @@ func (r *report) markdown() []byte {
 
 // clientVersion names a client with its version and Debian package.
 func (r *report) clientVersion(c string) string {
-	v := c + " — " + r.versions[c]
+	v := "client " + c + ", version " + r.versions[c]
 	if d := r.debs[c]; d != "" {
-		v += "; Debian " + d
+		v += ", Debian package " + d
 	}
 	return v
 }

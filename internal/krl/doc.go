@@ -2,9 +2,11 @@
 // (PROTOCOL.krl, as implemented by OpenSSH's krl.c), and reads the
 // revocation specification files that `ssh-keygen -k` takes.
 //
-// Parse accepts exactly what OpenSSH's ssh_krl_from_blob accepts (see
-// /work/shared/spec/openssh-formats.md §3.4) and additionally bounds the
-// memory a hostile input can make it use. Marshal writes the canonical form
+// Section references (§) are to the team's notes on the OpenSSH formats,
+// spec/openssh-formats.md, which cite PROTOCOL.krl and krl.c.
+//
+// Parse accepts exactly what OpenSSH's ssh_krl_from_blob accepts (§3.4)
+// and additionally bounds the memory a hostile input can make it use. Marshal writes the canonical form
 // that `ssh-keygen -k` writes (§3.5, §3.6), byte for byte, with one
 // deliberate difference: a serial bitmap is never allowed to grow past the
 // 16384 bits that OpenSSH's own reader accepts, so every KRL this package

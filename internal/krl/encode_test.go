@@ -2,12 +2,16 @@ package krl
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
+	"fmt"
 	"math"
+	mrand "math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -99,7 +103,7 @@ func TestMarshalSplitsOversizedBitmaps(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse(Marshal): %v", err)
 			}
-			if diff := cmp.Diff(k.normalized().Certs, back.Certs); diff != "" {
+			if diff := gocmp.Diff(k.normalized().Certs, back.Certs); diff != "" {
 				t.Errorf("round trip (-want +got):\n%s", diff)
 			}
 		})
@@ -121,7 +125,7 @@ func TestMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if diff := cmp.Diff(before, k); diff != "" {
+		if diff := gocmp.Diff(before, k); diff != "" {
 			t.Errorf("Marshal modified its input:\n%s", diff)
 		}
 		got, err := Parse(b)
@@ -132,11 +136,11 @@ func TestMarshal(t *testing.T) {
 			{CA: caBlob, Serials: []SerialRange{{1, 3}, {9, 9}}, KeyIDs: []string{"a", "b"}},
 			{KeyIDs: []string{"w"}},
 		}
-		if diff := cmp.Diff(want, got.Certs); diff != "" {
+		if diff := gocmp.Diff(want, got.Certs); diff != "" {
 			t.Errorf("(-want +got):\n%s", diff)
 		}
 		k.Normalize()
-		if diff := cmp.Diff(want, k.Certs); diff != "" {
+		if diff := gocmp.Diff(want, k.Certs); diff != "" {
 			t.Errorf("Normalize (-want +got):\n%s", diff)
 		}
 	})
@@ -226,11 +230,11 @@ func TestRevoke(t *testing.T) {
 		k.RevokeSerials(nil, math.MaxUint64, math.MaxUint64)
 		k.RevokeSerials(nil, math.MaxUint64-1, math.MaxUint64)
 		want := []SerialRange{{1, 1000}, {math.MaxUint64, math.MaxUint64}, {math.MaxUint64 - 1, math.MaxUint64}}
-		if diff := cmp.Diff(want, k.Certs[0].Serials); diff != "" {
+		if diff := gocmp.Diff(want, k.Certs[0].Serials); diff != "" {
 			t.Error(diff)
 		}
 		k.Normalize()
-		if diff := cmp.Diff([]SerialRange{{1, 1000}, {math.MaxUint64 - 1, math.MaxUint64}}, k.Certs[0].Serials); diff != "" {
+		if diff := gocmp.Diff([]SerialRange{{1, 1000}, {math.MaxUint64 - 1, math.MaxUint64}}, k.Certs[0].Serials); diff != "" {
 			t.Error(diff)
 		}
 	})
@@ -274,7 +278,7 @@ hash: SHA256:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 # Revoked SHA-1 fingerprints (no specification directive exists)
 # hash SHA1:0200000000000000000000000000000000000000
 `
-	if diff := cmp.Diff(want, buf.String()); diff != "" {
+	if diff := gocmp.Diff(want, buf.String()); diff != "" {
 		t.Errorf("Dump (-want +got):\n%s", diff)
 	}
 
@@ -286,5 +290,41 @@ hash: SHA256:AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA
 		if !strings.Contains(string(j), s) {
 			t.Errorf("JSON lacks %s:\n%s", s, j)
 		}
+	}
+}
+
+func TestSortRanges(t *testing.T) {
+	for _, n := range []int{0, 1, 5, 1023, 1024, 5000} {
+		t.Run(fmt.Sprintf("ok/%d ranges", n), func(t *testing.T) {
+			rng := mrand.New(mrand.NewPCG(uint64(n), 1))
+			in := make([]SerialRange, n)
+			for i := range in {
+				switch i % 3 {
+				case 0:
+					in[i].Lo = rng.Uint64()
+				case 1:
+					in[i].Lo = rng.Uint64N(1 << 20)
+				default:
+					in[i].Lo = math.MaxUint64 - rng.Uint64N(1<<17)
+				}
+				in[i].Hi = uint64(i)
+			}
+			orig := slices.Clone(in)
+			got := sortRanges(in)
+			if !slices.IsSortedFunc(got, func(a, b SerialRange) int { return cmp.Compare(a.Lo, b.Lo) }) {
+				t.Error("not sorted by Lo")
+			}
+			both := func(a, b SerialRange) int { return cmp.Or(cmp.Compare(a.Lo, b.Lo), cmp.Compare(a.Hi, b.Hi)) }
+			want := slices.Clone(in)
+			slices.SortFunc(want, both)
+			sorted := slices.Clone(got)
+			slices.SortFunc(sorted, both)
+			if diff := gocmp.Diff(want, sorted); diff != "" {
+				t.Errorf("not a permutation of the input (-want +got):\n%s", diff)
+			}
+			if diff := gocmp.Diff(orig, in); diff != "" {
+				t.Errorf("input modified:\n%s", diff)
+			}
+		})
 	}
 }

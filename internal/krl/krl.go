@@ -357,8 +357,7 @@ func mergeRanges(rs []SerialRange) []SerialRange {
 	if canonical {
 		return rs
 	}
-	out := slices.Clone(rs)
-	slices.SortFunc(out, func(a, b SerialRange) int { return cmp.Compare(a.Lo, b.Lo) })
+	out := sortRanges(rs)
 	w := 0
 	for _, r := range out[1:] {
 		cur := &out[w]
@@ -370,6 +369,40 @@ func mergeRanges(rs []SerialRange) []SerialRange {
 		out[w] = r
 	}
 	return out[:w+1]
+}
+
+// sortRanges returns a copy of rs sorted by Lo. Large inputs (a KRL can
+// hold millions of ranges) use an LSD radix sort on 16-bit digits, which
+// skips digits where all keys agree; small ones a comparison sort.
+func sortRanges(rs []SerialRange) []SerialRange {
+	out := slices.Clone(rs)
+	if len(rs) < 1024 {
+		slices.SortFunc(out, func(a, b SerialRange) int { return cmp.Compare(a.Lo, b.Lo) })
+		return out
+	}
+	tmp := make([]SerialRange, len(out))
+	var count [1 << 16]int
+	for shift := uint(0); shift < 64; shift += 16 {
+		clear(count[:])
+		for _, r := range out {
+			count[(r.Lo>>shift)&0xffff]++
+		}
+		if count[(out[0].Lo>>shift)&0xffff] == len(out) {
+			continue // every key has the same digit here
+		}
+		pos := 0
+		for i, c := range count {
+			count[i] = pos
+			pos += c
+		}
+		for _, r := range out {
+			d := (r.Lo >> shift) & 0xffff
+			tmp[count[d]] = r
+			count[d]++
+		}
+		out, tmp = tmp, out
+	}
+	return out
 }
 
 // sortedUnique returns s sorted and without duplicates; s itself when it is

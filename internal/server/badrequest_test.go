@@ -49,8 +49,7 @@ func TestBadRequests(t *testing.T) {
 		}
 	}
 	// The enrollment token is used once, successfully, before the reuse.
-	hostSigner, hostKey := newKey(t)
-	_ = hostSigner
+	_, hostKey := newKey(t)
 	if r, _, _ := f.cert("/v1/certs/host", enroll, api.CertRequest{PublicKey: hostKey, Role: "servers", Principals: []string{"web-01.corp"}}); r.status != http.StatusOK {
 		t.Fatalf("first use of the enrollment token: %d %s", r.status, r.err.Error)
 	}

@@ -12,7 +12,7 @@ package totp
 
 import (
 	"crypto/hmac"
-	"crypto/sha1" // #nosec: RFC 6238 HOTP with SHA-1 is what authenticator apps implement; HMAC-SHA-1 is not affected by SHA-1 collisions.
+	"crypto/sha1" // RFC 6238 as authenticator apps implement it; HMAC-SHA-1 does not rest on collision resistance
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/binary"
