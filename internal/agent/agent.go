@@ -126,6 +126,7 @@ func Sync(ctx context.Context, c Config) (*Result, error) {
 	}
 	res := &Result{State: LoadState(c.Dir)}
 	res.State.LastAttempt = c.now()
+	c.removeStaleTemps()
 	if made, err := EnsureEmptyKRL(c.Dir); err != nil {
 		return res, err
 	} else if made {
@@ -385,6 +386,31 @@ func (c *Config) reloadSSHD(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// staleTempAge is how old a temp file must be before a sync removes it: a
+// concurrent sync finishes its writes long before.
+const staleTempAge = 5 * time.Minute
+
+// removeStaleTemps deletes the temp files (atomicfile's ".NAME.tmp-*") that
+// a sync killed mid-install left behind in the agent's directories and
+// beside the host certificate.
+func (c *Config) removeStaleTemps() {
+	globs := []string{filepath.Join(c.Dir, ".*.tmp-*"), filepath.Join(c.Dir, PrincipalsDir, ".*.tmp-*")}
+	if c.HostKey != "" {
+		cert := client.CertPath(c.HostKey)
+		globs = append(globs, filepath.Join(filepath.Dir(cert), "."+filepath.Base(cert)+".tmp-*"))
+	}
+	for _, g := range globs {
+		matches, _ := filepath.Glob(g)
+		for _, m := range matches {
+			if fi, err := os.Lstat(m); err == nil && fi.Mode().IsRegular() && c.now().Sub(fi.ModTime()) > staleTempAge {
+				if err := os.Remove(m); err == nil {
+					c.log().Info("removed a temp file left by an interrupted sync", "file", m)
+				}
+			}
+		}
+	}
 }
 
 // installIfChanged atomically replaces path with data unless it already holds it.

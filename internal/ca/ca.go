@@ -241,7 +241,11 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		return nil, err
 	}
 	if a.Log != nil {
-		a.Log.Info("certificate issued", "serial", serial, "role", grant.Role, "key_id", req.KeyID, "type", caType, "subject", rec.SubjectFingerprint)
+		attrs := []any{"serial", serial, "role", grant.Role, "key_id", req.KeyID, "type", caType, "subject", rec.SubjectFingerprint}
+		if id := req.Details["request_id"]; id != "" {
+			attrs = append([]any{"request_id", id}, attrs...)
+		}
+		a.Log.InfoContext(ctx, "certificate issued", attrs...)
 	}
 	return cert, nil
 }

@@ -62,7 +62,12 @@ func newServeCommand() *command {
 				listen = svc.Listen
 			}
 			// Unlock the signing keys now: a wrong passphrase or a key file
-			// others can read stops the service before it listens.
+			// others can read stops the service before it listens. Keys that
+			// do not sign yet (next) or any more (retiring) are trusted too,
+			// so their files must be private as well.
+			if err := h.CheckKeyFiles(e.ctx); err != nil {
+				return err
+			}
 			for _, t := range []string{"user", "host"} {
 				k, err := ca.ActiveKey(e.ctx, h.Store, t)
 				if err != nil {

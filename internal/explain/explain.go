@@ -14,8 +14,9 @@ import (
 const (
 	// CheckPubkeyDisabled: PubkeyAuthentication is no.
 	CheckPubkeyDisabled = "pubkey-disabled"
-	// CheckMalformed: the CA's signature over the certificate does not
-	// verify, so sshd cannot even parse the key.
+	// CheckMalformed: sshd cannot parse the certificate: the CA's
+	// signature over it does not verify, its type is neither user nor
+	// host, it has more than 256 principals, or its CA is a certificate.
 	CheckMalformed = "malformed-cert"
 	// CheckSigAlg: the CA signed with an algorithm that
 	// CASignatureAlgorithms does not allow (typically ssh-rsa, SHA-1).
@@ -315,6 +316,20 @@ func (r *runner) acceptNotes(copts *certOptions, popts *authOptions) {
 // checkSignature verifies the CA signature, as cert_parse does.
 func (r *runner) checkSignature() *refusal {
 	c := r.cert
+	if c.CertType != ssh.UserCert && c.CertType != ssh.HostCert {
+		return &refusal{
+			check:  CheckMalformed,
+			reason: fmt.Sprintf("the certificate's type is %d, neither user (1) nor host (2); OpenSSH cannot parse it", c.CertType),
+			fix:    "get a user certificate from the CA (sshca sign user)",
+		}
+	}
+	if len(c.ValidPrincipals) > maxPrincipals {
+		return &refusal{
+			check:  CheckMalformed,
+			reason: fmt.Sprintf("the certificate lists %d principals; OpenSSH cannot parse a certificate with more than %d", len(c.ValidPrincipals), maxPrincipals),
+			fix:    "get a certificate with fewer principals",
+		}
+	}
 	if _, isCert := c.SignatureKey.(*ssh.Certificate); isCert {
 		return &refusal{
 			check:  CheckMalformed,
@@ -331,6 +346,9 @@ func (r *runner) checkSignature() *refusal {
 	}
 	return nil
 }
+
+// maxPrincipals is SSHKEY_CERT_MAX_PRINCIPALS (sshkey.h).
+const maxPrincipals = 256
 
 // signedBytes returns the part of the certificate blob the CA signed:
 // everything but the trailing signature string (PROTOCOL.certkeys).

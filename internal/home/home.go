@@ -255,14 +255,44 @@ func Open(ctx context.Context, dir string, o Options) (*Home, error) {
 
 // readKeyFile reads a CA private key, refusing one that others can read.
 func readKeyFile(path string) ([]byte, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("CA key: %w", err)
-	}
-	if fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("CA key %s has mode %04o; it must not be readable by group or others (chmod 600)", path, fi.Mode().Perm())
+	if err := checkKeyMode(path); err != nil {
+		return nil, err
 	}
 	return os.ReadFile(path)
+}
+
+// checkKeyMode refuses a CA private key file that group or others can read.
+func checkKeyMode(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("CA key: %w", err)
+	}
+	if fi.Mode().Perm()&0o077 != 0 {
+		return fmt.Errorf("CA key %s has mode %04o; it must not be readable by group or others (chmod 600)", path, fi.Mode().Perm())
+	}
+	return nil
+}
+
+// CheckKeyFiles refuses the private key files of every live CA generation
+// (next, active and retiring, of both CAs) that group or others can read.
+// Servers trust all of them, so a readable one must be treated as leaked
+// whether or not it signs today; the service checks them before it starts.
+func (h *Home) CheckKeyFiles(ctx context.Context) error {
+	for _, t := range caTypes {
+		keys, err := h.Store.ListCAKeys(ctx, t)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if k.Signer != "file" || k.State == store.StateRetired || k.State == store.StateRevoked {
+				continue
+			}
+			if err := checkKeyMode(filepath.Join(h.Dir, KeyDir, k.File)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // Close closes the database.

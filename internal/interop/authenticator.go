@@ -17,7 +17,7 @@ import (
 // ssh.CertChecker alone checks the CA, the validity period, the principal
 // and source-address, but it accepts a certificate with no principals (valid
 // for every user, the CVE-2024-7594 class of bug) and a certificate signed
-// with ssh-rsa (SHA-1). Authenticator refuses both, as OpenSSH 10 does, and
+// with ssh-rsa (SHA-1). Authenticator refuses both, as current OpenSSH does, and
 // checks every certificate against an sshca KRL the way sshd's RevokedKeys
 // does. Plain keys are refused: only certificates log in.
 type Authenticator struct {

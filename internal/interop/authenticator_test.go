@@ -244,6 +244,9 @@ func loginFrom(srv *goServer, user string, key ssh.Signer) (string, error) {
 	}
 	defer conn.Close()
 	local := conn.LocalAddr().String()
+	if err := conn.SetDeadline(time.Now().Add(loginTimeout)); err != nil {
+		return local, err
+	}
 	cfg := &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.PublicKeys(key)}, HostKeyCallback: ssh.FixedHostKey(srv.HostKey), Timeout: loginTimeout}
 	c, chans, reqs, err := ssh.NewClientConn(conn, srv.Addr, cfg)
 	if err != nil {

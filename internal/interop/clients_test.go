@@ -16,7 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -82,7 +81,8 @@ type client struct {
 	// version describes the client's version.
 	version func() string
 	// run performs the jobs and returns one result per job, in order.
-	run func(t *testing.T, work string, jobs []job) []result
+	// An error means the client could not be run at all, not a refusal.
+	run func(ctx context.Context, work string, jobs []job) ([]result, error)
 }
 
 // clients returns the clients in the order of the matrix columns.
@@ -239,7 +239,7 @@ func joinLines(s string) string {
 	return strings.Join(parts, " / ")
 }
 
-func runOpenSSH(t *testing.T, work string, jobs []job) []result {
+func runOpenSSH(ctx context.Context, work string, jobs []job) ([]result, error) {
 	return forEach(jobs, processWorkers, func(_ int, j job) result {
 		args := []string{
 			"-F", "/dev/null", "-T",
@@ -256,11 +256,11 @@ func runOpenSSH(t *testing.T, work string, jobs []job) []result {
 			"-o", "CertificateFile=" + j.certPath,
 			"-p", strconv.Itoa(j.port), "-l", j.user, "--", j.host, "echo " + loginMarker,
 		}
-		return runProcess(t.Context(), []string{"PATH=/usr/bin:/bin", "HOME=" + work}, work, sshdtest.SSHPath, args...)
-	})
+		return runProcess(ctx, []string{"PATH=/usr/bin:/bin", "HOME=" + work}, work, sshdtest.SSHPath, args...)
+	}), nil
 }
 
-func runGo(t *testing.T, _ string, jobs []job) []result {
+func runGo(_ context.Context, _ string, jobs []job) ([]result, error) {
 	return forEach(jobs, 1, func(_ int, j job) result {
 		certSigner, err := ssh.NewCertSigner(j.cert, j.signer)
 		if err != nil {
@@ -280,7 +280,7 @@ func runGo(t *testing.T, _ string, jobs []job) []result {
 			return result{err: err.Error()}
 		}
 		return result{ok: true}
-	})
+	}), nil
 }
 
 // scriptJob is what the paramiko and net-ssh scripts read.
@@ -307,8 +307,7 @@ type scriptResult struct {
 // runScript hands every job to one interpreter process, which logs in
 // once per job; starting Python or Ruby per login would cost more than the
 // logins.
-func runScript(t *testing.T, work, interpreter, script string, jobs []job) []result {
-	t.Helper()
+func runScript(ctx context.Context, work, interpreter, script string, jobs []job) ([]result, error) {
 	in := make([]scriptJob, len(jobs))
 	for i, j := range jobs {
 		in[i] = scriptJob{ID: i, Host: j.host, Port: j.port, User: j.user, Key: j.keyPath, KeyType: j.keyKind,
@@ -316,9 +315,9 @@ func runScript(t *testing.T, work, interpreter, script string, jobs []job) []res
 	}
 	body, err := json.Marshal(in)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), batchTimeout)
+	ctx, cancel := context.WithTimeout(ctx, batchTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, interpreter, script)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + work, "LANG=C.UTF-8"}
@@ -326,17 +325,17 @@ func runScript(t *testing.T, work, interpreter, script string, jobs []job) []res
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("%s %s: %v\n--- stderr\n%s", interpreter, script, err, stderr.String())
+		return nil, fmt.Errorf("%s %s: %v\n--- stderr\n%s", interpreter, script, err, stderr.String())
 	}
 	var out []scriptResult
 	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		t.Fatalf("%s %s: bad output: %v\n--- stdout\n%s\n--- stderr\n%s", interpreter, script, err, stdout.String(), stderr.String())
+		return nil, fmt.Errorf("%s %s: bad output: %v\n--- stdout\n%s\n--- stderr\n%s", interpreter, script, err, stdout.String(), stderr.String())
 	}
 	res := make([]result, len(jobs))
 	seen := make([]bool, len(jobs))
 	for _, r := range out {
 		if r.ID < 0 || r.ID >= len(jobs) || seen[r.ID] {
-			t.Fatalf("%s: result for unknown or repeated job %d", script, r.ID)
+			return nil, fmt.Errorf("%s: result for unknown or repeated job %d", script, r.ID)
 		}
 		seen[r.ID] = true
 		switch {
@@ -350,45 +349,52 @@ func runScript(t *testing.T, work, interpreter, script string, jobs []job) []res
 	}
 	for i, s := range seen {
 		if !s {
-			t.Fatalf("%s: no result for job %d", script, i)
+			return nil, fmt.Errorf("%s: no result for job %d", script, i)
 		}
 	}
-	return res
+	return res, nil
 }
 
-func runParamiko(t *testing.T, work string, jobs []job) []result {
-	return runScript(t, work, pythonPath, paramikoScript, jobs)
+func runParamiko(ctx context.Context, work string, jobs []job) ([]result, error) {
+	return runScript(ctx, work, pythonPath, paramikoScript, jobs)
 }
 
 // runNetSSH lays every job's key out the way OpenSSH and Capistrano users
 // have it, with the certificate beside the key as <key>-cert.pub, where
 // net-ssh finds it. (Its keycerts option is not used: it cannot pair a
 // certificate with an ECDSA key.)
-func runNetSSH(t *testing.T, work string, jobs []job) []result {
+func runNetSSH(ctx context.Context, work string, jobs []job) ([]result, error) {
 	laid := make([]job, len(jobs))
 	for i, j := range jobs {
 		dir := filepath.Join(work, "net-ssh", strconv.Itoa(i))
 		key, err := os.ReadFile(j.keyPath)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		cert, err := os.ReadFile(j.certPath)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		j.keyPath = filepath.Join(dir, "id")
 		j.certPath = j.keyPath + "-cert.pub"
-		writeFile(t, j.keyPath, key, 0o600)
-		writeFile(t, j.certPath, cert, 0o644)
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(j.keyPath, key, 0o600); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(j.certPath, cert, 0o644); err != nil {
+			return nil, err
+		}
 		laid[i] = j
 	}
-	return runScript(t, work, rubyPath, netsshScript, laid)
+	return runScript(ctx, work, rubyPath, netsshScript, laid)
 }
 
 // runPlink runs plink once per job, each with its own HOME so that PuTTY's
 // host key cache and host CA list (~/.putty) hold exactly what the job
 // trusts: a pinned fingerprint (-hostkey) or one host CA entry.
-func runPlink(t *testing.T, work string, jobs []job) []result {
+func runPlink(ctx context.Context, work string, jobs []job) ([]result, error) {
 	return forEach(jobs, processWorkers, func(i int, j job) result {
 		home := filepath.Join(work, "plink-home", strconv.Itoa(i))
 		args := []string{"-ssh", "-batch", "-noagent", "-no-antispoof", "-T",
@@ -404,8 +410,8 @@ func runPlink(t *testing.T, work string, jobs []job) []result {
 			return result{err: "test setup: " + err.Error()}
 		}
 		args = append(args, j.host, "echo "+loginMarker)
-		return runProcess(t.Context(), []string{"PATH=/usr/bin:/bin", "HOME=" + home}, home, plinkPath, args...)
-	})
+		return runProcess(ctx, []string{"PATH=/usr/bin:/bin", "HOME=" + home}, home, plinkPath, args...)
+	}), nil
 }
 
 // writePuTTYHostCA trusts ca for every host, the way PuTTY's "Configure host

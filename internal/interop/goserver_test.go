@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -156,10 +157,21 @@ func goLogin(addr, user string, signer ssh.Signer, hostKey ssh.HostKeyCallback) 
 		HostKeyCallback: hostKey,
 		Timeout:         loginTimeout,
 	}
-	client, err := ssh.Dial("tcp", addr, cfg)
+	conn, err := net.DialTimeout("tcp", addr, loginTimeout)
 	if err != nil {
 		return err
 	}
+	defer conn.Close()
+	// One deadline for the whole login, so that a stuck server cannot hang
+	// the test.
+	if err := conn.SetDeadline(time.Now().Add(loginTimeout)); err != nil {
+		return err
+	}
+	c, chans, reqs, err := ssh.NewClientConn(conn, addr, cfg)
+	if err != nil {
+		return err
+	}
+	client := ssh.NewClient(c, chans, reqs)
 	defer client.Close()
 	sess, err := client.NewSession()
 	if err != nil {

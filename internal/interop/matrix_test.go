@@ -7,11 +7,11 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -83,6 +83,8 @@ func TestMatrix(t *testing.T) {
 		}
 	}
 	ctx := t.Context()
+	start := time.Now()
+	phase := func(name string) { t.Logf("phase %s done after %v", name, time.Since(start).Round(time.Millisecond)) }
 	work := t.TempDir()
 	account := loginAccount(t)
 	caTypes := signer.KeyTypes()
@@ -108,6 +110,7 @@ func TestMatrix(t *testing.T) {
 			t.Fatalf("subject key %s: %v", subjects[i].name, err)
 		}
 	}
+	phase("key generation")
 	plinkMissing := needFiles(plinkPath, puttygenPath)()
 	if plinkMissing == "" {
 		for _, s := range subjects {
@@ -133,6 +136,7 @@ func TestMatrix(t *testing.T) {
 		}
 	}
 
+	phase("certificates")
 	// Servers: one sshd for every user CA, one Go server, one sshd per host CA.
 	var userCALines []string
 	var userCAs []ssh.PublicKey
@@ -180,6 +184,7 @@ func TestMatrix(t *testing.T) {
 		t.Fatalf("preflight: ssh with an ed25519 certificate was refused (exit %d): %s\n--- sshd log\n%s", r.ExitCode, r.Stderr, r.ServerLog)
 	}
 
+	phase("servers")
 	knownHosts := func(name, line string) string {
 		path := filepath.Join(work, "known_hosts", name)
 		writeFile(t, path, []byte(line+"\n"), 0o644)
@@ -234,52 +239,85 @@ func TestMatrix(t *testing.T) {
 	}
 	clean := sanitizer(work, ports)
 
-	var mu sync.Mutex
+	// Every client runs at once: they mostly wait for servers and
+	// interpreters, and t.Parallel would run only GOMAXPROCS of them.
+	type clientRun struct {
+		jobs    []job
+		missing string
+		version string
+		deb     string
+		res     []result
+		err     error
+	}
+	runs := make([]clientRun, len(all))
+	var cwg sync.WaitGroup
+	for i, c := range all {
+		if runs[i].missing = c.missing(); runs[i].missing != "" {
+			continue
+		}
+		var cj []job
+		for _, j := range jobs {
+			j.cell.Client = c.name
+			switch {
+			case j.cell.Dir == dirKeyFile && !c.pemKeys:
+				// Same key, certificate and server as the user cell of
+				// the same subject and CA: copied below, not rerun.
+				continue
+			case c.pemKeys && j.pemPath != "" && j.cell.Dir != dirKeyFile:
+				j.keyPath = j.pemPath
+			}
+			cj = append(cj, j)
+		}
+		runs[i].jobs = cj
+		cwg.Add(1)
+		go func() {
+			defer cwg.Done()
+			r := &runs[i]
+			r.version = c.version()
+			if c.pkg != "" {
+				r.deb = debianVersion(c.pkg)
+			}
+			r.res, r.err = c.run(ctx, work, cj)
+		}()
+	}
+	cwg.Wait()
+
 	outcomes := map[cellKey]outcome{}
 	versions := map[string]string{}
 	debs := map[string]string{} // client -> "package version"
 	skipped := map[string]string{}
 	unsupported := hostUnsupported()
-	t.Run("clients", func(t *testing.T) {
-		for _, c := range all {
-			t.Run(c.name, func(t *testing.T) {
-				t.Parallel()
-				if why := c.missing(); why != "" {
-					mu.Lock()
-					skipped[c.name] = why
-					mu.Unlock()
-					skipOrFatal(t, "interop: client %s not available: %s", c.name, why)
+	for i, c := range all {
+		r := runs[i]
+		t.Run(c.name, func(t *testing.T) {
+			if r.missing != "" {
+				skipped[c.name] = r.missing
+				skipOrFatal(t, "interop: client %s not available: %s", c.name, r.missing)
+			}
+			if r.err != nil {
+				t.Fatalf("interop: run %s: %v", c.name, r.err)
+			}
+			versions[c.name] = r.version
+			if r.deb != "" {
+				debs[c.name] = c.pkg + " " + r.deb
+			}
+			for n, res := range r.res {
+				cell := r.jobs[n].cell
+				o := classify(cell, res, unsupported, clean)
+				if !good(o.Status) {
+					t.Logf("%s: %s: %s", cell, o.Status, o.Error)
 				}
-				cj := make([]job, len(jobs))
-				for i, j := range jobs {
-					j.cell.Client = c.name
-					if c.pemKeys && j.pemPath != "" && j.cell.Dir != dirKeyFile {
-						j.keyPath = j.pemPath
-					}
-					cj[i] = j
+				outcomes[cell] = o
+			}
+			if !c.pemKeys {
+				for _, s := range subjects {
+					user := cellKey{Dir: dirUser, CA: hostSubject, Subject: s.name, Client: c.name}
+					outcomes[cellKey{Dir: dirKeyFile, CA: hostSubject, Subject: s.name, Client: c.name}] = outcomes[user]
 				}
-				v := c.version()
-				var dv string
-				if c.pkg != "" {
-					dv = debianVersion(c.pkg)
-				}
-				res := c.run(t, work, cj)
-				mu.Lock()
-				defer mu.Unlock()
-				versions[c.name] = v
-				if dv != "" {
-					debs[c.name] = c.pkg + " " + dv
-				}
-				for i, r := range res {
-					o := classify(cj[i].cell, r, unsupported, clean)
-					if !good(o.Status) {
-						t.Logf("%s: %s: %s", cj[i].cell, o.Status, o.Error)
-					}
-					outcomes[cj[i].cell] = o
-				}
-			})
-		}
-	})
+			}
+		})
+	}
+	phase("logins")
 	if t.Failed() {
 		return
 	}
@@ -315,20 +353,18 @@ func TestMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := rep.expectations()
-	for _, k := range rep.orderedCells() {
-		key := k.String()
-		g, ran := got[key]
-		w, known := want[key]
-		switch {
-		case !ran:
-			// Client skipped: nothing to compare.
-		case !known:
-			t.Logf("%s: %s, not in %s (run with -update)", key, g, expectedPath)
-		case good(w) && g != w:
-			t.Errorf("%s: expected %s, got %s: %s", key, w, g, outcomes[k].Error)
-		case w != g:
-			t.Logf("%s: now %s, expected %s (run with -update to record it)", key, g, w)
+	regressions, changes := compareExpectations(want, got)
+	for _, key := range changes {
+		t.Logf("%s: now %s, expected %q (run with -update to record it)", key, got[key], want[key])
+	}
+	for _, key := range regressions {
+		msg := ""
+		for k, o := range outcomes {
+			if k.String() == key {
+				msg = o.Error
+			}
 		}
+		t.Errorf("%s: expected %s, got %s: %s", key, want[key], got[key], msg)
 	}
 
 	if !rewrite {
@@ -340,6 +376,24 @@ func TestMatrix(t *testing.T) {
 	writeFile(t, expectedPath, marshalExpectations(got), 0o644)
 	writeFile(t, docPath, rep.markdown(), 0o644)
 	t.Logf("wrote %s and %s", docPath, expectedPath)
+}
+
+// compareExpectations compares a run with the recorded expectations. A
+// regression is a cell expected to be right (works, refuses) that is not;
+// a change is any other difference, including a cell not recorded yet.
+// Cells missing from got (a client that was skipped) are not compared.
+func compareExpectations(want, got map[string]string) (regressions, changes []string) {
+	for _, key := range sortedKeys(got) {
+		g := got[key]
+		w, known := want[key]
+		switch {
+		case known && good(w) && g != w:
+			regressions = append(regressions, key)
+		case g != w:
+			changes = append(changes, key)
+		}
+	}
+	return regressions, changes
 }
 
 // keygen makes s's key pair with ssh-keygen and loads it.
@@ -407,8 +461,6 @@ func sshdVersion() string {
 // this run: temporary paths and port numbers are replaced, whitespace is
 // collapsed and the message is bounded.
 func sanitizer(work string, ports []int) func(string) string {
-	slices.Sort(ports)
-	slices.Reverse(ports) // longer numbers first cannot matter, but be stable
 	portRE := make([]*regexp.Regexp, len(ports))
 	for i, p := range ports {
 		portRE[i] = regexp.MustCompile(`\b` + strconv.Itoa(p) + `\b`)

@@ -248,7 +248,8 @@ func (r *report) markdown() []byte {
 	p("## Subject key files in OpenSSH format\n\n")
 	p("Whether the client can use each subject key as `ssh-keygen` writes it by default (OpenSSH format), with a\n")
 	p("certificate from the %s CA, logging in to sshd. This is about the client's key loading, not about\n", r.keyFileCA)
-	p("certificates.\n\n")
+	p("certificates. For a client that got OpenSSH-format keys in the tables above, a cell here is the\n")
+	p("`%s` CA row of the first table.\n\n", r.keyFileCA)
 	header("subject key")
 	for _, subj := range r.subjects {
 		row(subj, keys(dirKeyFile, r.keyFileCA, subj))

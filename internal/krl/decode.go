@@ -63,11 +63,12 @@ func Parse(b []byte) (*KRL, error) { return ParseWith(b, Options{}) }
 // would first have recorded a revocation for them.
 //
 // Beyond OpenSSH, DSA CA keys are refused (OpenSSH 10 cannot load them)
-// and the limits of lim bound the memory spent on hostile input.
-func ParseWith(b []byte, lim Options) (*KRL, error) {
-	lim = lim.withDefaults()
+// and the limits of opt bound the memory spent on hostile input. With
+// opt.Strict, what OpenSSH 9.2 refuses is refused too (see Options).
+func ParseWith(b []byte, opt Options) (*KRL, error) {
+	lim := opt.withDefaults()
 	if len(b) > lim.MaxSize {
-		return nil, fmt.Errorf("%w: input of %d bytes exceeds %d", ErrLimit, len(b), lim.MaxSize)
+		return nil, fmt.Errorf("krl: %w", limitError(fmt.Sprintf("input of %d bytes exceeds %d", len(b), lim.MaxSize)))
 	}
 	if len(b) < len(magic) || string(b[:len(magic)]) != magic {
 		return nil, ErrBadMagic
@@ -91,6 +92,12 @@ func ParseWith(b []byte, lim Options) (*KRL, error) {
 	d.k.Normalize()
 	return d.k, nil
 }
+
+// limitError is an ErrLimit with details, without repeating the prefix.
+type limitError string
+
+func (e limitError) Error() string        { return "limit exceeded: " + string(e) }
+func (e limitError) Is(target error) bool { return target == ErrLimit }
 
 type decoder struct {
 	lim      Options
@@ -180,7 +187,7 @@ func (d *decoder) blobs(r *reader, want int, add func([]byte)) error {
 func (d *decoder) entry() error {
 	d.entries++
 	if d.entries > d.lim.MaxEntries {
-		return fmt.Errorf("%w: more than %d key IDs, keys and fingerprints", ErrLimit, d.lim.MaxEntries)
+		return limitError(fmt.Sprintf("more than %d key IDs, keys and fingerprints", d.lim.MaxEntries))
 	}
 	return nil
 }
@@ -281,7 +288,7 @@ func (d *decoder) addRange(s *CertSection, lo, hi uint64) error {
 	if len(s.Serials) > n {
 		d.ranges++
 		if d.ranges > d.lim.MaxSerialRanges {
-			return fmt.Errorf("%w: more than %d serial ranges", ErrLimit, d.lim.MaxSerialRanges)
+			return limitError(fmt.Sprintf("more than %d serial ranges", d.lim.MaxSerialRanges))
 		}
 	}
 	return nil

@@ -92,7 +92,10 @@ func TestDifferential(t *testing.T) {
 	}
 	env.subjects = append(env.subjects, ep, readPub(t, filepath.Join(goldenDir, "user3.pub")))
 
-	const sets = 300
+	sets := 300
+	if testing.Short() {
+		sets = 60
+	}
 	t.Cleanup(func() {
 		// The sets must reach every kind of verdict.
 		t.Logf("verdicts over all probes: %v", env.matches)

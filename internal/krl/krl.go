@@ -145,6 +145,9 @@ func plainBlob(pub ssh.PublicKey) []byte {
 func (k *KRL) section(ca []byte, create bool) *CertSection {
 	id := caIdentity(ca)
 	for _, s := range k.Certs {
+		if s == nil {
+			continue
+		}
 		if len(ca) == 0 && len(s.CA) == 0 {
 			return s
 		}

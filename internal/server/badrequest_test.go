@@ -84,7 +84,7 @@ func TestBadRequests(t *testing.T) {
 	)
 	for _, tc := range []struct {
 		name        string
-		path        string
+		path        string // "METHOD /path" for other methods than POST
 		bearer      string
 		contentType string
 		body        any
@@ -130,10 +130,15 @@ func TestBadRequests(t *testing.T) {
 		{"fail/revocation-never-issued", "/v1/revocations", admin, "application/json", api.RevocationRequest{Serial: 999999}, 400, "never-issued", 0},
 		{"fail/renew-bad-json", "/v1/certs/renew", "", "application/json", `{`, 400, "bad-json", 1},
 		{"fail/unknown-endpoint", "/v1/certs/root", ci, "application/json", valid, 404, "not-found", 0},
+		{"fail/wrong-method", "GET /v1/certs/user", ci, "", nil, 404, "not-found", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := f.state()
-			r := f.do(http.MethodPost, tc.path, tc.bearer, tc.contentType, tc.body)
+			method, path := http.MethodPost, tc.path
+			if m, p, ok := strings.Cut(tc.path, " "); ok {
+				method, path = m, p
+			}
+			r := f.do(method, path, tc.bearer, tc.contentType, tc.body)
 			wantError(t, r, tc.status, tc.code)
 			if tc.status == http.StatusUnauthorized && r.header.Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")

@@ -1,0 +1,99 @@
+package fleet
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+)
+
+// TestHostRenewal is acceptance 4: a host enrolled with a short lifetime is
+// renewed by `sshca sync` (proof of possession of the host key) before it
+// expires, sync makes sshd reload, and sshd serves the new certificate, as
+// ssh-keyscan -c and a client verifying it through @cert-authority show.
+func TestHostRenewal(t *testing.T) {
+	requireOpenSSH(t)
+	t.Parallel()
+	svc := newService(t)
+	h := svc.newHost("1m", "127.0.0.1", "app-01.test")
+	first := h.Cert()
+	certFile := "installed ssh_host_ed25519_key-cert.pub"
+
+	// With a threshold below the minute left, nothing is renewed.
+	if out := h.mustSync("--renew-before", "10s"); strings.Contains(out, certFile) {
+		t.Fatalf("sync renewed a certificate with more than --renew-before left:\n%s", out)
+	}
+	srv := h.startSSHD()
+	known := svc.knownHosts(srv)
+	alice, _ := svc.userCert("alice")
+	if got := keyscanCert(t, srv); got.Serial != first.Serial {
+		t.Fatalf("sshd serves serial %d, want the enrolled %d", got.Serial, first.Serial)
+	}
+
+	// renew runs sync with flags, checks that it installed a new
+	// certificate of the same key and names, that sshd reloaded, and that
+	// sshd serves the new certificate.
+	renew := func(t *testing.T, old *ssh.Certificate, flags ...string) *ssh.Certificate {
+		t.Helper()
+		before := listenCount(srv)
+		out := h.mustSync(flags...)
+		if !strings.Contains(out, certFile) {
+			t.Fatalf("sync did not renew:\n%s", out)
+		}
+		nc := h.Cert()
+		if nc.Serial == old.Serial || nc.ValidBefore <= old.ValidBefore {
+			t.Fatalf("renewed certificate: serial %d (was %d), valid before %d (was %d)", nc.Serial, old.Serial, nc.ValidBefore, old.ValidBefore)
+		}
+		if nc.CertType != ssh.HostCert || string(nc.Key.Marshal()) != string(old.Key.Marshal()) ||
+			strings.Join(nc.ValidPrincipals, ",") != strings.Join(old.ValidPrincipals, ",") {
+			t.Fatalf("renewed certificate: type %d, principals %v (was %v), same key %v", nc.CertType, nc.ValidPrincipals, old.ValidPrincipals,
+				string(nc.Key.Marshal()) == string(old.Key.Marshal()))
+		}
+		waitRelisten(t, srv, before)
+		got := keyscanCert(t, srv)
+		if got.Serial != nc.Serial || got.ValidBefore != nc.ValidBefore {
+			t.Fatalf("ssh-keyscan -c: sshd serves serial %d valid before %d, want the renewed %d valid before %d",
+				got.Serial, got.ValidBefore, nc.Serial, nc.ValidBefore)
+		}
+		r := mustLogin(t, srv, alice, known)
+		if want := fmt.Sprintf("serial %d ID", nc.Serial); !strings.Contains(r.Stderr, want) {
+			t.Fatalf("ssh did not verify the renewed host certificate (%s):\n%s", want, r.Stderr)
+		}
+		if st := h.state(); !st.HostCertExpiry.Equal(time.Unix(int64(nc.ValidBefore), 0)) {
+			t.Fatalf("state host_cert_expiry %v, want %v", st.HostCertExpiry, time.Unix(int64(nc.ValidBefore), 0).UTC())
+		}
+		return nc
+	}
+
+	var second *ssh.Certificate
+	t.Run("ok/default-threshold-renews-a-short-lived-certificate", func(t *testing.T) {
+		// One minute left is less than a third of the lifetime (1m plus
+		// the 5m backdate): the default threshold renews it.
+		second = renew(t, first, "--sshd-pid-file", h.PidFile)
+		life := time.Duration(second.ValidBefore-second.ValidAfter) * time.Second
+		if life < 2*time.Hour {
+			t.Fatalf("renewed lifetime %v, want the role's default of 2h (plus backdate)", life)
+		}
+	})
+	if second == nil {
+		t.FailNow()
+	}
+	t.Run("ok/fresh-certificate-is-kept", func(t *testing.T) {
+		before := listenCount(srv)
+		if out := h.mustSync("--sshd-pid-file", h.PidFile); strings.Contains(out, certFile) {
+			t.Fatalf("sync renewed a fresh certificate:\n%s", out)
+		}
+		if h.Cert().Serial != second.Serial {
+			t.Fatal("the certificate file changed")
+		}
+		time.Sleep(200 * time.Millisecond)
+		if listenCount(srv) != before {
+			t.Fatal("sshd was reloaded although nothing changed")
+		}
+	})
+	t.Run("ok/reload-command", func(t *testing.T) {
+		renew(t, second, "--renew-before", "3h", "--reload-command", "kill -HUP $(cat "+h.PidFile+")")
+	})
+}

@@ -1,0 +1,127 @@
+package service
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/sshdtest"
+)
+
+// TestLoginThroughAgent is acceptance 1: `sshca serve` on 127.0.0.1, an API
+// token from `sshca token create`, `sshca login --token-file` with a real
+// ssh-agent, then a real ssh, offering only what the agent holds, into a
+// real sshd that trusts the user CA. sshd's log names the key ID, which
+// leads to the audit entry. A principal outside the token's role is refused
+// with 403 and recorded.
+func TestLoginThroughAgent(t *testing.T) {
+	for _, tool := range []string{sshdtest.SSHDPath, sshdtest.SSHPath, sshdtest.AgentPath} {
+		requireTool(t, tool)
+	}
+	h := newHome(t, "")
+	rep := h.serve()
+	_, tokenFile := h.token("--role", "deploy", "--name", "ci-deploy", "--ttl", "1h")
+
+	sock := sshdtest.StartAgent(t)
+	userHome := t.TempDir()
+	keyPath := filepath.Join(userHome, ".ssh", "id_ed25519")
+	env := map[string]string{"SSH_AUTH_SOCK": sock, "HOME": userHome}
+	login := func(extra ...string) (string, string, int) {
+		args := append([]string{"login", "--server", rep.URL, "--ca-fingerprint", rep.Fingerprint, "--role", "deploy",
+			"--token-file", tokenFile, "--key", keyPath}, extra...)
+		return h.runEnv(env, args...)
+	}
+
+	out, errs, code := login()
+	if code != 0 {
+		t.Fatalf("sshca login: exit %d: %s%s", code, out, errs)
+	}
+	if !strings.Contains(out, "added to ssh-agent") {
+		t.Fatalf("login did not load the agent: %s", out)
+	}
+	data, err := os.ReadFile(client.CertPath(keyPath))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := client.ParseCert(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cert.KeyId, "token:ci-deploy role=deploy req=") {
+		t.Fatalf("key ID %q does not name the token and request", cert.KeyId)
+	}
+	// The agent holds the key and the certificate; ssh is given nothing else.
+	srv := sshdtest.Start(t, sshdtest.Config{
+		TrustedUserCAKeys: []string{strings.TrimSpace(h.must("ca", "show", "--type", "user"))},
+		Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+	})
+	for _, p := range []string{keyPath, keyPath + ".pub", client.CertPath(keyPath)} {
+		if err := os.Remove(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res := srv.Login(t, sshdtest.LoginOptions{UseAgentOnly: true, Env: []string{"SSH_AUTH_SOCK=" + sock}})
+	if !res.OK {
+		t.Fatalf("ssh through the agent failed (exit %d): %s\nsshd:\n%s", res.ExitCode, res.Stderr, res.ServerLog)
+	}
+	// sshd logs the key ID; its request ID finds the audit entry.
+	if !strings.Contains(res.ServerLog, cert.KeyId) {
+		t.Errorf("sshd log does not name key ID %q:\n%s", cert.KeyId, res.ServerLog)
+	}
+	reqID := regexp.MustCompile(`req=([0-9a-f]+)`).FindStringSubmatch(cert.KeyId)[1]
+	entries := auditJSON(t, h, "audit", "list", "--action", audit.ActionIssue, "--json")
+	found := false
+	for _, e := range entries {
+		if e.Details["request_id"] == reqID && e.Serial == cert.Serial && e.KeyID == cert.KeyId {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no cert.issue audit entry for request %s (serial %d)", reqID, cert.Serial)
+	}
+
+	t.Run("fail/principal-outside-role", func(t *testing.T) {
+		before := len(auditJSON(t, h, "audit", "list", "--action", audit.ActionDeny, "--json"))
+		out, errs, code := login("--principals", "root", "--no-agent")
+		if code != 1 || !strings.Contains(errs, "403") || !strings.Contains(errs, "principal-not-allowed") {
+			t.Fatalf("exit %d, stderr %q; want exit 1 with a 403 principal-not-allowed", code, errs)
+		}
+		if strings.Contains(out, "wrote") {
+			t.Fatalf("a certificate was written: %s", out)
+		}
+		denials := auditJSON(t, h, "audit", "list", "--action", audit.ActionDeny, "--json")
+		if len(denials) != before+1 {
+			t.Fatalf("%d denials before, %d after", before, len(denials))
+		}
+		d := denials[len(denials)-1]
+		if d.Actor != "token:ci-deploy" || d.Role != "deploy" || !strings.HasPrefix(d.Reason, "principal-not-allowed") || !strings.Contains(d.Reason, "root") {
+			t.Fatalf("denial entry %+v", d)
+		}
+	})
+	if out, errs, code := h.run("audit", "verify"); code != 0 {
+		t.Fatalf("audit verify: %s%s", out, errs)
+	}
+}
+
+// auditJSON runs an `audit list --json` command and decodes its lines.
+func auditJSON(t *testing.T, h *caHome, args ...string) []audit.Entry {
+	t.Helper()
+	out := h.must(args...)
+	var es []audit.Entry
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var e audit.Entry
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit list line %q: %v", line, err)
+		}
+		es = append(es, e)
+	}
+	return es
+}

@@ -1,0 +1,88 @@
+package explain
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// defaultCASigAlgs is SSH_ALLOWED_CA_SIGALGS of OpenSSH 9.2 (myproposal.h),
+// as `sshd -T` prints it. ssh-rsa (SHA-1) left it in OpenSSH 8.2.
+const defaultCASigAlgs = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521," +
+	"sk-ssh-ed25519@openssh.com,sk-ecdsa-sha2-nistp256@openssh.com,rsa-sha2-512,rsa-sha2-256"
+
+// allSigAlgs is what OpenSSH 9.2 supports, `ssh -Q sig`
+// (sshkey_alg_list(0, 1, 1, ',')); patterns select from it.
+const allSigAlgs = "ssh-ed25519,sk-ssh-ed25519@openssh.com,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384," +
+	"ecdsa-sha2-nistp521,sk-ecdsa-sha2-nistp256@openssh.com,webauthn-sk-ecdsa-sha2-nistp256@openssh.com," +
+	"ssh-dss,ssh-rsa,rsa-sha2-256,rsa-sha2-512"
+
+// CASignatureAlgorithms returns the CA signature algorithms sshd allows
+// for a CASignatureAlgorithms value, assembled as OpenSSH 9.2's
+// kex_assemble_names does: "" gives the default; "+list" appends to it,
+// "-list" removes what matches the patterns of list from it, "^list"
+// prepends; a plain list replaces it. Except with "-", each entry may be a
+// wildcard pattern and is replaced by the supported algorithms it matches.
+func CASignatureAlgorithms(value string) ([]string, error) {
+	if value == "" {
+		return strings.Split(defaultCASigAlgs, ","), nil
+	}
+	var list string
+	switch value[0] {
+	case '+':
+		list = namesCat(defaultCASigAlgs, value[1:])
+	case '-':
+		return filterDenylist(defaultCASigAlgs, value[1:]), nil
+	case '^':
+		list = namesCat(value[1:], defaultCASigAlgs)
+	default:
+		list = value
+	}
+	var out []string
+	for _, pat := range strings.Split(list, ",") {
+		if strings.HasPrefix(pat, "!") {
+			return nil, errors.New("negated patterns are not allowed here")
+		}
+		for _, alg := range strings.Split(allSigAlgs, ",") {
+			if matchPatternList(alg, pat, false) == 1 && !contains(out, alg) {
+				out = append(out, alg)
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no supported algorithm matches %q", value)
+	}
+	return out, nil
+}
+
+// namesCat is kex.c kex_names_cat: a followed by the names of b not in a.
+func namesCat(a, b string) string {
+	names := strings.Split(a, ",")
+	for _, n := range strings.Split(b, ",") {
+		if n != "" && !contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
+// filterDenylist is match.c match_filter_denylist: the names of list that
+// match no pattern of the comma-separated patterns.
+func filterDenylist(list, patterns string) []string {
+	out := []string{}
+	for _, n := range strings.Split(list, ",") {
+		if matchPatternList(n, patterns, false) != 1 {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
