@@ -235,7 +235,9 @@ func (c *Config) syncKRL(ctx context.Context, caKeys []ssh.PublicKey, res *Resul
 	if _, err := sshsig.Verify(sig, bytes.NewReader(data), sshsig.Namespace, caKeys); err != nil {
 		return refuse("signature does not verify: " + err.Error())
 	}
-	k, err := krl.Parse(data)
+	// Strict: the installed file must load in every OpenSSH release the
+	// fleet may run, including 9.2, which refuses extension and signature sections.
+	k, err := krl.ParseWith(data, krl.Options{Strict: true})
 	if err != nil {
 		return refuse("does not parse: " + err.Error())
 	}

@@ -315,7 +315,7 @@ func MarshalKRL(k *krl.KRL) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	back, err := krl.Parse(b)
+	back, err := krl.ParseWith(b, krl.Options{Strict: true})
 	if err != nil {
 		return nil, fmt.Errorf("krl: self-check of generated KRL failed: %w", err)
 	}

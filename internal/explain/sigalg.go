@@ -20,8 +20,9 @@ const allSigAlgs = "ssh-ed25519,sk-ssh-ed25519@openssh.com,ecdsa-sha2-nistp256,e
 // CASignatureAlgorithms returns the CA signature algorithms sshd allows
 // for a CASignatureAlgorithms value, assembled as OpenSSH 9.2's
 // kex_assemble_names does: "" gives the default; "+list" appends to it,
-// "-list" removes what matches the patterns of list from it, "^list"
-// prepends; a plain list replaces it. Except with "-", each entry may be a
+// "-list" removes what matches the patterns of list from it (removing
+// everything leaves the default, as sshd -T shows), "^list" prepends; a
+// plain list replaces it. Except with "-", each entry may be a
 // wildcard pattern and is replaced by the supported algorithms it matches.
 func CASignatureAlgorithms(value string) ([]string, error) {
 	if value == "" {
@@ -32,7 +33,14 @@ func CASignatureAlgorithms(value string) ([]string, error) {
 	case '+':
 		list = namesCat(defaultCASigAlgs, value[1:])
 	case '-':
-		return filterDenylist(defaultCASigAlgs, value[1:]), nil
+		out := filterDenylist(defaultCASigAlgs, value[1:])
+		if len(out) == 0 {
+			// sshd assembles the list again when it rereads its
+			// configuration, and an empty list then becomes the default
+			// (as sshd -T shows).
+			return strings.Split(defaultCASigAlgs, ","), nil
+		}
+		return out, nil
 	case '^':
 		list = namesCat(value[1:], defaultCASigAlgs)
 	default:

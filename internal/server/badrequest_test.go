@@ -1,13 +1,16 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -25,6 +28,7 @@ import (
 // audit entry but the one denial the server records), and that the service
 // keeps serving: a valid request afterwards succeeds.
 func TestBadRequests(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
 	ctx := context.Background()
 	now := f.clock.Now()
@@ -178,6 +182,7 @@ func TestBadRequests(t *testing.T) {
 // TestIssueUser checks the success path: the key ID names the identity and
 // the request, and the audit entry leads back to the certificate.
 func TestIssueUser(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
 	ci := f.roleToken("ci", "deploy")
 	_, key := newKey(t)
@@ -221,4 +226,60 @@ func TestIssueUser(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzCertRequest sends arbitrary bodies to POST /v1/certs/user with a
+// valid token: the service must answer every one with 200 or a 4xx JSON
+// error, never a 5xx, and a 200 only for a certificate the role allows.
+func FuzzCertRequest(f *testing.F) {
+	fx := newFixture(f, fixtureOptions{})
+	ci := fx.roleToken("ci", "deploy")
+	_, key := newKey(f)
+	for _, seed := range []string{
+		`{"public_key":"` + key + `","role":"deploy"}`,
+		`{"public_key":"` + key + `","role":"deploy","principals":["ci"],"ttl":"5m"}`,
+		`{"public_key":"` + key + `","role":"deploy","principals":["root"]}`,
+		`{"public_key":"` + key + `","role":"deploy","ttl":"-1h"}`,
+		`{"public_key":"` + key + `","role":"deploy","principals":[""]}`,
+		`{"public_key":"` + key + `","role":"servers","principals":["a.corp"]}`,
+		`{"public_key":"ssh-rsa AAAAB3NzaC1yc2EAAAADAQABAAAAgQ","role":"deploy"}`,
+		`{"public_key":null,"role":"deploy"}`,
+		`{"role":["deploy"]}`,
+		`{"principals":{"a":1}}`,
+		`{`, `null`, `[]`, `""`, ``,
+		`{"public_key":"` + key + `","role":"deploy"}{"role":"x"}`,
+		`{"public_key":"` + key + "\\n" + key + `","role":"deploy"}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	h := fx.srv.Handler()
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/certs/user", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+ci)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		switch {
+		case rec.Code == http.StatusOK:
+			var cr api.CertResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &cr); err != nil {
+				t.Fatalf("200 with body %q", rec.Body.Bytes())
+			}
+			for _, p := range cr.Principals {
+				if p != "role-deploy" && p != "ci" {
+					t.Fatalf("issued principal %q", p)
+				}
+			}
+			if len(cr.Principals) == 0 {
+				t.Fatal("issued a certificate without principals")
+			}
+		case rec.Code >= 400 && rec.Code < 500:
+			var e api.Error
+			if err := json.Unmarshal(rec.Body.Bytes(), &e); err != nil || e.Error == "" || e.Code == "" {
+				t.Fatalf("%d with body %q", rec.Code, rec.Body.Bytes())
+			}
+		default:
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body.Bytes())
+		}
+	})
 }

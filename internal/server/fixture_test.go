@@ -83,7 +83,7 @@ func (c *clock) Advance(d time.Duration) {
 
 // fixture is a service over a fresh SQLite home behind an HTTPS test server.
 type fixture struct {
-	t     *testing.T
+	t     testing.TB
 	home  *home.Home
 	srv   *server.Server
 	ts    *httptest.Server
@@ -96,7 +96,7 @@ type fixtureOptions struct {
 	oidc   server.IDTokenVerifier
 }
 
-func newFixture(t *testing.T, o fixtureOptions) *fixture {
+func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	if o.policy == "" {
 		o.policy = testPolicy

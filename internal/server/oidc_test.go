@@ -52,6 +52,7 @@ func newOIDCFixture(t *testing.T) (*fixture, *oidctest.Issuer) {
 // and ES256 by a real issuer are accepted, and every broken one is a 401
 // recorded as a denial.
 func TestOIDC(t *testing.T) {
+	t.Parallel()
 	f, iss := newOIDCFixture(t)
 	_, key := newKey(t)
 	rogueRSA, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -147,6 +148,7 @@ func TestOIDC(t *testing.T) {
 // TestMFA checks require_mfa roles: the amr claim, TOTP enrolled through
 // the API, a replayed code, and API tokens, which cannot carry a second factor.
 func TestMFA(t *testing.T) {
+	t.Parallel()
 	f, iss := newOIDCFixture(t)
 	_, key := newKey(t)
 	req := api.CertRequest{PublicKey: key, Role: "secure"}
@@ -264,6 +266,7 @@ func wrongCode(c string) string {
 // TestHostileClaims feeds claim values that a user who edits their own IdP
 // profile could set; none may yield a principal outside the policy.
 func TestHostileClaims(t *testing.T) {
+	t.Parallel()
 	f, iss := newOIDCFixture(t)
 	_, key := newKey(t)
 	for _, tc := range []struct {

@@ -62,6 +62,7 @@ func (f *fixture) client(bearer string) *client.Client {
 
 // TestRenew checks renewal by proof of possession.
 func TestRenew(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
 	ctx := context.Background()
 	ci := f.roleToken("ci", "deploy")
@@ -205,6 +206,7 @@ func certLine2(k ssh.PublicKey) string { return strings.TrimSpace(string(ssh.Mar
 // gets a host certificate, and the host then reports with proof of
 // possession of its host key.
 func TestHostEnrollAndReport(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, fixtureOptions{})
 	ctx := context.Background()
 	enroll := f.token("enroll-web", store.TokenEnroll, []string{"servers"}, []string{"web-01.corp", "web.corp"}, f.clock.Now(), time.Hour)

@@ -57,7 +57,10 @@ type Options struct {
 	OIDC      IDTokenVerifier // nil: SSO disabled
 	Logger    *slog.Logger
 	Now       func() time.Time
-	// AuditSink, when set, receives every audit entry the service appends (SIEM).
+	// AuditSink, when set, receives every audit entry the service appends,
+	// as one JSON line once it is committed (SIEM). It needs a Store that
+	// reports its entries (OnAudit, as the SQL stores do); entries written
+	// by other processes sharing the database are not mirrored.
 	AuditSink io.Writer
 	Metrics   *Metrics
 }
@@ -86,11 +89,26 @@ func New(o Options) *Server {
 		o.Metrics = NewMetrics()
 	}
 	svc := o.Config.ServiceOrDefault()
-	return &Server{
+	s := &Server{
 		o: o, log: o.Logger, now: o.Now, metrics: o.Metrics,
 		limiter:  newRateLimiter(svc.RateLimit, time.Minute, o.Now),
 		krlCache: map[string]*krlEntry{},
 	}
+	if o.AuditSink != nil {
+		// The authority and the store append most entries inside their own
+		// transactions; the store reports each one after it commits.
+		if n, ok := o.Store.(auditNotifier); ok {
+			n.OnAudit(s.mirror)
+		} else {
+			s.log.Warn("audit_file is set but the store cannot report audit entries; nothing will be mirrored")
+		}
+	}
+	return s
+}
+
+// auditNotifier is a store that reports the audit entries it commits.
+type auditNotifier interface {
+	OnAudit(fn func(audit.Entry))
 }
 
 // Handler returns the HTTP handler with every route.
@@ -297,23 +315,8 @@ func jsonProblem(err error) string {
 	return strings.TrimPrefix(msg, "json: ")
 }
 
-// audit appends an entry and mirrors it to the sink.
-func (s *Server) audit(ctx context.Context, ev audit.Entry) {
-	if ev.Time.IsZero() {
-		ev.Time = s.now()
-	}
-	if ev.Details == nil {
-		ev.Details = map[string]string{}
-	}
-	ev.Details["request_id"] = RequestID(ctx)
-	got, err := s.o.Store.Append(ctx, ev)
-	if err != nil {
-		s.log.ErrorContext(ctx, "audit append failed", "request_id", RequestID(ctx), "error", err.Error())
-		return
-	}
-	s.mirror(got)
-}
-
+// mirror writes one committed audit entry to the sink. One Write per entry
+// keeps lines whole when entries commit concurrently.
 func (s *Server) mirror(ev audit.Entry) {
 	if s.o.AuditSink == nil {
 		return

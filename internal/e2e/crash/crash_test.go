@@ -391,7 +391,7 @@ func runKillTest(t *testing.T, dbURL string) {
 	if dbURL != "" {
 		storeName = "postgres"
 	}
-	t.Logf("figures: kills %d (requests in flight at the kills: %d), requests sent %d (certificates %d, revocations %d, cut off by a kill %d)",
+	t.Logf("figures: kills %d (requests in flight at the kills: %d), requests sent %d (certificates %d, revocations %d, transport errors while the server died or was down %d)",
 		killed, l.inflightAtKill.Load(), l.certReqs.Load()+l.revokeReqs.Load(), l.certReqs.Load(), l.revokeReqs.Load(), l.netErrs.Load())
 	t.Logf("figures: certificates received %d, verified %d (store body, CA signature, cert.issue audit entry); revocations acknowledged %d, verified in KRLs %d times; audit entries %d",
 		len(l.received), len(l.verified), len(l.acked), l.revVerify, final.auditEntries)

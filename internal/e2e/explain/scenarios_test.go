@@ -13,7 +13,8 @@ import (
 
 // buildScenarios generates the scenarios: every CA type against every
 // server and subject key type, then each refusal reason in several
-// variations, and cases where two checks fail so that the order decides.
+// variations spread over the servers, and cases where two checks fail so
+// that sshd's order decides.
 //
 // The servers: "files" has an AuthorizedPrincipalsFile and the default
 // CASignatureAlgorithms; "names" has none (the login name must be a
@@ -25,6 +26,12 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 	caEd, caEC, caEC384, caRSA, caOther := cas[0], cas[1], cas[2], cas[3], cas[4]
 	sEd, sEd2, sEd3, sEC, sRSA, sRSA1024 := subjects[0], subjects[1], subjects[2], subjects[3], subjects[4], subjects[5]
 	servers := []*server{files, names, strict}
+	withFile := []*server{files, strict}
+	rot, rotF := 0, 0
+	next := func() *server { rot++; return servers[rot%3] }       // rotates over all servers
+	nextF := func() *server { rotF++; return withFile[rotF%2] }  // over those with a principals file
+	cycle := []*caKey{caEd, caEC, caEC384}
+	nextCA := func(i int) *caKey { return cycle[i%len(cycle)] }
 
 	base := func(srv *server, ca *caKey, subj *subject) scenario {
 		sc := scenario{srv: srv, ca: ca, subj: subj, after: -5 * time.Minute, before: time.Hour}
@@ -35,8 +42,11 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 		}
 		return sc
 	}
-	// sigalgOK tells whether a server allows the CA's default signature.
-	sigalgOK := func(srv *server, ca *caKey) bool { return srv != strict || ca != caRSA }
+	krlOf := func(build func(c *ssh.Certificate, k *krl.KRL) error) func(c *ssh.Certificate) []byte {
+		return func(c *ssh.Certificate) []byte {
+			return mustKRL(t, func(k *krl.KRL) error { return build(c, k) })
+		}
+	}
 
 	var out []scenario
 	add := func(sc scenario, name string, want string) {
@@ -44,44 +54,41 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 		out = append(out, sc)
 	}
 
-	// 1. Every CA type, server and subject key type: accepted, except
-	//    where the server's CASignatureAlgorithms or RequiredRSASize say no.
-	for _, srv := range servers {
-		for _, ca := range []*caKey{caEd, caEC, caEC384, caRSA} {
-			for _, subj := range []*subject{sEd, sEC, sRSA} {
-				want := ""
-				if !sigalgOK(srv, ca) {
-					want = explain.CheckSigAlg
-				}
-				add(base(srv, ca, subj), fmt.Sprintf("matrix-%s-ca-%s-key", ca.name, subj.name), want)
+	// 1. Every CA type on every server, with each subject key type once:
+	//    accepted, except where CASignatureAlgorithms says no.
+	keys := []*subject{sEd, sEC, sRSA}
+	for si, srv := range servers {
+		for ci, ca := range []*caKey{caEd, caEC, caEC384, caRSA} {
+			subj := keys[(si+ci)%len(keys)]
+			want := ""
+			if srv == strict && ca == caRSA {
+				want = explain.CheckSigAlg
 			}
+			add(base(srv, ca, subj), fmt.Sprintf("%s-ca-%s-key", ca.name, subj.name), want)
 		}
 	}
 
-	// 2. CA signature algorithm: ssh-rsa (SHA-1) certificates.
+	// 2. CA signature algorithm: ssh-rsa (SHA-1) certificates, refused
+	//    unless "+ssh-rsa", and checked before revocation and trust.
 	for _, srv := range servers {
+		sha1 := func(subj *subject) scenario {
+			sc := base(srv, caRSA, subj)
+			sc.sha1 = true
+			return sc
+		}
 		want := explain.CheckSigAlg
 		if srv == names {
 			want = ""
 		}
-		for _, subj := range []*subject{sEd, sRSA} {
-			sc := base(srv, caRSA, subj)
-			sc.sha1 = true
-			add(sc, "ssh-rsa-signed-"+subj.name, want)
-		}
-		// The algorithm is checked before revocation and trust.
-		sc := base(srv, caRSA, sEd)
-		sc.sha1 = true
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return mustKRL(t, func(k *krl.KRL) error { return k.RevokeKey(caRSA.pub) })
-		}
+		add(sha1(sEd), "ssh-rsa-signed", want)
+		sc := sha1(sRSA)
+		sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeKey(caRSA.pub) })
 		if srv == names {
 			add(sc, "ssh-rsa-signed-by-revoked-ca", explain.CheckRevokedCA)
 		} else {
 			add(sc, "ssh-rsa-signed-by-revoked-ca", explain.CheckSigAlg)
 		}
-		sc = base(srv, caRSA, sEd)
-		sc.sha1 = true
+		sc = sha1(sEd)
 		sc.trust = []string{caEd.line()}
 		if srv == names {
 			add(sc, "ssh-rsa-signed-untrusted", explain.CheckCANotTrusted)
@@ -90,195 +97,180 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 		}
 	}
 	sc := base(strict, caRSA, sEC)
-	add(sc, "rsa-sha2-512-not-in-explicit-list", explain.CheckSigAlg)
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeSerials(caRSA.pub, c.Serial, c.Serial) })
+	add(sc, "rsa-sha2-512-not-allowed-before-revoked", explain.CheckSigAlg)
 
 	// 3. RequiredRSASize.
-	sc = base(strict, caEd, sRSA1024)
-	add(sc, "rsa-1024-key-below-required-size", explain.CheckRSASize)
-	sc = base(files, caEd, sRSA1024)
-	add(sc, "rsa-1024-key-default-required-size", "")
+	add(base(strict, caEd, sRSA1024), "rsa-1024-below-required-size", explain.CheckRSASize)
+	add(base(files, caEC, sRSA1024), "rsa-1024-default-required-size", "")
 
-	// 4. Revocation by serial, range, key ID, key, CA key, in KRLs and
-	//    plain key lists, under the CA or the wildcard.
+	// 4. Revocation: serial, range, key ID, key and CA key, in KRLs (under
+	//    the CA or the wildcard) and in plain key lists.
+	for i, srv := range servers {
+		ca := nextCA(i)
+		sc := base(srv, ca, sEd)
+		sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeSerials(ca.pub, c.Serial, c.Serial) })
+		add(sc, "serial-"+ca.name, explain.CheckRevokedSerial)
+
+		sc = base(srv, ca, sEC)
+		sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeSerials(ca.pub, c.Serial-3, c.Serial+40) })
+		add(sc, "serial-range-"+ca.name, explain.CheckRevokedSerial)
+
+		sc = base(srv, ca, sRSA)
+		sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeKeyID(ca.pub, c.KeyId) })
+		add(sc, "key-id-"+ca.name, explain.CheckRevokedKeyID)
+
+		sc = base(srv, ca, sEd2)
+		sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeKey(sEd2.pub) })
+		add(sc, "explicit-key-"+ca.name, explain.CheckRevokedKey)
+
+		sc = base(srv, ca, sEd)
+		sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeKey(ca.pub) })
+		add(sc, "ca-key-"+ca.name, explain.CheckRevokedCA)
+	}
+	sc = base(next(), caEd, sEd)
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeSerials(nil, c.Serial, c.Serial) })
+	add(sc, "wildcard-serial", explain.CheckRevokedSerial)
+
+	sc = base(next(), caEC, sEd)
+	sc.keyID = "alice@example"
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeKeyID(nil, "alice@example") })
+	add(sc, "wildcard-key-id", explain.CheckRevokedKeyID)
+
+	sc = base(next(), caEd, sEC)
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { k.RevokeSHA256(krl.FingerprintSHA256(sEC.pub)); return nil })
+	add(sc, "sha256-of-key", explain.CheckRevokedKey)
+
+	sc = base(next(), caEd, sRSA)
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { k.RevokeSHA1(krl.FingerprintSHA1(sRSA.pub)); return nil })
+	add(sc, "sha1-of-key", explain.CheckRevokedKey)
+
+	sc = base(next(), caEC, sEd)
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { k.RevokeSHA256(krl.FingerprintSHA256(caEC.pub)); return nil })
+	add(sc, "sha256-of-ca", explain.CheckRevokedCA)
+
 	for _, srv := range servers {
-		for _, ca := range []*caKey{caEd, caEC} {
-			ca := ca
-			sc := base(srv, ca, sEd)
-			sc.revoke = func(c *ssh.Certificate) []byte {
-				return mustKRL(t, func(k *krl.KRL) error { return k.RevokeSerials(ca.pub, c.Serial, c.Serial) })
-			}
-			add(sc, "serial-"+ca.name, explain.CheckRevokedSerial)
-
-			sc = base(srv, ca, sEd)
-			sc.revoke = func(c *ssh.Certificate) []byte {
-				return mustKRL(t, func(k *krl.KRL) error { return k.RevokeSerials(ca.pub, c.Serial-3, c.Serial+40) })
-			}
-			add(sc, "serial-range-"+ca.name, explain.CheckRevokedSerial)
-
-			sc = base(srv, ca, sEd)
-			sc.revoke = func(c *ssh.Certificate) []byte {
-				return mustKRL(t, func(k *krl.KRL) error { return k.RevokeKeyID(ca.pub, c.KeyId) })
-			}
-			add(sc, "key-id-"+ca.name, explain.CheckRevokedKeyID)
-
-			sc = base(srv, ca, sEd2)
-			sc.revoke = func(c *ssh.Certificate) []byte {
-				return mustKRL(t, func(k *krl.KRL) error { return k.RevokeKey(sEd2.pub) })
-			}
-			add(sc, "explicit-key-"+ca.name, explain.CheckRevokedKey)
-
-			sc = base(srv, ca, sEd)
-			sc.revoke = func(c *ssh.Certificate) []byte {
-				return mustKRL(t, func(k *krl.KRL) error { return k.RevokeKey(ca.pub) })
-			}
-			add(sc, "ca-key-"+ca.name, explain.CheckRevokedCA)
-		}
-		sc := base(srv, caEd, sEd)
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return mustKRL(t, func(k *krl.KRL) error { return k.RevokeSerials(nil, c.Serial, c.Serial) })
-		}
-		add(sc, "wildcard-serial", explain.CheckRevokedSerial)
-
-		sc = base(srv, caEC, sEd)
-		sc.keyID = "alice@example"
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return mustKRL(t, func(k *krl.KRL) error { return k.RevokeKeyID(nil, "alice@example") })
-		}
-		add(sc, "wildcard-key-id", explain.CheckRevokedKeyID)
-
-		sc = base(srv, caEd, sEC)
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return mustKRL(t, func(k *krl.KRL) error { k.RevokeSHA256(krl.FingerprintSHA256(sEC.pub)); return nil })
-		}
-		add(sc, "sha256-of-key", explain.CheckRevokedKey)
-
-		sc = base(srv, caEd, sRSA)
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return mustKRL(t, func(k *krl.KRL) error { k.RevokeSHA1(krl.FingerprintSHA1(sRSA.pub)); return nil })
-		}
-		add(sc, "sha1-of-key", explain.CheckRevokedKey)
-
-		sc = base(srv, caEC, sEd)
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return mustKRL(t, func(k *krl.KRL) error { k.RevokeSHA256(krl.FingerprintSHA256(caEC.pub)); return nil })
-		}
-		add(sc, "sha256-of-ca", explain.CheckRevokedCA)
-
-		// A serial revoked under another CA, and a neighbouring range, do
-		// not revoke this certificate.
+		// A serial revoked under another CA, a neighbouring range, and a
+		// key ID of another certificate do not revoke this one.
 		sc = base(srv, caEd, sEd)
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return mustKRL(t, func(k *krl.KRL) error {
-				if err := k.RevokeSerials(caEC.pub, c.Serial, c.Serial); err != nil {
-					return err
-				}
-				return k.RevokeSerials(caEd.pub, c.Serial+1, c.Serial+100)
-			})
-		}
-		add(sc, "serial-of-other-ca-not-revoked", "")
+		sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error {
+			if err := k.RevokeSerials(caEC.pub, c.Serial, c.Serial); err != nil {
+				return err
+			}
+			if err := k.RevokeKeyID(caEd.pub, c.KeyId+"-other"); err != nil {
+				return err
+			}
+			return k.RevokeSerials(caEd.pub, c.Serial+1, c.Serial+100)
+		})
+		add(sc, "revocations-of-others", "")
+	}
 
-		// Plain key lists (no KRL magic).
-		sc = base(srv, caEd, sEd3)
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return []byte("# revoked keys\n" + string(ssh.MarshalAuthorizedKey(sEd3.pub)))
-		}
-		add(sc, "key-list-key", explain.CheckRevokedKey)
+	sc = base(next(), caEd, sEd3)
+	sc.revoke = func(c *ssh.Certificate) []byte {
+		return []byte("# revoked keys\n" + string(ssh.MarshalAuthorizedKey(sEd3.pub)))
+	}
+	add(sc, "key-list-key", explain.CheckRevokedKey)
 
-		sc = base(srv, caEC, sEd)
-		sc.revoke = func(c *ssh.Certificate) []byte {
-			return []byte(string(ssh.MarshalAuthorizedKey(sRSA.pub)) + string(ssh.MarshalAuthorizedKey(caEC.pub)))
-		}
-		add(sc, "key-list-ca", explain.CheckRevokedCA)
+	sc = base(next(), caEC, sEd)
+	sc.revoke = func(c *ssh.Certificate) []byte {
+		return []byte(string(ssh.MarshalAuthorizedKey(sRSA.pub)) + string(ssh.MarshalAuthorizedKey(caEC.pub)))
+	}
+	add(sc, "key-list-ca", explain.CheckRevokedCA)
 
-		sc = base(srv, caEd, sEd)
-		sc.revoke = func(c *ssh.Certificate) []byte { return ssh.MarshalAuthorizedKey(sRSA.pub) }
-		add(sc, "key-list-other-key", "")
+	sc = base(next(), caEd, sEd)
+	sc.revoke = func(c *ssh.Certificate) []byte { return ssh.MarshalAuthorizedKey(sRSA.pub) }
+	add(sc, "key-list-other-key", "")
 
-		// Unusable RevokedKeys files refuse everything.
+	// Unusable RevokedKeys files refuse everything.
+	for _, srv := range servers {
 		sc = base(srv, caEd, sEd)
 		sc.missingKRL = true
 		add(sc, "krl-missing", explain.CheckRevokedKeysUnreadable)
-
-		sc = base(srv, caEC, sEC)
-		sc.revoke = func(c *ssh.Certificate) []byte { return []byte("this is not a key\n") }
-		add(sc, "krl-garbage", explain.CheckRevokedKeysUnreadable)
-
-		sc = base(srv, caEd, sEd)
-		sc.revoke = func(c *ssh.Certificate) []byte { return []byte("SSHKRL\n\x00\x00\x00\x00\x01truncated") }
-		add(sc, "krl-truncated", explain.CheckRevokedKeysUnreadable)
 	}
+	sc = base(next(), caEC, sEC)
+	sc.revoke = func(c *ssh.Certificate) []byte { return []byte("this is not a key\n") }
+	add(sc, "krl-garbage", explain.CheckRevokedKeysUnreadable)
+
+	sc = base(next(), caEd, sEd)
+	sc.revoke = func(c *ssh.Certificate) []byte { return []byte("SSHKRL\n\x00\x00\x00\x00\x01truncated") }
+	add(sc, "krl-truncated", explain.CheckRevokedKeysUnreadable)
+
+	// Revocation is checked before trust and validity.
+	sc = base(next(), caOther, sEd)
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeSerials(caOther.pub, c.Serial, c.Serial) })
+	add(sc, "revoked-and-untrusted", explain.CheckRevokedSerial)
+
+	sc = base(next(), caEd, sEd)
+	sc.after, sc.before = -3*time.Hour, -time.Hour
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { return k.RevokeKeyID(caEd.pub, c.KeyId) })
+	add(sc, "revoked-and-expired", explain.CheckRevokedKeyID)
 
 	// 5. Trust.
 	for _, srv := range servers {
-		sc := base(srv, caOther, sEd)
-		add(sc, "untrusted-ca", explain.CheckCANotTrusted)
-
-		sc = base(srv, caEd, sEd)
-		sc.trust = []string{caEC.line()}
-		add(sc, "ca-not-in-file", explain.CheckCANotTrusted)
-
-		sc = base(srv, caEd, sEd)
-		sc.trust = []string{}
-		add(sc, "empty-trust-file", explain.CheckCANotTrusted)
-
-		// sshd stops reading TrustedUserCAKeys at a line that is not a key.
-		sc = base(srv, caEd, sEd)
-		sc.trust = []string{caEC.line(), "cert-authority " + caEd.line()}
-		add(sc, "trust-file-options-line", explain.CheckCANotTrusted)
-
-		sc = base(srv, caEd, sEd)
-		sc.trust = []string{"not a key", caEd.line()}
-		add(sc, "trust-file-garbage-before-ca", explain.CheckCANotTrusted)
-
-		sc = base(srv, caEd, sEd)
-		sc.trust = []string{"# CAs", "", caEd.line(), "not a key"}
-		add(sc, "trust-file-garbage-after-ca", "")
-
+		add(base(srv, caOther, sEd), "untrusted-ca", explain.CheckCANotTrusted)
 		// Trust is checked before validity.
-		sc = base(srv, caOther, sEd)
+		sc = base(srv, caOther, sEC)
 		sc.after, sc.before = -2*time.Hour, -time.Hour
 		add(sc, "untrusted-and-expired", explain.CheckCANotTrusted)
 	}
+	sc = base(next(), caEd, sEd)
+	sc.trust = []string{caEC.line()}
+	add(sc, "ca-not-in-file", explain.CheckCANotTrusted)
+
+	sc = base(next(), caEd, sEd)
+	sc.trust = []string{}
+	add(sc, "empty-trust-file", explain.CheckCANotTrusted)
+
+	// sshd stops reading TrustedUserCAKeys at a line that is not a key.
+	sc = base(next(), caEd, sEd)
+	sc.trust = []string{caEC.line(), "cert-authority " + caEd.line()}
+	add(sc, "trust-file-options-line", explain.CheckCANotTrusted)
+
+	sc = base(next(), caEd, sEd)
+	sc.trust = []string{"not a key", caEd.line()}
+	add(sc, "trust-file-garbage-before-ca", explain.CheckCANotTrusted)
+
+	sc = base(next(), caEd, sEd)
+	sc.trust = []string{"# CAs", "", "  " + caEd.line(), "not a key"}
+	add(sc, "trust-file-garbage-after-ca", "")
 
 	// 6. Principals.
-	for _, srv := range []*server{files, strict} {
-		sc := base(srv, caEd, sEd)
+	for _, srv := range withFile {
+		sc = base(srv, caEd, sEd)
 		sc.principals = []string{"role-b", "role-c"}
 		add(sc, "principal-not-in-file", explain.CheckNoPrincipal)
 
 		sc = base(srv, caEd, sEd)
-		sc.principals = []string{"role-b", "role-a"}
-		sc.plines = []string{"# roles", "role-x", "  role-a  # the deployers"}
-		add(sc, "second-principal-in-file", "")
-
-		sc = base(srv, caEC, sEd)
-		sc.noPFile = true
-		add(sc, "no-principals-file", explain.CheckNoPrincipal)
-
-		sc = base(srv, caEd, sEd)
-		sc.principals = []string{account}
-		add(sc, "login-name-not-enough-with-file", explain.CheckNoPrincipal)
-
-		sc = base(srv, caEd, sEd)
 		sc.principals = nil
 		add(sc, "empty-principals-with-file", explain.CheckEmptyPrincipals)
-
-		sc = base(srv, caEd, sEd)
-		sc.plines = []string{"bogus-option role-a"}
-		add(sc, "principals-line-bad-options", explain.CheckNoPrincipal)
-
-		// The principals file is read before the certificate type and
-		// validity are checked.
-		sc = base(srv, caEd, sEd)
-		sc.host = true
-		sc.principals = []string{"host.example"}
-		add(sc, "host-cert-principal-not-in-file", explain.CheckNoPrincipal)
-
-		sc = base(srv, caEd, sEd)
-		sc.after, sc.before = -2*time.Hour, -time.Hour
-		sc.principals = []string{"role-z"}
-		add(sc, "expired-and-no-principal", explain.CheckNoPrincipal)
 	}
+	sc = base(nextF(), caEd, sEd)
+	sc.principals = []string{"role-b", "role-a"}
+	sc.plines = []string{"# roles", "role-x", "  role-a  # the deployers"}
+	add(sc, "second-principal-in-file", "")
+
+	sc = base(nextF(), caEC, sEd)
+	sc.noPFile = true
+	add(sc, "no-principals-file", explain.CheckNoPrincipal)
+
+	sc = base(nextF(), caEd, sEd)
+	sc.principals = []string{account}
+	add(sc, "login-name-not-enough-with-file", explain.CheckNoPrincipal)
+
+	sc = base(nextF(), caEd, sEd)
+	sc.plines = []string{"bogus-option role-a"}
+	add(sc, "principals-line-bad-options", explain.CheckNoPrincipal)
+
+	sc = base(nextF(), caEd, sEd)
+	sc.plines = []string{"role-a\r"}
+	add(sc, "principals-file-crlf", explain.CheckNoPrincipal)
+
+	// The principals file is read before validity is checked.
+	sc = base(nextF(), caEd, sEd)
+	sc.after, sc.before = -2*time.Hour, -time.Hour
+	sc.principals = []string{"role-z"}
+	add(sc, "expired-and-no-principal", explain.CheckNoPrincipal)
+
 	sc = base(names, caEd, sEd)
 	sc.principals = []string{"role-a", "deploy"}
 	sc.log = "Certificate invalid: name is not a listed principal"
@@ -293,88 +285,99 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 	sc.log = "Certificate lacks principal list"
 	add(sc, "empty-principals-no-file", explain.CheckEmptyPrincipals)
 
-	sc = base(names, caEC, sEd)
-	sc.principals = nil
-	sc.host = true
-	add(sc, "empty-principals-host-cert", explain.CheckWrongCertType)
-
 	// Validity is checked before the login name.
 	sc = base(names, caEd, sEd)
 	sc.principals = []string{"someone-else"}
 	sc.after, sc.before = time.Hour, 2*time.Hour
 	add(sc, "not-yet-valid-and-wrong-name", explain.CheckNotYetValid)
 
-	// 7. Certificate type.
-	for _, srv := range servers {
-		for _, ca := range []*caKey{caEd, caEC} {
-			sc := base(srv, ca, sEd)
-			sc.host = true
-			add(sc, "host-certificate-"+ca.name, explain.CheckWrongCertType)
-		}
-		sc := base(srv, caEd, sEd)
+	// 7. Certificate type. The OpenSSH client does not offer a host
+	//    certificate as a user identity, so these log in with x/crypto's
+	//    client, which does, and sshd judges as always.
+	for i, srv := range servers {
+		sc = base(srv, nextCA(i), sEd)
 		sc.host = true
-		sc.after, sc.before = -2*time.Hour, -time.Hour
-		add(sc, "host-certificate-expired", explain.CheckWrongCertType)
+		add(sc, "host-certificate", explain.CheckWrongCertType)
 	}
+	sc = base(next(), caEd, sEC)
+	sc.host = true
+	sc.after, sc.before = -2*time.Hour, -time.Hour
+	add(sc, "host-certificate-expired", explain.CheckWrongCertType)
+
+	sc = base(names, caEC, sEd)
+	sc.principals = nil
+	sc.host = true
+	add(sc, "host-certificate-no-principals", explain.CheckWrongCertType)
+
+	// The principals file is read before the type is checked.
+	sc = base(nextF(), caEd, sEd)
+	sc.host = true
+	sc.principals = []string{"host.example"}
+	add(sc, "host-cert-principal-not-in-file", explain.CheckNoPrincipal)
 
 	// 8. Validity.
-	for _, srv := range servers {
-		for _, v := range []struct {
-			name          string
-			after, before time.Duration
-			want          string
-		}{
-			{"expired-an-hour-ago", -3 * time.Hour, -time.Hour, explain.CheckExpired},
-			{"expired-two-minutes-ago", -time.Hour, -2 * time.Minute, explain.CheckExpired},
-			{"expired-three-days-ago", -10 * 24 * time.Hour, -3 * 24 * time.Hour, explain.CheckExpired},
-			{"valid-in-an-hour", time.Hour, 3 * time.Hour, explain.CheckNotYetValid},
-			{"valid-in-three-minutes", 3 * time.Minute, 3 * time.Hour, explain.CheckNotYetValid},
-			{"valid-for-one-more-minute", -time.Hour, time.Minute, ""},
-		} {
-			sc := base(srv, caEC, sEd)
+	for _, v := range []struct {
+		name          string
+		after, before time.Duration
+		want          string
+	}{
+		{"expired-an-hour-ago", -3 * time.Hour, -time.Hour, explain.CheckExpired},
+		{"expired-two-minutes-ago", -time.Hour, -2 * time.Minute, explain.CheckExpired},
+		{"expired-three-days-ago", -10 * 24 * time.Hour, -3 * 24 * time.Hour, explain.CheckExpired},
+		{"valid-in-an-hour", time.Hour, 3 * time.Hour, explain.CheckNotYetValid},
+		{"valid-in-three-minutes", 3 * time.Minute, 3 * time.Hour, explain.CheckNotYetValid},
+		{"valid-in-two-days", 48 * time.Hour, 72 * time.Hour, explain.CheckNotYetValid},
+		{"valid-for-one-more-minute", -time.Hour, time.Minute, ""},
+	} {
+		for i := 0; i < 2; i++ {
+			sc = base(next(), nextCA(rot), keys[rot%len(keys)])
 			sc.after, sc.before = v.after, v.before
 			add(sc, v.name, v.want)
 		}
-		sc := base(srv, caEd, sEC)
-		sc.forever = true
-		add(sc, "valid-forever", "")
 	}
+	sc = base(next(), caEd, sEC)
+	sc.forever = true
+	add(sc, "valid-forever", "")
 
-	// 9. Critical options.
+	// 9. Critical options and extensions.
+	for _, v := range []struct {
+		name, list, want string
+	}{
+		{"source-address-mismatch", "10.0.0.0/8", explain.CheckSourceAddress},
+		{"source-address-ipv6-only", "::1/128", explain.CheckSourceAddress},
+		{"source-address-other-host", "127.0.0.2/32", explain.CheckSourceAddress},
+		{"source-address-match", "127.0.0.1/32", ""},
+		{"source-address-list-match", "192.168.0.0/16,127.0.0.0/8", ""},
+		{"source-address-bare-ip", "127.0.0.1", ""},
+		{"source-address-host-bits", "127.0.0.1/8", explain.CheckInvalidOptions},
+		{"source-address-hostname", "localhost", explain.CheckInvalidOptions},
+	} {
+		sc = base(next(), nextCA(rot), sEd)
+		sc.crit = map[string]string{"source-address": v.list}
+		add(sc, v.name, v.want)
+	}
 	for _, srv := range servers {
-		for _, v := range []struct {
-			name, list, want string
-		}{
-			{"source-address-mismatch", "10.0.0.0/8", explain.CheckSourceAddress},
-			{"source-address-ipv6-only", "::1/128", explain.CheckSourceAddress},
-			{"source-address-match", "127.0.0.1/32", ""},
-			{"source-address-list-match", "192.168.0.0/16,127.0.0.0/8", ""},
-			{"source-address-bare-ip", "127.0.0.1", ""},
-			{"source-address-host-bits", "127.0.0.1/8", explain.CheckInvalidOptions},
-			{"source-address-hostname", "localhost", explain.CheckInvalidOptions},
-		} {
-			sc := base(srv, caEd, sEd)
-			sc.crit = map[string]string{"source-address": v.list}
-			add(sc, v.name, v.want)
-		}
-		sc := base(srv, caEC, sEd)
-		sc.crit = map[string]string{"no-such-option": ""}
-		add(sc, "unknown-critical-option", explain.CheckInvalidOptions)
-
-		sc = base(srv, caEd, sEd)
-		sc.crit = map[string]string{"force-command": "echo sshca-login-ok"}
-		add(sc, "force-command", "")
-
-		sc = base(srv, caEd, sEd)
-		sc.ext = map[string]string{"permit-pty": "", "x-unknown@example.com": ""}
-		add(sc, "unknown-extension-ignored", "")
-
-		// Options come after validity.
 		sc = base(srv, caEd, sEd)
 		sc.crit = map[string]string{"source-address": "10.0.0.0/8"}
-		sc.after, sc.before = -2*time.Hour, -time.Hour
-		add(sc, "expired-and-wrong-source", explain.CheckExpired)
+		add(sc, "source-address-mismatch-"+srv.name, explain.CheckSourceAddress)
 	}
+	sc = base(next(), caEC, sEd)
+	sc.crit = map[string]string{"no-such-option": ""}
+	add(sc, "unknown-critical-option", explain.CheckInvalidOptions)
+
+	sc = base(next(), caEd, sEd)
+	sc.crit = map[string]string{"force-command": "echo sshca-login-ok"}
+	add(sc, "force-command", "")
+
+	sc = base(next(), caEd, sEd)
+	sc.ext = map[string]string{"permit-pty": "", "x-unknown@example.com": ""}
+	add(sc, "unknown-extension-ignored", "")
+
+	// Options come after validity.
+	sc = base(next(), caEd, sEd)
+	sc.crit = map[string]string{"source-address": "10.0.0.0/8"}
+	sc.after, sc.before = -2*time.Hour, -time.Hour
+	add(sc, "expired-and-wrong-source", explain.CheckExpired)
 
 	// 10. Options on the principals line.
 	for _, v := range []struct {
@@ -390,13 +393,12 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 		{"principals-command-same", `command="echo sshca-login-ok" role-a`, map[string]string{"force-command": "echo sshca-login-ok"}, ""},
 		{"principals-command-conflict", `command="echo other" role-a`, map[string]string{"force-command": "echo sshca-login-ok"}, explain.CheckForceCommand},
 		{"principals-cert-authority", `cert-authority role-a`, nil, explain.CheckPrincipalsOptions},
+		{"principals-source-and-from", `from="127.0.0.1" role-a`, map[string]string{"source-address": "10.0.0.0/8"}, explain.CheckSourceAddress},
 	} {
-		for _, srv := range []*server{files, strict} {
-			sc := base(srv, caEd, sEd)
-			sc.plines = []string{v.line}
-			sc.crit = v.crit
-			add(sc, v.name, v.want)
-		}
+		sc = base(nextF(), caEd, sEd)
+		sc.plines = []string{v.line}
+		sc.crit = v.crit
+		add(sc, v.name, v.want)
 	}
 	return out
 }

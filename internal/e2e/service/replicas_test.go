@@ -30,10 +30,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	if testing.Short() {
 		n = 400
 	}
-	t0 := time.Now()
-	lap := func(what string) { t.Logf("%s: %s", what, time.Since(t0).Round(time.Millisecond)) }
 	db := pgtest.NewDatabase(t)
-	lap("database")
 	h := newHome(t, db)
 	// The replicas run as processes of the built binary when it can be built:
 	// separate processes, like real replicas, and free of the race detector's
@@ -44,7 +41,6 @@ func TestReplicasOnPostgres(t *testing.T) {
 	} else {
 		a, b = h.serve(), h.serve()
 	}
-	lap("replicas")
 	secret, _ := h.token("--role", "deploy", "--name", "ci-load", "--ttl", "1h")
 	admin, _ := h.token("--admin", "--name", "oncall", "--ttl", "1h")
 	if a.Fingerprint != b.Fingerprint || a.URL == b.URL {
@@ -114,12 +110,10 @@ func TestReplicasOnPostgres(t *testing.T) {
 			t.Fatalf("audit entry %d names serial %d, which no client received", e.Seq, e.Serial)
 		}
 	}
-	lap("audit entries")
 	if out, errs, code := h.run("audit", "verify"); code != 0 || !strings.Contains(out, "audit log intact") {
 		t.Fatalf("audit verify: exit %d: %s%s", code, out, errs)
 	}
 
-	lap("audit verify")
 	// A revocation through one replica reaches the KRL of both.
 	victim := serials[0][0]
 	rresp, err := a.Client(t, admin).Revoke(context.Background(), api.RevocationRequest{Serial: victim, Reason: "test"})

@@ -58,6 +58,7 @@ func TestAuditTamper(t *testing.T) {
 			}},
 		} {
 			t.Run(tc.name+"/"+backend, func(t *testing.T) {
+				t.Parallel()
 				url := ""
 				if backend == "postgres" {
 					url = pgtest.NewDatabase(t)

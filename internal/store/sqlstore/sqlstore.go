@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
@@ -35,6 +36,43 @@ type Dialect struct {
 type DB struct {
 	db *sql.DB
 	d  Dialect
+
+	mu      sync.Mutex
+	onAudit func(audit.Entry)
+	sealed  map[*sql.Tx][]audit.Entry // entries of open transactions, while onAudit is set
+}
+
+// OnAudit makes the store call fn with every audit entry it appends, sealed
+// (sequence number and hash set), once the entry's transaction has
+// committed; entries of transactions that roll back are never reported. It
+// serves mirrors such as a SIEM file. fn is called from the writing
+// goroutine and must be safe for concurrent use; nil turns reporting off.
+func (s *DB) OnAudit(fn func(audit.Entry)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onAudit = fn
+}
+
+// noteSealed remembers ev until tx ends, when someone listens.
+func (s *DB) noteSealed(tx *sql.Tx, ev audit.Entry) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.onAudit == nil {
+		return
+	}
+	if s.sealed == nil {
+		s.sealed = map[*sql.Tx][]audit.Entry{}
+	}
+	s.sealed[tx] = append(s.sealed[tx], ev)
+}
+
+// takeSealed forgets tx's entries and returns them with the listener.
+func (s *DB) takeSealed(tx *sql.Tx) ([]audit.Entry, func(audit.Entry)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	evs := s.sealed[tx]
+	delete(s.sealed, tx)
+	return evs, s.onAudit
 }
 
 // New wraps an open, migrated database.
@@ -70,10 +108,17 @@ func (s *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err := fn(tx); err != nil {
 		_ = tx.Rollback()
+		s.takeSealed(tx)
 		return err
 	}
 	if err := tx.Commit(); err != nil {
+		s.takeSealed(tx)
 		return fmt.Errorf("store: commit: %w", err)
+	}
+	if evs, notify := s.takeSealed(tx); notify != nil {
+		for _, ev := range evs {
+			notify(ev)
+		}
 	}
 	return nil
 }
@@ -123,6 +168,7 @@ func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, ev audit.Entry) (audit
 	if err != nil {
 		return ev, fmt.Errorf("store: update audit head: %w", err)
 	}
+	s.noteSealed(tx, ev)
 	return ev, nil
 }
 
