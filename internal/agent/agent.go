@@ -66,6 +66,9 @@ type State struct {
 	LastError      string    `json:"last_error,omitempty"`
 	CAKeys         []string  `json:"ca_keys,omitempty"`
 	HostCertExpiry time.Time `json:"host_cert_expiry,omitempty"`
+	// ReloadPending is set while sshd has not been told about an installed
+	// host certificate (the reload failed); later syncs retry the reload.
+	ReloadPending bool `json:"reload_pending,omitempty"`
 }
 
 // Result summarises one sync.
@@ -343,6 +346,12 @@ func (c *Config) syncHostCert(ctx context.Context, res *Result) (*ssh.Certificat
 	}
 	res.State.HostCertExpiry = time.Unix(int64(cert.ValidBefore), 0).UTC()
 	if left > renewBefore {
+		if res.State.ReloadPending {
+			if err := c.reloadSSHD(ctx); err != nil {
+				return cert, signer, err
+			}
+			res.State.ReloadPending = false
+		}
 		return cert, signer, nil
 	}
 	if left == 0 {
@@ -361,12 +370,16 @@ func (c *Config) syncHostCert(ctx context.Context, res *Result) (*ssh.Certificat
 	res.Installed = append(res.Installed, filepath.Base(certPath))
 	res.State.HostCertExpiry = time.Unix(int64(nc.ValidBefore), 0).UTC()
 	c.log().Info("renewed host certificate", "serial", nc.Serial, "valid_until", res.State.HostCertExpiry)
+	res.State.ReloadPending = true
 	if err := c.reloadSSHD(ctx); err != nil {
 		return nc, signer, err
 	}
+	res.State.ReloadPending = false
 	return nc, signer, nil
 }
 
+// reloadSSHD makes sshd serve a new host certificate; a failure is an
+// error naming the cause ("reload sshd" or "reload command").
 func (c *Config) reloadSSHD(ctx context.Context) error {
 	if c.SSHDPidFile != "" {
 		data, err := os.ReadFile(c.SSHDPidFile)

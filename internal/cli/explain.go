@@ -30,22 +30,26 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func newExplainCommand() *command {
-	var certPath, account, from, sshdConfig, trustedCA, principalsFile, caSigAlgs, at string
-	var krls stringList
+	var certPath, account, from, sshdConfig, trustedCA, principalsFile, caSigAlgs, at, host string
+	var port int
+	var krls, knownHosts stringList
 	var verbose, asJSON bool
 	return &command{
 		name:    "explain",
 		summary: "say whether sshd would accept a certificate login, and if not, why and how to fix it",
-		usage:   "--cert FILE --user ACCOUNT [--from IP] [--sshd-config FILE | --trusted-ca F [--principals-file F] [--krl F]] [--at TIME]",
+		usage:   "--cert FILE --user ACCOUNT [--from IP] [--sshd-config FILE | --trusted-ca F [--principals-file F] [--krl F]] [--at TIME]\n       sshca explain --cert HOST-CERT --host NAME [--port N] --known-hosts FILE [--krl F] [--at TIME]",
 		example: `  sshca explain --cert ~/.ssh/id_ed25519-cert.pub --user deploy --sshd-config /etc/ssh/sshd_config
   sshca explain --cert alice-cert.pub --user root --from 10.1.2.3 \
       --trusted-ca /etc/ssh/sshca_user_ca.pub --principals-file /etc/ssh/principals/root --krl /etc/ssh/revoked.krl
   sshca explain --cert alice-cert.pub --user deploy --sshd-config /etc/ssh/sshd_config --at +2h
   sshca explain --cert alice-cert.pub --user deploy --trusted-ca ca.pub --at 2026-11-22T10:00:00Z --verbose
+  sshca explain --cert /etc/ssh/ssh_host_ed25519_key-cert.pub --host web1.corp --known-hosts ~/.ssh/known_hosts
 
 Prints "accept" (exit 0) or "refuse: REASON" with "check:" and "fix:" lines
 (exit 1). The checks run in the order of OpenSSH 9.2's sshd. Flags given with
---sshd-config override what the file says.`,
+--sshd-config override what the file says. With --host, the certificate is a
+server's host certificate and the checks are those the ssh client makes
+(--krl is then RevokedHostKeys).`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&certPath, "cert", "", "the certificate `file` (*-cert.pub)")
 			fs.StringVar(&account, "user", "", "the `account` the client logs in as")
@@ -56,16 +60,27 @@ Prints "accept" (exit 0) or "refuse: REASON" with "check:" and "fix:" lines
 			fs.Var(&krls, "krl", "a RevokedKeys `file` (KRL or key list); repeatable")
 			fs.StringVar(&caSigAlgs, "ca-signature-algorithms", "", "the CASignatureAlgorithms `value` (default: OpenSSH 9.2's)")
 			fs.StringVar(&at, "at", "", "judge at this `time`: RFC 3339, or relative to now like +2h, -30m, +1d")
+			fs.StringVar(&host, "host", "", "explain a host certificate as the ssh client checks it when connecting to this host `name` (or HostKeyAlias)")
+			fs.IntVar(&port, "port", 22, "the server `port`, with --host (known_hosts names other ports [host]:port)")
+			fs.Var(&knownHosts, "known-hosts", "a known_hosts `file`, with --host; repeatable")
 			fs.BoolVar(&verbose, "verbose", false, "also print every check that ran")
 			fs.BoolVar(&asJSON, "json", false, "print the verdict as JSON")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			if certPath == "" || account == "" {
-				return withHint(usagef("explain: --cert and --user are required"), "run `sshca explain -h` for usage")
-			}
-			if sshdConfig == "" && trustedCA == "" {
+			switch {
+			case certPath == "":
+				return withHint(usagef("explain: --cert is required"), "run `sshca explain -h` for usage")
+			case host != "" && (account != "" || sshdConfig != "" || trustedCA != "" || principalsFile != "" || from != ""):
+				return usagef("explain: --host explains a host certificate; --user, --from, --sshd-config, --trusted-ca and --principals-file do not apply")
+			case host != "" && len(knownHosts) == 0:
+				return withHint(usagef("explain: --host needs --known-hosts FILE"), "the ssh client trusts a host CA through @cert-authority lines in known_hosts")
+			case host == "" && account == "":
+				return withHint(usagef("explain: --user is required (or --host for a host certificate)"), "run `sshca explain -h` for usage")
+			case host == "" && sshdConfig == "" && trustedCA == "":
 				return withHint(usagef("explain: give --sshd-config FILE, or --trusted-ca FILE"), "without a trusted CA sshd refuses every certificate")
+			case port <= 0 || port > 65535:
+				return usagef("explain: --port %d is not a port", port)
 			}
 			now := time.Now()
 			when, err := parseAt(at, now)
@@ -86,11 +101,16 @@ Prints "accept" (exit 0) or "refuse: REASON" with "check:" and "fix:" lines
 			if err != nil {
 				return fmt.Errorf("%s: %w", certPath, err)
 			}
-			srv, err := explainServer(e, account, sshdConfig, trustedCA, principalsFile, caSigAlgs, krls, fs)
+			var srv explain.Server
+			if host != "" {
+				srv, err = explainHostSide(caSigAlgs, krls, knownHosts)
+			} else {
+				srv, err = explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs, krls, fs)
+			}
 			if err != nil {
 				return err
 			}
-			v, err := explain.Explain(explain.Input{Cert: cert, User: account, From: addr, At: when, Server: srv})
+			v, err := explain.Explain(explain.Input{Cert: cert, User: account, From: addr, At: when, Server: srv, Host: host, Port: port})
 			if err != nil {
 				return err
 			}
@@ -131,7 +151,7 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 
 // explainServer builds the server side from --sshd-config and the flags
 // that override it.
-func explainServer(e *env, account, sshdConfig, trustedCA, principalsFile, caSigAlgs string, krls []string, fs *flag.FlagSet) (explain.Server, error) {
+func explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs string, krls []string, fs *flag.FlagSet) (explain.Server, error) {
 	cfg := &explain.SSHDConfig{PubkeyAuthentication: true}
 	if sshdConfig != "" {
 		data, err := readLimited(sshdConfig, 4<<20)
@@ -172,6 +192,23 @@ func explainServer(e *env, account, sshdConfig, trustedCA, principalsFile, caSig
 	srv, err := cfg.Server(acct, func(p string) ([]byte, error) { return readLimited(p, maxServerFile) })
 	if err != nil {
 		return explain.Server{}, withHint(err, "give the account's principals file with --principals-file FILE")
+	}
+	return srv, nil
+}
+
+// explainHostSide builds the ssh client's side for --host.
+func explainHostSide(caSigAlgs string, krls, knownHosts []string) (explain.Server, error) {
+	if _, err := explain.CASignatureAlgorithms(caSigAlgs); err != nil {
+		return explain.Server{}, usagef("explain: --ca-signature-algorithms: %v", err)
+	}
+	srv := explain.Server{CASignatureAlgorithms: caSigAlgs}
+	for _, p := range knownHosts {
+		data, err := readLimited(p, maxServerFile)
+		srv.KnownHosts = append(srv.KnownHosts, explain.File{Path: p, Data: data, Err: err})
+	}
+	for _, p := range krls {
+		data, err := readLimited(p, maxServerFile)
+		srv.RevokedKeys = append(srv.RevokedKeys, explain.File{Path: p, Data: data, Err: err})
 	}
 	return srv, nil
 }

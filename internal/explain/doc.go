@@ -29,6 +29,13 @@
 // trust, so an ssh-rsa (SHA-1) certificate from a revoked or unknown CA is
 // refused for its algorithm.
 //
+// With Input.Host set, the question is turned around: the certificate is a
+// server's host certificate and the checks are the ssh client's
+// (sshconnect.c check_host_key, check_host_cert): RevokedHostKeys,
+// @cert-authority and @revoked lines of known_hosts, a host certificate
+// valid now naming the host, no critical options, and, last, the CA
+// signature algorithm.
+//
 // The package never reads files, the clock, the network or the user
 // database: the caller passes the certificate, the time, the client address
 // and the content of the server's files (Server, which ParseSSHDConfig and

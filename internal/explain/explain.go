@@ -125,6 +125,10 @@ type Server struct {
 	// time.Local.
 	TimeZone *time.Location
 
+	// KnownHosts are the client's known_hosts files, for host mode (see
+	// Input.Host).
+	KnownHosts []File
+
 	// Notes are carried into every Verdict (ParseSSHDConfig writes here
 	// what it ignored).
 	Notes []string
@@ -144,6 +148,17 @@ type Input struct {
 	At time.Time
 	// Server is the server side.
 	Server Server
+
+	// Host, when set, turns the question around: the certificate is the
+	// host certificate a server presents, and the checks are those the
+	// OpenSSH 9.2 client makes when connecting to Host (the name given to
+	// ssh, or its HostKeyAlias), against Server.KnownHosts, with
+	// Server.RevokedKeys as RevokedHostKeys and Server.CASignatureAlgorithms
+	// as the client's. User and From are then not used.
+	Host string
+	// Port is the server's port in host mode; 0 means 22. known_hosts
+	// names a host on another port as "[host]:port".
+	Port int
 }
 
 // Verdict is what sshd would decide, and why.
@@ -173,7 +188,7 @@ type Step struct {
 	// "ca-signature-algorithm", "rsa-key-size", "revoked-keys",
 	// "trusted-ca", "principals-file", "certificate-type", "validity",
 	// "principal-list", "certificate-options", "source-address",
-	// "principals-options".
+	// "principals-options"; in host mode also "known-hosts".
 	Name   string `json:"name"`
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
@@ -211,7 +226,7 @@ func Explain(in Input) (Verdict, error) {
 	if in.Cert == nil {
 		return Verdict{}, errors.New("explain: no certificate")
 	}
-	if in.User == "" {
+	if in.User == "" && in.Host == "" {
 		return Verdict{}, errors.New("explain: no account name")
 	}
 	if in.Cert.Key == nil || in.Cert.SignatureKey == nil || in.Cert.Signature == nil {
@@ -219,7 +234,7 @@ func Explain(in Input) (Verdict, error) {
 	}
 	algs, err := CASignatureAlgorithms(in.Server.CASignatureAlgorithms)
 	if err != nil {
-		return Verdict{}, fmt.Errorf("explain: CASignatureAlgorithms %q: %w", in.Server.CASignatureAlgorithms, err)
+		return Verdict{}, err
 	}
 	if in.From.IsValid() {
 		// sshd reports an IPv4 client on an IPv6 socket as plain IPv4
@@ -228,7 +243,12 @@ func Explain(in Input) (Verdict, error) {
 	}
 	r := &runner{in: in, cert: in.Cert, now: in.At}
 	r.notes = append(r.notes, in.Server.Notes...)
-	ref := r.run(algs)
+	var ref *refusal
+	if in.Host != "" {
+		ref = r.runHost(algs)
+	} else {
+		ref = r.run(algs)
+	}
 	v := Verdict{Accept: ref == nil, Notes: r.notes, Steps: r.steps}
 	if ref != nil {
 		v.Check, v.Reason, v.Fix = ref.check, ref.reason, ref.fix
@@ -340,7 +360,7 @@ func (r *runner) checkSignature() *refusal {
 	if err := c.SignatureKey.Verify(signedBytes(c), c.Signature); err != nil {
 		return &refusal{
 			check:  CheckMalformed,
-			reason: fmt.Sprintf("the CA signature over the certificate does not verify with the CA key %s (%v): the certificate was altered or is corrupt, and sshd cannot even parse it", fingerprint(c.SignatureKey), err),
+			reason: fmt.Sprintf("the CA signature over the certificate does not verify with the CA key %s (%v): the certificate was altered or is corrupt, and OpenSSH cannot even parse it", fingerprint(c.SignatureKey), err),
 			fix:    "get a fresh certificate from the CA; do not edit certificate files by hand",
 		}
 	}

@@ -156,7 +156,9 @@ func TestExplain(t *testing.T) {
 			s.CASignatureAlgorithms = "+ssh-rsa"
 		}},
 		{name: "ok/rsa-1024-default-size", cert: func(c *ssh.Certificate) { c.Key = f.rsa1024 }},
-		{name: "ok/source-address-match", cert: func(c *ssh.Certificate) { c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8,127.0.0.1"} }},
+		{name: "ok/source-address-match", cert: func(c *ssh.Certificate) {
+			c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8,127.0.0.1"}
+		}},
 		{name: "ok/source-address-unknown-client", cert: func(c *ssh.Certificate) { c.CriticalOptions = map[string]string{"source-address": "10.0.0.0/8"} },
 			in: func(in *Input) { in.From = netip.Addr{} }, reason: []string{"not checked"}},
 		{name: "ok/ipv4-mapped-client", cert: func(c *ssh.Certificate) { c.CriticalOptions = map[string]string{"source-address": "127.0.0.0/8"} },
@@ -175,7 +177,9 @@ func TestExplain(t *testing.T) {
 		{name: "ok/serial-0-never-revoked-by-serial", cert: func(c *ssh.Certificate) { c.Serial = 0 },
 			srv: revoked(krlBytes(t, func(k *krl.KRL) error { return k.RevokeSerials(nil, 1, 1<<40) }))},
 		{name: "ok/principal-second-line", cert: func(c *ssh.Certificate) { c.ValidPrincipals = []string{"role-b"} },
-			srv: func(s *Server) { s.AuthorizedPrincipals.Data = []byte("# roles\n\n  role-a\nrole-b   # trailing comment\n") }},
+			srv: func(s *Server) {
+				s.AuthorizedPrincipals.Data = []byte("# roles\n\n  role-a\nrole-b   # trailing comment\n")
+			}},
 		{name: "ok/principals-from-match", srv: func(s *Server) { s.AuthorizedPrincipals.Data = []byte(`from="127.0.0.0/8" role-a` + "\n") }},
 		{name: "ok/trust-file-garbage-after-ca", srv: func(s *Server) { s.TrustedUserCAKeys.Data = []byte("# CA\n" + line(ca) + "garbage\n") }},
 

@@ -82,7 +82,9 @@ func parseKeyLine(line string) (ssh.PublicKey, error) {
 	if i := strings.IndexAny(rest, " \t"); i >= 0 {
 		rest = rest[:i]
 	}
-	blob, err := base64.StdEncoding.DecodeString(rest)
+	// OpenSSH's base64 decoder skips white space such as the CR of a CR LF
+	// line end.
+	blob, err := base64.StdEncoding.DecodeString(strings.TrimRight(rest, "\r\n"))
 	if err != nil {
 		return nil, fmt.Errorf("%w: bad base64", errKeyLine)
 	}
@@ -105,12 +107,12 @@ func parseKeyLine(line string) (ssh.PublicKey, error) {
 
 // keyLines iterates the lines of a key file as sshkey_in_file (authfile.c)
 // does: leading blanks skipped, lines starting with '#' and empty lines
-// skipped. fn gets the 1-based line number and the line; returning false
+// skipped (a line holding only a CR is not empty, and is not a key
+// either). fn gets the 1-based line number and the line; returning false
 // stops.
 func keyLines(data []byte, fn func(n int, line string) bool) {
 	for n, raw := range strings.Split(string(data), "\n") {
 		line := strings.TrimLeft(raw, " \t")
-		line = strings.TrimSuffix(line, "\r")
 		if line == "" || line[0] == '#' {
 			continue
 		}

@@ -103,7 +103,9 @@ func TestParseAuthOptions(t *testing.T) {
 		{name: "ok/restrict-pty", opts: "restrict,pty", check: func(o *authOptions) bool { return o.restricted && o.pty }},
 		{name: "ok/command-escaped-quote", opts: `command="echo \"hi\""`, check: func(o *authOptions) bool { return *o.command == `echo "hi"` }},
 		{name: "ok/stops-at-blank", opts: `no-pty role-a`, check: func(o *authOptions) bool { return !o.pty }},
-		{name: "ok/expiry-utc", opts: `expiry-time="20300101Z"`, check: func(o *authOptions) bool { return o.validBefore == uint64(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Unix()) }},
+		{name: "ok/expiry-utc", opts: `expiry-time="20300101Z"`, check: func(o *authOptions) bool {
+			return o.validBefore == uint64(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC).Unix())
+		}},
 		{name: "ok/earliest-expiry", opts: `expiry-time="20300101Z",expiry-time="202901011200Z"`, check: func(o *authOptions) bool { return o.expiryText == "202901011200Z" }},
 		{name: "ok/permits", opts: `permitopen="host:22",permitlisten="8080",permitopen="[::1]:*",tunnel="any",environment="A_B=c"`},
 		{name: "ok/flags", opts: "cert-authority,no-touch-required,verify-required,agent-forwarding,no-x11-forwarding,user-rc,no-port-forwarding",

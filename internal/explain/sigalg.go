@@ -25,6 +25,14 @@ const allSigAlgs = "ssh-ed25519,sk-ssh-ed25519@openssh.com,ecdsa-sha2-nistp256,e
 // plain list replaces it. Except with "-", each entry may be a
 // wildcard pattern and is replaced by the supported algorithms it matches.
 func CASignatureAlgorithms(value string) ([]string, error) {
+	algs, err := assembleCASigAlgs(value)
+	if err != nil {
+		return nil, fmt.Errorf("explain: CASignatureAlgorithms %q: %w", value, err)
+	}
+	return algs, nil
+}
+
+func assembleCASigAlgs(value string) ([]string, error) {
 	if value == "" {
 		return strings.Split(defaultCASigAlgs, ","), nil
 	}
@@ -58,7 +66,7 @@ func CASignatureAlgorithms(value string) ([]string, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no supported algorithm matches %q", value)
+		return nil, errors.New("no supported algorithm matches")
 	}
 	return out, nil
 }

@@ -159,8 +159,8 @@ func (p *configParser) line(text, name string, n, depth int) error {
 		}
 	case "casignaturealgorithms":
 		if first {
-			if _, err := CASignatureAlgorithms(args[0]); err != nil {
-				return fmt.Errorf("explain: %s line %d: CASignatureAlgorithms: %w", name, n, err)
+			if _, err := assembleCASigAlgs(args[0]); err != nil {
+				return fmt.Errorf("explain: %s line %d: CASignatureAlgorithms %q: %w", name, n, args[0], err)
 			}
 			p.c.CASignatureAlgorithms = args[0]
 		}

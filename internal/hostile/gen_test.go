@@ -7,6 +7,7 @@ package hostile
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/binary"
@@ -15,12 +16,17 @@ import (
 	"flag"
 	"fmt"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/sshsig"
 )
 
 // update rewrites testdata/hostile/files from the generator.
@@ -63,6 +69,79 @@ func TestGenerated(t *testing.T) {
 		t.Errorf("files/%s is missing (run with -update)", name)
 	}
 }
+
+// TestGeneratorControls checks that the unbroken forms the generator
+// starts from are accepted, so that each hostile file fails for the one
+// defect it was built with and not for a mistake in the generator.
+func TestGeneratorControls(t *testing.T) {
+	caKey, err := Signer("rogue-ca")
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, err := Signer("subject")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &gen{files: map[string][]byte{}, ca: caKey, caPub: caKey.PublicKey(), subj: subj.PublicKey()}
+	t.Run("ok/certificate", func(t *testing.T) {
+		pub, _, _, rest, err := ssh.ParseAuthorizedKey(certLine(ssh.CertAlgoED25519v01, g.signed(g.baseFields())))
+		if err != nil || len(rest) != 0 {
+			t.Fatalf("base certificate: %v (%d bytes left)", err, len(rest))
+		}
+		cert, ok := pub.(*ssh.Certificate)
+		if !ok {
+			t.Fatalf("base certificate is a %T", pub)
+		}
+		checker := ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), caKey.PublicKey().Marshal()) }}
+		if _, err := checker.Authenticate(connMeta("role-deploy"), cert); err != nil {
+			t.Fatalf("base certificate does not verify: %v", err)
+		}
+	})
+	t.Run("ok/sshsig", func(t *testing.T) {
+		if _, err := sshsig.Parse(armor(g.goodSig().blob())); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("ok/krl", func(t *testing.T) {
+		k, err := krl.Parse(krlHeader(7, "").raw(certSection(caKey.PublicKey().Marshal(), sub(0x20, wire(nil).u64(5)), sub(0x21, wire(nil).u64(10).u64(20)),
+			sub(0x22, wire(nil).u64(100).mpint(big.NewInt(5))), sub(0x23, wire(nil).s("alice")))).u8(5).str(wire(nil).str(make([]byte, 32))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k.Version != 7 {
+			t.Fatalf("version %d", k.Version)
+		}
+	})
+	t.Run("ok/keys", func(t *testing.T) {
+		for _, blob := range [][]byte{rsaBlob(2048, big.NewInt(65537)), rsaBlob(16384, big.NewInt(65537))} {
+			if _, err := ca.ParseSubjectKey(keyLine(blob, "ok")); err != nil {
+				t.Error(err)
+			}
+		}
+		if _, err := ssh.ParsePublicKey(dsaBlob()); err != nil {
+			t.Errorf("DSA blob: %v", err)
+		}
+	})
+	g.krls()
+	if g.err != nil {
+		t.Fatal(g.err)
+	}
+	t.Run("ok/krl-valid-v1", func(t *testing.T) {
+		if _, err := krl.Parse(g.files["krl-valid-v1.krl"]); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// connMeta is the login a certificate is checked against.
+type connMeta string
+
+func (c connMeta) User() string        { return string(c) }
+func (connMeta) SessionID() []byte     { return nil }
+func (connMeta) ClientVersion() []byte { return nil }
+func (connMeta) ServerVersion() []byte { return nil }
+func (connMeta) RemoteAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+func (connMeta) LocalAddr() net.Addr   { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
 // writeFiles replaces the content of dir with files.
 func writeFiles(dir string, files map[string][]byte) error {
@@ -333,7 +412,7 @@ func (g *gen) certs() error {
 	c = f()
 	c.key = wire(nil).str(make([]byte, 31))
 	g.add("cert-ed25519-key-short.pub", certLine(typ, g.signed(c)))
-	body := good[:len(good)-4-83] // drop the signature field (83 bytes for ed25519)
+	body := bytes.Clone(good[:len(good)-4-83]) // drop the signature field (83 bytes for ed25519)
 	g.add("cert-signature-garbage.pub", certLine(typ, wire(body).str([]byte("not a signature"))))
 	g.add("cert-trailing-bytes.pub", certLine(typ, append(append([]byte{}, good...), 0, 0, 0, 1, 'x')))
 	line := certLine(typ, good)
@@ -405,16 +484,27 @@ func (g *gen) keys() error {
 	g.add("key-ecdsa-curve-mismatch.pub", keyLine(wire(nil).s("ecdsa-sha2-nistp256").s("nistp384").str(append([]byte{4}, bytes.Repeat([]byte{1}, 96)...)), "mismatch"))
 	g.add("key-unknown-type.pub", keyLine(wire(nil).s("ssh-foo").s("bar"), "foo"))
 	g.add("key-line-type-mismatch.pub", []byte("ssh-rsa "+base64.StdEncoding.EncodeToString(g.subj.Marshal())+" mismatch\n"))
-	priv, err := ssh.MarshalPrivateKey(Key("leaked"), "leaked")
-	if err != nil {
-		return err
-	}
-	g.add("key-private-openssh", pem.EncodeToMemory(priv))
+	g.add("key-private-openssh", privateKeyFile())
 	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(g.subj)))
 	g.add("key-nul-in-base64.pub", []byte(line[:30]+"\x00"+line[31:]+"\n"))
 	g.add("key-oversized.pub", []byte(line+" "+strings.Repeat("A", 17<<10)+"\n"))
 	g.add("key-non-utf8-type.pub", []byte("ssh-ed25519\xff "+line[len("ssh-ed25519 "):]+"\n"))
 	return nil
+}
+
+// privateKeyFile is an unencrypted OpenSSH private key file for the key
+// "leaked" (PROTOCOL.key), written by hand because ssh.MarshalPrivateKey
+// picks random check bytes.
+func privateKeyFile() []byte {
+	k := Key("leaked")
+	pub := k.Public().(ed25519.PublicKey)
+	pubBlob := wire(nil).s(ssh.KeyAlgoED25519).str(pub)
+	priv := wire(nil).u32(0x5eed5eed).u32(0x5eed5eed).s(ssh.KeyAlgoED25519).str(pub).str(k).s("leaked")
+	for i := byte(1); len(priv)%8 != 0; i++ {
+		priv = priv.u8(i)
+	}
+	blob := wire("openssh-key-v1\x00").s("none").s("none").s("").u32(1).str(pubBlob).str(priv)
+	return pem.EncodeToMemory(&pem.Block{Type: "OPENSSH PRIVATE KEY", Bytes: blob})
 }
 
 // ---- SSHSIG signatures (PROTOCOL.sshsig) ----
@@ -433,9 +523,9 @@ func armor(blob []byte) []byte {
 
 // sigFields are the fields of an SSHSIG blob after the magic.
 type sigFields struct {
-	version                                 wire
-	pub, namespace, reserved, hashAlg, sig  wire
-	trailing                                []byte
+	version                                wire
+	pub, namespace, reserved, hashAlg, sig wire
+	trailing                               []byte
 }
 
 func (g *gen) goodSig() sigFields {

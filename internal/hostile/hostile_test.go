@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -95,6 +97,55 @@ var entries = map[string]func(c *corpus, t *testing.T, tc Case, in []byte){
 	"http-renew": httpEntry(&Request{Method: "POST", Path: "/v1/certs/renew",
 		Body: `{"certificate": $INPUT_JSON, "challenge": "$CHALLENGE", "signature": "$CHALLENGE_SIG"}`}),
 	"agent": (*corpus).runAgent,
+	// OpenSSH as the oracle: ssh-keygen 9.2 must refuse the input too.
+	"oracle-krl": oracleEntry(func(in, pub string) []string { return []string{"-Q", "-f", in, pub} }),
+	"oracle-cert": oracleEntry(func(in, _ string) []string { return []string{"-L", "-f", in} }),
+	"oracle-key": oracleEntry(func(in, _ string) []string { return []string{"-l", "-f", in} }),
+	"oracle-sshsig": oracleEntry(func(in, _ string) []string {
+		return []string{"-Y", "check-novalidate", "-n", sshsig.Namespace, "-s", in}
+	}),
+}
+
+// keygen is the OpenSSH oracle.
+const keygen = "/usr/bin/ssh-keygen"
+
+// oracleEntry runs ssh-keygen on the input and expects it to fail (exit
+// status 1 or 255, not a signal). The message is not compared: the point is
+// that sshca refuses no less than OpenSSH does.
+func oracleEntry(args func(in, pub string) []string) func(*corpus, *testing.T, Case, []byte) {
+	return func(c *corpus, t *testing.T, tc Case, in []byte) {
+		if _, err := os.Stat(keygen); err != nil {
+			if os.Getenv("CI") == "true" {
+				t.Fatalf("ssh-keygen is required under CI=true: %v", err)
+			}
+			t.Skipf("ssh-keygen not available: %v", err)
+		}
+		dir := t.TempDir()
+		input := filepath.Join(dir, "input")
+		if err := os.WriteFile(input, in, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		subj, err := Signer("subject")
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := filepath.Join(dir, "id.pub")
+		if err := os.WriteFile(pub, ssh.MarshalAuthorizedKey(subj.PublicKey()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, keygen, args(input, pub)...)
+		cmd.Stdin = strings.NewReader("sshca-hostile")
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			t.Fatalf("ssh-keygen accepted it: %s", truncate(out))
+		case !errors.As(err, &ee) || !ee.Exited():
+			t.Fatalf("ssh-keygen did not exit normally: %v: %s", err, truncate(out))
+		}
+	}
 }
 
 // TestCorpus runs every case of testdata/hostile against each of its entry
@@ -452,8 +503,8 @@ func cliEntry(argv []string) func(*corpus, *testing.T, Case, []byte) {
 		if err := os.WriteFile(signed+".sig", in, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		r := newLongestFirstReplacer([]string{"$HOME", f.home, "$WORK", work, "$INPUT_TEXT", string(in), "$INPUT", input,
-			"$PUB", f.pub, "$CERT", f.cert, "$SIGNED_KRL", signed})
+		r := newLongestFirstReplacer(append([]string{"$HOME", f.home, "$WORK", work, "$INPUT_TEXT", string(in), "$INPUT", input,
+			"$PUB", f.pub, "$CERT", f.cert, "$SIGNED_KRL", signed}, bulkVars()...))
 		full := []string{"--home", f.home}
 		for _, a := range args {
 			full = append(full, r.Replace(a))
@@ -465,6 +516,26 @@ func cliEntry(argv []string) func(*corpus, *testing.T, Case, []byte) {
 		if diff := cmp.Diff(before, after); diff != "" {
 			t.Errorf("state changed (-before +after):\n%s", diff)
 		}
+	}
+}
+
+// bulkVars are placeholders for inputs too big or too binary to write in
+// a manifest: 257 principals, a 5000-byte key ID, a byte that is not
+// UTF-8, a 17 KiB credential, a 70 KB string, 10000 nested arrays.
+func bulkVars() []string {
+	var ps []string
+	for i := range 257 {
+		ps = append(ps, fmt.Sprintf("p%d", i))
+	}
+	list, _ := json.Marshal(ps)
+	return []string{
+		"$P257_JSON", string(list),
+		"$P257", strings.Join(ps, ","),
+		"$BYTE_FF", "\xff",
+		"$LONG_ID", strings.Repeat("k", 5000),
+		"$HUGE_TOKEN", strings.Repeat("A", 17<<10),
+		"$HUGE_STRING", strings.Repeat("A", 70<<10),
+		"$DEEP_JSON", strings.Repeat("[", 10000) + strings.Repeat("]", 10000),
 	}
 }
 
@@ -604,8 +675,9 @@ func (a oidcAdapter) Verify(ctx context.Context, raw string) (*server.OIDCIdenti
 	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
 }
 
-// challenge fetches a renewal challenge and signs it with the subject key.
-func (f *httpFixture) challenge(t *testing.T) (string, string) {
+// challenge fetches a renewal challenge and signs it with the subject key
+// and with another key.
+func (f *httpFixture) challenge(t *testing.T) (challenge, sig, otherSig string) {
 	t.Helper()
 	resp, err := f.ts.Client().Post(f.ts.URL+"/v1/certs/renew/challenge", "application/json", strings.NewReader("{}"))
 	if err != nil {
@@ -616,11 +688,19 @@ func (f *httpFixture) challenge(t *testing.T) (string, string) {
 	if err := json.NewDecoder(resp.Body).Decode(&ch); err != nil {
 		t.Fatal(err)
 	}
-	sig, err := f.signer.Sign(nil, []byte(api.RenewSignaturePrefix+ch.Challenge))
+	other, err := Signer("other")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ch.Challenge, base64.StdEncoding.EncodeToString(ssh.Marshal(sig))
+	var sigs []string
+	for _, s := range []ssh.Signer{f.signer, other} {
+		sig, err := s.Sign(nil, []byte(api.RenewSignaturePrefix+ch.Challenge))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sigs = append(sigs, base64.StdEncoding.EncodeToString(ssh.Marshal(sig)))
+	}
+	return ch.Challenge, sigs[0], sigs[1]
 }
 
 func httpEntry(fixed *Request) func(*corpus, *testing.T, Case, []byte) {
@@ -640,10 +720,10 @@ func httpEntry(fixed *Request) func(*corpus, *testing.T, Case, []byte) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		pairs := []string{"$INPUT_JSON", string(inJSON)}
+		pairs := append([]string{"$INPUT_JSON", string(inJSON)}, bulkVars()...)
 		if strings.Contains(req.Body, "$CHALLENGE") {
-			ch, sig := f.challenge(t)
-			pairs = append(pairs, "$CHALLENGE_SIG", sig, "$CHALLENGE", ch)
+			ch, sig, other := f.challenge(t)
+			pairs = append(pairs, "$CHALLENGE_SIG", sig, "$CHALLENGE", ch, "$OTHER_SIG", other)
 		}
 		for _, k := range slices.Sorted(maps.Keys(f.vars)) {
 			pairs = append(pairs, k, f.vars[k])

@@ -28,8 +28,8 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 	servers := []*server{files, names, strict}
 	withFile := []*server{files, strict}
 	rot, rotF := 0, 0
-	next := func() *server { rot++; return servers[rot%3] }       // rotates over all servers
-	nextF := func() *server { rotF++; return withFile[rotF%2] }  // over those with a principals file
+	next := func() *server { rot++; return servers[rot%3] }     // rotates over all servers
+	nextF := func() *server { rotF++; return withFile[rotF%2] } // over those with a principals file
 	cycle := []*caKey{caEd, caEC, caEC384}
 	nextCA := func(i int) *caKey { return cycle[i%len(cycle)] }
 
@@ -146,7 +146,10 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 	add(sc, "sha1-of-key", explain.CheckRevokedKey)
 
 	sc = base(next(), caEC, sEd)
-	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error { k.RevokeSHA256(krl.FingerprintSHA256(caEC.pub)); return nil })
+	sc.revoke = krlOf(func(c *ssh.Certificate, k *krl.KRL) error {
+		k.RevokeSHA256(krl.FingerprintSHA256(caEC.pub))
+		return nil
+	})
 	add(sc, "sha256-of-ca", explain.CheckRevokedCA)
 
 	for _, srv := range servers {

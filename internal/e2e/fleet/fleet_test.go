@@ -388,14 +388,22 @@ func listenCount(srv *sshdtest.Server) int {
 	return strings.Count(srv.Log(), fmt.Sprintf("Server listening on 127.0.0.1 port %d.", srv.Port))
 }
 
-// waitRelisten waits until sshd, told to reload by someone else (sync),
-// listens again.
-func waitRelisten(t *testing.T, srv *sshdtest.Server, before int) {
-	t.Helper()
+// waitReloaded waits until sshd, told to reload by sync, listens again and
+// has rewritten its PidFile (it does so after listening, truncating first),
+// so that the next reload finds its pid.
+func (h *host) waitReloaded(srv *sshdtest.Server, before int) {
+	h.t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for listenCount(srv) <= before {
+	for {
+		if listenCount(srv) > before {
+			if b, err := os.ReadFile(h.PidFile); err == nil && strings.HasSuffix(string(b), "\n") {
+				if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+					return
+				}
+			}
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("sshd did not reload:\n%s", srv.Log())
+			h.t.Fatalf("sshd did not reload:\n%s", srv.Log())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -33,9 +33,9 @@ import (
 // is written in more than one piece, and fixed, so that a reader can tell
 // a complete file from a truncated one that happens to parse.
 const (
-	churnKeys       = 100  // keys in every trust list
-	churnKeyIDs     = 600  // revoked key IDs in every KRL
-	churnPrincipals = 200  // principals of every account
+	churnKeys       = 100 // keys in every trust list
+	churnKeyIDs     = 600 // revoked key IDs in every KRL
+	churnPrincipals = 200 // principals of every account
 )
 
 // churn is a fake certificate service whose every answer differs from the

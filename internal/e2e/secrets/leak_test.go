@@ -52,23 +52,34 @@ func pemSecret(t *testing.T, name string, pemData []byte, public string, raw []b
 	if len(s.runs) < len(body)/2 {
 		t.Fatalf("%s: only %d of %d runs are private; the public text holds the key?", name, len(s.runs), len(body)-window+1)
 	}
-	if len(raw) > 0 {
-		s.exact = append(s.exact, hex.EncodeToString(raw), base64.StdEncoding.EncodeToString(raw),
-			base64.RawURLEncoding.EncodeToString(raw), base64.RawStdEncoding.EncodeToString(raw))
-	}
+	s.exact = append(s.exact, binaryForms(raw)...)
 	return s
 }
 
-// ed25519Seed returns the seed of an OpenSSH ed25519 private key.
-func ed25519Seed(t *testing.T, pemData, passphrase []byte) []byte {
-	t.Helper()
-	var k any
-	var err error
-	if passphrase != nil {
-		k, err = ssh.ParseRawPrivateKeyWithPassphrase(pemData, passphrase)
-	} else {
-		k, err = ssh.ParseRawPrivateKey(pemData)
+// binaryForms returns how raw bytes look when printed: hex, and the part of
+// a base64 stream (standard or URL alphabet) that depends on raw alone, at
+// each of the three byte offsets raw may start at inside a larger blob —
+// a private key re-encoded in any format shows one of them.
+func binaryForms(raw []byte) []string {
+	if len(raw) == 0 {
+		return nil
 	}
+	forms := []string{hex.EncodeToString(raw), strings.ToUpper(hex.EncodeToString(raw))}
+	for k := range 3 {
+		padded := append(make([]byte, k), raw...)
+		first := (8*k + 5) / 6      // first character made of raw bits only
+		last := 8 * len(padded) / 6 // characters before the partial last one
+		for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding} {
+			forms = append(forms, enc.EncodeToString(padded)[first:last])
+		}
+	}
+	return forms
+}
+
+// ed25519Seed returns the seed of an unencrypted OpenSSH ed25519 private key.
+func ed25519Seed(t *testing.T, pemData []byte) []byte {
+	t.Helper()
+	k, err := ssh.ParseRawPrivateKey(pemData)
 	if err != nil {
 		t.Fatalf("parse private key: %v", err)
 	}
@@ -137,7 +148,14 @@ func TestLeakScanner(t *testing.T) {
 		t.Fatal(err)
 	}
 	pubLine := string(ssh.MarshalAuthorizedKey(signer.PublicKey()))
-	key := pemSecret(t, "key", pemData, pubLine, ed25519Seed(t, pemData, nil))
+	key := pemSecret(t, "key", pemData, pubLine, ed25519Seed(t, pemData))
+	other, err := ssh.MarshalPrivateKey(priv, "the same key, encoded again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedAt := func(k int) string { // the seed inside a blob, k bytes after a 3-byte boundary
+		return base64.StdEncoding.EncodeToString(append(append(make([]byte, 3+k), priv.Seed()...), 7, 7, 7))
+	}
 	tok := exactSecret("token", "sshca_0123456789abcdef_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA")
 	body := base64.StdEncoding.EncodeToString(block.Bytes)
 	lines := strings.Split(strings.TrimSpace(string(pemData)), "\n")
@@ -157,6 +175,11 @@ func TestLeakScanner(t *testing.T) {
 		{name: "fail/run-in-the-middle", text: "err=" + body[len(body)/2:len(body)/2+window] + "!", want: []string{"key"}},
 		{name: "fail/json-escaped", text: `{"error":"` + strings.ReplaceAll(string(pemData), "\n", `\n`) + `"}`, want: []string{"key"}},
 		{name: "fail/seed-hex", text: "seed " + hex.EncodeToString(priv.Seed()), want: []string{"key"}},
+		{name: "fail/seed-base64-offset-0", text: seedAt(0), want: []string{"key"}},
+		{name: "fail/seed-base64-offset-1", text: seedAt(1), want: []string{"key"}},
+		{name: "fail/seed-base64-offset-2", text: seedAt(2), want: []string{"key"}},
+		{name: "fail/seed-base64url", text: base64.RawURLEncoding.EncodeToString(priv), want: []string{"key"}},
+		{name: "fail/re-encoded-pem", text: string(pem.EncodeToMemory(other)), want: []string{"key"}},
 		{name: "fail/binary-around", text: "\x00\x01" + body[7:7+window] + "\x00", want: []string{"key"}},
 		{name: "fail/token", text: "Authorization: Bearer sshca_0123456789abcdef_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA", want: []string{"token"}},
 		{name: "fail/both", text: string(pemData) + "sshca_0123456789abcdef_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA", want: []string{"key", "token"}},

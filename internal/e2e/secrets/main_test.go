@@ -21,7 +21,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // sshcaBin is the sshca binary built once by TestMain (the service's real

@@ -1,7 +1,9 @@
 package service
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,7 +27,7 @@ func TestLoginThroughAgent(t *testing.T) {
 	}
 	h := newHome(t, "")
 	rep := h.serve()
-	_, tokenFile := h.token("--role", "deploy", "--name", "ci-deploy", "--ttl", "1h")
+	secret, tokenFile := h.token("--role", "deploy", "--name", "ci-deploy", "--ttl", "1h")
 
 	sock := sshdtest.StartAgent(t)
 	userHome := t.TempDir()
@@ -56,9 +58,20 @@ func TestLoginThroughAgent(t *testing.T) {
 		t.Fatalf("key ID %q does not name the token and request", cert.KeyId)
 	}
 	// The agent holds the key and the certificate; ssh is given nothing else.
+	// sshd's RevokedKeys is the KRL the service serves.
+	krlPath := filepath.Join(t.TempDir(), "revoked.krl")
+	anon := rep.Client(t, "")
+	krlData, _, etag, _, err := anon.KRL(context.Background(), "user", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(krlPath, krlData, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	srv := sshdtest.Start(t, sshdtest.Config{
 		TrustedUserCAKeys: []string{strings.TrimSpace(h.must("ca", "show", "--type", "user"))},
 		Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+		RevokedKeysFile:   krlPath,
 	})
 	for _, p := range []string{keyPath, keyPath + ".pub", client.CertPath(keyPath)} {
 		if err := os.Remove(p); err != nil {
@@ -85,6 +98,22 @@ func TestLoginThroughAgent(t *testing.T) {
 		t.Errorf("no cert.issue audit entry for request %s (serial %d)", reqID, cert.Serial)
 	}
 
+	t.Run("fail/revoked-while-serving", func(t *testing.T) {
+		// An admin command on the same home while serve runs; the service's
+		// KRL changes and sshd enforces it.
+		h.must("revoke", "--serial", fmt.Sprint(cert.Serial), "--reason", "test")
+		data, _, newETag, notModified, err := anon.KRL(context.Background(), "user", etag)
+		if err != nil || notModified || newETag == etag {
+			t.Fatalf("KRL after revocation: not modified %v, ETag %s (was %s), %v", notModified, newETag, etag, err)
+		}
+		if err := os.WriteFile(krlPath, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res := srv.Login(t, sshdtest.LoginOptions{UseAgentOnly: true, Env: []string{"SSH_AUTH_SOCK=" + sock}})
+		if res.OK || !strings.Contains(res.ServerLog, "revoked") {
+			t.Fatalf("revoked certificate: login OK=%v\nsshd:\n%s", res.OK, res.ServerLog)
+		}
+	})
 	t.Run("fail/principal-outside-role", func(t *testing.T) {
 		before := len(auditJSON(t, h, "audit", "list", "--action", audit.ActionDeny, "--json"))
 		out, errs, code := login("--principals", "root", "--no-agent")
@@ -105,6 +134,31 @@ func TestLoginThroughAgent(t *testing.T) {
 	})
 	if out, errs, code := h.run("audit", "verify"); code != 0 {
 		t.Fatalf("audit verify: %s%s", out, errs)
+	}
+
+	// The service's log: JSON lines, a request ID on every line about a
+	// request, and never the token.
+	rep.Stop(t)
+	logs := rep.stderr.String()
+	if strings.Contains(logs, secret) || strings.Contains(logs, strings.SplitN(secret, "_", 3)[2]) {
+		t.Error("the service logged the API token")
+	}
+	requests := 0
+	for _, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line is not JSON: %q", line)
+		}
+		switch rec["msg"] {
+		case "request", "certificate issued":
+			requests++
+			if id, _ := rec["request_id"].(string); id == "" {
+				t.Errorf("log line without request_id: %s", line)
+			}
+		}
+	}
+	if requests < 3 {
+		t.Errorf("%d request log lines, want at least 3:\n%s", requests, logs)
 	}
 }
 
