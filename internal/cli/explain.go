@@ -181,7 +181,7 @@ func explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs str
 	}
 	if set["ca-signature-algorithms"] {
 		if _, err := explain.CASignatureAlgorithms(caSigAlgs); err != nil {
-			return explain.Server{}, usagef("explain: --ca-signature-algorithms: %v", err)
+			return explain.Server{}, withHint(usagef("%v", err), "--ca-signature-algorithms takes a CASignatureAlgorithms value, such as +ssh-rsa or ssh-ed25519,rsa-sha2-512")
 		}
 		cfg.CASignatureAlgorithms = caSigAlgs
 	}
@@ -199,7 +199,7 @@ func explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs str
 // explainHostSide builds the ssh client's side for --host.
 func explainHostSide(caSigAlgs string, krls, knownHosts []string) (explain.Server, error) {
 	if _, err := explain.CASignatureAlgorithms(caSigAlgs); err != nil {
-		return explain.Server{}, usagef("explain: --ca-signature-algorithms: %v", err)
+		return explain.Server{}, withHint(usagef("%v", err), "--ca-signature-algorithms takes a CASignatureAlgorithms value, such as +ssh-rsa or ssh-ed25519,rsa-sha2-512")
 	}
 	srv := explain.Server{CASignatureAlgorithms: caSigAlgs}
 	for _, p := range knownHosts {

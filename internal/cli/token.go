@@ -98,6 +98,11 @@ func newTokenCreateCommand() *command {
 				if enroll && role.Type != "host" {
 					return fmt.Errorf("enrollment tokens need a host role; %q is a %s role", r, role.Type)
 				}
+				if !enroll && role.Type == "host" {
+					// The service gives host certificates to enrollment tokens only.
+					return withHint(fmt.Errorf("%q is a host role; role tokens obtain user certificates only", r),
+						"for a server, use `sshca token create --enroll --role "+r+" --principals HOST,...`")
+				}
 			}
 			if enroll {
 				if len(rlist) != 1 {

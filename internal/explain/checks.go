@@ -278,9 +278,15 @@ type certOptions struct {
 	unknownExtensions []string
 }
 
-var knownExtensions = map[string]bool{
-	"no-touch-required": true, "permit-X11-forwarding": true, "permit-agent-forwarding": true,
-	"permit-port-forwarding": true, "permit-pty": true, "permit-user-rc": true,
+// knownExtension reports whether sshd 9.2 knows an extension
+// (cert_option_list).
+func knownExtension(name string) bool {
+	switch name {
+	case "no-touch-required", "permit-X11-forwarding", "permit-agent-forwarding",
+		"permit-port-forwarding", "permit-pty", "permit-user-rc":
+		return true
+	}
+	return false
 }
 
 // checkCertOptions is sshauthopt_from_cert: cert_option_list over the
@@ -324,7 +330,7 @@ func (r *runner) checkCertOptions() (*certOptions, *refusal) {
 		}
 	}
 	for _, name := range sortedKeys(c.Extensions) {
-		if !knownExtensions[name] {
+		if !knownExtension(name) {
 			o.unknownExtensions = append(o.unknownExtensions, name)
 			continue
 		}

@@ -219,9 +219,10 @@ func (r *runner) note(format string, args ...any) {
 	r.notes = append(r.notes, fmt.Sprintf(format, args...))
 }
 
-// Explain runs sshd's checks on in and returns the verdict. It returns an
-// error only for input it cannot judge: no certificate, no user, or a
-// CASignatureAlgorithms value that sshd itself would refuse to start with.
+// Explain runs sshd's checks on in (or, with in.Host, the ssh client's) and
+// returns the verdict. It returns an error only for input it cannot judge:
+// no certificate, no user, or a CASignatureAlgorithms value that OpenSSH
+// itself would refuse to start with.
 func Explain(in Input) (Verdict, error) {
 	if in.Cert == nil {
 		return Verdict{}, errors.New("explain: no certificate")

@@ -4,7 +4,7 @@
 // on the very same files (the sshd_config sshd runs with, its trusted CA,
 // principals and revoked-keys files, the certificate), and requires that
 // both agree and that explain names the check sshd logged.
-package explain
+package e2eexplain
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package explain
+package e2eexplain
 
 import (
 	"fmt"

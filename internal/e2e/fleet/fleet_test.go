@@ -3,7 +3,9 @@
 // `sshca host enroll` and kept current by `sshca sync`, a real sshd
 // configured from `sshca sshd-config`, and the real ssh client verifying host
 // certificates through `sshca ssh-config`'s @cert-authority line. OpenSSH
-// (sshd, ssh, ssh-keyscan, ssh-keygen) is the judge of every outcome.
+// (sshd, ssh, ssh-keyscan, ssh-keygen) judges every login and certificate;
+// a fake service that tampers answers, and a sync killed mid-install,
+// check that a server never ends up with a worse or partial file.
 //
 // The package holds tests only. It never touches the system's sshd, ssh
 // configuration or CA; every sshd runs on its own port of 127.0.0.1 with its

@@ -38,9 +38,7 @@ const benchWorkers = 8
 // process, same CA key) as the baseline of signing alone.
 func BenchmarkIssuance(b *testing.B) {
 	bin := binary(b)
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	pub, _ := ssh.NewPublicKey(priv.Public())
-	req := api.CertRequest{PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))), Role: "deploy", TTL: "10m"}
+	req := api.CertRequest{PublicKey: newKeyLine(b), Role: "deploy", TTL: "10m"}
 
 	for _, backend := range []string{"sqlite", "postgres"} {
 		b.Run("service/"+backend, func(b *testing.B) {

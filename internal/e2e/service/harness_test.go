@@ -8,6 +8,8 @@ package service
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/cli"
 	"github.com/sshca/sshca/internal/client"
@@ -285,6 +289,20 @@ func requireTool(t testing.TB, name string) {
 		}
 		t.Skipf("%s is missing", name)
 	}
+}
+
+// newKeyLine returns the authorized_keys line of a fresh ed25519 key.
+func newKeyLine(t testing.TB) string {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
 }
 
 func currentUser(t *testing.T) string {

@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/client"
 	"github.com/sshca/sshca/internal/sshdtest"
@@ -178,4 +180,31 @@ func auditJSON(t *testing.T, h *caHome, args ...string) []audit.Entry {
 		es = append(es, e)
 	}
 	return es
+}
+
+// TestTokenCommands checks the token lifecycle the service relies on:
+// a host role cannot be given to a role token (the service would refuse
+// it anyway), list shows no secrets, and a revoked token stops at once.
+func TestTokenCommands(t *testing.T) {
+	h := newHome(t, "")
+	if _, errs, code := h.run("token", "create", "--role", "servers", "--name", "bad"); code != 1 || !strings.Contains(errs, "host role") || !strings.Contains(errs, "sshca: hint: ") {
+		t.Fatalf("role token for a host role: exit %d: %s", code, errs)
+	}
+	rep := h.serve()
+	secret, _ := h.token("--role", "deploy", "--name", "ci", "--ttl", "1h")
+	list := h.must("token", "list")
+	if !strings.Contains(list, "ci") || strings.Contains(list, strings.SplitN(secret, "_", 3)[2]) {
+		t.Fatalf("token list: %s", list)
+	}
+	c := rep.Client(t, secret)
+	req := api.CertRequest{PublicKey: newKeyLine(t), Role: "deploy"}
+	if _, _, err := c.RequestCert(context.Background(), "user", req); err != nil {
+		t.Fatal(err)
+	}
+	h.must("token", "revoke", "ci")
+	_, _, err := c.RequestCert(context.Background(), "user", req)
+	var ae *client.APIError
+	if !errors.As(err, &ae) || ae.Status != 401 || !strings.Contains(ae.Message, "revoked") {
+		t.Fatalf("revoked token: %v", err)
+	}
 }

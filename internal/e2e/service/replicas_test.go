@@ -3,8 +3,6 @@ package service
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"strings"
 	"sync"
 	"testing"
@@ -47,9 +45,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 		t.Fatalf("replicas: %s %s / %s %s", a.URL, a.Fingerprint, b.URL, b.Fingerprint)
 	}
 
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	pub, _ := ssh.NewPublicKey(priv.Public())
-	req := api.CertRequest{PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))), Role: "deploy", TTL: "10m"}
+	req := api.CertRequest{PublicKey: newKeyLine(t), Role: "deploy", TTL: "10m"}
 	clients := []interface {
 		RequestCert(context.Context, string, api.CertRequest) (*api.CertResponse, *ssh.Certificate, error)
 	}{a.Client(t, secret), b.Client(t, secret)}

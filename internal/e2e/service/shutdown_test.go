@@ -2,15 +2,10 @@ package service
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
@@ -28,9 +23,7 @@ func TestGracefulShutdown(t *testing.T) {
 	h := newHome(t, "")
 	rep := h.serve()
 	secret, _ := h.token("--role", "deploy", "--name", "ci", "--ttl", "1h")
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	pub, _ := ssh.NewPublicKey(priv.Public())
-	req := api.CertRequest{PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub))), Role: "deploy"}
+	req := api.CertRequest{PublicKey: newKeyLine(t), Role: "deploy"}
 	c := rep.Client(t, secret)
 
 	var (
