@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/term"
+
 	"github.com/sshca/sshca/internal/home"
 )
 
@@ -279,6 +281,9 @@ func (e *env) openHome(passFile string) (*home.Home, error) {
 	pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
 	h, err := home.Open(e.ctx, e.home, home.Options{Database: e.database, AgentSock: e.getenv("SSH_AUTH_SOCK"), Passphrase: func() ([]byte, error) {
 		if pf == "" {
+			if p, ok, err := e.promptPassphrase(); ok || err != nil {
+				return p, err
+			}
 			return nil, withHint(errNoPassphrase, "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
 		}
 		return readPassphrase(pf)
@@ -310,4 +315,23 @@ func (e *env) actor() string {
 		u = fmt.Sprintf("uid-%d", os.Getuid())
 	}
 	return "cli:" + u
+}
+
+// promptPassphrase asks on the terminal, without echo, when stdin is one.
+// It reports ok=false when there is no terminal to ask on.
+func (e *env) promptPassphrase() ([]byte, bool, error) {
+	f, isFile := e.stdin.(*os.File)
+	if !isFile || !term.IsTerminal(int(f.Fd())) {
+		return nil, false, nil
+	}
+	fmt.Fprint(e.stderr, "CA key passphrase: ")
+	p, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(e.stderr)
+	if err != nil {
+		return nil, true, fmt.Errorf("read passphrase: %w", err)
+	}
+	if len(p) == 0 {
+		return nil, true, errors.New("empty passphrase")
+	}
+	return p, true, nil
 }

@@ -244,7 +244,7 @@ func expectAuthz(m authzMethod, roleName string, role authzRole, principals []st
 
 // authzFixture is the service of the matrix.
 type authzFixture struct {
-	t       *testing.T
+	t       testing.TB
 	home    *home.Home
 	handler http.Handler
 	iss     *oidctest.Issuer
@@ -266,7 +266,7 @@ func (a authzVerifier) Verify(ctx context.Context, raw string) (*server.OIDCIden
 	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
 }
 
-func newAuthzFixture(t *testing.T) *authzFixture {
+func newAuthzFixture(t testing.TB) *authzFixture {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(t.TempDir(), "ca")
@@ -339,7 +339,7 @@ func (f *authzFixture) token(m authzMethod) string {
 }
 
 // counts is what a refusal must leave unchanged.
-func (f *authzFixture) counts(t *testing.T) (int, uint64) {
+func (f *authzFixture) counts(t testing.TB) (int, uint64) {
 	t.Helper()
 	ctx := context.Background()
 	certs, err := f.home.Store.ListCerts(ctx, store.CertFilter{})
