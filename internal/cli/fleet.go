@@ -253,7 +253,7 @@ func newSSHConfigCommand() *command {
 }
 
 // hostState classifies a reported host.
-func hostState(h store.Host, latest uint64, activeCAs []string, now time.Time, staleAfter time.Duration) []string {
+func hostState(h store.Host, latest uint64, activeCAs []string, now time.Time, staleAfter, expiringWithin time.Duration) []string {
 	var flags []string
 	if now.Sub(h.LastSeen) > staleAfter {
 		flags = append(flags, "stale")
@@ -276,7 +276,7 @@ func hostState(h store.Host, latest uint64, activeCAs []string, now time.Time, s
 			break
 		}
 	}
-	if !h.HostCertExpiry.IsZero() && h.HostCertExpiry.Sub(now) < 24*time.Hour {
+	if !h.HostCertExpiry.IsZero() && h.HostCertExpiry.Sub(now) < expiringWithin {
 		if h.HostCertExpiry.Before(now) {
 			flags = append(flags, "host-cert-expired")
 		} else {
@@ -300,21 +300,44 @@ func publishedFingerprints(e *env, st store.Store, caType string) ([]string, err
 	return out, nil
 }
 
+// caGenerations names the user CA generations behind fingerprints ("1,2"),
+// with "?" for a key this CA does not know.
+func caGenerations(fps []string, gens map[string]int) string {
+	var out []string
+	for _, fp := range fps {
+		if g, ok := gens[fp]; ok {
+			out = append(out, strconv.Itoa(g))
+		} else {
+			out = append(out, "?")
+		}
+	}
+	if len(out) == 0 {
+		return "-"
+	}
+	return strings.Join(out, ",")
+}
+
 func newFleetStatusCommand() *command {
-	var staleAfter string
+	var staleAfter, expiringWithin string
 	return &command{
 		name:    "fleet status",
-		summary: "list servers with last report, KRL version lag, CA keys and host certificate expiry",
-		usage:   "[--stale-after D]",
-		example: `  sshca fleet status`,
+		summary: "list servers with last report, KRL version lag, trusted CA generations and host certificate expiry",
+		usage:   "[--stale-after D] [--expiring-within D]",
+		example: `  sshca fleet status
+  sshca fleet status --stale-after 30m --expiring-within 7d`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&staleAfter, "stale-after", "15m", "a host not heard from for this long is stale")
+			fs.StringVar(&expiringWithin, "expiring-within", "24h", "flag host certificates that expire sooner than this")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
 			sa, err := config.ParseDuration(staleAfter)
 			if err != nil || sa <= 0 {
 				return usagef("fleet status: --stale-after must be a positive duration")
+			}
+			ew, err := config.ParseDuration(expiringWithin)
+			if err != nil || ew < 0 {
+				return usagef("fleet status: --expiring-within must be a duration")
 			}
 			h, err := e.openHome("")
 			if err != nil {
@@ -333,11 +356,19 @@ func newFleetStatusCommand() *command {
 			if err != nil {
 				return err
 			}
+			keys, err := h.Store.ListCAKeys(e.ctx, "user")
+			if err != nil {
+				return err
+			}
+			gens := map[string]int{}
+			for _, k := range keys {
+				gens[k.Fingerprint] = k.Generation
+			}
 			now := time.Now()
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "HOST\tLAST SEEN\tKRL\tCA KEYS\tHOST CERT EXPIRES\tSTATUS\n")
+			fmt.Fprintf(tw, "HOST\tLAST SEEN\tKRL\tCA GENS\tHOST CERT EXPIRES\tSTATUS\n")
 			for _, x := range hosts {
-				flags := hostState(x, latest, fps, now, sa)
+				flags := hostState(x, latest, fps, now, sa, ew)
 				status := "ok"
 				if len(flags) > 0 {
 					status = strings.Join(flags, ",")
@@ -346,9 +377,18 @@ func newFleetStatusCommand() *command {
 				if !x.HostCertExpiry.IsZero() {
 					exp = x.HostCertExpiry.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s ago\t%d/%d\t%d\t%s\t%s\n", x.Name, now.Sub(x.LastSeen).Round(time.Second), x.KRLVersion, latest, len(x.CAKeys), exp, status)
+				fmt.Fprintf(tw, "%s\t%s ago\t%d/%d\t%s\t%s\t%s\n", x.Name, now.Sub(x.LastSeen).Round(time.Second), x.KRLVersion, latest,
+					caGenerations(x.CAKeys, gens), exp, status)
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, x := range hosts {
+				if x.Stale && x.Detail != "" {
+					fmt.Fprintf(e.stdout, "%s: %s\n", x.Name, x.Detail)
+				}
+			}
+			return nil
 		},
 	}
 }
