@@ -58,6 +58,7 @@ func CheckSubjectKey(pub ssh.PublicKey) error {
 		return &KeyError{"this is a certificate; give the plain public key it certifies"}
 	}
 	switch pub.Type() {
+	//lint:ignore SA1019 DSA is named only to refuse it
 	case ssh.KeyAlgoDSA:
 		return &KeyError{"DSA keys are not accepted (OpenSSH removed DSA); use ed25519"}
 	case ssh.KeyAlgoRSA:

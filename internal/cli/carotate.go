@@ -164,6 +164,7 @@ func newCARotateCommand() *command {
 				if err != nil {
 					return err
 				}
+				//lint:ignore SA1019 DSA is named only to refuse it
 				if _, isCert := pub.(*ssh.Certificate); isCert || pub.Type() == ssh.KeyAlgoDSA {
 					return fmt.Errorf("%s cannot be a CA key", agentPub)
 				}
@@ -180,21 +181,8 @@ func newCARotateCommand() *command {
 						return err
 					}
 					keyType = active.KeyType
-					if !slices.Contains(signer.KeyTypes(), keyType) {
-						keyType = "ed25519"
-					}
 				}
-				var pass []byte
-				if home.KeysEncrypted(h.Dir, keys) {
-					pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
-					if pf == "" {
-						return withHint(errors.New("the home's CA keys are encrypted; the new key must be too"), "give --passphrase-file")
-					}
-					if pass, err = readPassphrase(pf); err != nil {
-						return err
-					}
-				}
-				if k, err = home.NewKeyFile(h.Dir, caType, gen, keyType, pass, nil); err != nil {
+				if k, err = e.newCAKeyFile(h, keys, caType, gen, keyType, passFile); err != nil {
 					return err
 				}
 			}
@@ -298,22 +286,9 @@ func newCARevokeKeyCommand() *command {
 				if newGen == 0 {
 					if keyType == "" {
 						keyType = victim.KeyType
-						if !slices.Contains(signer.KeyTypes(), keyType) {
-							keyType = "ed25519"
-						}
-					}
-					var pass []byte
-					if home.KeysEncrypted(h.Dir, keys) {
-						pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
-						if pf == "" {
-							return withHint(errors.New("the home's CA keys are encrypted; the new key must be too"), "give --passphrase-file")
-						}
-						if pass, err = readPassphrase(pf); err != nil {
-							return err
-						}
 					}
 					newGen = ca.NextGeneration(keys)
-					nk, err := home.NewKeyFile(h.Dir, caType, newGen, keyType, pass, nil)
+					nk, err := e.newCAKeyFile(h, keys, caType, newGen, keyType, passFile)
 					if err != nil {
 						return err
 					}
@@ -348,4 +323,26 @@ func newCARevokeKeyCommand() *command {
 			return nil
 		},
 	}
+}
+
+// newCAKeyFile creates the key file of a new generation. A key type sshca
+// cannot create (an agent key's, say) falls back to ed25519; when the
+// home's keys are encrypted, the new one is encrypted with the same
+// passphrase.
+func (e *env) newCAKeyFile(h *home.Home, keys []store.CAKey, caType string, gen int, keyType, passFile string) (store.CAKey, error) {
+	if !slices.Contains(signer.KeyTypes(), keyType) {
+		keyType = "ed25519"
+	}
+	var pass []byte
+	if home.KeysEncrypted(h.Dir, keys) {
+		pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
+		if pf == "" {
+			return store.CAKey{}, withHint(errors.New("the home's CA keys are encrypted; the new key must be too"), "give --passphrase-file")
+		}
+		var err error
+		if pass, err = readPassphrase(pf); err != nil {
+			return store.CAKey{}, err
+		}
+	}
+	return home.NewKeyFile(h.Dir, caType, gen, keyType, pass, nil)
 }

@@ -54,8 +54,8 @@ func TestInspectMatchesSSHKeygen(t *testing.T) {
 		{"ecdsa-p256", []string{"-t", "ecdsa", "-b", "256"}, ssh.KeyAlgoECDSA256, "ECDSA"},
 		{"ecdsa-p384", []string{"-t", "ecdsa", "-b", "384"}, ssh.KeyAlgoECDSA384, "ECDSA"},
 		{"ecdsa-p521", []string{"-t", "ecdsa", "-b", "521"}, ssh.KeyAlgoECDSA521, "ECDSA"},
-		{"rsa-3072", []string{"-t", "rsa", "-b", "2048"}, ssh.SigAlgoRSASHA2512, "RSA"},
-		{"rsa-4096", []string{"-t", "ed25519"}, ssh.SigAlgoRSASHA2512, "RSA"},
+		{"rsa-3072", []string{"-t", "rsa", "-b", "2048"}, ssh.KeyAlgoRSASHA512, "RSA"},
+		{"rsa-4096", []string{"-t", "ed25519"}, ssh.KeyAlgoRSASHA512, "RSA"},
 	}
 	certs := []struct {
 		name string

@@ -5,9 +5,7 @@
 package e2e
 
 import (
-	"bytes"
 	"os"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,7 +14,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/sshca/sshca/internal/cli"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
@@ -42,88 +40,44 @@ roles:
     max_ttl: 1h
 `
 
-func testEnv(name string) string {
-	if name == "USER" {
-		return "e2e"
-	}
-	return ""
-}
-
-// sshca runs the CLI in-process and fails the test unless it exits 0.
-func sshca(t *testing.T, args ...string) string {
-	t.Helper()
-	var stdout, stderr bytes.Buffer
-	if code := cli.Run(t.Context(), args, strings.NewReader(""), &stdout, &stderr, testEnv); code != 0 {
-		t.Fatalf("sshca %s: exit %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, stdout.String(), stderr.String())
-	}
-	return stdout.String()
-}
-
-// lines splits command output into its non-empty lines.
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// signUser makes a fresh ed25519 key in dir, has sshca certify it with
-// args, and returns the private key path (the certificate is beside it as
-// <key>-cert.pub, where ssh looks for it) and the certificate.
-func signUser(t *testing.T, caHome, dir string, args ...string) (string, *ssh.Certificate) {
-	t.Helper()
-	key, _ := sshdtest.GenerateKey(t, dir, "ed25519")
-	sshca(t, append([]string{"--home", caHome, "sign", "user"}, append(args, key+".pub")...)...)
-	b, err := os.ReadFile(key + "-cert.pub")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return key, pub.(*ssh.Certificate)
+// sshca returns the CA home at dir, driven through the CLI in-process by
+// the test t.
+func sshca(t *testing.T, dir string) *e2etest.Home {
+	return &e2etest.Home{T: t, Dir: dir, Env: map[string]string{"USER": "e2e"}}
 }
 
 // TestSSHD is acceptance 2 of issue 2: certificates from the sshca CLI
 // judged by a real sshd and ssh client.
 func TestSSHD(t *testing.T) {
 	caHome := filepath.Join(t.TempDir(), "ca")
-	sshca(t, "--home", caHome, "init")
+	sshca(t, caHome).Must("init")
 	if err := os.WriteFile(filepath.Join(caHome, home.ConfigFile), []byte(policy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	me, err := user.Current()
-	if err != nil {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
 
 	srv := sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: lines(sshca(t, "--home", caHome, "ca", "show", "--type", "user")),
-		Principals:        map[string][]string{me.Username: {"role-deploy", "role-rsync"}},
+		TrustedUserCAKeys: e2etest.Lines(sshca(t, caHome).Must("ca", "show", "--type", "user")),
+		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy", "role-rsync"}},
 		SignHostKey: func(hostPub ssh.PublicKey) ([]byte, error) {
 			pubFile := filepath.Join(work, "ssh_host_key.pub")
 			if err := os.WriteFile(pubFile, ssh.MarshalAuthorizedKey(hostPub), 0o644); err != nil {
 				return nil, err
 			}
 			certFile := filepath.Join(work, "ssh_host_key-cert.pub")
-			sshca(t, "--home", caHome, "sign", "host", "--role", "servers", "--id", "sshd-e2e",
+			sshca(t, caHome).Must("sign", "host", "--role", "servers", "--id", "sshd-e2e",
 				"--principals", "127.0.0.1,localhost", "--out", certFile, pubFile)
 			return os.ReadFile(certFile)
 		},
 	})
-	hostCA := lines(sshca(t, "--home", caHome, "ca", "show", "--type", "host", "--known-hosts", srv.KnownHostsPattern()))
+	hostCA := e2etest.Lines(sshca(t, caHome).Must("ca", "show", "--type", "host", "--known-hosts", srv.KnownHostsPattern()))
 	if len(hostCA) != 1 || !strings.HasPrefix(hostCA[0], "@cert-authority "+srv.KnownHostsPattern()+" ") {
 		t.Fatalf("ca show --known-hosts: %q", hostCA)
 	}
 
 	// Signed first, so that its second of life passes while the other
 	// logins run.
-	expiredKey, expiredCert := signUser(t, caHome, work, "--role", "deploy", "--id", "expired-e2e", "--ttl", "1s")
+	expiredKey, expiredCert := sshca(t, caHome).SignUser(work, "--role", "deploy", "--id", "expired-e2e", "--ttl", "1s")
 
 	// Every login trusts the server only through the host CA line.
 	login := func(t *testing.T, key, command string) sshdtest.Result {
@@ -132,7 +86,7 @@ func TestSSHD(t *testing.T) {
 	}
 
 	t.Run("ok/deploy-logs-in", func(t *testing.T) {
-		key, cert := signUser(t, caHome, work, "--role", "deploy", "--id", "deploy-e2e")
+		key, cert := sshca(t, caHome).SignUser(work, "--role", "deploy", "--id", "deploy-e2e")
 		res := login(t, key, "")
 		if !res.OK {
 			t.Fatalf("deploy certificate refused: exit %d\nstderr: %s\nsshd: %s", res.ExitCode, res.Stderr, res.ServerLog)
@@ -144,7 +98,7 @@ func TestSSHD(t *testing.T) {
 	})
 
 	t.Run("fail/principal-not-listed", func(t *testing.T) {
-		key, cert := signUser(t, caHome, work, "--role", "deploy", "--id", "other-e2e", "--principals", "other")
+		key, cert := sshca(t, caHome).SignUser(work, "--role", "deploy", "--id", "other-e2e", "--principals", "other")
 		if len(cert.ValidPrincipals) != 1 || cert.ValidPrincipals[0] != "other" {
 			t.Fatalf("principals %q, want [other]", cert.ValidPrincipals)
 		}
@@ -163,7 +117,7 @@ func TestSSHD(t *testing.T) {
 	})
 
 	t.Run("ok/force-command-runs-only-its-command", func(t *testing.T) {
-		key, cert := signUser(t, caHome, work, "--role", "rsync", "--id", "rsync-e2e")
+		key, cert := sshca(t, caHome).SignUser(work, "--role", "rsync", "--id", "rsync-e2e")
 		if got := cert.CriticalOptions["force-command"]; got != "/bin/echo forced-command-ran" {
 			t.Fatalf("force-command %q", got)
 		}
@@ -180,7 +134,7 @@ func TestSSHD(t *testing.T) {
 		if srv.HostCertificate == nil || srv.HostCertificate.KeyId != "sshd-e2e" {
 			t.Fatalf("host certificate not installed: %+v", srv.HostCertificate)
 		}
-		key, _ := signUser(t, caHome, work, "--role", "deploy", "--id", "hostca-e2e")
+		key, _ := sshca(t, caHome).SignUser(work, "--role", "deploy", "--id", "hostca-e2e")
 		res := srv.Login(t, sshdtest.LoginOptions{IdentityFile: key, KnownHosts: hostCA,
 			Options: []string{"StrictHostKeyChecking=yes", "LogLevel=DEBUG1"}})
 		if !res.OK {
@@ -194,12 +148,12 @@ func TestSSHD(t *testing.T) {
 
 	t.Run("fail/host-cert-of-another-ca", func(t *testing.T) {
 		otherHome := filepath.Join(t.TempDir(), "other-ca")
-		sshca(t, "--home", otherHome, "init")
-		otherCA := lines(sshca(t, "--home", otherHome, "ca", "show", "--type", "host", "--known-hosts", srv.KnownHostsPattern()))
+		sshca(t, otherHome).Must("init")
+		otherCA := e2etest.Lines(sshca(t, otherHome).Must("ca", "show", "--type", "host", "--known-hosts", srv.KnownHostsPattern()))
 		if len(otherCA) != 1 || otherCA[0] == hostCA[0] {
 			t.Fatalf("second CA's line %q", otherCA)
 		}
-		key, _ := signUser(t, caHome, work, "--role", "deploy", "--id", "wrong-hostca-e2e")
+		key, _ := sshca(t, caHome).SignUser(work, "--role", "deploy", "--id", "wrong-hostca-e2e")
 		res := srv.Login(t, sshdtest.LoginOptions{IdentityFile: key, KnownHosts: otherCA})
 		if res.OK {
 			t.Fatal("ssh trusted a host certificate of another CA")

@@ -83,39 +83,14 @@ func Init(ctx context.Context, dir string, o InitOptions) error {
 	if err := os.Mkdir(filepath.Join(dir, KeyDir), 0o700); err != nil {
 		return fmt.Errorf("create home: %w", err)
 	}
-	type made struct {
-		key  store.CAKey
-		priv []byte
-	}
-	var keys []made
+	var keys []store.CAKey
 	for _, t := range caTypes {
-		priv, err := signer.Generate(o.KeyType, o.Rand)
+		k, err := NewKeyFile(dir, t, 1, o.KeyType, o.Passphrase, o.Rand)
 		if err != nil {
 			return err
 		}
-		s, err := signer.FromKey(priv)
-		if err != nil {
-			return err
-		}
-		fp := signer.Fingerprint(s.PublicKey())
-		name := fmt.Sprintf("%s-ca-1", t)
-		pemBytes, err := signer.MarshalPrivate(priv, "sshca "+t+" CA generation 1", o.Passphrase)
-		if err != nil {
-			return err
-		}
-		keys = append(keys, made{priv: pemBytes, key: store.CAKey{
-			CAType: t, Generation: 1, State: store.StateActive, KeyType: o.KeyType, Fingerprint: fp,
-			PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey()))), Signer: "file", File: name, CreatedAt: o.Now(),
-		}})
-	}
-	for _, m := range keys {
-		path := filepath.Join(dir, KeyDir, m.key.File)
-		if err := writeNew(path, m.priv, 0o600); err != nil {
-			return err
-		}
-		if err := writeNew(path+".pub", []byte(m.key.PublicKey+" sshca-"+m.key.CAType+"-ca-1\n"), 0o644); err != nil {
-			return err
-		}
+		k.State, k.CreatedAt = store.StateActive, o.Now()
+		keys = append(keys, k)
 	}
 	if err := writeNew(filepath.Join(dir, ConfigFile), []byte(config.Example), 0o600); err != nil {
 		return err
@@ -130,10 +105,10 @@ func Init(ctx context.Context, dir string, o InitOptions) error {
 	} else if len(existing) > 0 {
 		return fmt.Errorf("%w: the database already holds CA keys", ErrExists)
 	}
-	for _, m := range keys {
+	for _, k := range keys {
 		ev := audit.Entry{Time: o.Now(), Actor: o.Actor, Action: audit.ActionInit, Outcome: "ok",
-			Details: map[string]string{"ca": m.key.CAType, "generation": "1", "fingerprint": m.key.Fingerprint, "key_type": m.key.KeyType, "encrypted": fmt.Sprint(len(o.Passphrase) > 0)}}
-		if err := st.AddCAKey(ctx, m.key, ev); err != nil {
+			Details: map[string]string{"ca": k.CAType, "generation": "1", "fingerprint": k.Fingerprint, "key_type": k.KeyType, "encrypted": fmt.Sprint(len(o.Passphrase) > 0)}}
+		if err := st.AddCAKey(ctx, k, ev); err != nil {
 			return err
 		}
 	}

@@ -98,9 +98,9 @@ var entries = map[string]func(c *corpus, t *testing.T, tc Case, in []byte){
 		Body: `{"certificate": $INPUT_JSON, "challenge": "$CHALLENGE", "signature": "$CHALLENGE_SIG"}`}),
 	"agent": (*corpus).runAgent,
 	// OpenSSH as the oracle: ssh-keygen 9.2 must refuse the input too.
-	"oracle-krl": oracleEntry(func(in, pub string) []string { return []string{"-Q", "-f", in, pub} }),
+	"oracle-krl":  oracleEntry(func(in, pub string) []string { return []string{"-Q", "-f", in, pub} }),
 	"oracle-cert": oracleEntry(func(in, _ string) []string { return []string{"-L", "-f", in} }),
-	"oracle-key": oracleEntry(func(in, _ string) []string { return []string{"-l", "-f", in} }),
+	"oracle-key":  oracleEntry(func(in, _ string) []string { return []string{"-l", "-f", in} }),
 	"oracle-sshsig": oracleEntry(func(in, _ string) []string {
 		return []string{"-Y", "check-novalidate", "-n", sshsig.Namespace, "-s", in}
 	}),
@@ -513,6 +513,7 @@ func cliEntry(argv []string) func(*corpus, *testing.T, Case, []byte) {
 		code, stdout, stderr := runCLI(t.Context(), full...)
 		after := f.state(t, work)
 		checkCLIRefusal(t, tc, code, stdout, stderr)
+		checkNoSecrets(t, []byte(stdout+stderr), privateKeyMarkers)
 		if diff := cmp.Diff(before, after); diff != "" {
 			t.Errorf("state changed (-before +after):\n%s", diff)
 		}
@@ -565,6 +566,20 @@ func checkCLIRefusal(t *testing.T, tc Case, code int, stdout, stderr string) {
 	}
 	if want := tc.Want.MsgFor(entryName(t)); !strings.Contains(lines[0], want) {
 		t.Errorf("error line %q does not contain %q", lines[0], want)
+	}
+}
+
+// privateKeyMarkers betray an echoed private key: the PEM label and the
+// base64 of "openssh-key-v1".
+var privateKeyMarkers = []string{"PRIVATE KEY", "b3BlbnNzaC1rZXktdjE"}
+
+// checkNoSecrets fails when out holds any of secrets.
+func checkNoSecrets(t *testing.T, out []byte, secrets []string) {
+	t.Helper()
+	for _, s := range secrets {
+		if s != "" && bytes.Contains(out, []byte(s)) {
+			t.Errorf("the refusal echoes a secret (%d bytes starting %.8q)", len(s), s)
+		}
 	}
 }
 
@@ -661,6 +676,24 @@ func newHTTPFixture(t *testing.T) *httpFixture {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// secrets are the parts of the fixture's credentials that no answer may
+// contain: the secret half of every API token, and the whole ID token.
+func (f *httpFixture) secrets() []string {
+	var out []string
+	for name, v := range f.vars {
+		switch {
+		case strings.HasSuffix(name, "_TOKEN") && strings.HasPrefix(v, server.TokenPrefix):
+			// sshca_<16 hex digits>_<secret>; the secret may hold "_".
+			if secret := strings.TrimPrefix(v, server.TokenPrefix); len(secret) > 17 {
+				out = append(out, secret[17:])
+			}
+		case strings.HasPrefix(name, "$SSO_"):
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // oidcAdapter turns the oidc package's verifier into the server's
@@ -760,6 +793,7 @@ func httpEntry(fixed *Request) func(*corpus, *testing.T, Case, []byte) {
 		}
 		after := readStore(t, f.home.Store)
 		checkHTTPRefusal(t, tc, resp, data)
+		checkNoSecrets(t, data, append(f.secrets(), privateKeyMarkers...))
 		if diff := cmp.Diff(before, after); diff != "" {
 			t.Errorf("state changed (-before +after):\n%s", diff)
 		}

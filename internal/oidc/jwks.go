@@ -83,7 +83,7 @@ func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, error) {
 		// with a new key ID comes along; on failure the old keys stay.
 		_ = k.refresh(context.WithoutCancel(ctx), false)
 	}
-	payload, known := verifyWith(jws, hdr, k.current())
+	payload, _ := verifyWith(jws, hdr, k.current())
 	if payload != nil {
 		return payload, nil
 	}
@@ -95,7 +95,7 @@ func (k *keySet) verify(ctx context.Context, jwt string) ([]byte, error) {
 	if err := k.refresh(context.WithoutCancel(ctx), false); err != nil {
 		return nil, fmt.Errorf("%w %s: %w", ErrUnknownKey, clip(hdr.KeyID), err)
 	}
-	payload, known = verifyWith(jws, hdr, k.current())
+	payload, known := verifyWith(jws, hdr, k.current())
 	switch {
 	case payload != nil:
 		return payload, nil

@@ -9,7 +9,7 @@ import (
 func parseSHA256Fingerprint(s string) ([]byte, error) {
 	b64, ok := strings.CutPrefix(s, "SHA256:")
 	if !ok {
-		return nil, errors.New("fingerprint must start with SHA256:")
+		return nil, errors.New(`fingerprint must start with "SHA256:"`)
 	}
 	b, err := base64.RawStdEncoding.DecodeString(strings.TrimRight(b64, "="))
 	if err != nil || len(b) != 32 {

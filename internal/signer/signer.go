@@ -129,6 +129,7 @@ func Pin(s ssh.Signer) (ssh.Signer, error) {
 			return nil, errors.New("signer: RSA signer cannot choose its algorithm; refusing SHA-1")
 		}
 		return ssh.NewSignerWithAlgorithms(as, []string{ssh.KeyAlgoRSASHA512})
+	//lint:ignore SA1019 DSA is named only to refuse it
 	case ssh.KeyAlgoDSA:
 		return nil, errors.New("signer: DSA keys cannot be CA keys")
 	}

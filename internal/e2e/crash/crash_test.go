@@ -23,6 +23,7 @@ import (
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/postgres"
@@ -62,7 +63,7 @@ roles:
 // signature and has its cert.issue audit entry; `sshca audit verify` passes;
 // every acknowledged revocation is in the KRL and no untouched certificate is.
 func TestKillServe(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	e2etest.RequireTool(t, "ssh-keygen")
 	for _, tc := range []struct {
 		name     string
 		database func(t *testing.T) string // "" means the home's SQLite file
@@ -278,7 +279,7 @@ func classify(ctx context.Context, l *ledger, what string, err error) {
 }
 
 func runKillTest(t *testing.T, dbURL string) {
-	bin := binary(t)
+	bin := sshcaBin.Path(t)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SSHCA_CRASH_SEED"); s != "" {
 		v, err := strconv.ParseUint(s, 10, 64)
@@ -292,20 +293,20 @@ func runKillTest(t *testing.T, dbURL string) {
 	start := time.Now()
 
 	tmp := t.TempDir()
-	h := &caHome{t: t, bin: bin, dir: filepath.Join(tmp, "ca"), env: childEnv(tmp)}
+	h := &e2etest.Home{T: t, Bin: bin, Dir: filepath.Join(tmp, "ca"), Env: e2etest.ChildEnv(tmp, "crash-test")}
 	initArgs := []string{"init"}
 	pol := policy
 	if dbURL != "" {
 		initArgs = append(initArgs, "--database", dbURL)
 		pol = "database: " + dbURL + "\n" + pol
 	}
-	h.must(initArgs...)
-	if err := os.WriteFile(filepath.Join(h.dir, "sshca.yaml"), []byte(pol), 0o600); err != nil {
+	h.Must(initArgs...)
+	if err := os.WriteFile(filepath.Join(h.Dir, "sshca.yaml"), []byte(pol), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	userTok := strings.TrimSpace(h.must("token", "create", "--role", "deploy", "--name", "crash-deploy", "--ttl", "1d"))
-	adminTok := strings.TrimSpace(h.must("token", "create", "--admin", "--name", "crash-admin", "--ttl", "1d"))
-	caPub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(h.must("ca", "show", "--type", "user")))
+	userTok := strings.TrimSpace(h.Must("token", "create", "--role", "deploy", "--name", "crash-deploy", "--ttl", "1d"))
+	adminTok := strings.TrimSpace(h.Must("token", "create", "--admin", "--name", "crash-admin", "--ttl", "1d"))
+	caPub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(h.Must("ca", "show", "--type", "user")))
 	if err != nil {
 		t.Fatalf("ca show: %v", err)
 	}
@@ -323,21 +324,21 @@ func runKillTest(t *testing.T, dbURL string) {
 	stopWorkers := func() { cancel(); wg.Wait() }
 	defer stopWorkers()
 
-	startServer := func() *serveProc {
+	startServer := func() *e2etest.Server {
 		t.Helper()
-		p, err := startServe(t, h, logPath)
+		p, err := h.Serve(logPath)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return p
 	}
-	clients := func(p *serveProc) *epoch {
+	clients := func(p *e2etest.Server) *epoch {
 		t.Helper()
-		uc, err := client.New(p.url, p.fingerprint)
+		uc, err := client.New(p.URL, p.Fingerprint)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ac, err := client.New(p.url, p.fingerprint)
+		ac, err := client.New(p.URL, p.Fingerprint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -356,7 +357,7 @@ func runKillTest(t *testing.T, dbURL string) {
 		g.open(ep)
 		time.Sleep(minUptime + time.Duration(rng.Int64N(int64(maxUptime-minUptime))))
 		l.inflightAtKill.Add(l.inflight.Load())
-		p.kill()
+		p.Kill()
 		g.shut()
 		killed++
 		v.check(l, fmt.Sprintf("after kill %d", killed))
@@ -369,7 +370,7 @@ func runKillTest(t *testing.T, dbURL string) {
 	ep := clients(p)
 	v.servedKRL(ctx, ep.admin, l.snapshot())
 	stopWorkers()
-	p.kill()
+	p.Kill()
 	final := v.check(l, "at the end")
 	v.oracle(final)
 
@@ -395,7 +396,7 @@ func runKillTest(t *testing.T, dbURL string) {
 // verifier checks the store, the audit log and the KRLs against the ledger.
 type verifier struct {
 	t       *testing.T
-	h       *caHome
+	h       *e2etest.Home
 	dbURL   string
 	caPub   ssh.PublicKey
 	krlPath string
@@ -417,7 +418,7 @@ func (v *verifier) openStore(ctx context.Context) (store.Store, error) {
 	if v.dbURL != "" {
 		return postgres.Open(ctx, v.dbURL)
 	}
-	return sqlite.Open(ctx, filepath.Join(v.h.dir, "sshca.db"))
+	return sqlite.Open(ctx, filepath.Join(v.h.Dir, "sshca.db"))
 }
 
 // check runs with the server down: the store, the audit chain (`sshca audit
@@ -438,10 +439,10 @@ func (v *verifier) check(l *ledger, when string) result {
 	var verifyRes, krlRes cmdResult
 	var cmds sync.WaitGroup
 	cmds.Go(func() {
-		verifyRes.out, verifyRes.errs, verifyRes.code = v.h.run("audit", "verify")
+		verifyRes.out, verifyRes.errs, verifyRes.code = v.h.Run("audit", "verify")
 	})
 	cmds.Go(func() {
-		krlRes.out, krlRes.errs, krlRes.code = v.h.run("krl", "--out", v.krlPath)
+		krlRes.out, krlRes.errs, krlRes.code = v.h.Run("krl", "--out", v.krlPath)
 	})
 	defer cmds.Wait()
 

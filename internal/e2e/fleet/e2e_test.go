@@ -11,6 +11,7 @@ import (
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
@@ -31,13 +32,13 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 	// First sync on a server with no KRL: it installs everything, the
 	// empty KRL first.
 	out := h.mustSync()
-	for _, want := range []string{"installed revoked.krl (empty)", "installed trusted_user_ca_keys", "installed principals/" + currentUser(t)} {
+	for _, want := range []string{"installed revoked.krl (empty)", "installed trusted_user_ca_keys", "installed principals/" + e2etest.CurrentUser(t)} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("first sync output lacks %q:\n%s", want, out)
 		}
 	}
-	caLine := strings.TrimSpace(svc.must("ca", "show", "--type", "user"))
-	if got := strings.TrimSpace(readFile(t, filepath.Join(h.Dir, "trusted_user_ca_keys"))); got != caLine {
+	caLine := strings.TrimSpace(svc.Must("ca", "show", "--type", "user"))
+	if got := strings.TrimSpace(e2etest.ReadFile(t, filepath.Join(h.Dir, "trusted_user_ca_keys"))); got != caLine {
 		t.Fatalf("trusted_user_ca_keys = %q, want the CA's %q", got, caLine)
 	}
 	assertModes(t, h.Dir)
@@ -75,7 +76,7 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	admin.Bearer = strings.TrimSpace(readFile(t, svc.token("--admin", "--name", "oncall", "--ttl", "1h")))
+	admin.Bearer = strings.TrimSpace(e2etest.ReadFile(t, svc.token("--admin", "--name", "oncall", "--ttl", "1h")))
 	rev, err := admin.Revoke(t.Context(), api.RevocationRequest{Serial: aliceCert.Serial, Reason: "laptop lost"})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +87,7 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 
 	t.Run("fail/fleet-wait-before-sync", func(t *testing.T) {
 		start := time.Now()
-		out, errs, code := svc.run("fleet", "wait", "--krl-version", "latest", "--timeout", "2s")
+		out, errs, code := svc.Run("fleet", "wait", "--krl-version", "latest", "--timeout", "2s")
 		if code == 0 {
 			t.Fatalf("fleet wait succeeded before the host synced:\n%s", out)
 		}
@@ -110,7 +111,7 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 	}
 	waited := make(chan result, 1)
 	go func() {
-		out, errs, code := svc.run("fleet", "wait", "--krl-version", fmt.Sprint(rev.KRLVersion), "--timeout", "30s")
+		out, errs, code := svc.Run("fleet", "wait", "--krl-version", fmt.Sprint(rev.KRLVersion), "--timeout", "30s")
 		waited <- result{out, errs, code, time.Now()}
 	}()
 	time.Sleep(300 * time.Millisecond)
@@ -147,7 +148,7 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 		if r.at.Before(synced.Add(-time.Second)) {
 			t.Fatalf("fleet wait returned at %v, before the sync finished at %v", r.at, synced)
 		}
-		if out, errs, code := svc.run("fleet", "wait", "--krl-version", "latest", "--timeout", "2s"); code != 0 {
+		if out, errs, code := svc.Run("fleet", "wait", "--krl-version", "latest", "--timeout", "2s"); code != 0 {
 			t.Fatalf("fleet wait --krl-version latest after the sync: exit %d %s%s", code, out, errs)
 		}
 	})
@@ -157,20 +158,11 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 	})
 }
 
-func readFile(t testing.TB, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 // assertModes checks what sshd needs of the synced files: world-readable
 // (sshd reads principals files as the target user), not writable by others.
 func assertModes(t *testing.T, dir string) {
 	t.Helper()
-	for _, name := range []string{"trusted_user_ca_keys", "revoked.krl", "principals", filepath.Join("principals", currentUser(t))} {
+	for _, name := range []string{"trusted_user_ca_keys", "revoked.krl", "principals", filepath.Join("principals", e2etest.CurrentUser(t))} {
 		fi, err := os.Stat(filepath.Join(dir, name))
 		if err != nil {
 			t.Fatal(err)

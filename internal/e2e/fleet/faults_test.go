@@ -44,7 +44,7 @@ func TestFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc.must("revoke", "--serial", itoa(malloryCert.Serial), "--reason", "left the company")
+	svc.Must("revoke", "--serial", itoa(malloryCert.Serial), "--reason", "left the company")
 	h.mustSync()
 	curKRL, curSig, _, _, err := c.KRL(t.Context(), "user", "")
 	if err != nil {
@@ -60,7 +60,7 @@ func TestFaults(t *testing.T) {
 	// The service's CA key signs a KRL that does not parse; an attacker's
 	// key signs an empty KRL of a higher version that would unrevoke
 	// mallory.
-	caKey := loadSigner(t, filepath.Join(svc.home, "keys", "user-ca-1"))
+	caKey := loadSigner(t, filepath.Join(svc.Dir, "keys", "user-ca-1"))
 	truncated := curKRL[:len(curKRL)-3]
 	if _, err := krl.Parse(truncated); err == nil {
 		t.Fatal("the truncated KRL parses; the corrupt-KRL case would prove nothing")

@@ -13,20 +13,14 @@
 package fleet
 
 import (
-	"bufio"
-	"bytes"
-	"context"
 	"flag"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +28,7 @@ import (
 
 	"github.com/sshca/sshca/internal/agent"
 	"github.com/sshca/sshca/internal/cli"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -72,196 +67,91 @@ accounts:
   deploy: [role-deploy, ci]
 `
 
-// requireTool skips the test when a program is missing, or fails it when
-// CI=true, where a missing oracle must not pass silently.
-func requireTool(t testing.TB, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: %v", path, err)
-		}
-		t.Skipf("%s is missing: %v", path, err)
-	}
-}
-
 func requireOpenSSH(t testing.TB) {
 	t.Helper()
 	for _, p := range []string{sshdtest.SSHDPath, sshdtest.SSHPath, sshdtest.KeygenPath} {
-		requireTool(t, p)
+		e2etest.RequireTool(t, p)
 	}
 }
 
-func currentUser(t testing.TB) string {
-	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Username
-}
+// cliEnv is the whole environment of in-process CLI runs: nothing from the
+// test's environment leaks in (no SSH_AUTH_SOCK, no SSHCA_HOME).
+func cliEnv() map[string]string { return map[string]string{"USER": "fleet-e2e"} }
 
-// lockedBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// sshca runs the CLI in-process and returns stdout, stderr and the exit code.
+func sshca(args ...string) (string, string, int) { return e2etest.RunCLI(cliEnv(), args...) }
 
 // service is a CA home with `sshca serve` running on it in-process.
 type service struct {
-	t    *testing.T
-	home string
-	URL  string // https://127.0.0.1:PORT
-	FP   string // the TLS certificate's pin, SHA256:...
-	addr string
+	*e2etest.Home
+	URL string // https://127.0.0.1:PORT
+	FP  string // the TLS certificate's pin, SHA256:...
 
-	stop func() // stops serve and waits for it; nil when stopped
-	log  *lockedBuffer
+	addr    string
+	srv     *e2etest.Server // nil when stopped
+	logPath string          // serve's log over all its starts
 }
 
 // newService creates a home with policyTemplate and starts serving it.
 func newService(t *testing.T) *service {
 	t.Helper()
-	requireTool(t, sshdtest.KeygenPath)
-	s := &service{t: t, home: filepath.Join(t.TempDir(), "ca"), log: &lockedBuffer{}}
-	s.must("init")
-	policy := fmt.Sprintf(policyTemplate, currentUser(t))
-	if err := os.WriteFile(filepath.Join(s.home, "sshca.yaml"), []byte(policy), 0o600); err != nil {
+	e2etest.RequireTool(t, sshdtest.KeygenPath)
+	s := &service{Home: &e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca"), Env: cliEnv()},
+		logPath: filepath.Join(t.TempDir(), "serve.log")}
+	s.Must("init")
+	policy := fmt.Sprintf(policyTemplate, e2etest.CurrentUser(t))
+	if err := os.WriteFile(filepath.Join(s.Dir, "sshca.yaml"), []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	s.start()
 	t.Cleanup(func() {
 		s.shutdown()
 		if t.Failed() {
-			t.Logf("serve log:\n%s", s.log.String())
+			log, _ := os.ReadFile(s.logPath)
+			t.Logf("serve log:\n%s", log)
 		}
 	})
+	s.start()
 	return s
 }
 
-// start runs `sshca serve` in a goroutine: on the policy's 127.0.0.1:0 the
+// start runs `sshca serve` in-process: on the policy's 127.0.0.1:0 the
 // first time, on the same address after a stop.
 func (s *service) start() {
-	t := s.t
-	t.Helper()
-	args := []string{"--home", s.home, "serve"}
+	s.T.Helper()
+	var args []string
 	if s.addr != "" {
-		args = append(args, "--listen", s.addr)
+		args = []string{"--listen", s.addr}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan int, 1)
-	go func() {
-		code := cli.Run(ctx, args, strings.NewReader(""), pw, s.log, env(nil))
-		pw.Close()
-		done <- code
-	}()
-	lines := make(chan string)
-	go func() {
-		defer close(lines)
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-	}()
-	deadline := time.After(20 * time.Second)
-	for s.URL == "" {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				cancel()
-				t.Fatalf("serve exited before listening (exit %d):\n%s", <-done, s.log.String())
-			}
-			if fp, ok := strings.CutPrefix(l, "TLS certificate fingerprint: "); ok {
-				s.FP = fp
-			}
-			if u, ok := strings.CutPrefix(l, "listening on "); ok {
-				s.URL = u
-				s.addr = strings.TrimPrefix(u, "https://")
-			}
-		case <-deadline:
-			cancel()
-			t.Fatalf("serve did not listen within 20s:\n%s", s.log.String())
-		}
+	srv, err := s.Serve(s.logPath, args...)
+	if err != nil {
+		s.T.Fatal(err)
 	}
-	go func() {
-		for range lines { // serve writes nothing more; keep the pipe drained
-		}
-	}()
-	s.stop = func() {
-		cancel()
-		if code := <-done; code != 0 {
-			t.Errorf("serve exited %d:\n%s", code, s.log.String())
-		}
-	}
+	s.srv, s.URL, s.FP = srv, srv.URL, srv.Fingerprint
+	s.addr = strings.TrimPrefix(s.URL, "https://")
 }
 
 // shutdown stops serve (idempotent).
 func (s *service) shutdown() {
-	if s.stop != nil {
-		s.stop()
-		s.stop = nil
+	if s.srv != nil {
+		s.srv.Stop(s.T)
+		s.srv = nil
 	}
 }
 
 // restart starts serve again on the same address and TLS certificate.
 func (s *service) restart() {
-	s.t.Helper()
+	s.T.Helper()
 	s.shutdown()
-	s.URL = ""
 	s.start()
-}
-
-// env returns the getenv of in-process CLI runs: nothing from the test's
-// environment leaks in (no SSH_AUTH_SOCK, no SSHCA_HOME).
-func env(vars map[string]string) func(string) string {
-	return func(k string) string {
-		if k == "USER" {
-			return "fleet-e2e"
-		}
-		return vars[k]
-	}
-}
-
-// sshca runs the CLI in-process and returns stdout, stderr and the exit code.
-func sshca(args ...string) (string, string, int) {
-	var out, errb bytes.Buffer
-	code := cli.Run(context.Background(), args, strings.NewReader(""), &out, &errb, env(nil))
-	return out.String(), errb.String(), code
-}
-
-// run runs a command on the service's home.
-func (s *service) run(args ...string) (string, string, int) {
-	return sshca(append([]string{"--home", s.home}, args...)...)
-}
-
-func (s *service) must(args ...string) string {
-	s.t.Helper()
-	out, errs, code := s.run(args...)
-	if code != 0 {
-		s.t.Fatalf("sshca %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
-	}
-	return out
 }
 
 // token creates an API token and returns the path of a file holding it.
 func (s *service) token(args ...string) string {
-	s.t.Helper()
-	secret := strings.TrimSpace(s.must(append([]string{"token", "create"}, args...)...))
-	f := filepath.Join(s.t.TempDir(), "token")
+	s.T.Helper()
+	secret := strings.TrimSpace(s.Must(append([]string{"token", "create"}, args...)...))
+	f := filepath.Join(s.T.TempDir(), "token")
 	if err := os.WriteFile(f, []byte(secret+"\n"), 0o600); err != nil {
-		s.t.Fatal(err)
+		s.T.Fatal(err)
 	}
 	return f
 }
@@ -269,24 +159,24 @@ func (s *service) token(args ...string) string {
 // userCert runs `sshca login --token-file` for a fresh key and returns the
 // key's path (the certificate is beside it) and the certificate.
 func (s *service) userCert(name string) (string, *ssh.Certificate) {
-	s.t.Helper()
+	s.T.Helper()
 	tok := s.token("--role", "deploy", "--name", "user-"+name, "--ttl", "1h")
-	key := filepath.Join(s.t.TempDir(), name)
+	key := filepath.Join(s.T.TempDir(), name)
 	out, errs, code := sshca("login", "--server", s.URL, "--ca-fingerprint", s.FP, "--role", "deploy",
 		"--token-file", tok, "--key", key, "--no-agent")
 	if code != 0 {
-		s.t.Fatalf("sshca login: exit %d\n%s%s", code, out, errs)
+		s.T.Fatalf("sshca login: exit %d\n%s%s", code, out, errs)
 	}
-	return key, readCert(s.t, key+"-cert.pub")
+	return key, e2etest.ReadCert(s.T, key+"-cert.pub")
 }
 
 // knownHosts returns the @cert-authority lines `sshca ssh-config` prints
 // for the host pattern of srv.
 func (s *service) knownHosts(srv *sshdtest.Server) []string {
-	s.t.Helper()
+	s.T.Helper()
 	out, errs, code := sshca("ssh-config", "--server", s.URL, "--ca-fingerprint", s.FP, "--hosts", srv.KnownHostsPattern())
 	if code != 0 {
-		s.t.Fatalf("sshca ssh-config: exit %d: %s", code, errs)
+		s.T.Fatalf("sshca ssh-config: exit %d: %s", code, errs)
 	}
 	var lines []string
 	for _, l := range strings.Split(out, "\n") {
@@ -295,14 +185,14 @@ func (s *service) knownHosts(srv *sshdtest.Server) []string {
 		}
 	}
 	if len(lines) == 0 {
-		s.t.Fatalf("sshca ssh-config printed no @cert-authority line:\n%s", out)
+		s.T.Fatalf("sshca ssh-config printed no @cert-authority line:\n%s", out)
 	}
 	return lines
 }
 
 // host is one enrolled "server": a host key and the directory sync writes.
 type host struct {
-	t       *testing.T
+	t       testing.TB
 	svc     *service
 	name    string // first principal: the name fleet status shows
 	base    string // world-readable directory (sshd reads principals as the target user)
@@ -314,7 +204,7 @@ type host struct {
 // newHost makes a host key and enrolls it with a one-time enrollment token
 // bound to principals (the first is the host's name), with lifetime ttl.
 func (s *service) newHost(ttl string, principals ...string) *host {
-	t := s.t
+	t := s.T
 	t.Helper()
 	base, err := os.MkdirTemp("", "fleet-host-")
 	if err != nil {
@@ -347,7 +237,7 @@ func (s *service) newHost(ttl string, principals ...string) *host {
 // CertPath is where host enroll and sync keep the host certificate.
 func (h *host) CertPath() string { return h.Key + "-cert.pub" }
 
-func (h *host) Cert() *ssh.Certificate { return readCert(h.t, h.CertPath()) }
+func (h *host) Cert() *ssh.Certificate { return e2etest.ReadCert(h.t, h.CertPath()) }
 
 // sync runs `sshca sync` in-process against url (the service, or a proxy
 // pinned by fp) with extra flags.
@@ -372,7 +262,7 @@ func (h *host) mustSync(extra ...string) string {
 // accumulates, and sshd presents the first ed25519 key, ours.
 func (h *host) startSSHD() *sshdtest.Server {
 	h.t.Helper()
-	cfg := h.svc.must("sshd-config", "--dir", h.Dir, "--host-key", h.Key)
+	cfg := h.svc.Must("sshd-config", "--dir", h.Dir, "--host-key", h.Key)
 	extra := []string{"HostKey " + h.Key, "PidFile " + h.PidFile}
 	for _, l := range strings.Split(strings.TrimSpace(cfg), "\n") {
 		extra = append(extra, l)
@@ -439,23 +329,6 @@ func mustRefuse(t *testing.T, srv *sshdtest.Server, key string, knownHosts []str
 	}
 }
 
-func readCert(t testing.TB, path string) *ssh.Certificate {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(data)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	c, ok := pub.(*ssh.Certificate)
-	if !ok {
-		t.Fatalf("%s: not a certificate", path)
-	}
-	return c
-}
-
 // snapshot returns every file sshd or the agent's user relies on in the
 // sync directory (everything but the agent's own state), plus the host
 // certificate, by relative path.
@@ -488,7 +361,7 @@ func (h *host) state() agent.State { return agent.LoadState(h.Dir) }
 func keyscanCert(t *testing.T, srv *sshdtest.Server) *ssh.Certificate {
 	t.Helper()
 	const keyscan = "/usr/bin/ssh-keyscan"
-	requireTool(t, keyscan)
+	e2etest.RequireTool(t, keyscan)
 	out, err := exec.Command(keyscan, "-c", "-t", "ed25519", "-T", "5", "-p", strconv.Itoa(srv.Port), srv.Host).Output()
 	if err != nil {
 		t.Fatalf("ssh-keyscan -c: %v", err)

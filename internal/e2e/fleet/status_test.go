@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/sqlite"
 )
 
@@ -20,7 +21,7 @@ const statusGolden = "testdata/fleet-status.txt"
 // output is logged and, with -update, written to testdata for the README;
 // the host/status pairs of that file must match a fresh run.
 func TestFleetStatus(t *testing.T) {
-	requireTool(t, "/usr/bin/ssh-keygen")
+	e2etest.RequireTool(t, "/usr/bin/ssh-keygen")
 	t.Parallel()
 	// db-01's last report is moved an hour back in the database instead of
 	// sleeping, so the states do not depend on how fast the machine is.
@@ -33,10 +34,10 @@ func TestFleetStatus(t *testing.T) {
 
 	// db-01 syncs, then is not heard from again.
 	hosts["db-01.test"].mustSync()
-	ageHost(t, svc.home, "db-01.test", time.Hour)
+	ageHost(t, svc.Dir, "db-01.test", time.Hour)
 	// app-02 syncs, then a revocation makes its KRL one version old.
 	hosts["app-02.test"].mustSync()
-	svc.must("revoke", "--serial", "4242", "--force", "--reason", "fleet status demo")
+	svc.Must("revoke", "--serial", "4242", "--force", "--reason", "fleet status demo")
 	hosts["app-01.test"].mustSync()
 	// web-01 synced fine, but now its service answers with an empty trust
 	// list (a broken proxy, say): it reports that it cannot refresh.
@@ -48,7 +49,7 @@ func TestFleetStatus(t *testing.T) {
 		t.Fatalf("sync through a proxy serving no CA keys succeeded:\n%s%s", out, errs)
 	}
 
-	out := svc.must("fleet", "status", "--stale-after", staleAfter.String())
+	out := svc.Must("fleet", "status", "--stale-after", staleAfter.String())
 	t.Logf("$ sshca fleet status --stale-after %s\n%s", staleAfter, out)
 
 	want := map[string]string{

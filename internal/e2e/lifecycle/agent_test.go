@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -46,16 +47,16 @@ func TestAgentCA(t *testing.T) {
 			}
 			caFP := ssh.FingerprintSHA256(caPub)
 
-			withAgent.must("ca", "rotate", "--type", "user", "--ca-agent", caKey+".pub")
+			withAgent.Must("ca", "rotate", "--type", "user", "--ca-agent", caKey+".pub")
 			gens := h.wantStates("user", map[int]string{1: "active", 2: "next"})
 			if gens[2].fingerprint != caFP || gens[2].signer != "agent" {
 				t.Fatalf("ca list: generation 2 is %+v, want the agent's key %s with signer agent", gens[2], caFP)
 			}
 			srv := sshdtest.Start(t, sshdtest.Config{
 				TrustedUserCAKeys: h.wantPublished(gens, []int{1, 2}, "--type", "user"),
-				Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+				Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 			})
-			withAgent.must("ca", "rotate", "--type", "user", "--promote")
+			withAgent.Must("ca", "rotate", "--type", "user", "--promote")
 			// Generation 1 signed nothing, so it retires at once.
 			h.wantStates("user", map[int]string{1: "retired", 2: "active"})
 
@@ -77,7 +78,7 @@ func TestAgentCA(t *testing.T) {
 
 			// Without SSH_AUTH_SOCK sshca cannot sign, says why, and writes nothing.
 			bare, _ := sshdtest.GenerateKey(t, dir, "ed25519")
-			_, errs, code := h.run("sign", "user", "--role", "deploy", "--id", "no-agent", bare+".pub")
+			_, errs, code := h.Run("sign", "user", "--role", "deploy", "--id", "no-agent", bare+".pub")
 			if code != 1 || !strings.Contains(errs, "sshca: error: ") || !strings.Contains(errs, "SSH_AUTH_SOCK is not set") {
 				t.Fatalf("sign without SSH_AUTH_SOCK: exit %d, stderr %q; want exit 1 naming SSH_AUTH_SOCK", code, errs)
 			}
@@ -86,7 +87,7 @@ func TestAgentCA(t *testing.T) {
 			}
 
 			// The home holds no private key of generation 2, under any name.
-			assertNotInHome(t, h.dir, caPub, secret)
+			assertNotInHome(t, h.Dir, caPub, secret)
 		})
 	}
 }

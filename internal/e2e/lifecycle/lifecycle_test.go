@@ -7,11 +7,7 @@
 package lifecycle
 
 import (
-	"bytes"
-	"context"
 	"os"
-	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,7 +16,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/sshca/sshca/internal/cli"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
@@ -45,19 +41,16 @@ roles:
 // not listed in ..."), which it says only at DEBUG2.
 var sshdDebug2 = []string{"LogLevel DEBUG2"}
 
-// caHome is a CA home driven through the CLI with a fixed environment.
-type caHome struct {
-	t   *testing.T
-	dir string
-	env map[string]string
-}
+// caHome is a CA home driven through the CLI in-process with a fixed
+// environment.
+type caHome struct{ *e2etest.Home }
 
 func newHome(t *testing.T, keyType string) *caHome {
 	t.Helper()
-	requireTool(t, sshdtest.KeygenPath)
-	h := &caHome{t: t, dir: filepath.Join(t.TempDir(), "ca"), env: map[string]string{"USER": "e2e"}}
-	h.must("init", "--key-type", keyType)
-	if err := os.WriteFile(filepath.Join(h.dir, home.ConfigFile), []byte(policy), 0o600); err != nil {
+	e2etest.RequireTool(t, sshdtest.KeygenPath)
+	h := &caHome{&e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca"), Env: map[string]string{"USER": "e2e"}}}
+	h.Must("init", "--key-type", keyType)
+	if err := os.WriteFile(filepath.Join(h.Dir, home.ConfigFile), []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return h
@@ -65,30 +58,7 @@ func newHome(t *testing.T, keyType string) *caHome {
 
 // with returns the same home seen with one more environment variable.
 func (h *caHome) with(name, value string) *caHome {
-	env := map[string]string{}
-	for k, v := range h.env {
-		env[k] = v
-	}
-	env[name] = value
-	return &caHome{t: h.t, dir: h.dir, env: env}
-}
-
-// run runs sshca in-process and returns stdout, stderr and the exit code.
-func (h *caHome) run(args ...string) (string, string, int) {
-	h.t.Helper()
-	var out, errb bytes.Buffer
-	code := cli.Run(context.Background(), append([]string{"--home", h.dir}, args...), strings.NewReader(""), &out, &errb,
-		func(name string) string { return h.env[name] })
-	return out.String(), errb.String(), code
-}
-
-func (h *caHome) must(args ...string) string {
-	h.t.Helper()
-	out, errs, code := h.run(args...)
-	if code != 0 {
-		h.t.Fatalf("sshca %s: exit %d: %s", strings.Join(args, " "), code, errs)
-	}
-	return out
+	return &caHome{h.With(map[string]string{name: value})}
 }
 
 // generation is one row of `sshca ca list`.
@@ -98,17 +68,17 @@ type generation struct {
 
 // generations parses `sshca ca list --type T` by generation number.
 func (h *caHome) generations(caType string) map[int]generation {
-	h.t.Helper()
-	out := h.must("ca", "list", "--type", caType)
+	h.T.Helper()
+	out := h.Must("ca", "list", "--type", caType)
 	gens := map[int]generation{}
-	for _, l := range lines(out)[1:] {
+	for _, l := range e2etest.Lines(out)[1:] {
 		f := strings.Fields(l)
 		if len(f) < 6 || f[0] != caType {
-			h.t.Fatalf("ca list: unexpected line %q", l)
+			h.T.Fatalf("ca list: unexpected line %q", l)
 		}
 		n, err := strconv.Atoi(f[1])
 		if err != nil {
-			h.t.Fatalf("ca list: generation in %q: %v", l, err)
+			h.T.Fatalf("ca list: generation in %q: %v", l, err)
 		}
 		gens[n] = generation{state: f[2], signer: f[4], fingerprint: f[5]}
 	}
@@ -117,18 +87,18 @@ func (h *caHome) generations(caType string) map[int]generation {
 
 // wantStates fails unless `ca list` shows exactly these generation states.
 func (h *caHome) wantStates(caType string, want map[int]string) map[int]generation {
-	h.t.Helper()
+	h.T.Helper()
 	gens := h.generations(caType)
 	got := map[int]string{}
 	for n, g := range gens {
 		got[n] = g.state
 	}
 	if len(got) != len(want) {
-		h.t.Fatalf("ca list --type %s: states %v, want %v", caType, got, want)
+		h.T.Fatalf("ca list --type %s: states %v, want %v", caType, got, want)
 	}
 	for n, s := range want {
 		if got[n] != s {
-			h.t.Fatalf("ca list --type %s: states %v, want %v", caType, got, want)
+			h.T.Fatalf("ca list --type %s: states %v, want %v", caType, got, want)
 		}
 	}
 	return gens
@@ -137,8 +107,8 @@ func (h *caHome) wantStates(caType string, want map[int]string) map[int]generati
 // published runs `ca show` with args and returns its lines and the SHA256
 // fingerprints of the keys they carry, in order.
 func (h *caHome) published(args ...string) (lns, fps []string) {
-	h.t.Helper()
-	lns = lines(h.must(append([]string{"ca", "show"}, args...)...))
+	h.T.Helper()
+	lns = e2etest.Lines(h.Must(append([]string{"ca", "show"}, args...)...))
 	for _, l := range lns {
 		rest := l
 		if after, ok := strings.CutPrefix(l, "@cert-authority "); ok {
@@ -146,7 +116,7 @@ func (h *caHome) published(args ...string) (lns, fps []string) {
 		}
 		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(rest))
 		if err != nil {
-			h.t.Fatalf("ca show: line %q: %v", l, err)
+			h.T.Fatalf("ca show: line %q: %v", l, err)
 		}
 		fps = append(fps, ssh.FingerprintSHA256(pub))
 	}
@@ -156,18 +126,18 @@ func (h *caHome) published(args ...string) (lns, fps []string) {
 // wantPublished fails unless `ca show` lists exactly the generations want
 // (by fingerprint, in any order) and returns its lines.
 func (h *caHome) wantPublished(gens map[int]generation, want []int, args ...string) []string {
-	h.t.Helper()
+	h.T.Helper()
 	lns, fps := h.published(args...)
 	var wantFPs []string
 	for _, n := range want {
 		wantFPs = append(wantFPs, gens[n].fingerprint)
 	}
 	if len(fps) != len(wantFPs) {
-		h.t.Fatalf("ca show %v: %d lines %q, want generations %v", args, len(lns), lns, want)
+		h.T.Fatalf("ca show %v: %d lines %q, want generations %v", args, len(lns), lns, want)
 	}
 	for _, fp := range wantFPs {
 		if !contains(fps, fp) {
-			h.t.Fatalf("ca show %v: %q lacks generation with %s (want generations %v)", args, lns, fp, want)
+			h.T.Fatalf("ca show %v: %q lacks generation with %s (want generations %v)", args, lns, fp, want)
 		}
 	}
 	return lns
@@ -177,10 +147,8 @@ func (h *caHome) wantPublished(gens map[int]generation, want []int, args ...stri
 // role deploy and returns the private key path (the certificate is beside
 // it as <key>-cert.pub, where ssh looks for it) and the certificate.
 func (h *caHome) signUser(dir, id, ttl string) (string, *ssh.Certificate) {
-	h.t.Helper()
-	key, _ := sshdtest.GenerateKey(h.t, dir, "ed25519")
-	h.must("sign", "user", "--role", "deploy", "--id", id, "--ttl", ttl, key+".pub")
-	return key, readCert(h.t, key+"-cert.pub")
+	h.T.Helper()
+	return h.SignUser(dir, "--role", "deploy", "--id", id, "--ttl", ttl)
 }
 
 // signHost certifies hostPub for 127.0.0.1 and returns the certificate in
@@ -191,25 +159,8 @@ func (h *caHome) signHost(dir string, hostPub ssh.PublicKey, id, ttl string) ([]
 		return nil, err
 	}
 	certFile := filepath.Join(dir, id+"-cert.pub")
-	h.must("sign", "host", "--role", "servers", "--id", id, "--principals", "127.0.0.1", "--ttl", ttl, "--out", certFile, pubFile)
+	h.Must("sign", "host", "--role", "servers", "--id", id, "--principals", "127.0.0.1", "--ttl", ttl, "--out", certFile, pubFile)
 	return os.ReadFile(certFile)
-}
-
-func readCert(t *testing.T, path string) *ssh.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(b)
-	if err != nil {
-		t.Fatalf("%s: %v", path, err)
-	}
-	cert, ok := pub.(*ssh.Certificate)
-	if !ok {
-		t.Fatalf("%s: not a certificate", path)
-	}
-	return cert
 }
 
 // signedBy fails unless cert's signing CA has fingerprint fp.
@@ -244,36 +195,6 @@ func mustBeRefused(t *testing.T, srv *sshdtest.Server, key, what, why string) {
 	}
 }
 
-func requireTool(t *testing.T, path string) {
-	t.Helper()
-	if _, err := exec.LookPath(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing", path)
-		}
-		t.Skipf("%s is missing", path)
-	}
-}
-
-func currentUser(t *testing.T) string {
-	t.Helper()
-	u, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return u.Username
-}
-
-// lines splits command output into its non-empty lines.
-func lines(s string) []string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 func contains(list []string, s string) bool {
 	for _, e := range list {
 		if e == s {
@@ -287,7 +208,7 @@ func contains(list []string, s string) bool {
 // all expired, plus retire_grace) until generation gen is no longer
 // published, for at most until certificates of gen expire plus slack.
 func (h *caHome) waitRetired(caType string, gen int, lastExpiry time.Time) {
-	h.t.Helper()
+	h.T.Helper()
 	fp := h.generations(caType)[gen].fingerprint
 	// The store may keep the expiry with sub-second precision, the
 	// certificate only in whole seconds; grace is 1s.
@@ -297,7 +218,7 @@ func (h *caHome) waitRetired(caType string, gen int, lastExpiry time.Time) {
 			return
 		}
 		if time.Now().After(deadline) {
-			h.t.Fatalf("%s CA generation %d still published at %s, its last certificate expired at %s",
+			h.T.Fatalf("%s CA generation %d still published at %s, its last certificate expired at %s",
 				caType, gen, time.Now().Format(time.RFC3339), lastExpiry.Format(time.RFC3339))
 		}
 		time.Sleep(250 * time.Millisecond)

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -17,7 +18,7 @@ func TestRevokeKey(t *testing.T) {
 	h := newHome(t, "ed25519")
 	dir := t.TempDir()
 	krlPath := filepath.Join(dir, "revoked.krl")
-	h.must("krl", "--out", krlPath) // an empty, valid KRL before sshd starts
+	h.Must("krl", "--out", krlPath) // an empty, valid KRL before sshd starts
 	gens := h.wantStates("user", map[int]string{1: "active"})
 
 	var oldKeys []string
@@ -29,19 +30,19 @@ func TestRevokeKey(t *testing.T) {
 	oldTrust := h.wantPublished(gens, []int{1}, "--type", "user")
 	srv := sshdtest.Start(t, sshdtest.Config{
 		TrustedUserCAKeys: oldTrust,
-		Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 		RevokedKeysFile:   krlPath,
 	})
 	for _, k := range oldKeys {
 		mustLogin(t, srv, k, filepath.Base(k)+" before revoke-key")
 	}
 
-	out := h.must("ca", "revoke-key", "--type", "user", "--reason", "e2e: CA key leaked", "1")
+	out := h.Must("ca", "revoke-key", "--type", "user", "--reason", "e2e: CA key leaked", "1")
 	if !strings.Contains(out, "generation 2 is now active") {
 		t.Fatalf("revoke-key output %q does not name the new active generation", out)
 	}
 	gens = h.wantStates("user", map[int]string{1: "revoked", 2: "active"})
-	h.must("krl", "--out", krlPath)
+	h.Must("krl", "--out", krlPath)
 
 	// The server has not refreshed its trusted CAs: the KRL alone refuses.
 	for _, k := range oldKeys {
@@ -61,12 +62,12 @@ func TestRevokeKey(t *testing.T) {
 	}
 
 	// The audit log records it, and stays verifiable.
-	audit := lines(h.must("audit", "list", "--action", "ca.revoke-key"))
+	audit := e2etest.Lines(h.Must("audit", "list", "--action", "ca.revoke-key"))
 	if len(audit) != 1 || !strings.Contains(audit[0], " ca.revoke-key ok") || !strings.Contains(audit[0], gens[1].fingerprint) ||
 		!strings.Contains(audit[0], `reason="e2e: CA key leaked"`) || !strings.Contains(audit[0], `new_active="2"`) {
 		t.Fatalf("audit list --action ca.revoke-key: %q", audit)
 	}
-	h.must("audit", "verify")
+	h.Must("audit", "verify")
 
 	for _, tc := range []struct {
 		name, gen, want string
@@ -75,8 +76,8 @@ func TestRevokeKey(t *testing.T) {
 		{name: "fail/no-such-generation", gen: "9", want: "no generation 9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := &caHome{t: t, dir: h.dir, env: h.env}
-			_, errs, code := h.run("ca", "revoke-key", "--type", "user", tc.gen)
+			h := &caHome{&e2etest.Home{T: t, Dir: h.Dir, Env: h.Env}}
+			_, errs, code := h.Run("ca", "revoke-key", "--type", "user", tc.gen)
 			if code != 1 || !strings.Contains(errs, tc.want) {
 				t.Fatalf("exit %d, stderr %q; want exit 1 and %q", code, errs, tc.want)
 			}

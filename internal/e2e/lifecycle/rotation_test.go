@@ -8,6 +8,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -44,13 +45,13 @@ func TestUserCARotation(t *testing.T) {
 			signedBy(t, "old certificate", oldCert, gens[1].fingerprint)
 			srv := sshdtest.Start(t, sshdtest.Config{
 				TrustedUserCAKeys: h.wantPublished(gens, []int{1}, "--type", "user"),
-				Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+				Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 				Extra:             sshdDebug2,
 			})
 			mustLogin(t, srv, oldKey, "generation 1 certificate before rotation")
 
 			// 1. rotate: the next key is published, sshd trusts both, gen 1 still signs.
-			h.must("ca", "rotate", "--type", "user")
+			h.Must("ca", "rotate", "--type", "user")
 			gens = h.wantStates("user", map[int]string{1: "active", 2: "next"})
 			if gens[2].fingerprint == gens[1].fingerprint {
 				t.Fatal("rotate: next key has the active key's fingerprint")
@@ -61,7 +62,7 @@ func TestUserCARotation(t *testing.T) {
 			signedBy(t, "certificate signed before promotion", preCert, gens[1].fingerprint)
 
 			// 2. promote: gen 2 signs, gen 1 is retiring and still published.
-			h.must("ca", "rotate", "--type", "user", "--promote")
+			h.Must("ca", "rotate", "--type", "user", "--promote")
 			gens = h.wantStates("user", map[int]string{1: "retiring", 2: "active"})
 			trust := h.wantPublished(gens, []int{1, 2}, "--type", "user")
 			srv.SetTrustedUserCAKeys(t, trust...)
@@ -78,13 +79,13 @@ func TestUserCARotation(t *testing.T) {
 			if tc.auto {
 				h.waitRetired("user", 1, certExpiry(preCert))
 			} else {
-				_, errs, code := h.run("ca", "retire", "--type", "user", "1")
+				_, errs, code := h.Run("ca", "retire", "--type", "user", "1")
 				if code != 1 || !strings.Contains(errs, "sshca: error: ") || !strings.Contains(errs, "still valid") {
 					t.Fatalf("ca retire with valid certificates: exit %d, stderr %q; want exit 1 and \"still valid\"", code, errs)
 				}
 				h.wantStates("user", map[int]string{1: "retiring", 2: "active"})
 				h.wantPublished(gens, []int{1, 2}, "--type", "user")
-				h.must("ca", "retire", "--type", "user", "--force", "1")
+				h.Must("ca", "retire", "--type", "user", "--force", "1")
 			}
 			h.wantStates("user", map[int]string{1: "retired", 2: "active"})
 			after := h.wantPublished(gens, []int{2}, "--type", "user")
@@ -117,8 +118,8 @@ func TestHostCARotation(t *testing.T) {
 			gens := h.wantStates("host", map[int]string{1: "active"})
 			userKey, _ := h.signUser(dir, "user", "30m")
 			srv := sshdtest.Start(t, sshdtest.Config{
-				TrustedUserCAKeys: lines(h.must("ca", "show", "--type", "user")),
-				Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+				TrustedUserCAKeys: e2etest.Lines(h.Must("ca", "show", "--type", "user")),
+				Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 				SignHostKey: func(pub ssh.PublicKey) ([]byte, error) {
 					return h.signHost(dir, pub, "host-gen1", tc.oldTTL)
 				},
@@ -159,7 +160,7 @@ func TestHostCARotation(t *testing.T) {
 			verified("generation 1 host certificate", knownHosts(gens, 1), gens[1].fingerprint)
 
 			// 1. rotate: both CA lines, the old host certificate verifies.
-			h.must("ca", "rotate", "--type", "host")
+			h.Must("ca", "rotate", "--type", "host")
 			gens = h.wantStates("host", map[int]string{1: "active", 2: "next"})
 			known := knownHosts(gens, 1, 2)
 			verified("generation 1 host certificate after rotate", known, gens[1].fingerprint)
@@ -167,7 +168,7 @@ func TestHostCARotation(t *testing.T) {
 			// 2. promote: the old host certificate still verifies; the host
 			// is re-certified by the new key and verifies against the same
 			// known_hosts.
-			h.must("ca", "rotate", "--type", "host", "--promote")
+			h.Must("ca", "rotate", "--type", "host", "--promote")
 			gens = h.wantStates("host", map[int]string{1: "retiring", 2: "active"})
 			if got := knownHosts(gens, 1, 2); strings.Join(got, "\n") != strings.Join(known, "\n") {
 				t.Fatalf("promotion changed the published lines:\n%q\nwant\n%q", got, known)
@@ -187,11 +188,11 @@ func TestHostCARotation(t *testing.T) {
 			if tc.auto {
 				h.waitRetired("host", 1, certExpiry(srv.HostCertificate)) // srv.HostCertificate is still the generation 1 one
 			} else {
-				_, errs, code := h.run("ca", "retire", "--type", "host", "1")
+				_, errs, code := h.Run("ca", "retire", "--type", "host", "1")
 				if code != 1 || !strings.Contains(errs, "still valid") {
 					t.Fatalf("ca retire with a valid host certificate: exit %d, stderr %q", code, errs)
 				}
-				h.must("ca", "retire", "--type", "host", "--force", "1")
+				h.Must("ca", "retire", "--type", "host", "--force", "1")
 			}
 			h.wantStates("host", map[int]string{1: "retired", 2: "active"})
 			after := knownHosts(gens, 2)

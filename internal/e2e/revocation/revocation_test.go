@@ -4,15 +4,13 @@
 package revocation
 
 import (
-	"bytes"
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/sshca/sshca/internal/cli"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -25,58 +23,26 @@ roles:
     extensions: [permit-pty]
 `
 
-type caHome struct {
-	t   *testing.T
-	dir string
-}
-
-// sshca runs the CLI in-process and returns stdout, stderr and the exit code.
-func (h caHome) run(args ...string) (string, string, int) {
-	h.t.Helper()
-	var out, errb bytes.Buffer
-	code := cli.Run(context.Background(), append([]string{"--home", h.dir}, args...), strings.NewReader(""), &out, &errb,
-		func(string) string { return "" })
-	return out.String(), errb.String(), code
-}
-
-func (h caHome) must(args ...string) string {
-	h.t.Helper()
-	out, errs, code := h.run(args...)
-	if code != 0 {
-		h.t.Fatalf("sshca %s: exit %d: %s", strings.Join(args, " "), code, errs)
-	}
-	return out
-}
-
-func newHome(t *testing.T, keyType string) caHome {
+// newHome creates a CA home with keyType CA keys and the test policy.
+func newHome(t *testing.T, keyType string) *e2etest.Home {
 	t.Helper()
-	h := caHome{t: t, dir: filepath.Join(t.TempDir(), "ca")}
-	h.must("init", "--key-type", keyType)
-	if err := os.WriteFile(filepath.Join(h.dir, "sshca.yaml"), []byte(policy), 0o600); err != nil {
+	h := &e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca")}
+	h.Must("init", "--key-type", keyType)
+	if err := os.WriteFile(filepath.Join(h.Dir, "sshca.yaml"), []byte(policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return h
-}
-
-func requireTool(t *testing.T, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing", name)
-		}
-		t.Skipf("%s is missing", name)
-	}
 }
 
 // TestSSHDEnforcesKRL revokes by serial, key ID, subject key and CA key and
 // checks that a real sshd with RevokedKeys pointing at sshca's KRL refuses
 // exactly the revoked certificates.
 func TestSSHDEnforcesKRL(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	e2etest.RequireTool(t, "ssh-keygen")
 	h := newHome(t, "ed25519")
 	dir := t.TempDir()
 	krlPath := filepath.Join(dir, "revoked.krl")
-	h.must("krl", "--out", krlPath) // an empty, valid KRL before sshd starts
+	h.Must("krl", "--out", krlPath) // an empty, valid KRL before sshd starts
 
 	keys := map[string]string{}
 	for _, name := range []string{"serial", "keyid", "subject", "fresh"} {
@@ -87,12 +53,12 @@ func TestSSHDEnforcesKRL(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		h.must("sign", "user", "--role", "deploy", "--id", "kid-"+name, "--ttl", "30m", p+".pub")
+		h.Must("sign", "user", "--role", "deploy", "--id", "kid-"+name, "--ttl", "30m", p+".pub")
 		keys[name] = p
 	}
 	srv := sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: []string{h.must("ca", "show", "--type", "user")},
-		Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+		TrustedUserCAKeys: []string{h.Must("ca", "show", "--type", "user")},
+		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 		RevokedKeysFile:   krlPath,
 	})
 	login := func(name string) sshdtest.Result {
@@ -105,10 +71,10 @@ func TestSSHDEnforcesKRL(t *testing.T) {
 	}
 
 	serial := serialOf(t, keys["serial"]+"-cert.pub")
-	h.must("revoke", "--serial", serial, "--reason", "test")
-	h.must("revoke", "--key-id", "kid-keyid")
-	h.must("revoke", "--key", keys["subject"]+".pub")
-	h.must("krl", "--out", krlPath)
+	h.Must("revoke", "--serial", serial, "--reason", "test")
+	h.Must("revoke", "--key-id", "kid-keyid")
+	h.Must("revoke", "--key", keys["subject"]+".pub")
+	h.Must("krl", "--out", krlPath)
 
 	for _, name := range []string{"serial", "keyid", "subject"} {
 		r := login(name)
@@ -128,7 +94,7 @@ func TestSSHDEnforcesKRL(t *testing.T) {
 	for name, p := range keys {
 		cert := p + "-cert.pub"
 		out, _ := exec.Command("ssh-keygen", "-Q", "-f", krlPath, cert).CombinedOutput()
-		ours, _, code := h.run("krl", "check", "--krl", krlPath, cert)
+		ours, _, code := h.Run("krl", "check", "--krl", krlPath, cert)
 		theirsRevoked := strings.Contains(string(out), "REVOKED")
 		if oursRevoked := code == 1 && strings.Contains(ours, "REVOKED"); oursRevoked != theirsRevoked {
 			t.Errorf("%s: ssh-keygen -Q says %q, sshca krl check says %q (exit %d)", name, out, ours, code)
@@ -139,20 +105,11 @@ func TestSSHDEnforcesKRL(t *testing.T) {
 	}
 
 	// Revoking the CA key itself refuses everything it signed.
-	h.must("revoke", "--ca-key", filepath.Join(h.dir, "keys", "user-ca-1.pub"), "--reason", "compromised")
-	h.must("krl", "--out", krlPath)
+	h.Must("revoke", "--ca-key", filepath.Join(h.Dir, "keys", "user-ca-1.pub"), "--reason", "compromised")
+	h.Must("krl", "--out", krlPath)
 	if r := login("fresh"); r.OK {
 		t.Fatal("certificate of a revoked CA key still logs in")
 	}
-}
-
-func currentUser(t *testing.T) string {
-	t.Helper()
-	out, err := exec.Command("id", "-un").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func serialOf(t *testing.T, certPath string) string {
@@ -173,15 +130,15 @@ func serialOf(t *testing.T, certPath string) string {
 // TestKRLSignatures signs KRLs with every CA key type; ssh-keygen -Y verify
 // accepts them and a flipped byte fails sshca krl verify.
 func TestKRLSignatures(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	e2etest.RequireTool(t, "ssh-keygen")
 	for _, kt := range []string{"ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-3072", "rsa-4096"} {
 		t.Run("ok/"+kt, func(t *testing.T) {
 			t.Parallel()
 			h := newHome(t, kt)
-			h.must("revoke", "--serial", "7", "--force")
+			h.Must("revoke", "--serial", "7", "--force")
 			krlPath := filepath.Join(t.TempDir(), "revoked.krl")
-			h.must("krl", "--out", krlPath, "--sign")
-			caLine := strings.TrimSpace(h.must("ca", "show", "--type", "user"))
+			h.Must("krl", "--out", krlPath, "--sign")
+			caLine := strings.TrimSpace(h.Must("ca", "show", "--type", "user"))
 			allowed := filepath.Join(t.TempDir(), "allowed_signers")
 			if err := os.WriteFile(allowed, []byte(`sshca namespaces="sshca-krl" `+caLine+"\n"), 0o644); err != nil {
 				t.Fatal(err)
@@ -199,7 +156,7 @@ func TestKRLSignatures(t *testing.T) {
 			if out, err := verify(); err != nil {
 				t.Fatalf("ssh-keygen -Y verify: %v: %s", err, out)
 			}
-			if out, errs, code := h.run("krl", "verify", krlPath); code != 0 || !strings.Contains(out, "good signature") {
+			if out, errs, code := h.Run("krl", "verify", krlPath); code != 0 || !strings.Contains(out, "good signature") {
 				t.Fatalf("sshca krl verify: exit %d: %s %s", code, out, errs)
 			}
 			if strings.HasPrefix(kt, "rsa") {
@@ -213,7 +170,7 @@ func TestKRLSignatures(t *testing.T) {
 			if err := os.WriteFile(krlPath, data, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, errs, code := h.run("krl", "verify", krlPath)
+			_, errs, code := h.Run("krl", "verify", krlPath)
 			if code != 1 || !strings.Contains(errs, "signature does not verify") {
 				t.Fatalf("flipped byte: exit %d, stderr %q", code, errs)
 			}
@@ -227,7 +184,7 @@ func TestKRLSignatures(t *testing.T) {
 // TestSpecImport brings an ssh-keygen -k specification over and checks that
 // the KRL sshca writes revokes the same certificates as ssh-keygen's own.
 func TestSpecImport(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	e2etest.RequireTool(t, "ssh-keygen")
 	h := newHome(t, "ed25519")
 	dir := t.TempDir()
 	// A foreign CA that signed certificates with ssh-keygen until now.
@@ -249,16 +206,16 @@ func TestSpecImport(t *testing.T) {
 	if out, err := exec.Command("ssh-keygen", "-k", "-f", theirs, "-s", oldCA+".pub", spec).CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	out := h.must("revoke", "--spec", spec, "--spec-ca", oldCA+".pub", "--reason", "migrated")
+	out := h.Must("revoke", "--spec", spec, "--spec-ca", oldCA+".pub", "--reason", "migrated")
 	if !strings.Contains(out, "3 new") {
 		t.Fatalf("import output %q", out)
 	}
 	// Idempotent.
-	if out := h.must("revoke", "--spec", spec, "--spec-ca", oldCA+".pub"); !strings.Contains(out, "0 new") {
+	if out := h.Must("revoke", "--spec", spec, "--spec-ca", oldCA+".pub"); !strings.Contains(out, "0 new") {
 		t.Fatalf("second import output %q", out)
 	}
 	ours := filepath.Join(dir, "ours.krl")
-	h.must("krl", "--out", ours)
+	h.Must("krl", "--out", ours)
 	for _, c := range certs {
 		a, _ := exec.Command("ssh-keygen", "-Q", "-f", theirs, c).CombinedOutput()
 		b, _ := exec.Command("ssh-keygen", "-Q", "-f", ours, c).CombinedOutput()
@@ -269,13 +226,13 @@ func TestSpecImport(t *testing.T) {
 	// A bad line changes nothing.
 	bad := filepath.Join(dir, "bad.txt")
 	os.WriteFile(bad, []byte("serial: 1\nserial: 0\n"), 0o644)
-	before := h.must("inspect", ours)
-	_, errs, code := h.run("revoke", "--spec", bad, "--spec-ca", oldCA+".pub")
+	before := h.Must("inspect", ours)
+	_, errs, code := h.Run("revoke", "--spec", bad, "--spec-ca", oldCA+".pub")
 	if code == 0 || !strings.Contains(errs, "line 2") {
 		t.Fatalf("bad spec: exit %d, %q", code, errs)
 	}
-	h.must("krl", "--out", ours)
-	if after := h.must("inspect", ours); after != before {
+	h.Must("krl", "--out", ours)
+	if after := h.Must("inspect", ours); after != before {
 		t.Fatalf("a refused import changed the KRL:\n%s\n---\n%s", before, after)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 )
 
 const permsPolicy = `backdate: 5m
@@ -24,15 +26,15 @@ roles:
 // active user or host key, or the next user key — is readable by group or
 // others, and starts again once it is not.
 func TestCAKeyFilePermissions(t *testing.T) {
-	bin := binary(t)
+	bin := sshcaBin.Path(t)
 	tmp := t.TempDir()
-	h := &caHome{t: t, bin: bin, dir: filepath.Join(tmp, "ca"), env: childEnv(tmp)}
-	h.must("init")
-	if err := os.WriteFile(filepath.Join(h.dir, "sshca.yaml"), []byte(permsPolicy), 0o600); err != nil {
+	h := &e2etest.Home{T: t, Bin: bin, Dir: filepath.Join(tmp, "ca"), Env: e2etest.ChildEnv(tmp, "secrets-test")}
+	h.Must("init")
+	if err := os.WriteFile(filepath.Join(h.Dir, "sshca.yaml"), []byte(permsPolicy), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	h.must("ca", "rotate", "--type", "user") // user-ca-2, state next
-	keys := filepath.Join(h.dir, "keys")
+	h.Must("ca", "rotate", "--type", "user") // user-ca-2, state next
+	keys := filepath.Join(h.Dir, "keys")
 	for _, name := range []string{"user-ca-1", "host-ca-1", "user-ca-2"} {
 		fi, err := os.Stat(filepath.Join(keys, name))
 		if err != nil {
@@ -67,23 +69,20 @@ func TestCAKeyFilePermissions(t *testing.T) {
 			}
 			t.Cleanup(func() { _ = os.Chmod(path, 0o600) })
 			logPath := filepath.Join(t.TempDir(), "serve.log")
-			p, err := startServe(t, h, logPath)
+			p, err := h.Serve(logPath)
 			wantFail := strings.HasPrefix(tc.name, "fail/")
 			if !wantFail {
 				if err != nil {
 					t.Fatalf("serve refused a %04o key file: %v", tc.mode, err)
 				}
-				if err := p.stop(); err != nil {
-					t.Error(err)
-				}
+				p.Stop(t)
 				return
 			}
 			if err == nil {
-				p.kill()
+				p.Kill()
 				t.Fatalf("serve started although %s has mode %04o", tc.file, tc.mode)
 			}
-			<-p.done
-			if code := p.cmd.ProcessState.ExitCode(); code != 1 {
+			if code := p.Wait(); code != 1 {
 				t.Errorf("exit code %d, want 1", code)
 			}
 			log, _ := os.ReadFile(logPath)

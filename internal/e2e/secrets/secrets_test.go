@@ -21,6 +21,7 @@ import (
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 )
 
@@ -58,19 +59,19 @@ type haystack struct {
 // then looks for every secret involved in every output, the service's log,
 // the audit file and the database (each text column, and the raw files).
 func TestSecretsHygiene(t *testing.T) {
-	requireTool(t, "ssh-keygen")
-	bin := binary(t)
+	e2etest.RequireTool(t, "ssh-keygen")
+	bin := sshcaBin.Path(t)
 	tmp := t.TempDir()
 	userHome := filepath.Join(tmp, "user")
 	if err := os.MkdirAll(userHome, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	h := &caHome{t: t, bin: bin, dir: filepath.Join(tmp, "ca"), env: childEnv(userHome)}
+	h := &e2etest.Home{T: t, Bin: bin, Dir: filepath.Join(tmp, "ca"), Env: e2etest.ChildEnv(userHome, "secrets-test")}
 
 	var hay []haystack
 	run := func(name string, wantCode int, args ...string) (string, string) {
 		t.Helper()
-		out, errs, code := h.run(args...)
+		out, errs, code := h.Run(args...)
 		if code != wantCode {
 			t.Fatalf("sshca %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, wantCode, out, errs)
 		}
@@ -95,7 +96,7 @@ func TestSecretsHygiene(t *testing.T) {
 	run("init", 0, "init", "--passphrase-file", passFile)
 	caKeys := map[string][]byte{}
 	for _, name := range []string{"user-ca-1", "host-ca-1"} {
-		p := filepath.Join(h.dir, "keys", name)
+		p := filepath.Join(h.Dir, "keys", name)
 		fi, err := os.Stat(p)
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +118,7 @@ func TestSecretsHygiene(t *testing.T) {
 	iss := oidctest.NewHTTP(t)
 	auditFile := filepath.Join(tmp, "audit.jsonl")
 	pol := fmt.Sprintf(hygienePolicy, auditFile, iss.URL(), oidctest.ClientID)
-	if err := os.WriteFile(filepath.Join(h.dir, "sshca.yaml"), []byte(pol), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(h.Dir, "sshca.yaml"), []byte(pol), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	roleTok, _ := run("token create role", 0, "token", "create", "--role", "deploy", "--name", "ci-deploy", "--ttl", "1d")
@@ -126,11 +127,11 @@ func TestSecretsHygiene(t *testing.T) {
 	tokFile := writeSecretFile("ci.token", roleTok)
 
 	logPath := filepath.Join(tmp, "serve.log")
-	p, err := startServe(t, h, logPath, "--log-level", "debug", "--passphrase-file", passFile)
+	p, err := h.Serve(logPath, "--log-level", "debug", "--passphrase-file", passFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	server := []string{"--server", p.url, "--ca-fingerprint", p.fingerprint}
+	server := []string{"--server", p.URL, "--ca-fingerprint", p.Fingerprint}
 
 	// A user logs in with the API token; the client creates the user's key.
 	keyPath := filepath.Join(userHome, ".ssh", "id_ed25519")
@@ -149,7 +150,7 @@ func TestSecretsHygiene(t *testing.T) {
 	// Requests that must be refused, through the Go client.
 	ctx := t.Context()
 	newClient := func(bearer string) *client.Client {
-		c, err := client.New(p.url, p.fingerprint)
+		c, err := client.New(p.URL, p.Fingerprint)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,30 +239,28 @@ func TestSecretsHygiene(t *testing.T) {
 	run("audit verify", 0, "audit", "verify")
 	run("list", 0, "list")
 	run("token list", 0, "token", "list")
-	if err := p.stop(); err != nil {
-		t.Error(err)
-	}
+	p.Stop(t)
 
 	// Everything sshca wrote.
-	serveLog := readFile(t, logPath)
-	auditLog := readFile(t, auditFile)
+	serveLog := e2etest.ReadFile(t, logPath)
+	auditLog := e2etest.ReadFile(t, auditFile)
 	if fi, err := os.Stat(auditFile); err == nil && fi.Mode().Perm()&0o077 != 0 {
 		t.Errorf("audit file has mode %04o; it must not be readable by group or others", fi.Mode().Perm())
 	}
-	krlSig := readFile(t, krlPath+".sig")
-	dump := dumpSQLite(t, filepath.Join(h.dir, "sshca.db"))
+	krlSig := e2etest.ReadFile(t, krlPath+".sig")
+	dump := dumpSQLite(t, filepath.Join(h.Dir, "sshca.db"))
 	if !strings.Contains(dump, tokID) || !strings.Contains(dump, "cert.issue") {
 		t.Errorf("the database dump lacks the token ID %s or a cert.issue entry; did it read the database?", tokID)
 	}
 	hay = append(hay,
 		haystack{"serve log (debug)", serveLog},
 		haystack{"audit file", auditLog},
-		haystack{"KRL", readFile(t, krlPath)},
+		haystack{"KRL", e2etest.ReadFile(t, krlPath)},
 		haystack{"KRL signature", krlSig},
 		haystack{"database text columns", dump},
 	)
 	for _, suffix := range []string{"", "-wal", "-journal"} {
-		if data, err := os.ReadFile(filepath.Join(h.dir, "sshca.db"+suffix)); err == nil {
+		if data, err := os.ReadFile(filepath.Join(h.Dir, "sshca.db"+suffix)); err == nil {
 			hay = append(hay, haystack{"database file sshca.db" + suffix, string(data)})
 		}
 	}
@@ -283,11 +282,11 @@ func TestSecretsHygiene(t *testing.T) {
 	}
 
 	// Public by design: CA and user public keys, certificates, the KRL signature.
-	public := strings.Join(issued, "\n") + "\n" + misPub + "\n" + krlSig + "\n" + readFile(t, keyPath+".pub")
+	public := strings.Join(issued, "\n") + "\n" + misPub + "\n" + krlSig + "\n" + e2etest.ReadFile(t, keyPath+".pub")
 	for name := range caKeys {
-		public += "\n" + readFile(t, filepath.Join(h.dir, "keys", name+".pub"))
+		public += "\n" + e2etest.ReadFile(t, filepath.Join(h.Dir, "keys", name+".pub"))
 	}
-	userKey := []byte(readFile(t, keyPath))
+	userKey := []byte(e2etest.ReadFile(t, keyPath))
 	secrets := []secret{
 		exactSecret("CA passphrase", passphrase),
 		exactSecret("role token", roleTok, tokSecret),
@@ -326,7 +325,7 @@ func decryptedSeed(t *testing.T, pemData []byte, passphrase string) []byte {
 	if out, err := exec.Command("ssh-keygen", "-q", "-p", "-f", p, "-P", passphrase, "-N", "").CombinedOutput(); err != nil {
 		t.Fatalf("ssh-keygen -p: %v: %s", err, out)
 	}
-	return ed25519Seed(t, []byte(readFile(t, p)))
+	return ed25519Seed(t, []byte(e2etest.ReadFile(t, p)))
 }
 
 // splitToken returns the ID and the secret of sshca_<id>_<secret>.
@@ -360,15 +359,6 @@ func flip(s string) string {
 		}
 	}
 	return string(b)
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(data)
 }
 
 // dumpSQLite returns every text and blob value of every table, one

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
 )
 
@@ -47,12 +48,7 @@ func BenchmarkIssuance(b *testing.B) {
 				db = pgtest.NewDatabase(b)
 			}
 			h := newHome(b, db)
-			var rep *replica
-			if bin != "" {
-				rep = h.serveBinary(bin)
-			} else {
-				rep = h.serve()
-			}
+			rep := h.serveBin(bin)
 			secret, _ := h.token("--role", "deploy", "--name", "bench", "--ttl", "1h")
 			c := rep.Client(b, secret)
 			// One request per worker opens the keep-alive connections.
@@ -73,7 +69,7 @@ func BenchmarkIssuance(b *testing.B) {
 	}
 
 	b.Run("ssh-keygen", func(b *testing.B) {
-		requireTool(b, "ssh-keygen")
+		e2etest.RequireTool(b, "ssh-keygen")
 		h := newHome(b, "")
 		dir := b.TempDir()
 		files := make([]string, b.N)
@@ -85,7 +81,7 @@ func BenchmarkIssuance(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		caKey := filepath.Join(h.dir, "keys", "user-ca-1")
+		caKey := filepath.Join(h.Dir, "keys", "user-ca-1")
 		args := append([]string{"-q", "-s", caKey, "-I", "bench", "-n", "role-deploy", "-V", "-5m:+10m", "-z", "1"}, files...)
 		b.ResetTimer()
 		start := time.Now()

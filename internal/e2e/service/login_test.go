@@ -14,6 +14,7 @@ import (
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -25,7 +26,7 @@ import (
 // with 403 and recorded.
 func TestLoginThroughAgent(t *testing.T) {
 	for _, tool := range []string{sshdtest.SSHDPath, sshdtest.SSHPath, sshdtest.AgentPath} {
-		requireTool(t, tool)
+		e2etest.RequireTool(t, tool)
 	}
 	h := newHome(t, "")
 	rep := h.serve()
@@ -38,7 +39,7 @@ func TestLoginThroughAgent(t *testing.T) {
 	login := func(extra ...string) (string, string, int) {
 		args := append([]string{"login", "--server", rep.URL, "--ca-fingerprint", rep.Fingerprint, "--role", "deploy",
 			"--token-file", tokenFile, "--key", keyPath}, extra...)
-		return h.runEnv(env, args...)
+		return h.With(env).Run(args...)
 	}
 
 	out, errs, code := login()
@@ -71,8 +72,8 @@ func TestLoginThroughAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: []string{strings.TrimSpace(h.must("ca", "show", "--type", "user"))},
-		Principals:        map[string][]string{currentUser(t): {"role-deploy"}},
+		TrustedUserCAKeys: []string{strings.TrimSpace(h.Must("ca", "show", "--type", "user"))},
+		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 		RevokedKeysFile:   krlPath,
 	})
 	for _, p := range []string{keyPath, keyPath + ".pub", client.CertPath(keyPath)} {
@@ -103,7 +104,7 @@ func TestLoginThroughAgent(t *testing.T) {
 	t.Run("fail/revoked-while-serving", func(t *testing.T) {
 		// An admin command on the same home while serve runs; the service's
 		// KRL changes and sshd enforces it.
-		h.must("revoke", "--serial", fmt.Sprint(cert.Serial), "--reason", "test")
+		h.Must("revoke", "--serial", fmt.Sprint(cert.Serial), "--reason", "test")
 		data, _, newETag, notModified, err := anon.KRL(context.Background(), "user", etag)
 		if err != nil || notModified || newETag == etag {
 			t.Fatalf("KRL after revocation: not modified %v, ETag %s (was %s), %v", notModified, newETag, etag, err)
@@ -134,14 +135,14 @@ func TestLoginThroughAgent(t *testing.T) {
 			t.Fatalf("denial entry %+v", d)
 		}
 	})
-	if out, errs, code := h.run("audit", "verify"); code != 0 {
+	if out, errs, code := h.Run("audit", "verify"); code != 0 {
 		t.Fatalf("audit verify: %s%s", out, errs)
 	}
 
 	// The service's log: JSON lines, a request ID on every line about a
 	// request, and never the token.
 	rep.Stop(t)
-	logs := rep.stderr.String()
+	logs := rep.Log()
 	if strings.Contains(logs, secret) || strings.Contains(logs, strings.SplitN(secret, "_", 3)[2]) {
 		t.Error("the service logged the API token")
 	}
@@ -167,7 +168,7 @@ func TestLoginThroughAgent(t *testing.T) {
 // auditJSON runs an `audit list --json` command and decodes its lines.
 func auditJSON(t *testing.T, h *caHome, args ...string) []audit.Entry {
 	t.Helper()
-	out := h.must(args...)
+	out := h.Must(args...)
 	var es []audit.Entry
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
 		if line == "" {
@@ -187,12 +188,12 @@ func auditJSON(t *testing.T, h *caHome, args ...string) []audit.Entry {
 // it anyway), list shows no secrets, and a revoked token stops at once.
 func TestTokenCommands(t *testing.T) {
 	h := newHome(t, "")
-	if _, errs, code := h.run("token", "create", "--role", "servers", "--name", "bad"); code != 1 || !strings.Contains(errs, "host role") || !strings.Contains(errs, "sshca: hint: ") {
+	if _, errs, code := h.Run("token", "create", "--role", "servers", "--name", "bad"); code != 1 || !strings.Contains(errs, "host role") || !strings.Contains(errs, "sshca: hint: ") {
 		t.Fatalf("role token for a host role: exit %d: %s", code, errs)
 	}
 	rep := h.serve()
 	secret, _ := h.token("--role", "deploy", "--name", "ci", "--ttl", "1h")
-	list := h.must("token", "list")
+	list := h.Must("token", "list")
 	if !strings.Contains(list, "ci") || strings.Contains(list, strings.SplitN(secret, "_", 3)[2]) {
 		t.Fatalf("token list: %s", list)
 	}
@@ -201,7 +202,7 @@ func TestTokenCommands(t *testing.T) {
 	if _, _, err := c.RequestCert(context.Background(), "user", req); err != nil {
 		t.Fatal(err)
 	}
-	h.must("token", "revoke", "ci")
+	h.Must("token", "revoke", "ci")
 	_, _, err := c.RequestCert(context.Background(), "user", req)
 	var ae *client.APIError
 	if !errors.As(err, &ae) || ae.Status != 401 || !strings.Contains(ae.Message, "revoked") {

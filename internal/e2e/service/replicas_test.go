@@ -12,6 +12,7 @@ import (
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/postgres"
@@ -33,12 +34,8 @@ func TestReplicasOnPostgres(t *testing.T) {
 	// The replicas run as processes of the built binary when it can be built:
 	// separate processes, like real replicas, and free of the race detector's
 	// cost, which would otherwise dominate a 4,000-request run.
-	var a, b *replica
-	if bin := binary(t); bin != "" {
-		a, b = h.serveBinary(bin), h.serveBinary(bin)
-	} else {
-		a, b = h.serve(), h.serve()
-	}
+	bin := binary(t)
+	a, b := h.serveBin(bin), h.serveBin(bin)
 	secret, _ := h.token("--role", "deploy", "--name", "ci-load", "--ttl", "1h")
 	admin, _ := h.token("--admin", "--name", "oncall", "--ttl", "1h")
 	if a.Fingerprint != b.Fingerprint || a.URL == b.URL {
@@ -106,7 +103,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 			t.Fatalf("audit entry %d names serial %d, which no client received", e.Seq, e.Serial)
 		}
 	}
-	if out, errs, code := h.run("audit", "verify"); code != 0 || !strings.Contains(out, "audit log intact") {
+	if out, errs, code := h.Run("audit", "verify"); code != 0 || !strings.Contains(out, "audit log intact") {
 		t.Fatalf("audit verify: exit %d: %s%s", code, out, errs)
 	}
 
@@ -118,7 +115,7 @@ func TestReplicasOnPostgres(t *testing.T) {
 	}
 	var krls [2][]byte
 	var etags [2]string
-	for i, r := range []*replica{a, b} {
+	for i, r := range []*e2etest.Server{a, b} {
 		data, sig, etag, _, err := r.Client(t, "").KRL(context.Background(), "user", "")
 		if err != nil || len(sig) == 0 {
 			t.Fatalf("replica %d KRL: %v", i, err)

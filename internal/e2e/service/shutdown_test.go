@@ -77,7 +77,7 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Fatalf("%d + %d != %d", len(ok), failed, n)
 	}
 
-	st, err := sqlite.Open(context.Background(), filepath.Join(h.dir, "sshca.db"))
+	st, err := sqlite.Open(context.Background(), filepath.Join(h.Dir, "sshca.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestGracefulShutdown(t *testing.T) {
 	if len(certs) != len(ok) || len(issued) != len(ok) {
 		t.Errorf("%d certificates and %d cert.issue entries in the store, %d delivered", len(certs), len(issued), len(ok))
 	}
-	if out, errs, code := h.run("audit", "verify"); code != 0 {
+	if out, errs, code := h.Run("audit", "verify"); code != 0 {
 		t.Fatalf("audit verify: %s%s", out, errs)
 	}
 }

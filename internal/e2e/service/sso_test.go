@@ -43,7 +43,7 @@ roles:
 func TestSSOLogin(t *testing.T) {
 	iss := oidctest.NewHTTP(t)
 	h := newHome(t, "")
-	if err := os.WriteFile(filepath.Join(h.dir, "sshca.yaml"), []byte(fmt.Sprintf(ssoPolicy, iss.URL())), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(h.Dir, "sshca.yaml"), []byte(fmt.Sprintf(ssoPolicy, iss.URL())), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	rep := h.serve()
@@ -58,7 +58,7 @@ func TestSSOLogin(t *testing.T) {
 		}
 		done := make(chan result, 1)
 		go func() {
-			out, errs, code := h.runEnv(map[string]string{"HOME": t.TempDir()}, "login", "--server", rep.URL, "--ca-fingerprint", rep.Fingerprint,
+			out, errs, code := h.With(map[string]string{"HOME": t.TempDir()}).Run("login", "--server", rep.URL, "--ca-fingerprint", rep.Fingerprint,
 				"--role", role, "--key", keyPath, "--no-agent")
 			done <- result{out, errs, code}
 		}()

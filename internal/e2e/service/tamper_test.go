@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/postgres"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
 	"github.com/sshca/sshca/internal/store/sqlite"
@@ -23,7 +24,7 @@ var auditCols = []string{"time_us", "actor", "action", "role", "serial", "key_id
 // with another directly in the database (SQLite and PostgreSQL) makes
 // `sshca audit verify` exit 1 naming the entry.
 func TestAuditTamper(t *testing.T) {
-	requireTool(t, "ssh-keygen")
+	e2etest.RequireTool(t, "ssh-keygen")
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, tc := range []struct {
 			name string
@@ -70,9 +71,9 @@ func TestAuditTamper(t *testing.T) {
 					if out, err := exec.Command("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
 						t.Fatalf("ssh-keygen: %v: %s", err, out)
 					}
-					h.must("sign", "user", "--role", "deploy", "--id", fmt.Sprintf("job-%d", i), key+".pub")
+					h.Must("sign", "user", "--role", "deploy", "--id", fmt.Sprintf("job-%d", i), key+".pub")
 				}
-				if out := h.must("audit", "verify"); !strings.Contains(out, "intact") {
+				if out := h.Must("audit", "verify"); !strings.Contains(out, "intact") {
 					t.Fatalf("untouched log: %s", out)
 				}
 				issued := auditJSON(t, h, "audit", "list", "--action", audit.ActionIssue, "--json")
@@ -90,7 +91,7 @@ func TestAuditTamper(t *testing.T) {
 				want := tc.tamper(t, db, q, all, issued[0].Seq)
 				closeDB()
 
-				out, errs, code := h.run("audit", "verify")
+				out, errs, code := h.Run("audit", "verify")
 				if code != 1 {
 					t.Fatalf("audit verify after tampering: exit %d: %s%s", code, out, errs)
 				}
@@ -107,8 +108,8 @@ func TestAuditTamper(t *testing.T) {
 func openRaw(t *testing.T, h *caHome) (*sql.DB, func(string) string, func()) {
 	t.Helper()
 	ctx := context.Background()
-	if h.db == "" {
-		path := filepath.Join(h.dir, "sshca.db")
+	if h.DB == "" {
+		path := filepath.Join(h.Dir, "sshca.db")
 		if _, err := os.Stat(path); err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +119,7 @@ func openRaw(t *testing.T, h *caHome) (*sql.DB, func(string) string, func()) {
 		}
 		return st.SQL(), func(s string) string { return s }, func() { st.Close() }
 	}
-	st, err := postgres.Open(ctx, h.db)
+	st, err := postgres.Open(ctx, h.DB)
 	if err != nil {
 		t.Fatal(err)
 	}
