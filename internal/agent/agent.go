@@ -271,6 +271,15 @@ func (c *Config) syncPrincipals(ctx context.Context, res *Result) error {
 		return fmt.Errorf("fetch accounts: %w", err)
 	}
 	dir := filepath.Join(c.Dir, PrincipalsDir)
+	if len(accounts) == 0 {
+		// An empty answer would delete every principals file and lock every
+		// certificate out; treat it like any other worse-than-installed answer.
+		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+			res.Refused = append(res.Refused, PrincipalsDir+": the service listed no accounts")
+			return errors.New("principals: refused an empty account list; keeping the installed files")
+		}
+		return nil
+	}
 	for acct, ps := range accounts {
 		if !validAccount(acct) {
 			res.Refused = append(res.Refused, "principals/"+acct+": invalid account name")

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -147,12 +148,33 @@ func formatValidity(after, before uint64, loc *time.Location) string {
 	return "from " + f(after) + " to " + f(before)
 }
 
-// optionValue decodes a critical option or extension value (a string inside a string).
-func optionValue(v string) string {
-	if v == "" {
-		return ""
+// safeText escapes control characters and invalid UTF-8, so that a hostile
+// key ID or principal cannot drive the terminal that shows it.
+func safeText(s string) string {
+	clean := true
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || r == utf8.RuneError || (r >= 0x80 && r < 0xa0) {
+			clean = false
+			break
+		}
 	}
-	return v
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, "\\x%02x", r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // describeCert renders a certificate exactly as ssh-keygen -L prints it.
@@ -167,7 +189,7 @@ func describeCert(name string, c *ssh.Certificate, loc *time.Location) string {
 		sigAlg = c.Signature.Format
 	}
 	fmt.Fprintf(&b, "%sSigning CA: %s %s (using %s)\n", in, sshKeyTypeName(c.SignatureKey), ssh.FingerprintSHA256(c.SignatureKey), sigAlg)
-	fmt.Fprintf(&b, "%sKey ID: \"%s\"\n", in, c.KeyId)
+	fmt.Fprintf(&b, "%sKey ID: \"%s\"\n", in, safeText(c.KeyId))
 	fmt.Fprintf(&b, "%sSerial: %d\n", in, c.Serial)
 	fmt.Fprintf(&b, "%sValid: %s\n", in, formatValidity(c.ValidAfter, c.ValidBefore, loc))
 	if len(c.ValidPrincipals) == 0 {
@@ -175,7 +197,7 @@ func describeCert(name string, c *ssh.Certificate, loc *time.Location) string {
 	} else {
 		fmt.Fprintf(&b, "%sPrincipals: \n", in)
 		for _, p := range c.ValidPrincipals {
-			fmt.Fprintf(&b, "%s%s%s\n", in, in, p)
+			fmt.Fprintf(&b, "%s%s%s\n", in, in, safeText(p))
 		}
 	}
 	writeOpts := func(title string, m map[string]string) {
@@ -185,10 +207,10 @@ func describeCert(name string, c *ssh.Certificate, loc *time.Location) string {
 		}
 		fmt.Fprintf(&b, "%s%s: \n", in, title)
 		for _, k := range sortedKeys(m) {
-			if v := optionValue(m[k]); v != "" {
-				fmt.Fprintf(&b, "%s%s%s %s\n", in, in, k, v)
+			if v := m[k]; v != "" {
+				fmt.Fprintf(&b, "%s%s%s %s\n", in, in, safeText(k), safeText(v))
 			} else {
-				fmt.Fprintf(&b, "%s%s%s\n", in, in, k)
+				fmt.Fprintf(&b, "%s%s%s\n", in, in, safeText(k))
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -94,6 +95,17 @@ func newSignCommand(kind string) *command {
 		if err != nil {
 			return fmt.Errorf("read public key: %w", err)
 		}
+		dest := out
+		if dest == "" && pubPath != "-" {
+			dest = certPath(pubPath)
+		}
+		if dest != "" {
+			// Refuse before signing: a certificate that cannot be written
+			// would still use up a serial.
+			if fi, err := os.Stat(filepath.Dir(dest)); err != nil || !fi.IsDir() {
+				return fmt.Errorf("cannot write the certificate to %s: directory %s does not exist", dest, filepath.Dir(dest))
+			}
+		}
 		h, err := e.openHome(passFile)
 		if err != nil {
 			return err
@@ -127,10 +139,6 @@ func newSignCommand(kind string) *command {
 			return err
 		}
 		line := ssh.MarshalAuthorizedKey(cert)
-		dest := out
-		if dest == "" && pubPath != "-" {
-			dest = certPath(pubPath)
-		}
 		if dest == "" {
 			_, err = e.stdout.Write(line)
 			return err

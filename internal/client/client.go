@@ -138,9 +138,12 @@ func (c *Client) RequestCert(ctx context.Context, typ string, req api.CertReques
 
 // ParseCert parses a certificate line.
 func ParseCert(line []byte) (*ssh.Certificate, error) {
-	pub, _, _, _, err := ssh.ParseAuthorizedKey(bytes.TrimSpace(line))
+	pub, _, _, rest, err := ssh.ParseAuthorizedKey(bytes.TrimSpace(line))
 	if err != nil {
 		return nil, fmt.Errorf("client: not a certificate: %w", err)
+	}
+	if len(bytes.TrimSpace(rest)) > 0 {
+		return nil, errors.New("client: more than one key where one certificate was expected")
 	}
 	cert, ok := pub.(*ssh.Certificate)
 	if !ok {

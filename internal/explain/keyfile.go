@@ -22,6 +22,7 @@ func keyFamily(name string) (family string, cert, short, ok bool) {
 		return "ed25519-sk", false, false, true
 	case ssh.KeyAlgoRSA:
 		return "rsa", false, false, true
+	//lint:ignore SA1019 DSA is named only to refuse it
 	case ssh.KeyAlgoDSA:
 		return "dsa", false, false, true
 	case ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521:
@@ -34,6 +35,7 @@ func keyFamily(name string) (family string, cert, short, ok bool) {
 		return "ed25519-sk", true, false, true
 	case ssh.CertAlgoRSAv01:
 		return "rsa", true, false, true
+	//lint:ignore SA1019 DSA is named only to refuse it
 	case ssh.CertAlgoDSAv01:
 		return "dsa", true, false, true
 	case ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01:

@@ -13,6 +13,7 @@ import (
 // no longer parses at all: one such CA key makes the whole KRL unloadable
 // and sshd then refuses every public-key login.
 func checkKeyLoadable(pk ssh.PublicKey) error {
+	//lint:ignore SA1019 DSA is named only to refuse it
 	if pk.Type() == ssh.KeyAlgoDSA || pk.Type() == ssh.CertAlgoDSAv01 {
 		return errors.New("DSA keys are not supported by OpenSSH 10")
 	}

@@ -97,6 +97,7 @@ func caBlob(ca ssh.PublicKey) ([]byte, error) {
 	if _, ok := ca.(*ssh.Certificate); ok {
 		return nil, errors.New("a CA key must be a plain key, not a certificate")
 	}
+	//lint:ignore SA1019 DSA is named only to refuse it
 	if ca.Type() == ssh.KeyAlgoDSA {
 		return nil, errors.New("DSA CA keys are not supported (OpenSSH 10 cannot load such a KRL)")
 	}

@@ -145,7 +145,7 @@ func (s *Server) authorizeRole(ctx context.Context, c *caller, roleName string, 
 				return forbidden("role-not-allowed", "role tokens only obtain user certificates; host certificates need an enrollment token")
 			}
 		default:
-			return forbidden("role-not-allowed", "a %s token cannot request certificates", tk.Kind)
+			return forbidden("role-not-allowed", "%s tokens cannot request certificates", tk.Kind)
 		}
 		if role.RequireMFA {
 			return forbidden("mfa-required", "role %q requires a second factor; API tokens cannot provide one", roleName)

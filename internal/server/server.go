@@ -253,7 +253,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ke):
 		status, msg, code = http.StatusBadRequest, ke.Error(), "bad-key"
 	case errors.Is(err, ca.ErrNeverIssued):
-		status, msg, code = http.StatusBadRequest, oneLine(err.Error()), "never-issued"
+		// The domain's message names the CLI flag; the API's switch is a field.
+		msg = strings.ReplaceAll(oneLine(err.Error()), "use --force", `set "force": true`)
+		status, code = http.StatusBadRequest, "never-issued"
 	case errors.Is(err, store.ErrNotFound):
 		status, msg, code = http.StatusNotFound, "not found", "not-found"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

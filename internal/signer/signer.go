@@ -128,7 +128,11 @@ func Pin(s ssh.Signer) (ssh.Signer, error) {
 		if !ok {
 			return nil, errors.New("signer: RSA signer cannot choose its algorithm; refusing SHA-1")
 		}
-		return ssh.NewSignerWithAlgorithms(as, []string{ssh.KeyAlgoRSASHA512})
+		ms, err := ssh.NewSignerWithAlgorithms(as, []string{ssh.KeyAlgoRSASHA512})
+		if err != nil {
+			return nil, err
+		}
+		return rsaSHA512Signer{ms}, nil
 	//lint:ignore SA1019 DSA is named only to refuse it
 	case ssh.KeyAlgoDSA:
 		return nil, errors.New("signer: DSA keys cannot be CA keys")
@@ -180,4 +184,13 @@ func FromAgent(ag agentLister, pub ssh.PublicKey) (ssh.Signer, error) {
 // agentLister is the part of agent.ExtendedAgent that FromAgent needs.
 type agentLister interface {
 	Signers() ([]ssh.Signer, error)
+}
+
+// rsaSHA512Signer makes even the plain Sign method of an RSA CA signer use
+// rsa-sha2-512: the embedded signer's Sign would fall back to ssh-rsa (SHA-1).
+type rsaSHA512Signer struct{ ssh.MultiAlgorithmSigner }
+
+// Sign signs with rsa-sha2-512.
+func (s rsaSHA512Signer) Sign(rand io.Reader, data []byte) (*ssh.Signature, error) {
+	return s.SignWithAlgorithm(rand, data, ssh.KeyAlgoRSASHA512)
 }
