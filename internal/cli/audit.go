@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/store"
 )
 
@@ -89,7 +90,7 @@ func newAuditListCommand() *command {
 func newAuditVerifyCommand() *command {
 	return &command{
 		name:    "audit verify",
-		summary: "check the integrity of the audit log's hash chain",
+		summary: "check the audit log's hash chain, and that certificates, revocations, CA keys and tokens in the database match it",
 		usage:   "",
 		example: `  sshca audit verify`,
 		maxArgs: 0,
@@ -110,7 +111,7 @@ func newAuditVerifyCommand() *command {
 }
 
 // verifyAudit checks the chain and that it ends where the head record says.
-func verifyAudit(e *env, st store.Store) (int, error) {
+func verifyAudit(e *env, st store.ServiceStore) (int, error) {
 	entries, err := st.AuditEntries(e.ctx, store.AuditFilter{})
 	if err != nil {
 		return 0, err
@@ -132,6 +133,13 @@ func verifyAudit(e *env, st store.Store) (int, error) {
 			return 0, &audit.VerifyError{Seq: lastSeq + 1, Reason: fmt.Sprintf("missing: the log ends at entry %d but %d entries were written", lastSeq, seq)}
 		}
 		return 0, errors.New("audit: the head record does not match the last entry")
+	}
+	problems, err := ca.CheckConsistency(e.ctx, st, entries)
+	if err != nil {
+		return 0, err
+	}
+	if len(problems) > 0 {
+		return 0, fmt.Errorf("audit: the log is intact but the database does not match it: %s", strings.Join(problems, "; "))
 	}
 	return len(entries), nil
 }

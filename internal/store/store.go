@@ -7,7 +7,10 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
@@ -144,4 +147,11 @@ type AuditFilter struct {
 	Since  time.Time
 	Until  time.Time
 	Limit  int
+}
+
+// Digest names what a revocation revokes (not who or why). The audit entry
+// of a revocation carries it, so that audit verify can match rows to entries.
+func (r Revocation) Digest() string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%s\x00%s", r.CAType, r.Kind, r.Lo, r.Hi, r.KeyID, r.Value)))
+	return hex.EncodeToString(sum[:16])
 }

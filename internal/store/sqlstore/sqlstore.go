@@ -461,9 +461,10 @@ func (s *DB) AddRevocation(ctx context.Context, r store.Revocation, ev audit.Ent
 		if n > 0 {
 			return nil
 		}
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO revocations (ca_type, kind, lo, hi, key_id, value, reason, actor, created_us, expires_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-			r.CAType, r.Kind, int64(r.Lo), int64(r.Hi), r.KeyID, r.Value, r.Reason, r.Actor, micros(r.CreatedAt), micros(r.Expires))
+		var id int64
+		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO revocations (ca_type, kind, lo, hi, key_id, value, reason, actor, created_us, expires_us)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
+			r.CAType, r.Kind, int64(r.Lo), int64(r.Hi), r.KeyID, r.Value, r.Reason, r.Actor, micros(r.CreatedAt), micros(r.Expires)).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("store: insert revocation: %w", err)
 		}
@@ -471,6 +472,9 @@ func (s *DB) AddRevocation(ctx context.Context, r store.Revocation, ev audit.Ent
 			return err
 		}
 		added = true
+		// The audit entry names the row and what it revokes, so that a row
+		// deleted or inserted behind sshca's back is found by audit verify.
+		ev.Details = withDetails(ev.Details, map[string]string{"revocation_id": strconv.FormatInt(id, 10), "revocation": r.Digest()})
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
@@ -515,6 +519,23 @@ func (s *DB) ListRevocations(ctx context.Context, caType string) ([]store.Revoca
 func (s *DB) PruneRevocations(ctx context.Context, caType string, before time.Time, ev audit.Entry) (int, error) {
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`SELECT id FROM revocations WHERE ca_type = ? AND expires_us > 0 AND expires_us < ? ORDER BY id`), caType, micros(before))
+		if err != nil {
+			return fmt.Errorf("store: prune revocations: %w", err)
+		}
+		var ids []string
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return fmt.Errorf("store: prune revocations: %w", err)
+			}
+			ids = append(ids, strconv.FormatInt(id, 10))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("store: prune revocations: %w", err)
+		}
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM revocations WHERE ca_type = ? AND expires_us > 0 AND expires_us < ?`), caType, micros(before))
 		if err != nil {
 			return fmt.Errorf("store: prune revocations: %w", err)
@@ -523,11 +544,9 @@ func (s *DB) PruneRevocations(ctx context.Context, caType string, before time.Ti
 		if n == 0 {
 			return nil
 		}
+		ev.Details = withDetails(ev.Details, map[string]string{"pruned_ids": strings.Join(ids, ",")})
 		if err := s.bumpKRL(ctx, tx, caType); err != nil {
 			return err
-		}
-		if ev.Details == nil {
-			ev.Details = map[string]string{}
 		}
 		ev.Details["pruned"] = strconv.FormatInt(n, 10)
 		_, err = s.appendAudit(ctx, tx, ev)
@@ -550,3 +569,15 @@ func (s *DB) KRLVersion(ctx context.Context, caType string) (uint64, error) {
 }
 
 var _ store.Store = (*DB)(nil)
+
+// withDetails returns a copy of d with extra added (the caller's map is not changed).
+func withDetails(d, extra map[string]string) map[string]string {
+	out := make(map[string]string, len(d)+len(extra))
+	for k, v := range d {
+		out[k] = v
+	}
+	for k, v := range extra {
+		out[k] = v
+	}
+	return out
+}
