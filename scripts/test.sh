@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up, formatting, vet, staticcheck, go test -race,
-# and (under CI=true) every fuzz target for a few seconds.
+# and (under CI=true) every fuzz target for a few seconds. The last line is
+# "tests: N passed, M failed" (top-level tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -9,7 +10,29 @@ if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1
 go vet ./...
 # Pinned; fetched through the Go module proxy on first use, then cached.
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
-go test -race -count=1 -timeout 30m ./...
-if [ "${CI:-}" = "true" ]; then
-  FUZZTIME=3s scripts/fuzz.sh
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+rc=0
+go test -race -count=1 -timeout 30m -v ./... >"$log" 2>&1 || rc=$?
+# Package results, then the output of anything that failed.
+grep -E '^(ok|FAIL|\?) ' "$log" || true
+if [ "$rc" -ne 0 ]; then
+  echo "=== failures"
+  grep -n -E -- '^(--- FAIL|FAIL|panic:)|^\s+--- FAIL|_test\.go:[0-9]+:' "$log" | tail -300 || true
+  echo "=== end of the go test log"
+  tail -100 "$log"
 fi
+passed=$(grep -c -E '^--- PASS' "$log" || true)
+failed=$(grep -c -E '^--- FAIL' "$log" || true)
+if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+  failed=1 # a build failure or panic outside any test
+fi
+
+fuzzrc=0
+if [ "${CI:-}" = "true" ] && [ "$rc" -eq 0 ]; then
+  FUZZTIME=3s scripts/fuzz.sh || fuzzrc=$?
+  if [ "$fuzzrc" -ne 0 ]; then failed=$((failed + 1)); fi
+fi
+echo "tests: $passed passed, $failed failed"
+[ "$rc" -eq 0 ] && [ "$fuzzrc" -eq 0 ]

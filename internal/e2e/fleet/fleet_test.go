@@ -264,9 +264,7 @@ func (h *host) startSSHD() *sshdtest.Server {
 	h.t.Helper()
 	cfg := h.svc.Must("sshd-config", "--dir", h.Dir, "--host-key", h.Key)
 	extra := []string{"HostKey " + h.Key, "PidFile " + h.PidFile}
-	for _, l := range strings.Split(strings.TrimSpace(cfg), "\n") {
-		extra = append(extra, l)
-	}
+	extra = append(extra, strings.Split(strings.TrimSpace(cfg), "\n")...)
 	for _, want := range []string{"TrustedUserCAKeys ", "AuthorizedPrincipalsFile ", "RevokedKeys ", "HostCertificate "} {
 		if !strings.Contains(cfg, "\n"+want) {
 			h.t.Fatalf("sshd-config lacks %q:\n%s", want, cfg)
