@@ -14,16 +14,17 @@ import (
 
 // Actions recorded in the log.
 const (
-	ActionInit      = "init"
-	ActionIssue     = "cert.issue"
-	ActionDeny      = "cert.deny"
-	ActionRevoke    = "revoke"
-	ActionCARotate  = "ca.rotate"
-	ActionCAPromote = "ca.promote"
-	ActionCARetire  = "ca.retire"
-	ActionCARevoke  = "ca.revoke-key"
-	ActionToken     = "token"
-	ActionAdmin     = "admin"
+	ActionInit       = "init"
+	ActionIssue      = "cert.issue"
+	ActionDeny       = "cert.deny"
+	ActionRevoke     = "revoke"
+	ActionCARotate   = "ca.rotate"
+	ActionCAPromote  = "ca.promote"
+	ActionCARetire   = "ca.retire"
+	ActionCARevoke   = "ca.revoke-key"
+	ActionToken      = "token"
+	ActionAdmin      = "admin"
+	ActionHostReport = "host.report"
 )
 
 // Entry is one record of the audit log.

@@ -207,10 +207,10 @@ func (s *Server) checkTOTP(ctx context.Context, user, code string) error {
 func (s *Server) handleTOTPEnroll(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.authenticate(r)
 	if err != nil {
-		return err
+		return s.refuse(r, "unauthenticated", audit.ActionAdmin, err)
 	}
 	if c.kind != "oidc" {
-		return forbidden("oidc-only", "TOTP enrollment is for people signed in with SSO")
+		return s.refuse(r, c.actor, audit.ActionAdmin, forbidden("oidc-only", "TOTP enrollment is for people signed in with SSO"))
 	}
 	secret, err := totp.NewSecret(rand.Reader)
 	if err != nil {
@@ -220,7 +220,7 @@ func (s *Server) handleTOTPEnroll(w http.ResponseWriter, r *http.Request) error 
 		Details: map[string]string{"request_id": RequestID(r.Context())}}
 	if err := s.o.Store.PutTOTP(r.Context(), c.identity.User, secret, ev); err != nil {
 		if errors.Is(err, store.ErrExists) {
-			return &httpError{status: http.StatusConflict, code: "already-enrolled", msg: "TOTP is already enrolled; an admin must reset it"}
+			return s.refuse(r, c.actor, audit.ActionAdmin, &httpError{status: http.StatusConflict, code: "already-enrolled", msg: "TOTP is already enrolled; an admin must reset it"})
 		}
 		return err
 	}

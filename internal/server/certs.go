@@ -56,7 +56,7 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 		return s.denyRequest(r, "unauthenticated", "", "unauthorized", err)
 	}
 	if !s.limiter.allow(c.actor) {
-		return &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"}
+		return s.denyRequest(r, c.actor, "", "rate-limited", &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"})
 	}
 	var req api.CertRequest
 	if err := decodeJSON(w, r, &req); err != nil {
@@ -208,7 +208,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	if !s.limiter.allow(actor) {
-		return &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"}
+		return s.denyRequest(r, actor, rec.Role, "rate-limited", &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"})
 	}
 	var ttl time.Duration
 	if req.TTL != "" {
@@ -283,7 +283,14 @@ func (s *Server) checkOurValidCert(r *http.Request, cert *ssh.Certificate, caTyp
 	return nil
 }
 
-// handleHostReport records what a server's agent has installed.
+// handleHostReport records what a server's agent has installed; refusals
+// are audited.
 func (s *Server) handleHostReport(w http.ResponseWriter, r *http.Request) error {
-	return s.hostReport(w, r)
+	if err := s.hostReport(w, r); err != nil {
+		if ruleOf(err) != "error" {
+			return s.refuse(r, "host", audit.ActionHostReport, err)
+		}
+		return err
+	}
+	return nil
 }

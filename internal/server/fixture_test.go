@@ -235,10 +235,11 @@ func (f *fixture) cert(path, bearer string, req api.CertRequest) (response, *api
 
 // state is what a refused request must leave unchanged.
 type state struct {
-	maxSerial uint64
-	certs     int
-	denials   int
-	entries   int
+	maxSerial     uint64
+	certs         int
+	denials       int
+	revokeDenials int
+	entries       int
 }
 
 func (f *fixture) state() state {
@@ -256,13 +257,16 @@ func (f *fixture) state() state {
 	if err != nil {
 		f.t.Fatal(err)
 	}
-	n := 0
+	n, rd := 0, 0
 	for _, e := range all {
 		if e.Action == audit.ActionDeny {
 			n++
 		}
+		if e.Action == audit.ActionRevoke && e.Outcome == "denied" {
+			rd++
+		}
 	}
-	return state{maxSerial: ms, certs: len(certs), denials: n, entries: len(all)}
+	return state{maxSerial: ms, certs: len(certs), denials: n, revokeDenials: rd, entries: len(all)}
 }
 
 // lastEntry returns the newest audit entry.

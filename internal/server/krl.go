@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/sshsig"
@@ -162,7 +164,7 @@ func (s *Server) handleCAKeys(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
-// handleRevocation records a revocation; admin tokens only.
+// handleRevocation records a revocation; admin tokens only. Refusals are audited.
 func (s *Server) handleRevocation(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.authenticate(r)
 	if err != nil {
@@ -171,6 +173,16 @@ func (s *Server) handleRevocation(w http.ResponseWriter, r *http.Request) error 
 	if c.token == nil || c.token.Kind != store.TokenAdmin {
 		return s.denyRequest(r, c.actor, "", "admin-only", forbidden("admin-only", "revocations need an admin token"))
 	}
+	if err := s.revoke(w, r, c); err != nil {
+		if ruleOf(err) != "error" || errors.Is(err, ca.ErrNeverIssued) {
+			return s.refuse(r, c.actor, audit.ActionRevoke, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller) error {
 	var req api.RevocationRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err

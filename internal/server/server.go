@@ -361,3 +361,17 @@ func (s *Server) handleAccounts(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, acc)
 	return nil
 }
+
+// refuse records a refused request that is not a certificate request (a
+// revocation, a TOTP enrollment, a host report) in the audit log under
+// action, and returns err.
+func (s *Server) refuse(r *http.Request, actor, action string, err error) error {
+	rule := ruleOf(err)
+	s.metrics.denied("", rule)
+	ev := audit.Entry{Time: s.now(), Actor: actor, Action: action, Outcome: "denied", Reason: rule + ": " + oneLine(err.Error()),
+		Details: map[string]string{"request_id": RequestID(r.Context())}}
+	if _, aerr := s.o.Store.Append(r.Context(), ev); aerr != nil {
+		return errors.Join(err, fmt.Errorf("record refusal: %w", aerr))
+	}
+	return err
+}
