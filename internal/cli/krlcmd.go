@@ -286,15 +286,17 @@ func newKRLCommand() *command {
 
 func newKRLCheckCommand() *command {
 	var checkKRL, checkType string
+	var verbose bool
 	return &command{
 		name:    "krl check",
 		summary: "check keys or certificates against a KRL, like ssh-keygen -Q (exit 1 if any is revoked)",
-		usage:   "[--krl F | --type user|host] KEYFILE...",
+		usage:   "[--krl F | --type user|host] [-v] KEYFILE...",
 		example: `  sshca krl check --krl /etc/ssh/sshca/revoked.krl ~/.ssh/id_ed25519-cert.pub
   sshca krl check ~/.ssh/id_ed25519-cert.pub        # against the KRL built from this CA's store`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&checkKRL, "krl", "", "KRL `file` to check against (default: build from the store)")
 			fs.StringVar(&checkType, "type", "user", "with no --krl: which CA's KRL")
+			fs.BoolVar(&verbose, "v", false, "say which KRL section revokes each revoked key")
 		},
 		minArgs: 1, maxArgs: -1,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -333,7 +335,10 @@ func newKRLCheckCommand() *command {
 			for i, p := range args {
 				if m := k.Check(keys[i]); m != nil {
 					revoked = true
-					fmt.Fprintf(e.stdout, "%s: REVOKED (%s)\n", p, m.Detail)
+					fmt.Fprintf(e.stdout, "%s: REVOKED\n", p)
+					if verbose {
+						fmt.Fprintf(e.stdout, "  by %s\n", m.Detail)
+					}
 				} else {
 					fmt.Fprintf(e.stdout, "%s: ok\n", p)
 				}
