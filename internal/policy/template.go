@@ -78,14 +78,17 @@ func ValidTemplate(t string) error {
 	}
 	segs, why := parseTemplate(t)
 	if why == "" {
-		var lit strings.Builder
+		// Each literal part is checked on its own: two invalid halves of a
+		// UTF-8 sequence on either side of a placeholder must not pass.
+		n := 0
 		for _, s := range segs {
-			lit.WriteString(s.lit)
+			n += len(s.lit)
+			if why == "" {
+				why = charProblem(s.lit)
+			}
 		}
-		if lit.Len() >= maxPrincipalLen {
+		if why == "" && n >= maxPrincipalLen {
 			why = "literal text too long"
-		} else {
-			why = charProblem(lit.String())
 		}
 	}
 	if why != "" {
@@ -106,6 +109,12 @@ func ExpandTemplate(tmpl string, id Identity) ([]string, error) {
 			return nil, err
 		}
 		return []string{tmpl}, nil
+	}
+	// The template as written must be valid on its own: otherwise a literal
+	// part (an invalid UTF-8 lead byte, say) could combine with an
+	// identity value into a principal nobody wrote.
+	if err := ValidTemplate(tmpl); err != nil {
+		return nil, err
 	}
 	segs, why := parseTemplate(tmpl)
 	if why != "" {

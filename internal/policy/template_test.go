@@ -85,3 +85,17 @@ func TestValidTemplate(t *testing.T) {
 		})
 	}
 }
+
+// TestTemplateSplitUTF8 checks that halves of a UTF-8 sequence in the
+// literal parts, or in a literal and an identity value, never combine into
+// a valid principal.
+func TestTemplateSplitUTF8(t *testing.T) {
+	for _, tmpl := range []string{"\xcd{{.User}}\xbb", "\xcd{{.User}}"} {
+		if err := ValidTemplate(tmpl); err == nil {
+			t.Errorf("ValidTemplate(%q) accepted invalid UTF-8", tmpl)
+		}
+		if got, err := ExpandTemplate(tmpl, Identity{User: "\xbb"}); err == nil {
+			t.Errorf("ExpandTemplate(%q) = %q, want an error", tmpl, got)
+		}
+	}
+}
