@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/sshca/sshca/internal/client"
 	"github.com/sshca/sshca/internal/home"
 )
 
@@ -334,4 +335,25 @@ func (e *env) promptPassphrase() ([]byte, bool, error) {
 		return nil, true, errors.New("empty passphrase")
 	}
 	return p, true, nil
+}
+
+// serviceFlags are the flags of every command that talks to the service.
+type serviceFlags struct{ url, fingerprint string }
+
+func (s *serviceFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&s.url, "server", "", "service `URL` (https://...)")
+	fs.StringVar(&s.fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate (SHA256:... as `sshca serve` prints it)")
+}
+
+// client checks --server and returns a client for the service; cmd names
+// the command in usage errors.
+func (s *serviceFlags) client(cmd string) (*client.Client, error) {
+	if s.url == "" {
+		return nil, usagef("%s: --server is required", cmd)
+	}
+	c, err := client.New(s.url, s.fingerprint)
+	if err != nil {
+		return nil, usagef("%s: %v", cmd, err)
+	}
+	return c, nil
 }

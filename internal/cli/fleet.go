@@ -32,7 +32,8 @@ func init() {
 }
 
 func newSyncCommand() *command {
-	var serverURL, fingerprint, dir, hostKey, interval, renewBefore, pidFile, reloadCmd string
+	var svc serviceFlags
+	var dir, hostKey, interval, renewBefore, pidFile, reloadCmd string
 	return &command{
 		name:    "sync",
 		summary: "keep this server's trusted CA keys, KRL, principals files and host certificate current (run as root)",
@@ -40,8 +41,7 @@ func newSyncCommand() *command {
 		example: `  sshca sync --server https://ca.corp:8443 --ca-fingerprint SHA256:... --host-key /etc/ssh/ssh_host_ed25519_key
   sshca sync --server https://ca.corp:8443 --interval 5m --sshd-pid-file /run/sshd.pid    # as a daemon`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&serverURL, "server", "", "service `URL`")
-			fs.StringVar(&fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate")
+			svc.register(fs)
 			fs.StringVar(&dir, "dir", "/etc/ssh/sshca", "`directory` for trusted_user_ca_keys, revoked.krl, principals/")
 			fs.StringVar(&hostKey, "host-key", "", "host private key whose certificate (<key>-cert.pub) to renew and to report with")
 			fs.StringVar(&interval, "interval", "", "run as a daemon, syncing this often (with jitter and back-off)")
@@ -51,7 +51,7 @@ func newSyncCommand() *command {
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			if serverURL == "" {
+			if svc.url == "" {
 				return usagef("sync: --server is required")
 			}
 			var iv, rb time.Duration
@@ -66,9 +66,9 @@ func newSyncCommand() *command {
 					return usagef("sync: --renew-before must be a positive duration")
 				}
 			}
-			c, err := client.New(serverURL, fingerprint)
+			c, err := svc.client("sync")
 			if err != nil {
-				return usagef("sync: %v", err)
+				return err
 			}
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				return err
@@ -97,15 +97,15 @@ func newSyncCommand() *command {
 }
 
 func newHostEnrollCommand() *command {
-	var serverURL, fingerprint, tokenFile, hostKey, principals, ttl string
+	var svc serviceFlags
+	var tokenFile, hostKey, principals, ttl string
 	return &command{
 		name:    "host enroll",
 		summary: "get this server's first host certificate with a one-time enrollment token",
 		usage:   "--server URL [--ca-fingerprint SHA256:...] --token-file F --host-key KEY [--principals h1,h2]",
 		example: `  sshca host enroll --server https://ca.corp:8443 --token-file /root/enroll.token --host-key /etc/ssh/ssh_host_ed25519_key`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&serverURL, "server", "", "service `URL`")
-			fs.StringVar(&fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate")
+			svc.register(fs)
 			fs.StringVar(&tokenFile, "token-file", "", "`file` holding the enrollment token")
 			fs.StringVar(&hostKey, "host-key", "", "host private key `file` (its .pub is certified)")
 			fs.StringVar(&principals, "principals", "", "host names (default: those the token is bound to)")
@@ -113,12 +113,12 @@ func newHostEnrollCommand() *command {
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			if serverURL == "" || tokenFile == "" || hostKey == "" {
+			if svc.url == "" || tokenFile == "" || hostKey == "" {
 				return usagef("host enroll: --server, --token-file and --host-key are required")
 			}
-			c, err := client.New(serverURL, fingerprint)
+			c, err := svc.client("host enroll")
 			if err != nil {
-				return usagef("host enroll: %v", err)
+				return err
 			}
 			tok, err := readPassphrase(tokenFile)
 			if err != nil {
@@ -189,15 +189,15 @@ func newSSHDConfigCommand() *command {
 }
 
 func newSSHConfigCommand() *command {
-	var serverURL, fingerprint, hosts, bastion, bastionUser, keyPath string
+	var svc serviceFlags
+	var hosts, bastion, bastionUser, keyPath string
 	return &command{
 		name:    "ssh-config",
 		summary: "print the client side: @cert-authority lines for known_hosts and an ~/.ssh/config block",
 		usage:   "--server URL [--ca-fingerprint SHA256:...] [--hosts PATTERN] [--bastion HOST [--bastion-user U]]",
 		example: `  sshca ssh-config --server https://ca.corp:8443 --hosts '*.corp' --bastion bastion.corp`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&serverURL, "server", "", "service `URL`")
-			fs.StringVar(&fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate")
+			svc.register(fs)
 			fs.StringVar(&hosts, "hosts", "*", "host `patterns` (comma-separated) the host CA vouches for")
 			fs.StringVar(&bastion, "bastion", "", "jump host for the ~/.ssh/config block (ProxyJump)")
 			fs.StringVar(&bastionUser, "bastion-user", "", "user on the jump host")
@@ -205,15 +205,15 @@ func newSSHConfigCommand() *command {
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			if serverURL == "" {
+			if svc.url == "" {
 				return usagef("ssh-config: --server is required")
 			}
 			if strings.ContainsAny(hosts, " \t\n") || strings.ContainsAny(bastion+bastionUser+keyPath, " \t\n") {
 				return usagef("ssh-config: patterns and names may not contain spaces")
 			}
-			c, err := client.New(serverURL, fingerprint)
+			c, err := svc.client("ssh-config")
 			if err != nil {
-				return usagef("ssh-config: %v", err)
+				return err
 			}
 			keys, _, err := c.CAKeys(e.ctx, "host")
 			if err != nil {

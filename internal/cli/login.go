@@ -31,7 +31,8 @@ func defaultKeyPath(e *env) string {
 }
 
 func newLoginCommand() *command {
-	var serverURL, fingerprint, role, keyPath, tokenFile, principals, ttl, totpCode, renewBefore string
+	var svc serviceFlags
+	var role, keyPath, tokenFile, principals, ttl, totpCode, renewBefore string
 	var renew, noAgent bool
 	return &command{
 		name:    "login",
@@ -41,8 +42,7 @@ func newLoginCommand() *command {
   sshca login --server https://ca.corp:8443 --ca-fingerprint SHA256:... --role deploy --token-file /run/ci.token
   sshca login --server https://ca.corp:8443 --renew --renew-before 1h   # automation: renew by proof of possession`,
 		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&serverURL, "server", "", "service `URL` (https://...)")
-			fs.StringVar(&fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate (SHA256:... as `sshca serve` prints it)")
+			svc.register(fs)
 			fs.StringVar(&role, "role", "", "role to request")
 			fs.StringVar(&keyPath, "key", "", "private key `file` (default ~/.ssh/id_ed25519; created as ed25519 if missing)")
 			fs.StringVar(&tokenFile, "token-file", "", "authenticate with the API token in this `file` instead of SSO")
@@ -55,7 +55,7 @@ func newLoginCommand() *command {
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			if serverURL == "" {
+			if svc.url == "" {
 				return usagef("login: --server is required")
 			}
 			if tokenFile != "" && renew {
@@ -86,9 +86,9 @@ func newLoginCommand() *command {
 					}
 				}
 			}
-			c, err := client.New(serverURL, fingerprint)
+			c, err := svc.client("login")
 			if err != nil {
-				return usagef("login: %v", err)
+				return err
 			}
 			sgn, priv, created, err := client.EnsureKey(keyPath)
 			if err != nil {
