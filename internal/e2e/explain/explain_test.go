@@ -166,17 +166,23 @@ func mustKRL(t *testing.T, build func(k *krl.KRL) error) []byte {
 	return b
 }
 
-func TestExplainAgreesWithSSHD(t *testing.T) {
+// requireSSHDAsRoot needs sshd, ssh and ssh-keygen, and root: sshd must
+// switch to the account, and as root the tests log in as root.
+func requireSSHDAsRoot(t *testing.T) {
+	t.Helper()
 	requireTool(t, sshdtest.SSHDPath)
 	requireTool(t, sshdtest.SSHPath)
 	requireTool(t, sshdtest.KeygenPath)
 	if os.Geteuid() != 0 {
-		// sshd must switch to the account; as root we log in as root.
 		if os.Getenv("CI") == "true" {
 			t.Fatal("the sshd acceptance test must run as root")
 		}
 		t.Skip("the sshd acceptance test must run as root")
 	}
+}
+
+func TestExplainAgreesWithSSHD(t *testing.T) {
+	requireSSHDAsRoot(t)
 	const account = "root"
 	dir := t.TempDir()
 

@@ -26,15 +26,7 @@ import (
 // them against known_hosts, RevokedHostKeys and CASignatureAlgorithms,
 // and explain must agree with the outcome and name the client's reason.
 func TestExplainHostAgreesWithSSH(t *testing.T) {
-	requireTool(t, sshdtest.SSHDPath)
-	requireTool(t, sshdtest.SSHPath)
-	requireTool(t, sshdtest.KeygenPath)
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the sshd acceptance test must run as root")
-		}
-		t.Skip("the sshd acceptance test must run as root")
-	}
+	requireSSHDAsRoot(t)
 	const account = "root"
 	dir := t.TempDir()
 	_, userKey, _ := ed25519.GenerateKey(rand.Reader)
