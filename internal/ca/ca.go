@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -25,8 +27,8 @@ import (
 
 // Store is the storage the authority needs.
 type Store interface {
-	IssueCert(ctx context.Context, rec *store.CertRecord, ev audit.Entry) (uint64, error)
-	SetCertBody(ctx context.Context, serial uint64, cert string) error
+	ReserveSerials(ctx context.Context, n int) (uint64, error)
+	CommitBatch(ctx context.Context, items []store.BatchItem) ([]error, error)
 	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
 	Append(ctx context.Context, ev audit.Entry) (audit.Entry, error)
 }
@@ -46,6 +48,21 @@ type Authority struct {
 
 	mu      sync.Mutex
 	signers map[string]ssh.Signer // by CA fingerprint
+	active  map[string]activeKey  // by CA type: the cached active generation
+
+	serials serialPool
+	commits committer
+}
+
+// activeKeyTTL is how long the active generation is trusted from cache. A
+// stale entry costs nothing but a retry: the batch transaction refuses a
+// certificate whose CA key is no longer active (store.ErrCAKeyNotActive),
+// and Sign then reloads the keys and signs again with a fresh serial.
+const activeKeyTTL = 10 * time.Second
+
+type activeKey struct {
+	key    store.CAKey
+	loaded time.Time
 }
 
 // Request asks for one certificate.
@@ -59,7 +76,14 @@ type Request struct {
 	Actor      string          // who asks, for the audit log: "cli:root", "token:ci"
 	Identity   policy.Identity // authenticated identity (templates)
 	Details    map[string]string
+	// TokenID, when set, names the API token the request came with; the
+	// certificate is recorded only if that token is still valid then.
+	TokenID string
 }
+
+// ErrTokenInvalid is returned (wrapped) by Sign when the request's API token
+// was revoked or expired between authentication and recording.
+var ErrTokenInvalid = store.ErrTokenInvalid
 
 // MaxKeyIDLen bounds key IDs; sshd logs them verbatim.
 const MaxKeyIDLen = 256
@@ -132,33 +156,69 @@ func (a *Authority) Signer(ctx context.Context, k store.CAKey) (ssh.Signer, erro
 	return s, nil
 }
 
+// cachedActiveKey returns the active generation of caType, from cache while fresh.
+func (a *Authority) cachedActiveKey(ctx context.Context, caType string) (store.CAKey, error) {
+	a.mu.Lock()
+	c, ok := a.active[caType]
+	a.mu.Unlock()
+	if ok && time.Since(c.loaded) < activeKeyTTL {
+		return c.key, nil
+	}
+	k, err := ActiveKey(ctx, a.Store, caType)
+	if err != nil {
+		return k, err
+	}
+	a.mu.Lock()
+	if a.active == nil {
+		a.active = map[string]activeKey{}
+	}
+	a.active[caType] = activeKey{key: k, loaded: time.Now()}
+	a.mu.Unlock()
+	return k, nil
+}
+
+// forgetActiveKey drops the cached active generation of caType.
+func (a *Authority) forgetActiveKey(caType string) {
+	a.mu.Lock()
+	delete(a.active, caType)
+	a.mu.Unlock()
+}
+
+// denial is the audit entry of a refused request.
+func (a *Authority) denial(req Request, rule string, err error) audit.Entry {
+	return audit.Entry{Time: a.now(), Actor: req.Actor, Action: audit.ActionDeny, Role: req.Role, KeyID: req.KeyID,
+		Outcome: "denied", Reason: rule + ": " + err.Error(), Details: req.Details}
+}
+
 // Deny records a refused request in the audit log and returns err (joined
 // with the audit failure, if any).
 func (a *Authority) Deny(ctx context.Context, req Request, rule string, err error) error {
-	ev := audit.Entry{Time: a.now(), Actor: req.Actor, Action: audit.ActionDeny, Role: req.Role, KeyID: req.KeyID,
-		Outcome: "denied", Reason: rule + ": " + err.Error(), Details: req.Details}
-	if _, aerr := a.Store.Append(ctx, ev); aerr != nil {
+	if aerr := a.commits.commit(ctx, a.Store, store.BatchItem{Event: a.denial(req, rule, err)}); aerr != nil {
 		return errors.Join(err, fmt.Errorf("ca: record denial: %w", aerr))
 	}
 	return err
 }
 
-// Sign checks req against the policy, records it with a fresh serial and
-// returns the signed certificate. Refusals are recorded in the audit log and
-// returned as *policy.DenyError or *KeyError; nothing else changes.
-func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, error) {
-	caType := CAType(req.Type)
-	deny := func(rule string, err error) (*ssh.Certificate, error) {
-		return nil, a.Deny(ctx, req, rule, err)
-	}
+// prepared is a request that policy allowed: the certificate to sign (all
+// but serial and signature) and the records to write with it.
+type prepared struct {
+	req  Request
+	cert *ssh.Certificate
+	rec  *store.CertRecord
+	ev   audit.Entry
+}
+
+// prepare checks req against the policy. A refusal comes back as rule and
+// err, for the caller to record.
+func (a *Authority) prepare(req Request, key store.CAKey) (p *prepared, rule string, err error) {
 	if req.PublicKey == nil {
-		return deny("bad-key", &KeyError{"no public key given"})
+		return nil, "bad-key", &KeyError{"no public key given"}
 	}
 	if err := CheckSubjectKey(req.PublicKey); err != nil {
-		return deny("bad-key", err)
+		return nil, "bad-key", err
 	}
 	if err := ValidKeyID(req.KeyID); err != nil {
-		return deny("bad-key-id", &policy.DenyError{Rule: "bad-key-id", Msg: err.Error()})
+		return nil, "bad-key-id", &policy.DenyError{Rule: "bad-key-id", Msg: err.Error()}
 	}
 	grant, err := policy.Decide(a.Roles, req.Identity, policy.Request{Type: req.Type, Role: req.Role, Principals: req.Principals, TTL: req.TTL})
 	if err != nil {
@@ -167,23 +227,15 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		if errors.As(err, &de) {
 			rule = de.Rule
 		}
-		return deny(rule, err)
+		return nil, rule, err
 	}
 	// Invariant 1, checked again here whatever policy says.
 	if len(grant.Principals) == 0 {
-		return deny("empty-principals", &policy.DenyError{Rule: "empty-principals", Msg: "certificate would have no principals"})
+		return nil, "empty-principals", &policy.DenyError{Rule: "empty-principals", Msg: "certificate would have no principals"}
 	}
-
-	key, err := ActiveKey(ctx, a.Store, caType)
-	if err != nil {
-		return nil, err
-	}
-	sgn, err := a.Signer(ctx, key)
-	if err != nil {
-		return nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
-	}
-
-	now := a.now().Truncate(time.Second)
+	caType := CAType(req.Type)
+	issued := a.now()
+	now := issued.Truncate(time.Second)
 	validAfter := now.Add(-a.Backdate)
 	validBefore := now.Add(grant.TTL)
 	rec := &store.CertRecord{
@@ -197,29 +249,20 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		SubjectFingerprint: ssh.FingerprintSHA256(req.PublicKey),
 		SubjectType:        req.PublicKey.Type(),
 		Requester:          req.Actor,
-		IssuedAt:           a.now(),
+		IssuedAt:           issued,
 	}
-	details := map[string]string{
-		"principals": strings.Join(grant.Principals, ","),
-		"valid":      validAfter.UTC().Format(time.RFC3339) + "/" + validBefore.UTC().Format(time.RFC3339),
-		"subject":    rec.SubjectFingerprint,
-		"ca":         key.Fingerprint,
-		"type":       caType,
-	}
+	details := make(map[string]string, 5+len(req.Details))
+	details["principals"] = strings.Join(grant.Principals, ",")
+	details["valid"] = validAfter.UTC().Format(time.RFC3339) + "/" + validBefore.UTC().Format(time.RFC3339)
+	details["subject"] = rec.SubjectFingerprint
+	details["ca"] = key.Fingerprint
+	details["type"] = caType
 	for k, v := range req.Details {
 		details[k] = v
 	}
-	ev := audit.Entry{Time: rec.IssuedAt, Actor: req.Actor, Action: audit.ActionIssue, Role: grant.Role, KeyID: req.KeyID, Outcome: "ok", Details: details}
-	serial, err := a.Store.IssueCert(ctx, rec, ev)
-	if err != nil {
-		return nil, fmt.Errorf("ca: record certificate: %w", err)
-	}
-	if serial == 0 {
-		return nil, errors.New("ca: store returned serial 0")
-	}
+	ev := audit.Entry{Time: issued, Actor: req.Actor, Action: audit.ActionIssue, Role: grant.Role, KeyID: req.KeyID, Outcome: "ok", Details: details}
 	cert := &ssh.Certificate{
 		Key:             req.PublicKey,
-		Serial:          serial,
 		CertType:        uint32(req.Type),
 		KeyId:           req.KeyID,
 		ValidPrincipals: grant.Principals,
@@ -230,22 +273,184 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 			Extensions:      grant.Extensions,
 		},
 	}
-	if err := cert.SignCert(a.Rand, sgn); err != nil {
-		return nil, fmt.Errorf("ca: sign certificate %d: %w", serial, err)
+	return &prepared{req: req, cert: cert, rec: rec, ev: ev}, "", nil
+}
+
+// signPrepared signs p.cert with serial and fills in the record's body.
+func (a *Authority) signPrepared(p *prepared, serial uint64, sgn ssh.Signer) error {
+	if serial == 0 {
+		return errors.New("ca: serial 0")
 	}
-	if cert.Signature.Format == ssh.KeyAlgoRSA {
-		return nil, fmt.Errorf("ca: refusing SHA-1 signature on certificate %d", serial)
+	p.cert.Serial = serial
+	p.rec.Serial = serial
+	p.ev.Serial = serial
+	if err := p.cert.SignCert(a.Rand, sgn); err != nil {
+		return fmt.Errorf("ca: sign certificate %d: %w", serial, err)
 	}
-	line := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert)))
-	if err := a.Store.SetCertBody(ctx, serial, line); err != nil {
-		return nil, err
+	// Invariant 2, checked on the result whatever the signer did.
+	if p.cert.Signature.Format == ssh.KeyAlgoRSA {
+		return fmt.Errorf("ca: refusing SHA-1 signature on certificate %d", serial)
 	}
-	if a.Log != nil {
-		attrs := []any{"serial", serial, "role", grant.Role, "key_id", req.KeyID, "type", caType, "subject", rec.SubjectFingerprint}
-		if id := req.Details["request_id"]; id != "" {
-			attrs = append([]any{"request_id", id}, attrs...)
+	p.rec.Cert = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(p.cert)))
+	return nil
+}
+
+func (a *Authority) logIssued(ctx context.Context, p *prepared) {
+	if a.Log == nil {
+		return
+	}
+	attrs := []any{"serial", p.rec.Serial, "role", p.rec.Role, "key_id", p.rec.KeyID, "type", p.rec.CAType, "subject", p.rec.SubjectFingerprint}
+	if id := p.req.Details["request_id"]; id != "" {
+		attrs = append([]any{"request_id", id}, attrs...)
+	}
+	a.Log.InfoContext(ctx, "certificate issued", attrs...)
+}
+
+// maxSignAttempts bounds the retries of a certificate whose CA key was
+// rotated between signing and recording.
+const maxSignAttempts = 3
+
+// Sign checks req against the policy, signs it with a fresh serial, and
+// returns the certificate once it and its audit entry are durably recorded.
+// Refusals are recorded in the audit log and returned as *policy.DenyError,
+// *KeyError or ErrTokenInvalid; nothing else changes.
+func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, error) {
+	caType := CAType(req.Type)
+	for attempt := 1; ; attempt++ {
+		key, err := a.cachedActiveKey(ctx, caType)
+		if err != nil {
+			return nil, err
 		}
-		a.Log.InfoContext(ctx, "certificate issued", attrs...)
+		p, rule, err := a.prepare(req, key)
+		if err != nil {
+			return nil, a.Deny(ctx, req, rule, err)
+		}
+		sgn, err := a.Signer(ctx, key)
+		if err != nil {
+			return nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
+		}
+		serial, err := a.serials.take(ctx, a.Store, 1)
+		if err != nil {
+			return nil, err
+		}
+		if err := a.signPrepared(p, serial, sgn); err != nil {
+			return nil, err
+		}
+		err = a.commits.commit(ctx, a.Store, store.BatchItem{Cert: p.rec, Event: p.ev, TokenID: req.TokenID})
+		switch {
+		case errors.Is(err, store.ErrCAKeyNotActive) && attempt < maxSignAttempts:
+			// Rotated meanwhile: sign again with the new active key.
+			a.forgetActiveKey(caType)
+			continue
+		case errors.Is(err, store.ErrTokenInvalid):
+			return nil, a.Deny(ctx, req, "token-invalid", fmt.Errorf("ca: %w", err))
+		case err != nil:
+			return nil, fmt.Errorf("ca: record certificate: %w", err)
+		}
+		a.logIssued(ctx, p)
+		return p.cert, nil
 	}
-	return cert, nil
+}
+
+// SignMany signs a batch of requests (the CLI's batch mode): serials are
+// reserved in one block, certificates signed on every CPU, and all records —
+// certificates and denials alike — written in one transaction. It returns a
+// certificate or an error for each request, in order; err is set when
+// nothing could be recorded.
+func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certificate, []error, error) {
+	certs := make([]*ssh.Certificate, len(reqs))
+	errs := make([]error, len(reqs))
+	keys := map[string]store.CAKey{}
+	preps := make([]*prepared, len(reqs))
+	var ok []int
+	for i, req := range reqs {
+		caType := CAType(req.Type)
+		key, seen := keys[caType]
+		if !seen {
+			k, err := ActiveKey(ctx, a.Store, caType)
+			if err != nil {
+				return nil, nil, err
+			}
+			keys[caType], key = k, k
+		}
+		p, rule, err := a.prepare(req, key)
+		if err != nil {
+			errs[i] = err
+			preps[i] = &prepared{req: req, ev: a.denial(req, rule, err)}
+			continue
+		}
+		preps[i] = p
+		ok = append(ok, i)
+	}
+	if len(ok) > 0 {
+		first, err := a.serials.take(ctx, a.Store, len(ok))
+		if err != nil {
+			return nil, nil, err
+		}
+		signers := map[string]ssh.Signer{}
+		for caType, k := range keys {
+			if signers[caType], err = a.Signer(ctx, k); err != nil {
+				return nil, nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
+			}
+		}
+		if err := parallel(len(ok), func(j int) error {
+			p := preps[ok[j]]
+			return a.signPrepared(p, first+uint64(j), signers[p.rec.CAType])
+		}); err != nil {
+			return nil, nil, err
+		}
+	}
+	items := make([]store.BatchItem, len(reqs))
+	for i, p := range preps {
+		items[i] = store.BatchItem{Cert: p.rec, Event: p.ev}
+		if p.rec != nil {
+			items[i].TokenID = p.req.TokenID
+		}
+	}
+	for lo := 0; lo < len(items); lo += maxBatch {
+		hi := min(lo+maxBatch, len(items))
+		cerrs, err := a.Store.CommitBatch(ctx, items[lo:hi])
+		if err != nil {
+			return nil, nil, fmt.Errorf("ca: record certificates: %w", err)
+		}
+		for j, e := range cerrs {
+			if e != nil && errs[lo+j] == nil {
+				errs[lo+j] = fmt.Errorf("ca: record certificate: %w", e)
+			}
+		}
+	}
+	for i, p := range preps {
+		if errs[i] == nil {
+			certs[i] = p.cert
+			a.logIssued(ctx, p)
+		}
+	}
+	return certs, errs, nil
+}
+
+// parallel runs fn(0..n-1) on every CPU and returns the first error.
+func parallel(n int, fn func(i int) error) error {
+	workers := min(runtime.GOMAXPROCS(0), n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var once sync.Once
+	var first error
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := fn(i); err != nil {
+					once.Do(func() { first = err })
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
@@ -99,7 +100,7 @@ func (s *Server) authToken(ctx context.Context, cred string) (*caller, error) {
 	if !ok || len(id) != 16 || secret == "" {
 		return nil, unauthorized("malformed API token", nil)
 	}
-	t, err := s.o.Store.GetToken(ctx, id)
+	t, err := s.tokens.get(ctx, s.o.Store, id)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, unauthorized("unknown API token", nil)
 	}
@@ -228,4 +229,46 @@ func (s *Server) handleTOTPEnroll(w http.ResponseWriter, r *http.Request) error 
 		URI string `json:"uri"`
 	}{totp.URI(secret, "sshca", c.identity.User)})
 	return nil
+}
+
+// tokenCacheTTL is how long a role token is served from memory. Role tokens
+// only obtain user certificates, and the transaction recording a certificate
+// checks the token again (store.BatchItem.TokenID), so a revocation takes
+// effect at once for issuance; the cache only spares a read per request.
+const tokenCacheTTL = 5 * time.Second
+
+// maxCachedTokens bounds the cache (only tokens that exist are cached).
+const maxCachedTokens = 10000
+
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]cachedToken
+}
+
+type cachedToken struct {
+	t      *store.Token
+	loaded time.Time
+}
+
+// get returns token id, from cache for role tokens.
+func (c *tokenCache) get(ctx context.Context, st store.ServiceStore, id string) (*store.Token, error) {
+	c.mu.Lock()
+	e, ok := c.m[id]
+	c.mu.Unlock()
+	if ok && time.Since(e.loaded) < tokenCacheTTL {
+		return e.t, nil
+	}
+	t, err := st.GetToken(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if t.Kind == store.TokenRole {
+		c.mu.Lock()
+		if c.m == nil || len(c.m) >= maxCachedTokens {
+			c.m = map[string]cachedToken{}
+		}
+		c.m[id] = cachedToken{t: t, loaded: time.Now()}
+		c.mu.Unlock()
+	}
+	return t, nil
 }

@@ -105,6 +105,11 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 	keyID := fmt.Sprintf("%s role=%s req=%s", c.actor, req.Role, reqID)
 	caReq := ca.Request{Type: t, Role: req.Role, KeyID: keyID, Principals: req.Principals, TTL: ttl, PublicKey: pub,
 		Actor: c.actor, Identity: c.identity, Details: map[string]string{"request_id": reqID, "source": "service"}}
+	if c.token != nil && c.token.Kind == store.TokenRole {
+		// The token may come from cache: the store checks, in the transaction
+		// that records the certificate, that it is still valid.
+		caReq.TokenID = c.token.ID
+	}
 	if c.token != nil && c.token.Kind == store.TokenEnroll {
 		// One use only: consume it first; a failure to sign then costs a new token.
 		ev := audit.Entry{Time: s.now(), Actor: c.actor, Action: audit.ActionToken, Outcome: "ok", Reason: "enrollment token used",

@@ -71,6 +71,7 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *rateLimiter
+	tokens  tokenCache
 	metrics *Metrics
 
 	krlMu    sync.Mutex
@@ -256,6 +257,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// The domain's message names the CLI flag; the API's switch is a field.
 		msg = strings.ReplaceAll(oneLine(err.Error()), "use --force", `set "force": true`)
 		status, code = http.StatusBadRequest, "never-issued"
+	case errors.Is(err, store.ErrTokenInvalid):
+		status, msg, code = http.StatusUnauthorized, "API token was revoked or has expired", "unauthorized"
 	case errors.Is(err, store.ErrNotFound):
 		status, msg, code = http.StatusNotFound, "not found", "not-found"
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

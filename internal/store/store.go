@@ -21,7 +21,27 @@ var (
 	ErrNotFound = errors.New("store: not found")
 	ErrExists   = errors.New("store: already exists")
 	ErrConflict = errors.New("store: conflicting update")
+	// ErrCAKeyNotActive: a batch item was signed by a CA key generation that
+	// is no longer the active one (a rotation committed meanwhile).
+	ErrCAKeyNotActive = errors.New("store: CA key is no longer active")
+	// ErrTokenInvalid: the API token behind a batch item was revoked or has
+	// expired by the time the item would be recorded.
+	ErrTokenInvalid = errors.New("store: API token revoked or expired")
 )
+
+// BatchItem is one record of an issuance batch (see Store.CommitBatch).
+type BatchItem struct {
+	// Cert is a signed certificate to record (Serial, from ReserveSerials,
+	// and Cert set); nil when the item is an audit entry alone (a denial).
+	Cert *CertRecord
+	// Event is appended to the audit chain; for a certificate its Serial is
+	// set to Cert.Serial.
+	Event audit.Entry
+	// TokenID, when set, names the API token the request came with: the item
+	// is refused (ErrTokenInvalid) unless that token is neither revoked nor
+	// expired at Event.Time, checked inside the transaction.
+	TokenID string
+}
 
 // CertRecord is one issued (or being issued) certificate.
 type CertRecord struct {
@@ -106,6 +126,18 @@ type Store interface {
 	// it a fresh serial (never 0, never reused), and appends ev (with Serial
 	// filled in) to the audit chain, in one transaction.
 	IssueCert(ctx context.Context, rec *CertRecord, ev audit.Entry) (uint64, error)
+	// ReserveSerials durably reserves n fresh serials (never 0, never handed
+	// out again, also across processes sharing the database) and returns the
+	// first; the block is first..first+n-1. Serials of a block that is never
+	// used are skipped, never reused.
+	ReserveSerials(ctx context.Context, n int) (uint64, error)
+	// CommitBatch records items in order in one transaction (group commit).
+	// Before anything is written, every certificate's CA key must still be
+	// the active generation of its type (else ErrCAKeyNotActive) and every
+	// TokenID must name a valid token (else ErrTokenInvalid); an item failing
+	// its check is left out and its error returned in errs (same index), while
+	// the rest are recorded. A non-nil err means nothing was recorded.
+	CommitBatch(ctx context.Context, items []BatchItem) (errs []error, err error)
 	// SetCertBody stores the signed certificate line of serial.
 	SetCertBody(ctx context.Context, serial uint64, cert string) error
 	GetCert(ctx context.Context, serial uint64) (*CertRecord, error)

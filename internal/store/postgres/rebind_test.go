@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"io/fs"
 	"strconv"
 	"strings"
 	"testing"
@@ -48,4 +49,11 @@ func FuzzRebind(f *testing.F) {
 			t.Fatalf("rebind(%q) = %q added placeholders", in, out)
 		}
 	})
+}
+
+// MigrationCount is the number of embedded schema migrations (for the
+// external test package).
+func MigrationCount() int {
+	files, _ := fs.Glob(migrationFiles, "migrations/*.sql")
+	return len(files)
 }

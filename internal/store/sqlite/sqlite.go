@@ -37,6 +37,13 @@ var schema = []string{
 		cert TEXT NOT NULL DEFAULT ''
 	)`,
 	`CREATE INDEX IF NOT EXISTS certs_key_id ON certs (key_id)`,
+	// Serials are reserved in blocks from this counter (store.ReserveSerials)
+	// and certificates inserted with them; a database from before the counter
+	// starts it above every serial AUTOINCREMENT ever handed out.
+	`CREATE TABLE IF NOT EXISTS serial_counter (id INTEGER PRIMARY KEY CHECK (id = 1), next INTEGER NOT NULL)`,
+	`INSERT OR IGNORE INTO serial_counter (id, next) VALUES (1, MAX(
+		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'certs'), 0),
+		COALESCE((SELECT MAX(serial) FROM certs), 0)) + 1)`,
 	`CREATE INDEX IF NOT EXISTS certs_valid_before ON certs (valid_before)`,
 	`CREATE INDEX IF NOT EXISTS certs_subject_fp ON certs (subject_fp)`,
 	`CREATE TABLE IF NOT EXISTS ca_keys (

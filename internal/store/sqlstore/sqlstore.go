@@ -123,53 +123,70 @@ func (s *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	return nil
 }
 
-// appendAudit seals ev after the current head and inserts it, inside tx.
-func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, ev audit.Entry) (audit.Entry, error) {
+// auditHeadForUpdate locks (where the dialect needs it) and reads the audit
+// head inside tx: the last entry (nil while the log is empty) and whether the
+// head row exists.
+func (s *DB) auditHeadForUpdate(ctx context.Context, tx *sql.Tx) (prev *audit.Entry, haveHead bool, err error) {
 	if s.d.LockAudit != "" {
 		if _, err := tx.ExecContext(ctx, s.d.LockAudit); err != nil {
-			return ev, fmt.Errorf("store: lock audit head: %w", err)
+			return nil, false, fmt.Errorf("store: lock audit head: %w", err)
 		}
 	}
 	// The schema inserts the head row with seq 0 ("no entry yet") so that
 	// writers always have a row to lock; a missing row is tolerated for
 	// databases created before that.
-	var prev *audit.Entry
 	var seq int64
 	var hash string
-	haveHead := true
-	err := tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_head WHERE id = 1`)).Scan(&seq, &hash)
+	err = tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_head WHERE id = 1`)).Scan(&seq, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		haveHead = false
+		return nil, false, nil
 	case err != nil:
-		return ev, fmt.Errorf("store: read audit head: %w", err)
+		return nil, false, fmt.Errorf("store: read audit head: %w", err)
 	case seq > 0:
-		prev = &audit.Entry{Seq: uint64(seq), Hash: hash}
+		return &audit.Entry{Seq: uint64(seq), Hash: hash}, true, nil
 	}
+	return nil, true, nil
+}
+
+// setAuditHead points the head row at last.
+func (s *DB) setAuditHead(ctx context.Context, tx *sql.Tx, haveHead bool, last *audit.Entry) error {
+	var err error
+	if !haveHead {
+		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)`), int64(last.Seq), last.Hash)
+	} else {
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), int64(last.Seq), last.Hash)
+	}
+	if err != nil {
+		return fmt.Errorf("store: update audit head: %w", err)
+	}
+	return nil
+}
+
+// sealNow seals ev after prev, stamping it with the current time if it has none.
+func sealNow(ev *audit.Entry, prev *audit.Entry) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	audit.Seal(&ev, prev)
-	var details []byte
-	if len(ev.Details) > 0 {
-		details, _ = json.Marshal(ev.Details)
+	audit.Seal(ev, prev)
+}
+
+// detailsJSON encodes an entry's details as stored ("" when there are none).
+func detailsJSON(d map[string]string) string {
+	if len(d) == 0 {
+		return ""
 	}
-	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit (seq, time_us, actor, action, role, serial, key_id, outcome, reason, details, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		int64(ev.Seq), micros(ev.Time), ev.Actor, ev.Action, ev.Role, int64(ev.Serial), ev.KeyID, ev.Outcome, ev.Reason, string(details), ev.PrevHash, ev.Hash)
-	if err != nil {
-		return ev, fmt.Errorf("store: insert audit entry: %w", err)
+	b, _ := json.Marshal(d)
+	return string(b)
+}
+
+// appendAudit seals ev after the current head and inserts it, inside tx.
+func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, ev audit.Entry) (audit.Entry, error) {
+	evs := []audit.Entry{ev}
+	if err := s.appendAudits(ctx, tx, evs); err != nil {
+		return ev, err
 	}
-	if !haveHead {
-		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)`), int64(ev.Seq), ev.Hash)
-	} else {
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), int64(ev.Seq), ev.Hash)
-	}
-	if err != nil {
-		return ev, fmt.Errorf("store: update audit head: %w", err)
-	}
-	s.noteSealed(tx, ev)
-	return ev, nil
+	return evs[0], nil
 }
 
 // Append adds ev to the audit chain.
@@ -257,33 +274,29 @@ func (s *DB) AuditEntries(ctx context.Context, f store.AuditFilter) ([]audit.Ent
 	return out, rows.Err()
 }
 
-// IssueCert allocates a serial for rec and records it with its audit entry.
+// IssueCert reserves one serial for rec and records it, without a body yet,
+// with its audit entry.
 func (s *DB) IssueCert(ctx context.Context, rec *store.CertRecord, ev audit.Entry) (uint64, error) {
-	princ, err := json.Marshal(rec.Principals)
-	if err != nil {
-		return 0, fmt.Errorf("store: encode principals: %w", err)
-	}
-	var serial int64
-	err = s.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, s.q(`INSERT INTO certs (ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, '') RETURNING serial`),
-			rec.CAType, rec.CAFingerprint, rec.Role, rec.KeyID, string(princ), rec.ValidAfter.Unix(), rec.ValidBefore.Unix(),
-			rec.SubjectFingerprint, rec.SubjectType, rec.Requester, micros(rec.IssuedAt)).Scan(&serial)
-		if err != nil {
-			return fmt.Errorf("store: insert certificate: %w", err)
+	var serial uint64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		var err error
+		if serial, err = s.reserve(ctx, tx, 1); err != nil {
+			return err
 		}
-		if serial <= 0 {
-			return fmt.Errorf("store: database assigned invalid serial %d", serial)
+		r := *rec
+		r.Serial = serial
+		if err := s.insertCerts(ctx, tx, []*store.CertRecord{&r}); err != nil {
+			return err
 		}
-		ev.Serial = uint64(serial)
+		ev.Serial = serial
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
 	if err != nil {
 		return 0, err
 	}
-	rec.Serial = uint64(serial)
-	return uint64(serial), nil
+	rec.Serial = serial
+	return serial, nil
 }
 
 // SetCertBody stores the signed certificate.

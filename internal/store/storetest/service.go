@@ -16,6 +16,7 @@ type ServiceOpener func(t *testing.T) store.ServiceStore
 func RunService(t *testing.T, open ServiceOpener) {
 	Run(t, func(t *testing.T) store.Store { return open(t) })
 	t.Run("ok/tokens", func(t *testing.T) { testTokens(t, open(t)) })
+	t.Run("fail/commit-batch-token", func(t *testing.T) { testBatchToken(t, open(t)) })
 	t.Run("ok/totp-replay", func(t *testing.T) { testTOTP(t, open(t)) })
 	t.Run("ok/challenges-once", func(t *testing.T) { testChallenges(t, open(t)) })
 	t.Run("ok/hosts", func(t *testing.T) { testHosts(t, open(t)) })
@@ -129,5 +130,50 @@ func testHosts(t *testing.T, st store.ServiceStore) {
 	hosts, err := st.ListHosts(ctx)
 	if err != nil || len(hosts) != 1 || hosts[0].KRLVersion != 4 || !hosts[0].Stale || !hosts[0].LastSeen.Equal(now) {
 		t.Fatalf("ListHosts = %+v, %v", hosts, err)
+	}
+}
+
+// testBatchToken: a certificate whose API token was revoked, has expired or
+// never existed is left out of the batch with ErrTokenInvalid.
+func testBatchToken(t *testing.T, st store.ServiceStore) {
+	ctx := t.Context()
+	addActiveKey(t, st, "SHA256:ca")
+	now := time.Now().Truncate(time.Microsecond)
+	mk := func(id, name string, exp time.Duration) {
+		tk := store.Token{ID: id, Name: name, Kind: store.TokenRole, Roles: []string{"deploy"}, Hash: "h", CreatedBy: "t",
+			CreatedAt: now, ExpiresAt: now.Add(exp)}
+		if err := st.CreateToken(ctx, tk, ev(audit.ActionToken)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mk("aaaaaaaaaaaaaaaa", "live", time.Hour)
+	mk("bbbbbbbbbbbbbbbb", "revoked", time.Hour)
+	mk("cccccccccccccccc", "expired", -time.Second)
+	if err := st.RevokeToken(ctx, "bbbbbbbbbbbbbbbb", now, ev(audit.ActionToken)); err != nil {
+		t.Fatal(err)
+	}
+	first, err := st.ReserveSerials(ctx, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := []string{"aaaaaaaaaaaaaaaa", "bbbbbbbbbbbbbbbb", "cccccccccccccccc", "dddddddddddddddd"}
+	var items []store.BatchItem
+	for i, id := range ids {
+		items = append(items, store.BatchItem{Cert: signedRec(id, "SHA256:ca", first+uint64(i)), Event: ev(audit.ActionIssue), TokenID: id})
+	}
+	errs, err := st.CommitBatch(ctx, items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs[0] != nil {
+		t.Fatalf("live token refused: %v", errs[0])
+	}
+	for i := 1; i < len(ids); i++ {
+		if !errors.Is(errs[i], store.ErrTokenInvalid) {
+			t.Errorf("token %s: err = %v; want ErrTokenInvalid", ids[i], errs[i])
+		}
+	}
+	if certs, _ := st.ListCerts(ctx, store.CertFilter{}); len(certs) != 1 {
+		t.Fatalf("%d certificates recorded; want 1", len(certs))
 	}
 }

@@ -28,6 +28,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("fail/ca-keys-two-active", func(t *testing.T) { testCAKeysTwoActive(t, open(t)) })
 	t.Run("ok/revocations-idempotent", func(t *testing.T) { testRevocations(t, open(t)) })
 	t.Run("ok/audit-chain", func(t *testing.T) { testAudit(t, open(t)) })
+	runBatch(t, open)
 }
 
 func ev(action string) audit.Entry {

@@ -96,8 +96,23 @@ func isExec(path string) bool {
 // StartServer initialises a new cluster in a temporary directory and starts
 // it. The caller must call Stop; if the calling process dies first, the
 // kernel sends the postmaster SIGQUIT (immediate shutdown), but the directory
-// is left behind.
+// is left behind. The server trades durability for speed (fsync off); see
+// StartServerWith for one that does not.
 func StartServer(ctx context.Context) (*Server, error) {
+	return StartServerWith(ctx, Options{})
+}
+
+// Options change how StartServerWith runs the server.
+type Options struct {
+	// Durable keeps PostgreSQL's crash-safety defaults (fsync,
+	// synchronous_commit, full_page_writes on, and a synced initdb), so that
+	// a commit costs what it costs in production. Benchmarks want it; tests
+	// do not.
+	Durable bool
+}
+
+// StartServerWith is StartServer with options.
+func StartServerWith(ctx context.Context, opts Options) (*Server, error) {
 	bin, err := FindBinDir()
 	if err != nil {
 		return nil, err
@@ -113,8 +128,11 @@ func StartServer(ctx context.Context) (*Server, error) {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
-	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), "-D", data, "-U", "postgres",
-		"--auth=trust", "--encoding=UTF8", "--locale=C", "--no-sync")
+	initArgs := []string{"-D", data, "-U", "postgres", "--auth=trust", "--encoding=UTF8", "--locale=C"}
+	if !opts.Durable {
+		initArgs = append(initArgs, "--no-sync")
+	}
+	initdb := exec.CommandContext(ctx, filepath.Join(bin, "initdb"), initArgs...)
 	initdb.Dir = dir
 	initdb.Env = cleanEnv()
 	initdb.SysProcAttr = &syscall.SysProcAttr{Credential: cred, Pdeathsig: syscall.SIGKILL}
@@ -125,7 +143,7 @@ func StartServer(ctx context.Context) (*Server, error) {
 	// A free port found by listening can be taken before postgres binds it;
 	// retry with another one in that case.
 	for attempt := 0; ; attempt++ {
-		s, err := start(ctx, bin, dir, cred)
+		s, err := start(ctx, bin, dir, cred, opts)
 		if err == nil {
 			return s, nil
 		}
@@ -200,7 +218,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func start(ctx context.Context, bin, dir string, cred *syscall.Credential) (*Server, error) {
+func start(ctx context.Context, bin, dir string, cred *syscall.Credential, opts Options) (*Server, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, fmt.Errorf("pgtest: find a free port: %w", err)
@@ -211,20 +229,26 @@ func start(ctx context.Context, bin, dir string, cred *syscall.Credential) (*Ser
 		return nil, fmt.Errorf("pgtest: %w", err)
 	}
 	defer logf.Close()
-	// Durability is pointless for a server that lives as long as a test
-	// binary; turning it off keeps the tests fast on a shared machine.
-	cmd := exec.Command(filepath.Join(bin, "postgres"),
+	args := []string{
 		"-D", filepath.Join(dir, "data"),
 		"-p", strconv.Itoa(port),
 		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+dir,
-		"-c", "fsync=off",
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
+		"-c", "unix_socket_directories=" + dir,
 		"-c", "shared_buffers=16MB",
 		"-c", "max_connections=100",
 		"-c", "log_min_messages=warning",
-	)
+	}
+	if !opts.Durable {
+		// Durability is pointless for a server that lives as long as a
+		// test binary; turning it off keeps the tests fast on a shared
+		// machine.
+		args = append(args,
+			"-c", "fsync=off",
+			"-c", "synchronous_commit=off",
+			"-c", "full_page_writes=off",
+		)
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"), args...)
 	cmd.Dir = dir
 	cmd.Env = cleanEnv()
 	cmd.Stdout, cmd.Stderr = logf, logf

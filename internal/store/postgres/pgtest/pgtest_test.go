@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,5 +96,39 @@ func TestFindBinDir(t *testing.T) {
 		if !isExec(filepath.Join(dir, b)) {
 			t.Errorf("%s/%s is not an executable file", dir, b)
 		}
+	}
+}
+
+func TestStartServerWithDurable(t *testing.T) {
+	if _, err := FindBinDir(); errors.Is(err, ErrNoPostgres) && os.Getenv("CI") != "true" {
+		t.Skip(err)
+	}
+	tests := []struct {
+		name string
+		opts Options
+		want string // fsync, synchronous_commit, full_page_writes
+	}{
+		{"ok/default-is-fast", Options{}, "off off off"},
+		{"ok/durable", Options{Durable: true}, "on on on"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := StartServerWith(t.Context(), tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Stop()
+			var got []string
+			for _, name := range []string{"fsync", "synchronous_commit", "full_page_writes"} {
+				var v string
+				if err := s.admin.QueryRowContext(t.Context(), "SHOW "+name).Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, v)
+			}
+			if g := strings.Join(got, " "); g != tt.want {
+				t.Errorf("fsync, synchronous_commit, full_page_writes = %s, want %s", g, tt.want)
+			}
+		})
 	}
 }
