@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sshca/sshca/internal/store"
@@ -34,6 +35,14 @@ type committer struct {
 	mu      sync.Mutex
 	queue   []*pending
 	running bool // a goroutine is writing batches
+
+	batches, items atomic.Uint64 // transactions written and items in them
+}
+
+// CommitStats reports how many group-commit transactions the authority has
+// written and how many records they held (their ratio is the mean batch size).
+func (a *Authority) CommitStats() (batches, items uint64) {
+	return a.commits.batches.Load(), a.commits.items.Load()
 }
 
 // commit records item, batched with whatever else is waiting, and returns
@@ -86,6 +95,8 @@ func (c *committer) writeBatch(st Store) bool {
 		ctx, cancel := context.WithTimeout(context.Background(), commitTimeout)
 		errs, err := st.CommitBatch(ctx, items)
 		cancel()
+		c.batches.Add(1)
+		c.items.Add(uint64(len(items)))
 		for i, p := range batch {
 			switch {
 			case err != nil:

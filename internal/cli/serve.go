@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/sshca/sshca/internal/ca"
@@ -33,7 +34,7 @@ func (a oidcAdapter) Verify(ctx context.Context, raw string) (*server.OIDCIdenti
 }
 
 func newServeCommand() *command {
-	var listen, passFile, logLevel string
+	var listen, passFile, logLevel, cpuProfile string
 	return &command{
 		name:    "serve",
 		summary: "run the certificate service (HTTPS JSON API; see docs/api.md)",
@@ -44,6 +45,7 @@ func newServeCommand() *command {
 			fs.StringVar(&listen, "listen", "", "address to listen on (default: service.listen in sshca.yaml, or 127.0.0.1:8443)")
 			fs.StringVar(&passFile, "passphrase-file", "", "`file` with the passphrase of encrypted CA keys")
 			fs.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+			fs.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the service to `file` until it stops (diagnostics; see BENCHMARKS.md)")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -52,6 +54,13 @@ func newServeCommand() *command {
 				return usagef("serve: --log-level %q is not debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			h, err := e.openHome(passFile)
 			if err != nil {
 				return err
@@ -80,7 +89,8 @@ func newServeCommand() *command {
 					return fmt.Errorf("open %s CA key: %w", t, err)
 				}
 			}
-			h.Authority.Log = log
+			// The authority's own "certificate issued" line is left off: the
+			// request's log line names the serial, and the audit log has the rest.
 			var verifier server.IDTokenVerifier
 			if o := h.Config.OIDC; o != nil {
 				v, err := oidc.NewVerifier(e.ctx, oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, Audience: o.Audience,
@@ -161,4 +171,20 @@ func newServeCommand() *command {
 			return nil
 		},
 	}
+}
+
+// startCPUProfile profiles the process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

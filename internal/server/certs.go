@@ -129,6 +129,7 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 		return err
 	}
 	s.metrics.issued(req.Role, ca.CAType(t))
+	noteSerial(w, cert.Serial)
 	writeJSON(w, http.StatusOK, certResponse(cert, reqID))
 	return nil
 }
@@ -232,6 +233,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.metrics.issued(rec.Role, caType)
+	noteSerial(w, newCert.Serial)
 	writeJSON(w, http.StatusOK, certResponse(newCert, reqID))
 	return nil
 }

@@ -12,12 +12,97 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-// maxRowsPerInsert bounds the rows of one multi-row INSERT (13 parameters
-// each; SQLite allows 32,766 parameters per statement, PostgreSQL 65,535).
-const maxRowsPerInsert = 200
+// insertShapes are the row counts of the multi-row INSERT statements a batch
+// is cut into, largest first. A few fixed shapes keep every statement in the
+// prepared-statement cache (SQLite allows 32,766 parameters per statement,
+// PostgreSQL 65,535; 64 rows of 13 columns is 832).
+var insertShapes = []int{64, 16, 4, 1}
 
-// reserveSQL moves the serial counter on by n and returns its new value.
-const reserveSQL = `UPDATE serial_counter SET next = next + ? WHERE id = 1 RETURNING next`
+// shape returns the largest insert shape not above n (n ≥ 1).
+func shape(n int) int {
+	for _, k := range insertShapes {
+		if k <= n {
+			return k
+		}
+	}
+	return 1
+}
+
+// multiRow returns head followed by n parenthesised groups of cols placeholders.
+func multiRow(head string, cols, n int) string {
+	group := "(" + strings.Repeat("?, ", cols-1) + "?)"
+	var b strings.Builder
+	b.WriteString(head)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(group)
+	}
+	return b.String()
+}
+
+const (
+	insertCertHead  = `INSERT INTO certs (serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert) VALUES `
+	insertAuditHead = `INSERT INTO audit (seq, time_us, actor, action, role, serial, key_id, outcome, reason, details, prev_hash, hash) VALUES `
+)
+
+// cachedQueries are the statements of the write path kept prepared.
+func cachedQueries() []string {
+	q := []string{reserveSQL, updateHeadSQL}
+	for _, n := range insertShapes {
+		q = append(q, multiRow(insertCertHead, 13, n), multiRow(insertAuditHead, 12, n))
+	}
+	return q
+}
+
+// prepareAll prepares the cached statements once. It runs before a write
+// transaction begins, never inside one: preparing on the pool from inside a
+// transaction could wait for a connection held by a writer queued behind
+// this very transaction's lock.
+func (s *DB) prepareAll(ctx context.Context) {
+	if s.stmts.Load() != nil {
+		return
+	}
+	m := map[string]*sql.Stmt{}
+	closeAll := func() {
+		for _, st := range m {
+			st.Close()
+		}
+	}
+	for _, q := range cachedQueries() {
+		st, err := s.db.PrepareContext(ctx, s.q(q))
+		if err != nil {
+			// Not fatal: the statements then run unprepared.
+			closeAll()
+			return
+		}
+		m[q] = st
+	}
+	// Statements are closed outside any lock: closing takes the
+	// connection's lock, which a running transaction may hold.
+	if !s.stmts.CompareAndSwap(nil, &m) {
+		closeAll()
+	}
+}
+
+// execCached runs query (in '?' form) inside tx, as a statement prepared
+// once per connection when prepareAll has cached it. Only statements that
+// return no rows are cached: a cached query whose rows were not read to the
+// end would stay active, and SQLite refuses to commit past an active write.
+func (s *DB) execCached(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	var st *sql.Stmt
+	if m := s.stmts.Load(); m != nil {
+		st = (*m)[query]
+	}
+	if st == nil {
+		return tx.ExecContext(ctx, s.q(query), args...)
+	}
+	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+}
+
+// reserveSQL moves the serial counter on by n.
+const reserveSQL = `UPDATE serial_counter SET next = next + ? WHERE id = 1`
 
 // ReserveSerials reserves n serials and returns the first.
 func (s *DB) ReserveSerials(ctx context.Context, n int) (uint64, error) {
@@ -35,7 +120,16 @@ func (s *DB) ReserveSerials(ctx context.Context, n int) (uint64, error) {
 
 func (s *DB) reserve(ctx context.Context, tx *sql.Tx, n int) (uint64, error) {
 	var next int64
-	if err := tx.QueryRowContext(ctx, s.q(reserveSQL), n).Scan(&next); err != nil {
+	res, err := s.execCached(ctx, tx, reserveSQL, n)
+	if err == nil {
+		if k, _ := res.RowsAffected(); k != 1 {
+			err = fmt.Errorf("serial counter row missing (%d rows)", k)
+		}
+	}
+	if err == nil {
+		err = tx.QueryRowContext(ctx, s.q(`SELECT next FROM serial_counter WHERE id = 1`)).Scan(&next)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("store: reserve serials: %w", err)
 	}
 	first := next - int64(n)
@@ -128,17 +222,11 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 // insertCerts inserts signed certificates with their reserved serials.
 func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRecord) error {
 	for len(certs) > 0 {
-		n := min(len(certs), maxRowsPerInsert)
+		n := shape(len(certs))
 		chunk := certs[:n]
 		certs = certs[n:]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO certs (serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert) VALUES `)
 		args := make([]any, 0, 13*n)
-		for i, c := range chunk {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		for _, c := range chunk {
 			princ, err := json.Marshal(c.Principals)
 			if err != nil {
 				return fmt.Errorf("store: encode principals: %w", err)
@@ -146,7 +234,7 @@ func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRec
 			args = append(args, int64(c.Serial), c.CAType, c.CAFingerprint, c.Role, c.KeyID, string(princ), c.ValidAfter.Unix(), c.ValidBefore.Unix(),
 				c.SubjectFingerprint, c.SubjectType, c.Requester, micros(c.IssuedAt), c.Cert)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
+		if _, err := s.execCached(ctx, tx, multiRow(insertCertHead, 13, n), args...); err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("store: insert certificates: serial already recorded: %w", store.ErrExists)
 			}
@@ -170,21 +258,15 @@ func (s *DB) appendAudits(ctx context.Context, tx *sql.Tx, evs []audit.Entry) er
 		prev = &evs[i]
 	}
 	for rest := evs; len(rest) > 0; {
-		n := min(len(rest), maxRowsPerInsert)
+		n := shape(len(rest))
 		chunk := rest[:n]
 		rest = rest[n:]
-		var b strings.Builder
-		b.WriteString(`INSERT INTO audit (seq, time_us, actor, action, role, serial, key_id, outcome, reason, details, prev_hash, hash) VALUES `)
 		args := make([]any, 0, 12*n)
-		for i, ev := range chunk {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		for _, ev := range chunk {
 			args = append(args, int64(ev.Seq), micros(ev.Time), ev.Actor, ev.Action, ev.Role, int64(ev.Serial), ev.KeyID, ev.Outcome, ev.Reason,
 				detailsJSON(ev.Details), ev.PrevHash, ev.Hash)
 		}
-		if _, err := tx.ExecContext(ctx, s.q(b.String()), args...); err != nil {
+		if _, err := s.execCached(ctx, tx, multiRow(insertAuditHead, 12, n), args...); err != nil {
 			return fmt.Errorf("store: insert audit entries: %w", err)
 		}
 	}

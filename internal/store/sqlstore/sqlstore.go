@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
@@ -36,6 +37,10 @@ type Dialect struct {
 type DB struct {
 	db *sql.DB
 	d  Dialect
+
+	// stmts holds the prepared statements of the write path, by '?' query
+	// (see prepareAll); nil until prepared.
+	stmts atomic.Pointer[map[string]*sql.Stmt]
 
 	mu      sync.Mutex
 	onAudit func(audit.Entry)
@@ -82,7 +87,14 @@ func New(db *sql.DB, d Dialect) *DB { return &DB{db: db, d: d} }
 func (s *DB) SQL() *sql.DB { return s.db }
 
 // Close closes the database.
-func (s *DB) Close() error { return s.db.Close() }
+func (s *DB) Close() error {
+	if m := s.stmts.Swap(nil); m != nil {
+		for _, st := range *m {
+			st.Close()
+		}
+	}
+	return s.db.Close()
+}
 
 func (s *DB) q(query string) string { return s.d.Rebind(query) }
 
@@ -102,6 +114,7 @@ func fromMicros(v int64) time.Time {
 
 // write runs fn in a serialised write transaction and commits it.
 func (s *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	s.prepareAll(ctx)
 	tx, err := s.d.BeginWrite(ctx, s.db)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
@@ -149,13 +162,15 @@ func (s *DB) auditHeadForUpdate(ctx context.Context, tx *sql.Tx) (prev *audit.En
 	return nil, true, nil
 }
 
+const updateHeadSQL = `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`
+
 // setAuditHead points the head row at last.
 func (s *DB) setAuditHead(ctx context.Context, tx *sql.Tx, haveHead bool, last *audit.Entry) error {
 	var err error
 	if !haveHead {
 		_, err = tx.ExecContext(ctx, s.q(`INSERT INTO audit_head (id, seq, hash) VALUES (1, ?, ?)`), int64(last.Seq), last.Hash)
 	} else {
-		_, err = tx.ExecContext(ctx, s.q(`UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`), int64(last.Seq), last.Hash)
+		_, err = s.execCached(ctx, tx, updateHeadSQL, int64(last.Seq), last.Hash)
 	}
 	if err != nil {
 		return fmt.Errorf("store: update audit head: %w", err)

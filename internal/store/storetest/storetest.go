@@ -96,7 +96,10 @@ func testConcurrentSerials(t *testing.T, st store.Store) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatal(err)
+		t.Error(err)
+	}
+	if t.Failed() {
+		t.FailNow()
 	}
 	if len(seen) != workers*each {
 		t.Fatalf("%d serials, want %d", len(seen), workers*each)
