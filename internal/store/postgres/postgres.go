@@ -56,6 +56,8 @@ var dialect = sqlstore.Dialect{
 	},
 	// BeginWrite already holds the head lock; sqlstore need not take it again.
 	LockAudit: "",
+	// pgx's default query mode prepares and caches statements by their text.
+	DriverCachesStatements: true,
 	IsUniqueViolation: func(err error) bool {
 		var pe *pgconn.PgError
 		return errors.As(err, &pe) && pe.Code == uniqueViolation

@@ -18,8 +18,17 @@ import (
 // PostgreSQL 65,535; 64 rows of 13 columns is 832).
 var insertShapes = []int{64, 16, 4, 1}
 
-// shape returns the largest insert shape not above n (n ≥ 1).
-func shape(n int) int {
+// maxInsertRows bounds the rows of one INSERT.
+const maxInsertRows = 64
+
+// shape returns how many of n remaining rows the next INSERT takes: the
+// largest cached shape not above n, or — for engines whose driver caches
+// statements itself (PostgreSQL through pgx), where every statement is a
+// network round trip — all of them, up to maxInsertRows.
+func (s *DB) shape(n int) int {
+	if s.d.DriverCachesStatements {
+		return min(n, maxInsertRows)
+	}
 	for _, k := range insertShapes {
 		if k <= n {
 			return k
@@ -61,7 +70,7 @@ func cachedQueries() []string {
 // transaction could wait for a connection held by a writer queued behind
 // this very transaction's lock.
 func (s *DB) prepareAll(ctx context.Context) {
-	if s.stmts.Load() != nil {
+	if s.d.DriverCachesStatements || s.stmts.Load() != nil {
 		return
 	}
 	m := map[string]*sql.Stmt{}
@@ -222,7 +231,7 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 // insertCerts inserts signed certificates with their reserved serials.
 func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRecord) error {
 	for len(certs) > 0 {
-		n := shape(len(certs))
+		n := s.shape(len(certs))
 		chunk := certs[:n]
 		certs = certs[n:]
 		args := make([]any, 0, 13*n)
@@ -258,7 +267,7 @@ func (s *DB) appendAudits(ctx context.Context, tx *sql.Tx, evs []audit.Entry) er
 		prev = &evs[i]
 	}
 	for rest := evs; len(rest) > 0; {
-		n := shape(len(rest))
+		n := s.shape(len(rest))
 		chunk := rest[:n]
 		rest = rest[n:]
 		args := make([]any, 0, 12*n)

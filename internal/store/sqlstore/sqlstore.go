@@ -29,6 +29,10 @@ type Dialect struct {
 	// LockAudit is run inside a write transaction before the audit head is read
 	// (e.g. SELECT ... FOR UPDATE); empty when BeginWrite already serialises.
 	LockAudit string
+	// DriverCachesStatements: the driver keeps statements prepared by their
+	// text (pgx does), so batches may use INSERTs of any row count; else a
+	// few fixed shapes are prepared once (see insertShapes).
+	DriverCachesStatements bool
 	// IsUniqueViolation reports a unique-constraint error.
 	IsUniqueViolation func(error) bool
 }
