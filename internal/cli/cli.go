@@ -31,13 +31,16 @@ const (
 
 // env is what a command runs with; tests substitute buffers.
 type env struct {
-	ctx      context.Context
-	stdin    io.Reader
-	stdout   io.Writer
-	stderr   io.Writer
-	getenv   func(string) string
-	home     string // --home, resolved
-	database string // --database / SSHCA_DATABASE, resolved
+	ctx    context.Context
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+	getenv func(string) string
+	// ownsProcess is set by Main: the command is the whole process and may
+	// tune the Go runtime (serve does); in-process callers (tests) are not.
+	ownsProcess bool
+	home        string // --home, resolved
+	database    string // --database / SSHCA_DATABASE, resolved
 }
 
 type command struct {
@@ -96,12 +99,16 @@ func newCommands() []*command {
 func Main(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return Run(ctx, args, os.Stdin, os.Stdout, os.Stderr, os.Getenv)
+	return runEnv(&env{ctx: ctx, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, ownsProcess: true}, args)
 }
 
 // Run is Main with its environment injected.
 func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
-	e := &env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}
+	return runEnv(&env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}, args)
+}
+
+func runEnv(e *env, args []string) int {
+	stderr := e.stderr
 	err := run(e, args)
 	if err == nil {
 		return exitOK

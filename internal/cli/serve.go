@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"runtime/pprof"
 	"time"
 
@@ -54,6 +55,9 @@ func newServeCommand() *command {
 				return usagef("serve: --log-level %q is not debug, info, warn or error", logLevel)
 			}
 			log := slog.New(slog.NewJSONHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			if e.ownsProcess {
+				tuneGC(e.getenv)
+			}
 			if cpuProfile != "" {
 				stop, err := startCPUProfile(cpuProfile)
 				if err != nil {
@@ -187,4 +191,18 @@ func startCPUProfile(path string) (stop func(), err error) {
 		pprof.StopCPUProfile()
 		f.Close()
 	}, nil
+}
+
+// tuneGC trades some memory for CPU: the service allocates little that lives
+// long, so collecting at 5× the live heap (GOGC=400) instead of 2× cuts the
+// collector's share of each request, while a soft limit keeps the process
+// far below the 200 MiB it is allowed at peak. GOGC or GOMEMLIMIT in the
+// environment win.
+func tuneGC(getenv func(string) string) {
+	if getenv("GOGC") == "" {
+		debug.SetGCPercent(400)
+	}
+	if getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(128 << 20)
+	}
 }
