@@ -199,6 +199,19 @@ func (a *Authority) Deny(ctx context.Context, req Request, rule string, err erro
 	return err
 }
 
+// Check tells whether Sign would allow req, without signing or recording
+// anything. A refusal comes back as the rule and error that Sign would
+// record; a failure to decide (no active CA key, storage) has rule "".
+// The CLI's batch mode uses it to refuse a whole batch with one denial.
+func (a *Authority) Check(ctx context.Context, req Request) (rule string, err error) {
+	key, err := a.cachedActiveKey(ctx, CAType(req.Type))
+	if err != nil {
+		return "", err
+	}
+	_, rule, err = a.prepare(req, key)
+	return rule, err
+}
+
 // prepared is a request that policy allowed: the certificate to sign (all
 // but serial and signature) and the records to write with it.
 type prepared struct {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,16 +27,17 @@ func init() {
 
 // newSignCommand builds "sign user" or "sign host".
 func newSignCommand(kind string) *command {
-	var role, keyID, principals, ttl, out, passFile string
+	var role, keyID, principals, ttl, out, passFile, keysFrom string
 	c := &command{
 		name:    "sign " + kind,
-		minArgs: 1, maxArgs: 1,
+		minArgs: 0, maxArgs: -1,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&role, "role", "", "role from sshca.yaml (required)")
 			fs.StringVar(&keyID, "id", "", "key ID recorded in the certificate and logged by sshd (required)")
 			fs.StringVar(&ttl, "ttl", "", "lifetime from now, e.g. 8h or 7d (default: the role's default_ttl)")
 			fs.StringVar(&out, "out", "", "write the certificate to this `file` instead of <key>-cert.pub")
 			fs.StringVar(&passFile, "passphrase-file", "", "`file` with the passphrase of an encrypted CA key")
+			fs.StringVar(&keysFrom, "keys-from", "", "also sign the public key files listed in this `file` (- for stdin): one path per line, # comments")
 			if kind == "user" {
 				fs.StringVar(&principals, "principals", "", "comma-separated subset of the role's principals (default: all of them)")
 			} else {
@@ -45,16 +47,32 @@ func newSignCommand(kind string) *command {
 	}
 	if kind == "user" {
 		c.summary = "sign a user certificate under a role"
-		c.usage = "--role R --id KEYID [--principals a,b] [--ttl D] [--out F] PUBKEY"
+		c.usage = "--role R --id KEYID [--principals a,b] [--ttl D] [--out F] PUBKEY... (or --keys-from FILE|-)"
 		c.example = `  sshca sign user --role deploy --id alice-2026-11-22 --ttl 8h ~/.ssh/id_ed25519.pub
   sshca sign user --role deploy --id ci-42 --principals ci --out /tmp/ci-cert.pub ci.pub
-  cat key.pub | sshca sign user --role deploy --id bob -          # certificate to stdout`
+  cat key.pub | sshca sign user --role deploy --id bob -          # certificate to stdout
+  sshca sign user --role deploy --id ci-pool r1.pub r2.pub r3.pub   # batch: r1-cert.pub, r2-cert.pub, ...
+  find runners -name '*.pub' ! -name '*-cert.pub' | sshca sign user --role deploy --id ci-pool --keys-from -
+
+Batch mode (several PUBKEYs, or --keys-from): every key is read and checked
+before anything is signed, and one bad key refuses the whole batch. Each
+certificate is written beside its key as <key>-cert.pub; stdout has one
+"SERIAL CERTFILE" line per certificate, then a summary line. All keys get the
+same --id, principals and lifetime, like ssh-keygen -s given several keys.`
 	} else {
 		c.summary = "sign a host certificate under a host role"
-		c.usage = "--role R --id KEYID --principals h1,h2 [--ttl D] [--out F] PUBKEY"
-		c.example = `  sshca sign host --role servers --id app-01 --principals app-01.corp,10.0.1.10 /etc/ssh/ssh_host_ed25519_key.pub`
+		c.usage = "--role R --id KEYID --principals h1,h2 [--ttl D] [--out F] PUBKEY... (or --keys-from FILE|-)"
+		c.example = `  sshca sign host --role servers --id app-01 --principals app-01.corp,10.0.1.10 /etc/ssh/ssh_host_ed25519_key.pub
+  sshca sign host --role servers --id app-01 --principals app-01.corp /etc/ssh/ssh_host_*_key.pub   # batch
+
+Batch mode (several PUBKEYs, or --keys-from FILE|- with one path per line)
+checks every key before signing any, writes <key>-cert.pub beside each, and
+prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 	}
 	c.run = func(e *env, fs *flag.FlagSet, args []string) error {
+		if len(args) == 0 && keysFrom == "" {
+			return withHint(usagef("%s: wrong number of arguments (usage: sshca %s %s)", c.name, c.name, c.usage), "run `sshca "+c.name+" -h` for usage")
+		}
 		if role == "" {
 			return usagef("sign %s: --role is required", kind)
 		}
@@ -83,6 +101,18 @@ func newSignCommand(kind string) *command {
 			if d <= 0 {
 				return usagef("sign %s: --ttl must be > 0", kind)
 			}
+		}
+		if keysFrom != "" || len(args) > 1 {
+			if out != "" {
+				return withHint(usagef("sign %s: --out takes one certificate; with several keys each is written beside its key", kind),
+					"drop --out, or sign one key at a time")
+			}
+			if slices.Contains(args, "-") {
+				return withHint(usagef("sign %s: - (a key on stdin) works only as the only PUBKEY", kind),
+					"to read a list of key files on stdin, use --keys-from -")
+			}
+			b := batchSign{kind: kind, role: role, keyID: keyID, principals: plist, ttl: d, passFile: passFile}
+			return b.run(e, args, keysFrom)
 		}
 		pubPath := args[0]
 		var data []byte
