@@ -2,11 +2,14 @@ package ca
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,11 +25,19 @@ type RevocationStore interface {
 	GetCert(ctx context.Context, serial uint64) (*store.CertRecord, error)
 	ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error)
 	MaxSerial(ctx context.Context) (uint64, error)
-	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
 	AddRevocation(ctx context.Context, r store.Revocation, ev audit.Entry) (bool, error)
+	AddRevocations(ctx context.Context, revs []store.Revocation, evs []audit.Entry) ([]bool, error)
 	ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error)
 	PruneRevocations(ctx context.Context, caType string, before time.Time, ev audit.Entry) (int, error)
+	KRLStore
+}
+
+// KRLStore is what BuildKRL reads.
+type KRLStore interface {
+	// EachRevocation streams caType's revocations in creation order.
+	EachRevocation(ctx context.Context, caType string, fn func(store.Revocation) error) error
 	KRLVersion(ctx context.Context, caType string) (uint64, error)
+	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
 }
 
 // Revocation asks for one thing to be revoked. Exactly one of the target
@@ -65,97 +76,270 @@ func plainKey(k ssh.PublicKey) ssh.PublicKey {
 
 // Revoke records r. It reports whether it was new (false: already revoked).
 func Revoke(ctx context.Context, st RevocationStore, r Revocation, now time.Time) (bool, error) {
+	lk := &revokeLookups{st: st}
+	rec, err := checkRevocation(ctx, lk, &r, now)
+	if err != nil {
+		return false, err
+	}
+	return st.AddRevocation(ctx, rec, revocationEntry(lk, &r, &rec, now))
+}
+
+// RevokeChunk is how many revocations RevokeAll records per transaction:
+// enough that importing 10^5 of them takes seconds, few enough that the
+// service's writers never wait long for the store.
+const RevokeChunk = 10_000
+
+// RevokeAll records many revocations, as Revoke would one by one (every new
+// one with its own audit entry, duplicates recorded and audited once), and
+// returns how many were new. Every request is checked before anything is
+// recorded, so that one bad request changes nothing; they are then
+// recorded RevokeChunk at a time, each chunk in one transaction, in the
+// order insertOrder chooses. A store error leaves the chunks before it
+// recorded: running RevokeAll again completes the set.
+func RevokeAll(ctx context.Context, st RevocationStore, rs []Revocation, now time.Time) (int, error) {
+	lk := &revokeLookups{st: st}
+	recs := make([]store.Revocation, len(rs))
+	for i := range rs {
+		var err error
+		if recs[i], err = checkRevocation(ctx, lk, &rs[i], now); err != nil {
+			return 0, err
+		}
+	}
+	lk.expiries = nil
+	order := insertOrder(recs)
+	added := 0
+	for len(order) > 0 {
+		chunk := order[:min(RevokeChunk, len(order))]
+		order = order[len(chunk):]
+		// The audit entries, with their details, are made a chunk at a
+		// time: for a large import they would outweigh the rows.
+		crecs := make([]store.Revocation, len(chunk))
+		evs := make([]audit.Entry, len(chunk))
+		for j, i := range chunk {
+			crecs[j], evs[j] = recs[i], revocationEntry(lk, &rs[i], &recs[i], now)
+		}
+		ok, err := st.AddRevocations(ctx, crecs, evs)
+		if err != nil {
+			return added, err
+		}
+		for _, isNew := range ok {
+			if isNew {
+				added++
+			}
+		}
+	}
+	return added, nil
+}
+
+// insertOrder returns the indices of recs in the order to record them: that
+// of the store's unique index on revocations (CA type, kind, serials, key
+// ID, value), so that inserting touches few database pages and a large
+// import is several times faster than in the caller's order. A set of
+// revocations has no meaningful order but one: a KRL's certificate sections
+// follow the order in which their CA first appears among the serial and
+// key ID revocations, so those keep the order of first appearance of
+// their scope (Value).
+func insertOrder(recs []store.Revocation) []int {
+	type scope struct{ caType, value string }
+	rank := map[scope]int{}
+	ranks := make([]int, len(recs))
+	for i := range recs {
+		r := &recs[i]
+		if r.Kind != store.RevokeSerial && r.Kind != store.RevokeKeyID {
+			continue
+		}
+		k := scope{r.CAType, r.Value}
+		n, ok := rank[k]
+		if !ok {
+			n = len(rank)
+			rank[k] = n
+		}
+		ranks[i] = n
+	}
+	idx := make([]int, len(recs))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		x, y := &recs[a], &recs[b]
+		return cmp.Or(cmp.Compare(x.CAType, y.CAType), cmp.Compare(ranks[a], ranks[b]), cmp.Compare(x.Kind, y.Kind),
+			cmp.Compare(int64(x.Lo), int64(y.Lo)), cmp.Compare(int64(x.Hi), int64(y.Hi)), cmp.Compare(x.KeyID, y.KeyID),
+			cmp.Compare(x.Value, y.Value))
+	})
+	return idx
+}
+
+// revokeLookups caches what checking revocation requests reads from the
+// store, so that checking many of them does not read it once per request.
+type revokeLookups struct {
+	st        RevocationStore
+	maxSerial uint64
+	haveMax   bool
+	expiries  map[string][]certExpiry // by CA type, in serial order
+	// The last scope key seen, with its line and fingerprint.
+	scopeBlob          []byte
+	scopeLine, scopeFP string
+}
+
+// certExpiry is the serial and end of validity of one certificate.
+type certExpiry struct {
+	serial uint64
+	until  time.Time
+}
+
+func (lk *revokeLookups) highestSerial(ctx context.Context) (uint64, error) {
+	if !lk.haveMax {
+		m, err := lk.st.MaxSerial(ctx)
+		if err != nil {
+			return 0, err
+		}
+		lk.maxSerial, lk.haveMax = m, true
+	}
+	return lk.maxSerial, nil
+}
+
+// serialRange returns the certificates of caType with serials lo..hi.
+func (lk *revokeLookups) serialRange(ctx context.Context, caType string, lo, hi uint64) ([]certExpiry, error) {
+	all, ok := lk.expiries[caType]
+	if !ok {
+		certs, err := lk.st.ListCerts(ctx, store.CertFilter{CAType: caType})
+		if err != nil {
+			return nil, err
+		}
+		all = make([]certExpiry, len(certs))
+		for i, c := range certs {
+			all[i] = certExpiry{c.Serial, c.ValidBefore}
+		}
+		slices.SortFunc(all, func(a, b certExpiry) int { return cmp.Compare(a.serial, b.serial) })
+		if lk.expiries == nil {
+			lk.expiries = map[string][]certExpiry{}
+		}
+		lk.expiries[caType] = all
+	}
+	i, _ := slices.BinarySearchFunc(all, lo, func(c certExpiry, s uint64) int { return cmp.Compare(c.serial, s) })
+	j := i
+	for j < len(all) && all[j].serial <= hi {
+		j++
+	}
+	return all[i:j], nil
+}
+
+// checkRevocation checks r and returns the row that records it.
+func checkRevocation(ctx context.Context, lk *revokeLookups, r *Revocation, now time.Time) (store.Revocation, error) {
+	fail := func(err error) (store.Revocation, error) { return store.Revocation{}, err }
 	if r.CAType != "user" && r.CAType != "host" {
-		return false, fmt.Errorf("revoke: CA type %q is not user or host", r.CAType)
+		return fail(fmt.Errorf("revoke: CA type %q is not user or host", r.CAType))
 	}
 	rec := store.Revocation{CAType: r.CAType, Reason: r.Reason, Actor: r.Actor, CreatedAt: now}
-	details := map[string]string{"ca": r.CAType}
 	if r.Scope != nil {
 		if _, isCert := r.Scope.(*ssh.Certificate); isCert {
-			return false, errors.New("revoke: a CA key must be a plain key, not a certificate")
+			return fail(errors.New("revoke: a CA key must be a plain key, not a certificate"))
 		}
-		rec.Value = authorizedLine(r.Scope)
-		details["scope"] = ssh.FingerprintSHA256(r.Scope)
+		rec.Value, _ = lk.scope(r.Scope)
 	}
 	switch {
 	case r.Lo != 0 || r.Hi != 0:
 		if r.Lo == 0 || r.Hi < r.Lo {
-			return false, fmt.Errorf("revoke: serial range %d-%d is invalid (serials start at 1, low <= high)", r.Lo, r.Hi)
+			return fail(fmt.Errorf("revoke: serial range %d-%d is invalid (serials start at 1, low <= high)", r.Lo, r.Hi))
 		}
 		rec.Kind, rec.Lo, rec.Hi = store.RevokeSerial, r.Lo, r.Hi
 		if r.Scope == nil {
-			exp, err := serialsExpiry(ctx, st, r.CAType, r.Lo, r.Hi, r.Force)
+			exp, err := serialsExpiry(ctx, lk, r.CAType, r.Lo, r.Hi, r.Force)
 			if err != nil {
-				return false, err
+				return fail(err)
 			}
 			rec.Expires = exp
 		}
-		if r.Lo == r.Hi {
-			details["serial"] = fmt.Sprint(r.Lo)
-		} else {
-			details["serials"] = fmt.Sprintf("%d-%d", r.Lo, r.Hi)
-		}
 	case r.KeyID != "":
 		if strings.ContainsRune(r.KeyID, 0) {
-			return false, errors.New("revoke: key ID contains NUL")
+			return fail(errors.New("revoke: key ID contains NUL"))
 		}
 		rec.Kind, rec.KeyID = store.RevokeKeyID, r.KeyID
-		if r.Scope == nil {
-			certs, err := st.ListCerts(ctx, store.CertFilter{KeyID: r.KeyID, CAType: r.CAType})
+		// With Force the answer would not matter: skip the query.
+		if r.Scope == nil && !r.Force {
+			certs, err := lk.st.ListCerts(ctx, store.CertFilter{KeyID: r.KeyID, CAType: r.CAType, Limit: 1})
 			if err != nil {
-				return false, err
+				return fail(err)
 			}
-			if len(certs) == 0 && !r.Force {
-				return false, fmt.Errorf("revoke: key ID %q: %w (use --force to revoke it anyway)", r.KeyID, ErrNeverIssued)
+			if len(certs) == 0 {
+				return fail(fmt.Errorf("revoke: key ID %q: %w (use --force to revoke it anyway)", r.KeyID, ErrNeverIssued))
 			}
 		}
 	case r.Key != nil:
-		k := plainKey(r.Key)
-		rec.Kind, rec.Value = store.RevokeKey, authorizedLine(k)
-		details["key"] = ssh.FingerprintSHA256(k)
+		rec.Kind, rec.Value = store.RevokeKey, authorizedLine(plainKey(r.Key))
 	case len(r.SHA256) > 0:
 		if len(r.SHA256) != sha256.Size {
-			return false, fmt.Errorf("revoke: SHA256 fingerprint has %d bytes, want 32", len(r.SHA256))
+			return fail(fmt.Errorf("revoke: SHA256 fingerprint has %d bytes, want 32", len(r.SHA256)))
 		}
 		rec.Kind, rec.Value = store.RevokeSHA256, hex.EncodeToString(r.SHA256)
 	case len(r.SHA1) > 0:
 		if len(r.SHA1) != 20 {
-			return false, fmt.Errorf("revoke: SHA1 fingerprint has %d bytes, want 20", len(r.SHA1))
+			return fail(fmt.Errorf("revoke: SHA1 fingerprint has %d bytes, want 20", len(r.SHA1)))
 		}
 		rec.Kind, rec.Value = store.RevokeSHA1, hex.EncodeToString(r.SHA1)
 	case r.CAKey != nil:
-		k := plainKey(r.CAKey)
-		rec.Kind, rec.Value = store.RevokeCAKey, authorizedLine(k)
-		details["ca_key"] = ssh.FingerprintSHA256(k)
+		rec.Kind, rec.Value = store.RevokeCAKey, authorizedLine(plainKey(r.CAKey))
 	default:
-		return false, errors.New("revoke: nothing to revoke")
+		return fail(errors.New("revoke: nothing to revoke"))
 	}
 	if rec.Kind != store.RevokeSerial && rec.Kind != store.RevokeKeyID && r.Scope != nil {
-		return false, errors.New("revoke: a CA scope only applies to serials and key IDs")
+		return fail(errors.New("revoke: a CA scope only applies to serials and key IDs"))
+	}
+	return rec, nil
+}
+
+// revocationEntry returns the audit entry of the checked request r, recorded as rec.
+func revocationEntry(lk *revokeLookups, r *Revocation, rec *store.Revocation, now time.Time) audit.Entry {
+	details := map[string]string{"ca": r.CAType, "kind": rec.Kind}
+	if r.Scope != nil {
+		_, details["scope"] = lk.scope(r.Scope)
 	}
 	ev := audit.Entry{Time: now, Actor: r.Actor, Action: audit.ActionRevoke, KeyID: r.KeyID, Outcome: "ok", Reason: r.Reason, Details: details}
-	details["kind"] = rec.Kind
-	if rec.Kind == store.RevokeSerial && rec.Lo == rec.Hi {
-		ev.Serial = rec.Lo
+	switch rec.Kind {
+	case store.RevokeSerial:
+		if rec.Lo == rec.Hi {
+			details["serial"] = strconv.FormatUint(rec.Lo, 10)
+			ev.Serial = rec.Lo
+		} else {
+			details["serials"] = strconv.FormatUint(rec.Lo, 10) + "-" + strconv.FormatUint(rec.Hi, 10)
+		}
+	case store.RevokeKey:
+		details["key"] = ssh.FingerprintSHA256(plainKey(r.Key))
+	case store.RevokeCAKey:
+		details["ca_key"] = ssh.FingerprintSHA256(plainKey(r.CAKey))
 	}
-	return st.AddRevocation(ctx, rec, ev)
+	return ev
+}
+
+// scope returns the authorized_keys line and fingerprint of a scope CA key,
+// computed once for a run of requests with the same key.
+func (lk *revokeLookups) scope(k ssh.PublicKey) (line, fp string) {
+	if b := k.Marshal(); !bytes.Equal(b, lk.scopeBlob) {
+		lk.scopeBlob, lk.scopeLine, lk.scopeFP = b, authorizedLine(k), ssh.FingerprintSHA256(k)
+	}
+	return lk.scopeLine, lk.scopeFP
 }
 
 // serialsExpiry checks that lo..hi holds serials this CA issued and returns
 // the latest expiry among them (zero when some were never issued: never prune).
-func serialsExpiry(ctx context.Context, st RevocationStore, caType string, lo, hi uint64, force bool) (time.Time, error) {
-	maxSerial, err := st.MaxSerial(ctx)
+func serialsExpiry(ctx context.Context, lk *revokeLookups, caType string, lo, hi uint64, force bool) (time.Time, error) {
+	maxSerial, err := lk.highestSerial(ctx)
 	if err != nil {
 		return time.Time{}, err
 	}
-	if hi > maxSerial && !force {
+	if hi > maxSerial {
+		if force {
+			// Some serials were never issued (no certificate has a
+			// serial above the highest): never prune.
+			return time.Time{}, nil
+		}
 		if lo == hi {
 			return time.Time{}, fmt.Errorf("revoke: serial %d: %w (the highest serial issued is %d; use --force to revoke it anyway)", lo, ErrNeverIssued, maxSerial)
 		}
 		return time.Time{}, fmt.Errorf("revoke: serials %d-%d: %w (the highest serial issued is %d; use --force to revoke them anyway)", lo, hi, ErrNeverIssued, maxSerial)
 	}
 	if lo == hi {
-		c, err := st.GetCert(ctx, lo)
+		c, err := lk.st.GetCert(ctx, lo)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && c.CAType != caType) {
 			if force {
 				return time.Time{}, nil
@@ -168,51 +352,35 @@ func serialsExpiry(ctx context.Context, st RevocationStore, caType string, lo, h
 		return c.ValidBefore, nil
 	}
 	// A range: it must contain at least one certificate of this CA; the
-	// expiry is the latest among them, and only if the range is fully known.
+	// expiry is the latest among them.
 	if hi-lo > 10_000_000 {
 		return time.Time{}, nil
 	}
-	certs, err := listSerialRange(ctx, st, caType, lo, hi)
+	certs, err := lk.serialRange(ctx, caType, lo, hi)
 	if err != nil {
 		return time.Time{}, err
 	}
 	if len(certs) == 0 && !force {
 		return time.Time{}, fmt.Errorf("revoke: serials %d-%d: %w (use --force to revoke them anyway)", lo, hi, ErrNeverIssued)
 	}
-	if hi > maxSerial {
-		return time.Time{}, nil
-	}
 	var exp time.Time
 	for _, c := range certs {
-		if c.ValidBefore.After(exp) {
-			exp = c.ValidBefore
+		if c.until.After(exp) {
+			exp = c.until
 		}
 	}
 	return exp, nil
 }
 
-func listSerialRange(ctx context.Context, st RevocationStore, caType string, lo, hi uint64) ([]store.CertRecord, error) {
-	all, err := st.ListCerts(ctx, store.CertFilter{CAType: caType})
-	if err != nil {
-		return nil, err
-	}
-	var out []store.CertRecord
-	for _, c := range all {
-		if c.Serial >= lo && c.Serial <= hi {
-			out = append(out, c)
-		}
-	}
-	return out, nil
-}
-
 // BuildKRL assembles the KRL of caType from the store. Serial and key ID
 // revocations of this home's CA go under every key of that CA that servers may
 // still trust (next, active, retiring), so they hold across rotations.
-func BuildKRL(ctx context.Context, st RevocationStore, caType string, now time.Time) (*krl.KRL, error) {
-	revs, err := st.ListRevocations(ctx, caType)
-	if err != nil {
-		return nil, err
-	}
+//
+// The revocations are streamed from the store into the KRL, never held all
+// at once: a KRL of millions of serials is built in little memory. The
+// version is read first, so the KRL holds at least every revocation it
+// counts.
+func BuildKRL(ctx context.Context, st KRLStore, caType string, now time.Time) (*krl.KRL, error) {
 	version, err := st.KRLVersion(ctx, caType)
 	if err != nil {
 		return nil, err
@@ -235,13 +403,85 @@ func BuildKRL(ctx context.Context, st RevocationStore, caType string, now time.T
 		ours = append(ours, pub)
 	}
 	k := &krl.KRL{Version: version, Comment: "sshca " + caType + " CA"}
+	// The certificate sections a serial or key ID revocation goes into, by
+	// its scope (the CA key line; "" for this home's CA). Sections are
+	// created in the order their CA first appears, as revoking through
+	// k.RevokeSerials row by row would, without re-encoding or re-parsing
+	// a CA key per row.
+	sections := map[string][]*krl.CertSection{}
+	sectionsOf := func(r store.Revocation) ([]*krl.CertSection, error) {
+		if ss, ok := sections[r.Value]; ok {
+			return ss, nil
+		}
+		cas := ours
+		if r.Value != "" {
+			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.Value))
+			if err != nil {
+				return nil, fmt.Errorf("krl: revocation %d: bad CA key: %w", r.ID, err)
+			}
+			cas = []ssh.PublicKey{pub}
+		}
+		ss := make([]*krl.CertSection, 0, len(cas))
+		for _, ca := range cas {
+			sec, err := k.Section(ca)
+			if err != nil {
+				return nil, fmt.Errorf("krl: revocation %d: %w", r.ID, err)
+			}
+			ss = append(ss, sec)
+		}
+		sections[r.Value] = ss
+		return ss, nil
+	}
 	// generated_date: the time of the latest change, so every replica builds
 	// the same bytes for the same version.
 	var latest time.Time
-	for _, r := range revs {
+	err = st.EachRevocation(ctx, caType, func(r store.Revocation) error {
 		if r.CreatedAt.After(latest) {
 			latest = r.CreatedAt
 		}
+		switch r.Kind {
+		case store.RevokeSerial, store.RevokeKeyID:
+			ss, err := sectionsOf(r)
+			if err != nil {
+				return err
+			}
+			for _, sec := range ss {
+				if r.Kind == store.RevokeSerial {
+					err = sec.RevokeSerials(r.Lo, r.Hi)
+				} else {
+					err = sec.RevokeKeyID(r.KeyID)
+				}
+				if err != nil {
+					return fmt.Errorf("krl: revocation %d: %w", r.ID, err)
+				}
+			}
+		case store.RevokeKey, store.RevokeCAKey:
+			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.Value))
+			if err != nil {
+				return fmt.Errorf("krl: revocation %d: bad key: %w", r.ID, err)
+			}
+			if err := k.RevokeKey(pub); err != nil {
+				return fmt.Errorf("krl: revocation %d: %w", r.ID, err)
+			}
+		case store.RevokeSHA256:
+			var sum [32]byte
+			if len(r.Value) != 2*len(sum) || !decodeHex(sum[:], r.Value) {
+				return fmt.Errorf("krl: revocation %d: bad SHA256 value", r.ID)
+			}
+			k.RevokeSHA256(sum)
+		case store.RevokeSHA1:
+			var sum [20]byte
+			if len(r.Value) != 2*len(sum) || !decodeHex(sum[:], r.Value) {
+				return fmt.Errorf("krl: revocation %d: bad SHA1 value", r.ID)
+			}
+			k.RevokeSHA1(sum)
+		default:
+			return fmt.Errorf("krl: revocation %d: unknown kind %q", r.ID, r.Kind)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if latest.IsZero() {
 		for _, key := range keys {
@@ -254,58 +494,13 @@ func BuildKRL(ctx context.Context, st RevocationStore, caType string, now time.T
 		latest = now
 	}
 	k.GeneratedDate = uint64(latest.Unix())
-	scopes := func(r store.Revocation) ([]ssh.PublicKey, error) {
-		if r.Value == "" {
-			return ours, nil
-		}
-		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.Value))
-		if err != nil {
-			return nil, fmt.Errorf("krl: revocation %d: bad CA key: %w", r.ID, err)
-		}
-		return []ssh.PublicKey{pub}, nil
-	}
-	for _, r := range revs {
-		switch r.Kind {
-		case store.RevokeSerial, store.RevokeKeyID:
-			cas, err := scopes(r)
-			if err != nil {
-				return nil, err
-			}
-			for _, ca := range cas {
-				if r.Kind == store.RevokeSerial {
-					err = k.RevokeSerials(ca, r.Lo, r.Hi)
-				} else {
-					err = k.RevokeKeyID(ca, r.KeyID)
-				}
-				if err != nil {
-					return nil, fmt.Errorf("krl: revocation %d: %w", r.ID, err)
-				}
-			}
-		case store.RevokeKey, store.RevokeCAKey:
-			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.Value))
-			if err != nil {
-				return nil, fmt.Errorf("krl: revocation %d: bad key: %w", r.ID, err)
-			}
-			if err := k.RevokeKey(pub); err != nil {
-				return nil, fmt.Errorf("krl: revocation %d: %w", r.ID, err)
-			}
-		case store.RevokeSHA256:
-			b, err := hex.DecodeString(r.Value)
-			if err != nil || len(b) != 32 {
-				return nil, fmt.Errorf("krl: revocation %d: bad SHA256 value", r.ID)
-			}
-			k.RevokeSHA256([32]byte(b))
-		case store.RevokeSHA1:
-			b, err := hex.DecodeString(r.Value)
-			if err != nil || len(b) != 20 {
-				return nil, fmt.Errorf("krl: revocation %d: bad SHA1 value", r.ID)
-			}
-			k.RevokeSHA1([20]byte(b))
-		default:
-			return nil, fmt.Errorf("krl: revocation %d: unknown kind %q", r.ID, r.Kind)
-		}
-	}
 	return k, nil
+}
+
+// decodeHex decodes s, of exactly twice dst's length, into dst.
+func decodeHex(dst []byte, s string) bool {
+	n, err := hex.Decode(dst, []byte(s))
+	return err == nil && n == len(dst)
 }
 
 // MarshalKRL encodes k and validates the result by decoding it again, so

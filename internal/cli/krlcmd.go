@@ -467,16 +467,21 @@ func importSpec(e *env, h *home.Home, caType, path, specCA string, base ca.Revoc
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
+	ourBlobs := make([][]byte, len(ours))
+	for i, o := range ours {
+		ourBlobs[i] = o.Marshal()
+	}
 	isOurs := func(k ssh.PublicKey) bool {
-		for _, o := range ours {
-			if bytes.Equal(o.Marshal(), k.Marshal()) {
+		b := k.Marshal()
+		for _, o := range ourBlobs {
+			if bytes.Equal(o, b) {
 				return true
 			}
 		}
 		return false
 	}
 	// Validate every entry first, so that a bad line changes nothing.
-	var revs []ca.Revocation
+	revs := make([]ca.Revocation, 0, len(entries))
 	for _, en := range entries {
 		r := base
 		switch en.Kind {
@@ -506,16 +511,9 @@ func importSpec(e *env, h *home.Home, caType, path, specCA string, base ca.Revoc
 		}
 		revs = append(revs, r)
 	}
-	added := 0
-	now := time.Now()
-	for _, r := range revs {
-		ok, err := ca.Revoke(e.ctx, h.Store, r, now)
-		if err != nil {
-			return err
-		}
-		if ok {
-			added++
-		}
+	added, err := ca.RevokeAll(e.ctx, h.Store, revs, time.Now())
+	if err != nil {
+		return err
 	}
 	v, err := h.Store.KRLVersion(e.ctx, caType)
 	if err != nil {

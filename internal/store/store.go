@@ -154,7 +154,18 @@ type Store interface {
 	// AddRevocation records r unless an identical revocation exists; it
 	// reports whether r was new. A new revocation bumps the KRL version of r.CAType.
 	AddRevocation(ctx context.Context, r Revocation, ev audit.Entry) (bool, error)
+	// AddRevocations records many revocations in one transaction, each new
+	// one with its own audit entry evs[i] (as AddRevocation completes it), in
+	// order. A revocation identical to a recorded one, or to an earlier one
+	// of revs, is neither recorded nor audited; added[i] reports whether
+	// revs[i] was new. The KRL version of each CA type that gained a
+	// revocation is bumped once. On error nothing is recorded.
+	AddRevocations(ctx context.Context, revs []Revocation, evs []audit.Entry) (added []bool, err error)
 	ListRevocations(ctx context.Context, caType string) ([]Revocation, error)
+	// EachRevocation calls fn with caType's revocations in creation order
+	// without loading them all; only ID, CAType, Kind, Lo, Hi, KeyID, Value
+	// and CreatedAt are set. An error from fn stops it and is returned.
+	EachRevocation(ctx context.Context, caType string, fn func(Revocation) error) error
 	// PruneRevocations deletes revocations that expired before t and bumps the KRL version if any were removed.
 	PruneRevocations(ctx context.Context, caType string, before time.Time, ev audit.Entry) (int, error)
 	// KRLVersion is a counter that rises with every change to caType's revocations.

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ok/revocations-idempotent", func(t *testing.T) { testRevocations(t, open(t)) })
 	t.Run("ok/audit-chain", func(t *testing.T) { testAudit(t, open(t)) })
 	runBatch(t, open)
+	runRevocations(t, open)
 }
 
 func ev(action string) audit.Entry {
