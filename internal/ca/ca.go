@@ -396,15 +396,18 @@ func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certif
 		ok = append(ok, i)
 	}
 	if len(ok) > 0 {
+		// Open the keys first: a key that cannot be opened must not cost serials.
+		signers := map[string]ssh.Signer{}
+		for caType, k := range keys {
+			s, err := a.Signer(ctx, k)
+			if err != nil {
+				return nil, nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
+			}
+			signers[caType] = s
+		}
 		first, err := a.serials.take(ctx, a.Store, len(ok))
 		if err != nil {
 			return nil, nil, err
-		}
-		signers := map[string]ssh.Signer{}
-		for caType, k := range keys {
-			if signers[caType], err = a.Signer(ctx, k); err != nil {
-				return nil, nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
-			}
 		}
 		if err := parallel(len(ok), func(j int) error {
 			p := preps[ok[j]]
