@@ -159,6 +159,11 @@ func migrations() ([]migration, error) {
 // transaction-scoped advisory lock makes replicas that start together take
 // turns: the first applies, the others then find nothing to do.
 func migrate(ctx context.Context, db *sql.DB) error {
+	return migrateTo(ctx, db, 1<<62)
+}
+
+// migrateTo is migrate stopping after version upTo (tests of upgrades).
+func migrateTo(ctx context.Context, db *sql.DB, upTo int64) error {
 	all, err := migrations()
 	if err != nil {
 		return err
@@ -186,7 +191,7 @@ func migrate(ctx context.Context, db *sql.DB) error {
 		return fmt.Errorf("database schema version %d is newer than this sshca knows (%d); upgrade sshca", current.Int64, latest)
 	}
 	for _, m := range all {
-		if m.version <= current.Int64 {
+		if m.version <= current.Int64 || m.version > upTo {
 			continue
 		}
 		// No arguments: pgx sends the simple protocol, which allows the
