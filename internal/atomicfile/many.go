@@ -29,67 +29,101 @@ type File struct {
 // opens the filesystem before writing so that such an error during the
 // batch is not lost.
 func WriteMany(files []File) error {
+	st, err := StageMany(files)
+	if err != nil {
+		return err
+	}
+	return st.Commit()
+}
+
+// Staged is a WriteMany cut in two: the temp files are written and durable,
+// nothing is replaced yet. Exactly one of Commit or Abort must follow.
+type Staged struct {
+	files []File
+	dirs  []string
+	temps []string
+}
+
+// StageMany is the first half of WriteMany: it checks the paths, writes
+// every temp file and makes them durable. On error nothing is left behind.
+// A caller that must not let the files appear before something else is
+// durable (a database commit) stages them meanwhile and commits after.
+func StageMany(files []File) (*Staged, error) {
+	st := &Staged{files: files, temps: make([]string, len(files))}
 	if len(files) == 0 {
-		return nil
+		return st, nil
 	}
 	seen := make(map[string]bool, len(files))
-	var dirs []string
 	dirSeen := map[string]bool{}
 	for _, f := range files {
 		p := filepath.Clean(f.Path)
 		if seen[p] {
-			return fmt.Errorf("write %s: listed twice", f.Path)
+			return nil, fmt.Errorf("write %s: listed twice", f.Path)
 		}
 		seen[p] = true
 		if d := filepath.Dir(p); !dirSeen[d] {
 			dirSeen[d] = true
-			dirs = append(dirs, d)
+			st.dirs = append(st.dirs, d)
 		}
 	}
 	// One open directory per filesystem, opened before any write (see syncfs).
-	fsys, err := openFilesystems(dirs)
+	fsys, err := openFilesystems(st.dirs)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer func() {
-		for _, d := range fsys {
-			d.Close()
+	defer closeAll(fsys)
+	// One at a time: creating files in parallel in one directory only makes
+	// the threads spin on the directory's lock.
+	for i, f := range files {
+		var err error
+		if st.temps[i], err = writeTemp(f); err != nil {
+			st.Abort()
+			return nil, err
 		}
-	}()
+	}
+	if err := syncFilesystems(fsys); err != nil {
+		st.Abort()
+		return nil, err
+	}
+	return st, nil
+}
 
-	temps := make([]string, len(files))
+// Abort removes the staged temp files; no file is replaced.
+func (st *Staged) Abort() {
+	for i, t := range st.temps {
+		if t != "" {
+			os.Remove(t)
+			st.temps[i] = ""
+		}
+	}
+}
+
+// Commit renames every staged file into place, then fsyncs each distinct
+// directory once. A rename that fails part way leaves the files before it
+// replaced (each one whole and durable), removes the rest's temp files, and
+// says how many were replaced.
+func (st *Staged) Commit() error {
 	renamed := 0
 	defer func() {
-		for _, t := range temps[renamed:] {
+		for _, t := range st.temps[renamed:] {
 			if t != "" {
 				os.Remove(t)
 			}
 		}
 	}()
-	// One at a time: creating files in parallel in one directory only makes
-	// the threads spin on the directory's lock.
-	for i, f := range files {
-		var err error
-		if temps[i], err = writeTemp(f); err != nil {
-			return err
-		}
-	}
-	if err := syncFilesystems(fsys); err != nil {
-		return err
-	}
-	for i, f := range files {
-		if err := os.Rename(temps[i], f.Path); err != nil {
+	for i, f := range st.files {
+		if err := os.Rename(st.temps[i], f.Path); err != nil {
 			err = fmt.Errorf("write %s: %w", f.Path, err)
 			if renamed > 0 {
-				err = fmt.Errorf("%w (%d of %d files were replaced)", err, renamed, len(files))
+				err = fmt.Errorf("%w (%d of %d files were replaced)", err, renamed, len(st.files))
 				// Make the replaced ones durable all the same.
-				err = errors.Join(err, syncDirs(dirs))
+				err = errors.Join(err, syncDirs(st.dirs))
 			}
 			return err
 		}
 		renamed++
 	}
-	return syncDirs(dirs)
+	return syncDirs(st.dirs)
 }
 
 func syncDirs(dirs []string) error {

@@ -1,6 +1,8 @@
 package atomicfile_test
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -152,5 +154,60 @@ func write(t *testing.T, root, name, content string) {
 	}
 	if err := os.Chmod(p, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestStageAbort: staged files are invisible under their names until
+// Commit, and Abort leaves nothing behind.
+func TestStageAbort(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "a-cert.pub")
+	if err := os.WriteFile(target, []byte("old\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := atomicfile.StageMany([]atomicfile.File{{Path: target, Data: []byte("new\n"), Perm: 0o644}, {Path: filepath.Join(dir, "b-cert.pub"), Data: []byte("b\n"), Perm: 0o644}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "old\n" {
+		t.Fatalf("staged content visible before Commit: %q", got)
+	}
+	st.Abort()
+	ents, _ := os.ReadDir(dir)
+	if len(ents) != 1 || ents[0].Name() != "a-cert.pub" {
+		t.Fatalf("after Abort the directory holds %v; want only a-cert.pub", ents)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "old\n" {
+		t.Fatalf("Abort changed the target: %q", got)
+	}
+	st, err = atomicfile.StageMany([]atomicfile.File{{Path: target, Data: []byte("new\n"), Perm: 0o644}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(target); string(got) != "new\n" {
+		t.Fatalf("after Commit: %q", got)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temp files left: %v", ents)
+	}
+}
+
+func TestReadSmall(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "k.pub")
+	data := bytes.Repeat([]byte("x"), 10000)
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, limit := range []int{1, 4096, 4097, 9999, 10000, 10001, 20000} {
+		got, err := atomicfile.ReadSmall(p, limit)
+		if err != nil || len(got) != min(limit, len(data)) || !bytes.Equal(got, data[:len(got)]) {
+			t.Fatalf("ReadSmall(limit %d) = %d bytes, %v", limit, len(got), err)
+		}
+	}
+	if _, err := atomicfile.ReadSmall(filepath.Join(t.TempDir(), "missing"), 10); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("missing file: %v", err)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -371,53 +372,101 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 // certificate or an error for each request, in order; err is set when
 // nothing could be recorded.
 func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certificate, []error, error) {
-	certs := make([]*ssh.Certificate, len(reqs))
-	errs := make([]error, len(reqs))
+	b, err := a.PrepareMany(ctx, reqs)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b.Commit(ctx)
+}
+
+// Batch is SignMany cut in two: its certificates are signed, with serials
+// reserved, but nothing is recorded until Commit, and no certificate may
+// leave the process before Commit has returned it (invariant 3). A caller
+// can meanwhile stage the output files (see atomicfile.StageMany).
+type Batch struct {
+	a     *Authority
+	preps []*prepared
+	errs  []error
+}
+
+// PrepareMany checks and signs reqs (see SignMany) without recording them.
+func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
+	b := &Batch{a: a, preps: make([]*prepared, len(reqs)), errs: make([]error, len(reqs))}
 	keys := map[string]store.CAKey{}
-	preps := make([]*prepared, len(reqs))
-	var ok []int
-	for i, req := range reqs {
+	for _, req := range reqs {
 		caType := CAType(req.Type)
-		key, seen := keys[caType]
-		if !seen {
+		if _, seen := keys[caType]; !seen {
 			k, err := ActiveKey(ctx, a.Store, caType)
 			if err != nil {
-				return nil, nil, err
+				return nil, err
 			}
-			keys[caType], key = k, k
-		}
-		p, rule, err := a.prepare(req, key)
-		if err != nil {
-			errs[i] = err
-			preps[i] = &prepared{req: req, ev: a.denial(req, rule, err)}
-			continue
-		}
-		preps[i] = p
-		ok = append(ok, i)
-	}
-	if len(ok) > 0 {
-		// Open the keys first: a key that cannot be opened must not cost serials.
-		signers := map[string]ssh.Signer{}
-		for caType, k := range keys {
-			s, err := a.Signer(ctx, k)
-			if err != nil {
-				return nil, nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
-			}
-			signers[caType] = s
-		}
-		first, err := a.serials.take(ctx, a.Store, len(ok))
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := parallel(len(ok), func(j int) error {
-			p := preps[ok[j]]
-			return a.signPrepared(p, first+uint64(j), signers[p.rec.CAType])
-		}); err != nil {
-			return nil, nil, err
+			keys[caType] = k
 		}
 	}
-	items := make([]store.BatchItem, len(reqs))
-	for i, p := range preps {
+	// Policy checks on every CPU too: each is small, but a batch has thousands.
+	_ = parallel(len(reqs), func(i int) error {
+		req := reqs[i]
+		p, rule, err := a.prepare(req, keys[CAType(req.Type)])
+		if err != nil {
+			b.errs[i] = err
+			b.preps[i] = &prepared{req: req, ev: a.denial(req, rule, err)}
+			return nil
+		}
+		b.preps[i] = p
+		return nil
+	})
+	var ok []int
+	for i := range reqs {
+		if b.errs[i] == nil {
+			ok = append(ok, i)
+		}
+	}
+	if len(ok) == 0 {
+		return b, nil
+	}
+	// Open the keys first: a key that cannot be opened must not cost serials.
+	signers := map[string]ssh.Signer{}
+	for caType, k := range keys {
+		s, err := a.Signer(ctx, k)
+		if err != nil {
+			return nil, fmt.Errorf("ca: open %s CA key: %w", caType, err)
+		}
+		signers[caType] = s
+	}
+	first, err := a.serials.take(ctx, a.Store, len(ok))
+	if err != nil {
+		return nil, err
+	}
+	if err := parallel(len(ok), func(j int) error {
+		p := b.preps[ok[j]]
+		return a.signPrepared(p, first+uint64(j), signers[p.rec.CAType])
+	}); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Signed returns, per request, the signed but not yet recorded certificate,
+// or nil where the request was refused.
+func (b *Batch) Signed() []*ssh.Certificate {
+	out := make([]*ssh.Certificate, len(b.preps))
+	for i, p := range b.preps {
+		if b.errs[i] == nil {
+			out[i] = p.cert
+		}
+	}
+	return out
+}
+
+// Commit records the batch — certificates and denials — and returns a
+// certificate or an error for each request, in order; err is set when
+// nothing could be recorded.
+func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error) {
+	a := b.a
+	certs := make([]*ssh.Certificate, len(b.preps))
+	errs := slices.Clone(b.errs)
+	items := make([]store.BatchItem, len(b.preps))
+	for i, p := range b.preps {
 		items[i] = store.BatchItem{Cert: p.rec, Event: p.ev}
 		if p.rec != nil {
 			items[i].TokenID = p.req.TokenID
@@ -435,7 +484,7 @@ func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certif
 			}
 		}
 	}
-	for i, p := range preps {
+	for i, p := range b.preps {
 		if errs[i] == nil {
 			certs[i] = p.cert
 			a.logIssued(ctx, p)

@@ -108,14 +108,21 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 	}
 
 	// Keys: one bad or repeated key refuses the batch, recorded once.
+	// Parsed on every CPU; judged in order, so the first bad key is the one named.
+	pubs, fps, perrs := make([]ssh.PublicKey, len(keys)), make([]string, len(keys)), make([]error, len(keys))
+	inParallel(len(keys), func(i int) {
+		if pubs[i], perrs[i] = ca.ParseSubjectKey(keys[i].data); perrs[i] == nil {
+			fps[i] = ssh.FingerprintSHA256(pubs[i])
+		}
+	})
 	seen := make(map[string]string, len(keys))
 	for i := range keys {
 		k := &keys[i]
-		pub, err := ca.ParseSubjectKey(k.data)
+		pub, err := pubs[i], perrs[i]
 		if err != nil {
 			return fmt.Errorf("%s: %w", k.path, h.Authority.Deny(e.ctx, request(nil), "bad-key", err))
 		}
-		fp := ssh.FingerprintSHA256(pub)
+		fp := fps[i]
 		if prev, dup := seen[fp]; dup {
 			err := &ca.KeyError{Msg: fmt.Sprintf("same key as %s (%s)", prev, fp)}
 			return withHint(fmt.Errorf("%s: %w", k.path, h.Authority.Deny(e.ctx, request(pub), "duplicate-key", err)), "give each key once")
@@ -150,28 +157,66 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 	for i, k := range keys {
 		reqs[i] = request(k.pub)
 	}
-	certs, errs, err := h.Authority.SignMany(e.ctx, reqs)
+	batch, err := h.Authority.PrepareMany(e.ctx, reqs)
 	if err != nil {
 		return err
 	}
-	// Write whatever was issued, even if some requests were refused after
-	// all (the CA key rotated meanwhile): those certificates are recorded.
-	var files []atomicfile.File
+	// While the batch is recorded, write the certificates to temp files and
+	// make them durable; they appear under their names (renames) only once
+	// the records are committed, so none leaves before its serial is durable.
+	signed := batch.Signed()
+	var staged []atomicfile.File
+	for i, c := range signed {
+		if c != nil {
+			staged = append(staged, atomicfile.File{Path: keys[i].dest, Data: ssh.MarshalAuthorizedKey(c), Perm: 0o644})
+		}
+	}
+	type stageResult struct {
+		st  *atomicfile.Staged
+		err error
+	}
+	stagedc := make(chan stageResult, 1)
+	go func() {
+		st, err := atomicfile.StageMany(staged)
+		stagedc <- stageResult{st, err}
+	}()
+	certs, errs, err := batch.Commit(e.ctx)
+	stage := <-stagedc
+	if err != nil {
+		if stage.st != nil {
+			stage.st.Abort()
+		}
+		return err
+	}
 	var issued []*ssh.Certificate
 	var dests []string
 	var refused []error
+	allIssued := true
 	for i, c := range certs {
 		if errs[i] != nil {
 			refused = append(refused, fmt.Errorf("%s: %w", keys[i].path, errs[i]))
+			allIssued = allIssued && signed[i] == nil
 			continue
 		}
-		files = append(files, atomicfile.File{Path: keys[i].dest, Data: ssh.MarshalAuthorizedKey(c), Perm: 0o644})
 		issued = append(issued, c)
 		dests = append(dests, keys[i].dest)
 	}
-	if err := atomicfile.WriteMany(files); err != nil {
+	if stage.err == nil && !allIssued {
+		// Some signed certificates were refused at commit (the CA key
+		// rotated meanwhile): stage again, only what was recorded.
+		stage.st.Abort()
+		var files []atomicfile.File
+		for i, c := range issued {
+			files = append(files, atomicfile.File{Path: dests[i], Data: ssh.MarshalAuthorizedKey(c), Perm: 0o644})
+		}
+		stage.st, stage.err = atomicfile.StageMany(files)
+	}
+	if stage.err == nil {
+		stage.err = stage.st.Commit()
+	}
+	if stage.err != nil {
 		lo, hi := serialRange(issued)
-		return fmt.Errorf("certificates %d-%d were issued but not all could be written: %w", lo, hi, err)
+		return fmt.Errorf("certificates %d-%d were issued but not all could be written: %w", lo, hi, stage.err)
 	}
 	w := bufio.NewWriter(e.stdout)
 	for i, c := range issued {
@@ -243,20 +288,7 @@ func readKeyList(e *env, from string) ([]string, error) {
 // could not be read.
 func readKeyFiles(keys []batchKey) error {
 	errs := make([]error, len(keys))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(runtime.GOMAXPROCS(0), len(keys)) {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(keys) {
-					return
-				}
-				keys[i].data, errs[i] = readKeyFile(keys[i].path)
-			}
-		})
-	}
-	wg.Wait()
+	inParallel(len(keys), func(i int) { keys[i].data, errs[i] = readKeyFile(keys[i].path) })
 	for _, err := range errs {
 		if err != nil {
 			return err
@@ -268,12 +300,7 @@ func readKeyFiles(keys []batchKey) error {
 // readKeyFile reads at most one byte more than a public key file may hold
 // (ParseSubjectKey refuses a longer one).
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return io.ReadAll(io.LimitReader(f, ca.MaxKeyFileLen+1))
+	return atomicfile.ReadSmall(path, ca.MaxKeyFileLen+1)
 }
 
 // probeWritable checks that a file can be created in dir.
@@ -299,4 +326,22 @@ func serialRange(certs []*ssh.Certificate) (lo, hi uint64) {
 		hi = max(hi, c.Serial)
 	}
 	return lo, hi
+}
+
+// inParallel runs fn(0..n-1) on every CPU.
+func inParallel(n int, fn func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), n) {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		})
+	}
+	wg.Wait()
 }
