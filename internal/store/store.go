@@ -122,10 +122,6 @@ type Revocation struct {
 // Store is sshca's durable state. All methods are safe for concurrent use,
 // including from several processes sharing one database.
 type Store interface {
-	// IssueCert durably records rec (all fields but Serial and Cert), assigns
-	// it a fresh serial (never 0, never reused), and appends ev (with Serial
-	// filled in) to the audit chain, in one transaction.
-	IssueCert(ctx context.Context, rec *CertRecord, ev audit.Entry) (uint64, error)
 	// ReserveSerials durably reserves n fresh serials (never 0, never handed
 	// out again, also across processes sharing the database) and returns the
 	// first; the block is first..first+n-1. Serials of a block that is never
@@ -138,8 +134,6 @@ type Store interface {
 	// its check is left out and its error returned in errs (same index), while
 	// the rest are recorded. A non-nil err means nothing was recorded.
 	CommitBatch(ctx context.Context, items []BatchItem) (errs []error, err error)
-	// SetCertBody stores the signed certificate line of serial.
-	SetCertBody(ctx context.Context, serial uint64, cert string) error
 	GetCert(ctx context.Context, serial uint64) (*CertRecord, error)
 	ListCerts(ctx context.Context, f CertFilter) ([]CertRecord, error)
 	// MaxSerial returns the highest serial ever assigned (0 if none).

@@ -55,6 +55,7 @@ func TestReplicas(t *testing.T) {
 	for i := range stores {
 		stores[i] = open(t, url)
 	}
+	storetest.AddActiveKey(t, stores[0], "SHA256:ca")
 	ctx := t.Context()
 	var (
 		mu   sync.Mutex
@@ -71,7 +72,7 @@ func TestReplicas(t *testing.T) {
 					keyID := fmt.Sprintf("r%d-w%d-%d", r, w, i)
 					ev := issueEvent()
 					ev.KeyID = keyID
-					s, err := st.IssueCert(ctx, certRecord(keyID), ev)
+					s, err := storetest.Issue(ctx, st, certRecord(keyID), ev)
 					if err != nil {
 						errs <- fmt.Errorf("%s: %w", keyID, err)
 						return
@@ -100,13 +101,15 @@ func TestReplicas(t *testing.T) {
 	if len(seen) != total {
 		t.Fatalf("%d distinct serials, want %d", len(seen), total)
 	}
-	entries, err := stores[1].AuditEntries(ctx, store.AuditFilter{})
+	all, err := stores[1].AuditEntries(ctx, store.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(entries) != total {
-		t.Fatalf("%d audit entries, want %d", len(entries), total)
+	// The CA key's entry first, then one per certificate.
+	if len(all) != total+1 {
+		t.Fatalf("%d audit entries, want %d", len(all), total+1)
 	}
+	entries := all[1:]
 	perSerial := map[uint64]int{}
 	for _, e := range entries {
 		perSerial[e.Serial]++
@@ -119,12 +122,12 @@ func TestReplicas(t *testing.T) {
 			t.Fatalf("serial %d has %d audit entries, want 1", s, perSerial[s])
 		}
 	}
-	if err := audit.Verify(entries); err != nil {
+	if err := audit.Verify(all); err != nil {
 		t.Fatal(err)
 	}
 	seq, hash, err := stores[0].AuditHead(ctx)
-	if err != nil || seq != total || hash != entries[total-1].Hash {
-		t.Fatalf("AuditHead = %d %s %v; want %d %s", seq, hash, err, total, entries[total-1].Hash)
+	if err != nil || seq != total+1 || hash != all[total].Hash {
+		t.Fatalf("AuditHead = %d %s %v; want %d %s", seq, hash, err, total+1, all[total].Hash)
 	}
 	certs, err := stores[0].ListCerts(ctx, store.CertFilter{})
 	if err != nil || len(certs) != total {
@@ -266,14 +269,15 @@ func TestOpenErrors(t *testing.T) {
 // its own database.
 func TestDatabasesIndependent(t *testing.T) {
 	a, b := open(t, pgtest.NewDatabase(t)), open(t, pgtest.NewDatabase(t))
-	if _, err := a.IssueCert(t.Context(), certRecord("only-in-a"), issueEvent()); err != nil {
+	storetest.AddActiveKey(t, a, "SHA256:ca")
+	if _, err := storetest.Issue(t.Context(), a, certRecord("only-in-a"), issueEvent()); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := b.MaxSerial(t.Context()); err != nil || n != 0 {
 		t.Fatalf("second database MaxSerial = %d, %v; want 0", n, err)
 	}
 	// A unique violation surfaces as store.ErrExists through the dialect.
-	k := store.CAKey{CAType: "user", Generation: 1, State: store.StateActive, KeyType: "ed25519", Fingerprint: "SHA256:x", PublicKey: "x", Signer: "file", File: "f"}
+	k := store.CAKey{CAType: "user", Generation: 2, State: store.StateNext, KeyType: "ed25519", Fingerprint: "SHA256:x", PublicKey: "x", Signer: "file", File: "f"}
 	e := audit.Entry{Time: time.Now(), Actor: "t", Action: audit.ActionInit, Outcome: "ok"}
 	if err := a.AddCAKey(t.Context(), k, e); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/store/storetest"
 )
 
 // TestOnAudit checks the hook behind service.audit_file: every committed
@@ -42,7 +43,7 @@ func TestOnAudit(t *testing.T) {
 		{name: "ok/append", do: func() error { _, err := st.Append(ctx, ev(audit.ActionAdmin, "append")); return err }, wantOK: true},
 		{name: "ok/add-ca-key", do: func() error { return st.AddCAKey(ctx, key, ev(audit.ActionInit, "add-ca-key")) }, wantOK: true},
 		{name: "ok/issue", do: func() error {
-			_, err := st.IssueCert(ctx, &store.CertRecord{CAType: "user", Role: "r", KeyID: "k", Principals: []string{"p"},
+			_, err := storetest.Issue(ctx, st, &store.CertRecord{CAType: "user", CAFingerprint: "SHA256:x", Role: "r", KeyID: "k", Principals: []string{"p"},
 				ValidAfter: now, ValidBefore: now.Add(time.Hour), IssuedAt: now}, ev(audit.ActionIssue, "issue"))
 			return err
 		}, wantOK: true},

@@ -293,43 +293,6 @@ func (s *DB) AuditEntries(ctx context.Context, f store.AuditFilter) ([]audit.Ent
 	return out, rows.Err()
 }
 
-// IssueCert reserves one serial for rec and records it, without a body yet,
-// with its audit entry.
-func (s *DB) IssueCert(ctx context.Context, rec *store.CertRecord, ev audit.Entry) (uint64, error) {
-	var serial uint64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		var err error
-		if serial, err = s.reserve(ctx, tx, 1); err != nil {
-			return err
-		}
-		r := *rec
-		r.Serial = serial
-		if err := s.insertCerts(ctx, tx, []*store.CertRecord{&r}); err != nil {
-			return err
-		}
-		ev.Serial = serial
-		_, err = s.appendAudit(ctx, tx, ev)
-		return err
-	})
-	if err != nil {
-		return 0, err
-	}
-	rec.Serial = serial
-	return serial, nil
-}
-
-// SetCertBody stores the signed certificate.
-func (s *DB) SetCertBody(ctx context.Context, serial uint64, cert string) error {
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE certs SET cert = ? WHERE serial = ?`), cert, int64(serial))
-	if err != nil {
-		return fmt.Errorf("store: update certificate %d: %w", serial, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return fmt.Errorf("store: certificate %d: %w", serial, store.ErrNotFound)
-	}
-	return nil
-}
-
 const certCols = `serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert`
 
 func scanCert(sc interface{ Scan(...any) error }) (store.CertRecord, error) {

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -18,7 +19,9 @@ func runBatch(t *testing.T, open Opener) {
 	t.Run("fail/commit-batch-duplicate-serial", func(t *testing.T) { testBatchDuplicate(t, open(t)) })
 }
 
-func addActiveKey(t *testing.T, st store.Store, fp string) {
+// AddActiveKey records an active user CA key generation 1 with fingerprint
+// fp, which CommitBatch requires of the certificates it records.
+func AddActiveKey(t testing.TB, st store.Store, fp string) {
 	t.Helper()
 	k := store.CAKey{CAType: "user", Generation: 1, State: store.StateActive, KeyType: "ed25519", Fingerprint: fp,
 		PublicKey: "ssh-ed25519 AAAA", Signer: "file", File: "user-ca-1"}
@@ -30,6 +33,7 @@ func addActiveKey(t *testing.T, st store.Store, fp string) {
 // testReserve: concurrent reservations and single issues never overlap, never give 0.
 func testReserve(t *testing.T, st store.Store) {
 	ctx := t.Context()
+	AddActiveKey(t, st, "SHA256:ca")
 	var mu sync.Mutex
 	seen := map[uint64]bool{}
 	var wg sync.WaitGroup
@@ -43,10 +47,10 @@ func testReserve(t *testing.T, st store.Store) {
 				first, err := st.ReserveSerials(ctx, n)
 				if err == nil && w%2 == 0 {
 					var s uint64
-					s, err = st.IssueCert(ctx, rec(fmt.Sprintf("w%d-%d", w, i)), ev(audit.ActionIssue))
+					s, err = Issue(ctx, st, rec(fmt.Sprintf("w%d-%d", w, i)), ev(audit.ActionIssue))
 					mu.Lock()
 					if seen[s] || s == 0 {
-						err = fmt.Errorf("IssueCert serial %d handed out twice or zero", s)
+						err = fmt.Errorf("Issue: serial %d handed out twice or zero", s)
 					}
 					seen[s] = true
 					mu.Unlock()
@@ -88,7 +92,7 @@ func signedRec(keyID, fp string, serial uint64) *store.CertRecord {
 // one chained audit entry each, and the certificate rows carry their bodies.
 func testCommitBatch(t *testing.T, st store.Store) {
 	ctx := t.Context()
-	addActiveKey(t, st, "SHA256:ca")
+	AddActiveKey(t, st, "SHA256:ca")
 	first, err := st.ReserveSerials(ctx, 300)
 	if err != nil {
 		t.Fatal(err)
@@ -151,7 +155,7 @@ func testCommitBatch(t *testing.T, st store.Store) {
 // out with ErrCAKeyNotActive; the rest of the batch is recorded.
 func testBatchInactiveKey(t *testing.T, st store.Store) {
 	ctx := t.Context()
-	addActiveKey(t, st, "SHA256:ca")
+	AddActiveKey(t, st, "SHA256:ca")
 	first, err := st.ReserveSerials(ctx, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -181,7 +185,7 @@ func testBatchInactiveKey(t *testing.T, st store.Store) {
 // then records nothing.
 func testBatchDuplicate(t *testing.T, st store.Store) {
 	ctx := t.Context()
-	addActiveKey(t, st, "SHA256:ca")
+	AddActiveKey(t, st, "SHA256:ca")
 	first, err := st.ReserveSerials(ctx, 1)
 	if err != nil {
 		t.Fatal(err)
@@ -203,4 +207,25 @@ func testBatchDuplicate(t *testing.T, st store.Store) {
 	if _, err := st.CommitBatch(ctx, []store.BatchItem{{Cert: signedRec("c", "SHA256:ca", 0), Event: ev(audit.ActionIssue)}}); err == nil {
 		t.Fatal("certificate with serial 0 was accepted")
 	}
+}
+
+// Issue records rec (its CA key must be active: see AddActiveKey) with a
+// fresh serial, a placeholder certificate body and ev, as the authority
+// does, and returns the serial.
+func Issue(ctx context.Context, st store.Store, rec *store.CertRecord, ev audit.Entry) (uint64, error) {
+	serial, err := st.ReserveSerials(ctx, 1)
+	if err != nil {
+		return 0, err
+	}
+	r := *rec
+	r.Serial, r.Cert = serial, fmt.Sprintf("ssh-ed25519-cert-v01@openssh.com AAAA%d", serial)
+	errs, err := st.CommitBatch(ctx, []store.BatchItem{{Cert: &r, Event: ev}})
+	if err == nil {
+		err = errs[0]
+	}
+	if err != nil {
+		return 0, err
+	}
+	rec.Serial = serial
+	return serial, nil
 }

@@ -137,7 +137,7 @@ func testHosts(t *testing.T, st store.ServiceStore) {
 // never existed is left out of the batch with ErrTokenInvalid.
 func testBatchToken(t *testing.T, st store.ServiceStore) {
 	ctx := t.Context()
-	addActiveKey(t, st, "SHA256:ca")
+	AddActiveKey(t, st, "SHA256:ca")
 	now := time.Now().Truncate(time.Microsecond)
 	mk := func(id, name string, exp time.Duration) {
 		tk := store.Token{ID: id, Name: name, Kind: store.TokenRole, Roles: []string{"deploy"}, Hash: "h", CreatedBy: "t",
