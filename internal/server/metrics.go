@@ -54,12 +54,17 @@ func (m *Metrics) krlVersion(typ string, v uint64) {
 	m.krlVersion_.WithLabelValues(typ).Set(float64(v))
 }
 
-// commitStats exports the authority's group-commit counters.
+// commitStats exports the authority's group-commit counters. Metrics shared
+// by several servers keep the first authority's (registering twice is not an
+// error worth failing a start for).
 func (m *Metrics) commitStats(stats func() (batches, items uint64)) {
-	m.reg.MustRegister(
+	for _, c := range []prometheus.Collector{
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sshca_store_commit_batches_total",
 			Help: "Transactions written by the issuance group commit."}, func() float64 { b, _ := stats(); return float64(b) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "sshca_store_commit_items_total",
 			Help: "Records (certificates and denials) written by the issuance group commit; divided by batches, the mean batch size."},
-			func() float64 { _, n := stats(); return float64(n) }))
+			func() float64 { _, n := stats(); return float64(n) }),
+	} {
+		_ = m.reg.Register(c)
+	}
 }

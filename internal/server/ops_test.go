@@ -253,6 +253,10 @@ func TestMetricsAndHealth(t *testing.T) {
 		`(?m)^sshca_http_request_duration_seconds_count\{route="certs_user",status="403"\} 1$`,
 		`(?m)^sshca_http_request_duration_seconds_count\{route="certs_user",status="401"\} 1$`,
 		`(?m)^sshca_krl_version\{type="user"\} \d+$`,
+		// Two certificates and two denials, one request at a time: four
+		// records in four group-commit transactions.
+		`(?m)^sshca_store_commit_items_total 4$`,
+		`(?m)^sshca_store_commit_batches_total 4$`,
 	} {
 		if !regexp.MustCompile(re).Match(m.body) {
 			t.Errorf("/metrics lacks %s", re)
