@@ -58,6 +58,27 @@ type CertRecord struct {
 	Requester          string // actor that asked
 	IssuedAt           time.Time
 	Cert               string // authorized_keys line of the certificate; empty until signed
+	// Lineage is who the certificate was issued to and how they
+	// authenticated; renewals carry it on (see Lineage).
+	Lineage Lineage
+}
+
+// Lineage records whom a certificate was issued to, how strongly they had
+// authenticated and when, so that a renewal is decided as an issuance by the
+// same identity under the policy of the day. A renewed certificate copies its
+// predecessor's lineage and sets Renews.
+type Lineage struct {
+	// Caller is the kind of requester that started the lineage: "admin"
+	// (the CLI), "person" (OIDC), "token" (role token), "enroll"
+	// (host enrollment token). Empty for records from before lineages.
+	Caller   string    `json:"caller,omitempty"`
+	Identity string    `json:"identity,omitempty"` // user, token or admin account name
+	Groups   []string  `json:"groups,omitempty"`   // the identity's groups at first authentication
+	MFA      bool      `json:"mfa,omitempty"`      // the first authentication carried a second factor
+	AuthTime time.Time `json:"auth_time,omitzero"` // first authentication of the lineage
+	TokenID  string    `json:"token_id,omitempty"` // the API token behind it, if any
+	Origin   uint64    `json:"origin,omitempty"`   // serial of the lineage's first certificate (0: this one)
+	Renews   uint64    `json:"renews,omitempty"`   // serial of the certificate this one renews
 }
 
 // CertFilter selects certificates for ListCerts. Zero fields match everything.
@@ -67,7 +88,10 @@ type CertFilter struct {
 	ActiveAt  time.Time // if set, only certificates valid at that instant
 	Serial    uint64
 	SubjectFP string
-	Limit     int
+	// Identity selects certificates whose lineage identity is this name, or,
+	// as "kind:name" ("oidc:alice", "token:ci", "cli:root"), whose requester is.
+	Identity string
+	Limit    int
 }
 
 // CAKey is one generation of a CA key.

@@ -165,5 +165,9 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 			return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 		}
 	}
+	if err := addColumns(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
+	}
 	return sqlstore.New(db, dialect), nil
 }

@@ -15,7 +15,7 @@ import (
 // insertShapes are the row counts of the multi-row INSERT statements a batch
 // is cut into, largest first. A few fixed shapes keep every statement in the
 // prepared-statement cache (SQLite allows 32,766 parameters per statement,
-// PostgreSQL 65,535; 64 rows of 13 columns is 832).
+// PostgreSQL 65,535; 64 rows of 14 columns is 896).
 var insertShapes = []int{64, 16, 4, 1}
 
 // maxInsertRows bounds the rows of one INSERT.
@@ -52,7 +52,7 @@ func multiRow(head string, cols, n int) string {
 }
 
 const (
-	insertCertHead  = `INSERT INTO certs (serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert) VALUES `
+	insertCertHead  = `INSERT INTO certs (serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert, lineage) VALUES `
 	insertAuditHead = `INSERT INTO audit (seq, time_us, actor, action, role, serial, key_id, outcome, reason, details, prev_hash, hash) VALUES `
 )
 
@@ -60,7 +60,7 @@ const (
 func cachedQueries() []string {
 	q := []string{reserveSQL, updateHeadSQL}
 	for _, n := range insertShapes {
-		q = append(q, multiRow(insertCertHead, 13, n), multiRow(insertAuditHead, 12, n))
+		q = append(q, multiRow(insertCertHead, 14, n), multiRow(insertAuditHead, 12, n))
 	}
 	return q
 }
@@ -234,16 +234,20 @@ func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRec
 		n := s.shape(len(certs))
 		chunk := certs[:n]
 		certs = certs[n:]
-		args := make([]any, 0, 13*n)
+		args := make([]any, 0, 14*n)
 		for _, c := range chunk {
 			princ, err := json.Marshal(c.Principals)
 			if err != nil {
 				return fmt.Errorf("store: encode principals: %w", err)
 			}
+			lin, err := encodeLineage(c.Lineage)
+			if err != nil {
+				return err
+			}
 			args = append(args, int64(c.Serial), c.CAType, c.CAFingerprint, c.Role, c.KeyID, string(princ), c.ValidAfter.Unix(), c.ValidBefore.Unix(),
-				c.SubjectFingerprint, c.SubjectType, c.Requester, micros(c.IssuedAt), c.Cert)
+				c.SubjectFingerprint, c.SubjectType, c.Requester, micros(c.IssuedAt), c.Cert, lin)
 		}
-		if _, err := s.execCached(ctx, tx, multiRow(insertCertHead, 13, n), args...); err != nil {
+		if _, err := s.execCached(ctx, tx, multiRow(insertCertHead, 14, n), args...); err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("store: insert certificates: serial already recorded: %w", store.ErrExists)
 			}

@@ -293,14 +293,19 @@ func (s *DB) AuditEntries(ctx context.Context, f store.AuditFilter) ([]audit.Ent
 	return out, rows.Err()
 }
 
-const certCols = `serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert`
+const certCols = `serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert, lineage`
 
 func scanCert(sc interface{ Scan(...any) error }) (store.CertRecord, error) {
 	var r store.CertRecord
 	var serial, va, vb, issued int64
-	var princ string
-	if err := sc.Scan(&serial, &r.CAType, &r.CAFingerprint, &r.Role, &r.KeyID, &princ, &va, &vb, &r.SubjectFingerprint, &r.SubjectType, &r.Requester, &issued, &r.Cert); err != nil {
+	var princ, lin string
+	if err := sc.Scan(&serial, &r.CAType, &r.CAFingerprint, &r.Role, &r.KeyID, &princ, &va, &vb, &r.SubjectFingerprint, &r.SubjectType, &r.Requester, &issued, &r.Cert, &lin); err != nil {
 		return r, err
+	}
+	if lin != "" {
+		if err := json.Unmarshal([]byte(lin), &r.Lineage); err != nil {
+			return r, fmt.Errorf("store: certificate %d: bad lineage: %w", serial, err)
+		}
 	}
 	r.Serial = uint64(serial)
 	r.ValidAfter, r.ValidBefore, r.IssuedAt = time.Unix(va, 0).UTC(), time.Unix(vb, 0).UTC(), fromMicros(issued)
@@ -308,6 +313,29 @@ func scanCert(sc interface{ Scan(...any) error }) (store.CertRecord, error) {
 		return r, fmt.Errorf("store: certificate %d: bad principals: %w", serial, err)
 	}
 	return r, nil
+}
+
+// encodeLineage is the lineage column: JSON, or "" for none.
+func encodeLineage(l store.Lineage) (string, error) {
+	if l.Caller == "" && l.Identity == "" && l.Origin == 0 && l.Renews == 0 {
+		return "", nil
+	}
+	l.AuthTime = l.AuthTime.UTC().Truncate(time.Microsecond)
+	b, err := json.Marshal(l)
+	if err != nil {
+		return "", fmt.Errorf("store: encode lineage: %w", err)
+	}
+	return string(b), nil
+}
+
+func jsonString(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// likeEscape escapes the LIKE wildcards of s with '!'.
+func likeEscape(s string) string {
+	return strings.NewReplacer(`!`, `!!`, `%`, `!%`, `_`, `!_`).Replace(s)
 }
 
 // GetCert returns one certificate record.
@@ -337,6 +365,13 @@ func (s *DB) ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRec
 	}
 	if f.SubjectFP != "" {
 		where, args = append(where, "subject_fp = ?"), append(args, f.SubjectFP)
+	}
+	if f.Identity != "" {
+		// The lineage column is JSON written by encodeLineage; the identity's
+		// JSON string is followed by the next field or the end of the object.
+		v := `%"identity":` + likeEscape(jsonString(f.Identity))
+		where = append(where, `(requester = ? OR lineage LIKE ? ESCAPE '!' OR lineage LIKE ? ESCAPE '!')`)
+		args = append(args, f.Identity, v+`,%`, v+`}`)
 	}
 	if !f.ActiveAt.IsZero() {
 		where, args = append(where, "valid_after <= ? AND valid_before > ?"), append(args, f.ActiveAt.Unix(), f.ActiveAt.Unix())

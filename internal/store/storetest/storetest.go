@@ -24,6 +24,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ok/serials-unique-nonzero-increasing", func(t *testing.T) { testSerials(t, open(t)) })
 	t.Run("ok/serials-concurrent", func(t *testing.T) { testConcurrentSerials(t, open(t)) })
 	t.Run("ok/cert-roundtrip", func(t *testing.T) { testCertRoundTrip(t, open(t)) })
+	t.Run("ok/cert-lineage", func(t *testing.T) { testCertLineage(t, open(t)) })
 	t.Run("ok/ca-keys", func(t *testing.T) { testCAKeys(t, open(t)) })
 	t.Run("fail/ca-keys-two-active", func(t *testing.T) { testCAKeysTwoActive(t, open(t)) })
 	t.Run("ok/revocations-idempotent", func(t *testing.T) { testRevocations(t, open(t)) })
@@ -147,6 +148,61 @@ func testCertRoundTrip(t *testing.T, st store.Store) {
 	list, err = st.ListCerts(ctx, store.CertFilter{ActiveAt: time.Now().Add(2 * time.Hour)})
 	if err != nil || len(list) != 0 {
 		t.Fatalf("ListCerts in 2h = %v, %v", list, err)
+	}
+}
+
+// testCertLineage: the lineage round-trips and selects certificates by identity.
+func testCertLineage(t *testing.T, st store.Store) {
+	ctx := t.Context()
+	AddActiveKey(t, st, "SHA256:ca")
+	auth := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
+	mk := func(keyID, requester string, lin store.Lineage) uint64 {
+		r := rec(keyID)
+		r.Requester, r.Lineage = requester, lin
+		s, err := Issue(ctx, st, r, ev(audit.ActionIssue))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	alice := store.Lineage{Caller: "person", Identity: "alice", Groups: []string{"ops", "dev"}, MFA: true, AuthTime: auth}
+	s1 := mk("k1", "oidc:alice", alice)
+	renewed := alice
+	renewed.Origin, renewed.Renews = s1, s1
+	s2 := mk("k1", "oidc:alice", renewed)
+	mk("k3", "oidc:al_ce", store.Lineage{Caller: "person", Identity: "al_ce", AuthTime: auth})
+	mk("k4", "oidc:alice2", store.Lineage{Caller: "person", Identity: "alice2", AuthTime: auth})
+	mk("k5", "cli:root", store.Lineage{})
+
+	got, err := st.GetCert(ctx, s2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(renewed, got.Lineage, cmp.Comparer(func(a, b time.Time) bool { return a.Equal(b) })); diff != "" {
+		t.Fatalf("lineage round trip (-want +got):\n%s", diff)
+	}
+	for _, tc := range []struct {
+		identity string
+		want     []string
+	}{
+		{"alice", []string{"k1", "k1"}},
+		{"oidc:alice", []string{"k1", "k1"}},
+		{"al_ce", []string{"k3"}}, // '_' is not a wildcard
+		{"al%", nil},
+		{"cli:root", []string{"k5"}},
+		{"bob", nil},
+	} {
+		list, err := st.ListCerts(ctx, store.CertFilter{Identity: tc.identity})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, c := range list {
+			ids = append(ids, c.KeyID)
+		}
+		if diff := cmp.Diff(tc.want, ids); diff != "" {
+			t.Errorf("ListCerts(identity %q) (-want +got):\n%s", tc.identity, diff)
+		}
 	}
 }
 

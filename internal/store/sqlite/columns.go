@@ -1,0 +1,32 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// addedColumns are columns added to tables after their CREATE TABLE was
+// first released; addColumns adds each to a database that lacks it.
+var addedColumns = []struct{ table, column, decl string }{
+	// Who a certificate was issued to and how they authenticated (store.Lineage, JSON).
+	{"certs", "lineage", "TEXT NOT NULL DEFAULT ''"},
+}
+
+// addColumns brings an older database's tables up to the schema.
+func addColumns(ctx context.Context, db *sql.DB) error {
+	for _, c := range addedColumns {
+		var n int
+		err := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?`, c.table, c.column).Scan(&n)
+		if err != nil {
+			return fmt.Errorf("inspect %s: %w", c.table, err)
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.decl); err != nil {
+			return fmt.Errorf("add %s.%s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
+}
