@@ -41,6 +41,7 @@ type RenewRequest struct {
 	Challenge   string `json:"challenge"`   // from POST /v1/certs/renew/challenge
 	Signature   string `json:"signature"`   // base64 of the SSH wire signature over RenewSignaturePrefix+challenge by the certified key
 	TTL         string `json:"ttl,omitempty"`
+	TOTP        string `json:"totp,omitempty"` // a fresh second factor, for roles that require MFA
 }
 
 // RevocationRequest records a revocation (admin tokens only).
@@ -87,4 +88,13 @@ type Error struct {
 	Error     string `json:"error"`          // short public message
 	Code      string `json:"code,omitempty"` // machine-readable reason, e.g. "principal-not-allowed"
 	RequestID string `json:"request_id"`
+}
+
+// HostReportRequest is an agent's report, authenticated by proof of
+// possession of the host key behind a host certificate of this CA.
+type HostReportRequest struct {
+	Certificate string         `json:"certificate"`
+	Challenge   string         `json:"challenge"`
+	Signature   string         `json:"signature"`
+	Report      HostReport `json:"report"`
 }

@@ -26,12 +26,20 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-// Store is the storage the authority needs.
+// Store is the storage the authority needs: serials, records and the
+// audit chain to issue, and what the access decision must know now — the
+// state of API tokens, the certificates being renewed, second factors.
 type Store interface {
 	ReserveSerials(ctx context.Context, n int) (uint64, error)
 	CommitBatch(ctx context.Context, items []store.BatchItem) ([]error, error)
 	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
 	Append(ctx context.Context, ev audit.Entry) (audit.Entry, error)
+	GetCert(ctx context.Context, serial uint64) (*store.CertRecord, error)
+	GetToken(ctx context.Context, id string) (*store.Token, error)
+	ListTokens(ctx context.Context) ([]store.Token, error)
+	ConsumeToken(ctx context.Context, id string, at time.Time, ev audit.Entry) error
+	GetTOTP(ctx context.Context, identity string) (secret []byte, lastStep uint64, err error)
+	AdvanceTOTP(ctx context.Context, identity string, step uint64) error
 }
 
 // KeyLoader opens the private half of a CA key generation.
@@ -46,6 +54,10 @@ type Authority struct {
 	Now      func() time.Time
 	Rand     io.Reader
 	Log      *slog.Logger
+	// Revoked, when set, tells whether a certificate presented for renewal
+	// is in the current KRL of caType (the service keeps its KRL built);
+	// without it, Renew builds the KRL from the store.
+	Revoked func(ctx context.Context, cert *ssh.Certificate, caType string) (bool, error)
 
 	mu      sync.Mutex
 	signers map[string]ssh.Signer // by CA fingerprint
@@ -66,20 +78,42 @@ type activeKey struct {
 	loaded time.Time
 }
 
-// Request asks for one certificate.
+// Request asks for one certificate. Every door fills it the same way: who
+// asks (Caller), what for, and the door's own details for the audit log.
 type Request struct {
-	Type       policy.CertType
-	Role       string
+	Caller policy.Caller
+	Type   policy.CertType
+	Role   string
+	// KeyID is the certificate's key ID; empty for one made of the caller,
+	// the role and the request ID ("oidc:alice role=deploy req=...").
 	KeyID      string
 	Principals []string
 	TTL        time.Duration
 	PublicKey  ssh.PublicKey
-	Actor      string          // who asks, for the audit log: "cli:root", "token:ci"
-	Identity   policy.Identity // authenticated identity (templates)
-	Details    map[string]string
-	// TokenID, when set, names the API token the request came with; the
-	// certificate is recorded only if that token is still valid then.
-	TokenID string
+	// TOTP is a one-time code given with the request as a second factor;
+	// it is verified before the decision and, if right, counts as MFA.
+	TOTP    string
+	Details map[string]string
+
+	renew   *policy.Renewal // set by Renew
+	lineage *store.Lineage  // set by Renew: the lineage carried on
+}
+
+// Admin is the caller of the CLI on the CA host, named by its account.
+func Admin(account string) policy.Caller {
+	return policy.Caller{Kind: policy.CallerAdmin, Identity: policy.Identity{User: account}}
+}
+
+// actor names the request's caller in the audit log.
+func (r Request) actor() string { return r.Caller.Actor() }
+
+// tokenID is the role token whose validity the recording transaction
+// checks again (the decision may have seen a cached copy).
+func (r Request) tokenID() string {
+	if r.Caller.Kind == policy.CallerToken && r.Caller.Token != nil {
+		return r.Caller.Token.ID
+	}
+	return ""
 }
 
 // ErrTokenInvalid is returned (wrapped) by Sign when the request's API token
@@ -187,8 +221,8 @@ func (a *Authority) forgetActiveKey(caType string) {
 
 // denial is the audit entry of a refused request.
 func (a *Authority) denial(req Request, rule string, err error) audit.Entry {
-	return audit.Entry{Time: a.now(), Actor: req.Actor, Action: audit.ActionDeny, Role: req.Role, KeyID: req.KeyID,
-		Outcome: "denied", Reason: rule + ": " + err.Error(), Details: req.Details}
+	return audit.Entry{Time: a.now(), Actor: req.actor(), Action: audit.ActionDeny, Role: AuditRole(a.Roles, req.Role), KeyID: clip(req.KeyID),
+		Outcome: "denied", Reason: rule + ": " + clip(err.Error()), Details: req.Details}
 }
 
 // Deny records a refused request in the audit log and returns err (joined
@@ -231,10 +265,9 @@ func (a *Authority) prepare(req Request, key store.CAKey) (p *prepared, rule str
 	if err := CheckSubjectKey(req.PublicKey); err != nil {
 		return nil, "bad-key", err
 	}
-	if err := ValidKeyID(req.KeyID); err != nil {
-		return nil, "bad-key-id", &policy.DenyError{Rule: "bad-key-id", Msg: err.Error()}
-	}
-	grant, err := policy.Decide(a.Roles, req.Identity, policy.Request{Type: req.Type, Role: req.Role, Principals: req.Principals, TTL: req.TTL})
+	issued := a.now()
+	grant, err := policy.Decide(a.Roles, req.Caller, policy.Request{Type: req.Type, Role: req.Role, Principals: req.Principals, TTL: req.TTL,
+		Now: issued, Renew: req.renew})
 	if err != nil {
 		rule := "policy"
 		var de *policy.DenyError
@@ -243,12 +276,17 @@ func (a *Authority) prepare(req Request, key store.CAKey) (p *prepared, rule str
 		}
 		return nil, rule, err
 	}
+	if req.KeyID == "" {
+		req.KeyID = fmt.Sprintf("%s role=%s req=%s", req.actor(), grant.Role, req.Details["request_id"])
+	}
+	if err := ValidKeyID(req.KeyID); err != nil {
+		return nil, "bad-key-id", &policy.DenyError{Rule: "bad-key-id", Msg: err.Error()}
+	}
 	// Invariant 1, checked again here whatever policy says.
 	if len(grant.Principals) == 0 {
 		return nil, "empty-principals", &policy.DenyError{Rule: "empty-principals", Msg: "certificate would have no principals"}
 	}
 	caType := CAType(req.Type)
-	issued := a.now()
 	now := issued.Truncate(time.Second)
 	validAfter := now.Add(-a.Backdate)
 	validBefore := now.Add(grant.TTL)
@@ -262,8 +300,9 @@ func (a *Authority) prepare(req Request, key store.CAKey) (p *prepared, rule str
 		ValidBefore:        validBefore,
 		SubjectFingerprint: ssh.FingerprintSHA256(req.PublicKey),
 		SubjectType:        req.PublicKey.Type(),
-		Requester:          req.Actor,
+		Requester:          req.actor(),
 		IssuedAt:           issued,
+		Lineage:            lineageOf(req, issued),
 	}
 	details := make(map[string]string, 5+len(req.Details))
 	details["principals"] = strings.Join(grant.Principals, ",")
@@ -271,10 +310,15 @@ func (a *Authority) prepare(req Request, key store.CAKey) (p *prepared, rule str
 	details["subject"] = rec.SubjectFingerprint
 	details["ca"] = key.Fingerprint
 	details["type"] = caType
+	details["rule"] = grant.Because
+	if l := rec.Lineage; l.Renews != 0 {
+		details["renews"] = fmt.Sprint(l.Renews)
+		details["origin"] = fmt.Sprint(l.Origin)
+	}
 	for k, v := range req.Details {
 		details[k] = v
 	}
-	ev := audit.Entry{Time: issued, Actor: req.Actor, Action: audit.ActionIssue, Role: grant.Role, KeyID: req.KeyID, Outcome: "ok", Details: details}
+	ev := audit.Entry{Time: issued, Actor: req.actor(), Action: audit.ActionIssue, Role: grant.Role, KeyID: req.KeyID, Outcome: "ok", Details: details}
 	cert := &ssh.Certificate{
 		Key:             req.PublicKey,
 		CertType:        uint32(req.Type),
@@ -324,12 +368,24 @@ func (a *Authority) logIssued(ctx context.Context, p *prepared) {
 // rotated between signing and recording.
 const maxSignAttempts = 3
 
-// Sign checks req against the policy, signs it with a fresh serial, and
-// returns the certificate once it and its audit entry are durably recorded.
-// Refusals are recorded in the audit log and returned as *policy.DenyError,
+// Sign is the one issuance path of every door. It verifies a second factor
+// given with the request, asks policy.Decide, spends an enrollment token,
+// signs with a fresh serial, and returns the certificate once it and its
+// audit entry are durably recorded. Refusals are recorded in the audit log
+// with the rule that decided them and returned as *policy.DenyError,
 // *KeyError or ErrTokenInvalid; nothing else changes.
 func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, error) {
+	if req.TOTP != "" {
+		if rule, err := a.verifyTOTP(ctx, req.Caller, req.TOTP); err != nil {
+			if rule == "" {
+				return nil, err
+			}
+			return nil, a.Deny(ctx, req, rule, err)
+		}
+		req.Caller.MFA = true
+	}
 	caType := CAType(req.Type)
+	spent := false
 	for attempt := 1; ; attempt++ {
 		key, err := a.cachedActiveKey(ctx, caType)
 		if err != nil {
@@ -338,6 +394,16 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		p, rule, err := a.prepare(req, key)
 		if err != nil {
 			return nil, a.Deny(ctx, req, rule, err)
+		}
+		if req.Caller.Kind == policy.CallerEnroll && req.renew == nil && !spent {
+			// One use only: spend it first; a failure to sign then costs a new token.
+			if rule, err := a.spendEnrollToken(ctx, req); err != nil {
+				if rule == "" {
+					return nil, err
+				}
+				return nil, a.Deny(ctx, req, rule, err)
+			}
+			spent = true
 		}
 		sgn, err := a.Signer(ctx, key)
 		if err != nil {
@@ -350,7 +416,7 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		if err := a.signPrepared(p, serial, sgn); err != nil {
 			return nil, err
 		}
-		err = a.commits.commit(ctx, a.Store, store.BatchItem{Cert: p.rec, Event: p.ev, TokenID: req.TokenID})
+		err = a.commits.commit(ctx, a.Store, store.BatchItem{Cert: p.rec, Event: p.ev, TokenID: req.tokenID()})
 		switch {
 		case errors.Is(err, store.ErrCAKeyNotActive) && attempt < maxSignAttempts:
 			// Rotated meanwhile: sign again with the new active key.
@@ -364,6 +430,71 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		a.logIssued(ctx, p)
 		return p.cert, nil
 	}
+}
+
+// spendEnrollToken marks the request's enrollment token used, audited.
+func (a *Authority) spendEnrollToken(ctx context.Context, req Request) (rule string, err error) {
+	t := req.Caller.Token
+	ev := audit.Entry{Time: a.now(), Actor: req.actor(), Action: audit.ActionToken, Outcome: "ok", Reason: "enrollment token used",
+		Details: map[string]string{"request_id": req.Details["request_id"], "token": t.ID}}
+	if err := a.Store.ConsumeToken(ctx, t.ID, a.now(), ev); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			return policy.RuleTokenUsed, &policy.DenyError{Rule: policy.RuleTokenUsed, Msg: "enrollment token " + t.Name + " was already used"}
+		}
+		return "", fmt.Errorf("ca: spend enrollment token: %w", err)
+	}
+	return "", nil
+}
+
+// lineageOf is the lineage recorded with the certificate of req.
+func lineageOf(req Request, issued time.Time) store.Lineage {
+	if req.lineage != nil {
+		l := *req.lineage
+		l.MFA = l.MFA || req.Caller.MFA
+		return l
+	}
+	c := req.Caller
+	l := store.Lineage{Caller: c.Kind, Identity: c.User, Groups: slices.Clone(c.Groups), MFA: c.MFA, AuthTime: c.AuthTime}
+	if l.AuthTime.IsZero() || l.AuthTime.After(issued) {
+		l.AuthTime = issued
+	}
+	if c.Token != nil {
+		l.TokenID = c.Token.ID
+	}
+	return l
+}
+
+// maxAuditField bounds free text from a request in an audit entry.
+const maxAuditField = 512
+
+// clip shortens s for the audit log, on a rune boundary.
+func clip(s string) string {
+	if len(s) <= maxAuditField {
+		return s
+	}
+	cut := maxAuditField
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+// AuditRole is the role name to record for a request: the name itself when
+// the policy defines it, else a bounded, marked copy, so that input never
+// grows the log or a metric label without bound.
+func AuditRole(roles map[string]policy.Role, name string) string {
+	if _, ok := roles[name]; ok || name == "" {
+		return name
+	}
+	const max = 64
+	if len(name) > max || !utf8.ValidString(name) {
+		cut := min(len(name), max)
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = name[:cut] + "..."
+	}
+	return fmt.Sprintf("unknown:%q", name)
 }
 
 // SignMany signs a batch of requests (the CLI's batch mode): serials are
@@ -469,7 +600,7 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 	for i, p := range b.preps {
 		items[i] = store.BatchItem{Cert: p.rec, Event: p.ev}
 		if p.rec != nil {
-			items[i].TokenID = p.req.TokenID
+			items[i].TokenID = p.req.tokenID()
 		}
 	}
 	for lo := 0; lo < len(items); lo += maxBatch {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ func TestSign(t *testing.T) {
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
 	a, _ := newAuthority(t, filepath.Join(t.TempDir(), "db"), ed25519.NewKeyFromSeed(caSeed))
 	a.Now = func() time.Time { return now }
-	cert, err := a.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "alice", PublicKey: testKey(t), Actor: "test"})
+	cert, err := a.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "alice", PublicKey: testKey(t), Caller: ca.Admin("test")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +119,11 @@ func TestSignRefusals(t *testing.T) {
 		{"fail/host-role-for-user", ca.Request{Type: policy.UserCert, Role: "servers", KeyID: "x"}, "cert-type-mismatch"},
 		{"fail/host-no-match", ca.Request{Type: policy.HostCert, Role: "servers", KeyID: "x", Principals: []string{"evil.com"}}, "host-principal-no-match"},
 		{"fail/key-id-control", ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "a\nb"}, "bad-key-id"},
-		{"fail/empty-key-id", ca.Request{Type: policy.UserCert, Role: "deploy"}, "bad-key-id"},
+		{"fail/long-key-id", ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: strings.Repeat("k", ca.MaxKeyIDLen+1)}, "bad-key-id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.req.PublicKey = testKey(t)
-			tc.req.Actor = "test"
+			tc.req.Caller = ca.Admin("test")
 			before, _ := st.MaxSerial(t.Context())
 			_, err := a.Sign(t.Context(), tc.req)
 			var de *policy.DenyError
@@ -159,7 +160,7 @@ func TestSerialsConcurrentAndAfterKill(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := w; i < total; i += workers {
-				c, err := a.Sign(context.Background(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: fmt.Sprint("k", i), PublicKey: key, Actor: "test"})
+				c, err := a.Sign(context.Background(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: fmt.Sprint("k", i), PublicKey: key, Caller: ca.Admin("test")})
 				if err != nil {
 					errc <- err
 					return
@@ -216,7 +217,7 @@ func TestSerialsConcurrentAndAfterKill(t *testing.T) {
 
 	a2, st2 := newAuthority(t, db, ed25519.NewKeyFromSeed(caSeed))
 	defer st2.Close()
-	c, err := a2.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "after-kill", PublicKey: key, Actor: "test"})
+	c, err := a2.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "after-kill", PublicKey: key, Caller: ca.Admin("test")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +241,7 @@ func TestHelperSignLoop(t *testing.T) {
 	key := testKey(t)
 	deadline := time.Now().Add(20 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
-		c, err := a.Sign(context.Background(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: fmt.Sprint("child-", i), PublicKey: key, Actor: "test"})
+		c, err := a.Sign(context.Background(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: fmt.Sprint("child-", i), PublicKey: key, Caller: ca.Admin("test")})
 		if err != nil {
 			fmt.Println("error:", err)
 			return

@@ -38,7 +38,7 @@ func TestSignAfterRotationElsewhere(t *testing.T) {
 		}
 		return signer.FromKey(k1)
 	}
-	req := ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "k", PublicKey: testKey(t), Actor: "test"}
+	req := ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "k", PublicKey: testKey(t), Caller: ca.Admin("test")}
 	c1, err := a.Sign(ctx, req)
 	if err != nil {
 		t.Fatal(err)
@@ -77,7 +77,7 @@ func TestSignManyBatch(t *testing.T) {
 	a, st := newAuthority(t, filepath.Join(t.TempDir(), "db"), k1)
 	var reqs []ca.Request
 	for i := range 50 {
-		r := ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "batch", PublicKey: testKey(t), Actor: "cli:test"}
+		r := ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "batch", PublicKey: testKey(t), Caller: ca.Admin("cli:test")}
 		if i%10 == 3 {
 			r.Principals = []string{"root"} // not granted by the role
 		}
@@ -134,7 +134,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				c, err := a.Sign(ctx, ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "gc", PublicKey: testKey(t), Actor: "test"})
+				c, err := a.Sign(ctx, ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "gc", PublicKey: testKey(t), Caller: ca.Admin("test")})
 				if err != nil {
 					errc <- err
 					return

@@ -532,3 +532,32 @@ func PruneExpired(ctx context.Context, st RevocationStore, caType, actor string,
 		Details: map[string]string{"ca": caType}}
 	return st.PruneRevocations(ctx, caType, now.Add(-PruneGrace), ev)
 }
+
+// RevokeIdentity revokes, by serial, every still-valid certificate issued
+// to identity — a person's user name or a token's name, or "kind:name" as
+// the audit log writes callers ("oidc:alice", "token:ci") — renewals
+// included, since they carry their lineage's identity. A renewal needs a
+// valid, unrevoked certificate, so the lineages end there. It returns the
+// serials revoked (already revoked ones included).
+func RevokeIdentity(ctx context.Context, st RevocationStore, identity, reason, actor string, now time.Time) ([]uint64, error) {
+	if identity == "" {
+		return nil, errors.New("ca: revoke identity: no identity given")
+	}
+	certs, err := st.ListCerts(ctx, store.CertFilter{Identity: identity, ActiveAt: now})
+	if err != nil {
+		return nil, err
+	}
+	var rs []Revocation
+	var serials []uint64
+	for _, c := range certs {
+		rs = append(rs, Revocation{CAType: c.CAType, Lo: c.Serial, Hi: c.Serial, Reason: reason, Actor: actor})
+		serials = append(serials, c.Serial)
+	}
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	if _, err := RevokeAll(ctx, st, rs, now); err != nil {
+		return nil, err
+	}
+	return serials, nil
+}

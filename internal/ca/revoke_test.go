@@ -22,7 +22,7 @@ func TestPruneExpired(t *testing.T) {
 	key := testKey(t)
 	sign := func(at time.Time, ttl time.Duration) uint64 {
 		a.Now = func() time.Time { return at }
-		c, err := a.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "k", TTL: ttl, PublicKey: key, Actor: "t"})
+		c, err := a.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "k", TTL: ttl, PublicKey: key, Caller: ca.Admin("t")})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,7 +50,7 @@ func TestRevokeAllMatchesRevoke(t *testing.T) {
 		a.Now = func() time.Time { return now.Add(-time.Hour) }
 		serials = serials[:0]
 		for range 4 {
-			c, err := a.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "alice", TTL: 2 * time.Hour, PublicKey: key, Actor: "t"})
+			c, err := a.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "alice", TTL: 2 * time.Hour, PublicKey: key, Caller: ca.Admin("t")})
 			if err != nil {
 				t.Fatal(err)
 			}

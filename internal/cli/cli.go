@@ -18,8 +18,10 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/client"
 	"github.com/sshca/sshca/internal/home"
+	"github.com/sshca/sshca/internal/policy"
 )
 
 // Exit codes.
@@ -287,14 +289,21 @@ var errNoPassphrase = errors.New("the CA key is encrypted")
 // or $SSHCA_PASSPHRASE_FILE.
 func (e *env) openHome(passFile string) (*home.Home, error) {
 	pf := firstNonEmpty(passFile, e.getenv("SSHCA_PASSPHRASE_FILE"))
-	h, err := home.Open(e.ctx, e.home, home.Options{Database: e.database, AgentSock: e.getenv("SSH_AUTH_SOCK"), Passphrase: func() ([]byte, error) {
+	h, err := home.Open(e.ctx, e.home, home.Options{Database: e.database, AgentSock: e.getenv("SSH_AUTH_SOCK"), Notice: e.notice, Passphrase: func() ([]byte, error) {
+		var p []byte
+		var err error
 		if pf == "" {
-			if p, ok, err := e.promptPassphrase(); ok || err != nil {
-				return p, err
+			var ok bool
+			if p, ok, err = e.promptPassphrase(); !ok && err == nil {
+				return nil, withHint(errNoPassphrase, "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
 			}
-			return nil, withHint(errNoPassphrase, "give --passphrase-file FILE (or set SSHCA_PASSPHRASE_FILE)")
+		} else {
+			p, err = readPassphraseFile(pf)
 		}
-		return readPassphrase(pf)
+		if err == nil {
+			e.warnShortPassphrase(p)
+		}
+		return p, err
 	}})
 	if err != nil {
 		return nil, err
@@ -302,7 +311,9 @@ func (e *env) openHome(passFile string) (*home.Home, error) {
 	return h, nil
 }
 
-// readPassphrase reads a passphrase file: its first line, without the newline.
+// readPassphrase reads the first line of a secret file (an API or
+// enrollment token), without the newline. Passphrases of CA keys are read
+// with readPassphraseFile, which also checks the file's mode.
 func readPassphrase(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -323,6 +334,11 @@ func (e *env) actor() string {
 		u = fmt.Sprintf("uid-%d", os.Getuid())
 	}
 	return "cli:" + u
+}
+
+// caller is the admin at this CLI, for the access decision.
+func (e *env) caller() policy.Caller {
+	return ca.Admin(strings.TrimPrefix(e.actor(), "cli:"))
 }
 
 // promptPassphrase asks on the terminal, without echo, when stdin is one.

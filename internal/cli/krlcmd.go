@@ -103,17 +103,18 @@ func init() {
 }
 
 func newRevokeCommand() *command {
-	var caType, serial, serialRange, keyID, keyFile, fp, caKeyFile, reason, spec, specCA string
+	var caType, serial, serialRange, keyID, keyFile, fp, caKeyFile, reason, spec, specCA, identity string
 	var force bool
 	return &command{
 		name:    "revoke",
 		summary: "record a revocation (idempotent); `sshca krl` then writes it into the KRL",
-		usage:   "(--serial N | --serial-range A-B | --key-id ID | --key PUBFILE | --fingerprint SHA256:... | --ca-key PUBFILE | --spec FILE) [--type user|host] [--reason TEXT] [--force]",
+		usage:   "(--serial N | --serial-range A-B | --key-id ID | --key PUBFILE | --fingerprint SHA256:... | --ca-key PUBFILE | --identity NAME | --spec FILE) [--type user|host] [--reason TEXT] [--force]",
 		example: `  sshca revoke --serial 42 --reason "laptop stolen"
   sshca revoke --key-id alice-2026-11-22
   sshca revoke --key ~/.ssh/id_ed25519.pub          # the key and every certificate over it
   sshca revoke --fingerprint SHA256:S/JAUuf4u2W7qrpBEzzrzGWnYXZYF5oKUO6AiC8fJD4
   sshca revoke --ca-key old_ca.pub                   # everything a CA key signed
+  sshca revoke --identity alice --reason "left"      # every valid certificate of a person (or token), renewals included
   sshca revoke --spec revoked.txt --spec-ca old_ca.pub   # import an ssh-keygen -k specification`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&caType, "type", "user", "which KRL: user or host")
@@ -123,6 +124,7 @@ func newRevokeCommand() *command {
 			fs.StringVar(&keyFile, "key", "", "revoke this public key `file` (and every certificate over the key)")
 			fs.StringVar(&fp, "fingerprint", "", "revoke the key with this SHA256 `fingerprint`")
 			fs.StringVar(&caKeyFile, "ca-key", "", "revoke a whole CA public key `file`: everything it signed")
+			fs.StringVar(&identity, "identity", "", "revoke every still-valid certificate issued to this person or token `name` (or oidc:NAME, token:NAME), and their renewals")
 			fs.StringVar(&spec, "spec", "", "import an ssh-keygen -k revocation specification `file` (- for stdin)")
 			fs.StringVar(&specCA, "spec-ca", "", "CA public key `file` that the spec's serial:/id: lines refer to (default: this CA)")
 			fs.StringVar(&reason, "reason", "", "why (recorded in the audit log)")
@@ -134,13 +136,13 @@ func newRevokeCommand() *command {
 				return err
 			}
 			n := 0
-			for _, v := range []string{serial, serialRange, keyID, keyFile, fp, caKeyFile, spec} {
+			for _, v := range []string{serial, serialRange, keyID, keyFile, fp, caKeyFile, spec, identity} {
 				if v != "" {
 					n++
 				}
 			}
 			if n != 1 {
-				return usagef("revoke: give exactly one of --serial, --serial-range, --key-id, --key, --fingerprint, --ca-key, --spec")
+				return usagef("revoke: give exactly one of --serial, --serial-range, --key-id, --key, --fingerprint, --ca-key, --identity, --spec")
 			}
 			if specCA != "" && spec == "" {
 				return usagef("revoke: --spec-ca only applies with --spec")
@@ -186,6 +188,24 @@ func newRevokeCommand() *command {
 			defer h.Close()
 			if spec != "" {
 				return importSpec(e, h, caType, spec, specCA, r)
+			}
+			if identity != "" {
+				serials, err := ca.RevokeIdentity(e.ctx, h.Store, identity, reason, e.actor(), time.Now())
+				if err != nil {
+					return err
+				}
+				if len(serials) == 0 {
+					return withHint(fmt.Errorf("no valid certificate was issued to %q", identity), "`sshca list` shows the certificates and their requesters")
+				}
+				strs := make([]string, len(serials))
+				for i, s := range serials {
+					strs[i] = strconv.FormatUint(s, 10)
+				}
+				fmt.Fprintf(e.stdout, "revoked %d certificate(s) of %s: serials %s (run `sshca krl --out FILE` to publish)\n", len(serials), identity, strings.Join(strs, ","))
+				if strings.HasPrefix(identity, "token:") {
+					fmt.Fprintf(e.stdout, "the token itself still works: `sshca token revoke` stops it from obtaining new certificates\n")
+				}
+				return nil
 			}
 			added, err := ca.Revoke(e.ctx, h.Store, r, time.Now())
 			if errors.Is(err, ca.ErrNeverIssued) {

@@ -108,7 +108,7 @@ func newLoginCommand() *command {
 				if err != nil {
 					return err
 				}
-				if resp, cert, err = c.Renew(e.ctx, old, sgn, ttl); err != nil {
+				if resp, cert, err = c.RenewWithFactor(e.ctx, old, sgn, ttl, totpCode); err != nil {
 					return err
 				}
 			} else {

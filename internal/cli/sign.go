@@ -146,7 +146,7 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 		if kind == "host" {
 			t = policy.HostCert
 		}
-		req := ca.Request{Type: t, Role: role, KeyID: keyID, Principals: plist, TTL: d, PublicKey: pub, Actor: e.actor(),
+		req := ca.Request{Type: t, Role: role, KeyID: keyID, Principals: plist, TTL: d, PublicKey: pub, Caller: e.caller(),
 			Details: map[string]string{"source": "cli"}}
 		if perr != nil {
 			// Record the refusal like any other, then report it.

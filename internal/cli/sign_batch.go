@@ -101,10 +101,10 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 		t = policy.HostCert
 	}
 	details := map[string]string{"source": "cli", "batch": strconv.Itoa(len(keys))}
-	actor := e.actor()
+	caller := e.caller()
 	request := func(pub ssh.PublicKey) ca.Request {
 		return ca.Request{Type: t, Role: b.role, KeyID: b.keyID, Principals: b.principals, TTL: b.ttl, PublicKey: pub,
-			Actor: actor, Details: details}
+			Caller: caller, Details: details}
 	}
 
 	// Keys: one bad or repeated key refuses the batch, recorded once.

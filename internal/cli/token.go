@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/config"
 	"github.com/sshca/sshca/internal/policy"
-	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
 )
 
@@ -95,10 +95,10 @@ func newTokenCreateCommand() *command {
 				if !ok || role == nil {
 					return withHint(fmt.Errorf("unknown role %q", r), "roles are defined in sshca.yaml")
 				}
-				if enroll && role.Type != "host" {
+				if enroll && role.Type != policy.HostCert {
 					return fmt.Errorf("enrollment tokens need a host role; %q is a %s role", r, role.Type)
 				}
-				if !enroll && role.Type == "host" {
+				if !enroll && role.Type == policy.HostCert {
 					// The service gives host certificates to enrollment tokens only.
 					return withHint(fmt.Errorf("%q is a host role; role tokens obtain user certificates only", r),
 						"for a server, use `sshca token create --enroll --role "+r+" --principals HOST,...`")
@@ -110,12 +110,12 @@ func newTokenCreateCommand() *command {
 				}
 				roleDef := h.Config.PolicyRoles()[rlist[0]]
 				for _, p := range plist {
-					if _, err := policy.Decide(map[string]policy.Role{rlist[0]: roleDef}, policy.Identity{}, policy.Request{Type: policy.HostCert, Role: rlist[0], Principals: []string{p}}); err != nil {
+					if _, err := policy.Decide(map[string]policy.Role{rlist[0]: roleDef}, e.caller(), policy.Request{Type: policy.HostCert, Role: rlist[0], Principals: []string{p}}); err != nil {
 						return err
 					}
 				}
 			}
-			secret, tok, err := server.NewToken(name, kind, rlist, plist, e.actor(), time.Now(), d)
+			secret, tok, err := ca.NewToken(name, kind, rlist, plist, e.actor(), time.Now(), d)
 			if err != nil {
 				return err
 			}

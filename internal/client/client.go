@@ -21,7 +21,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/api"
-	"github.com/sshca/sshca/internal/server"
 )
 
 // Client talks to one sshca service.
@@ -46,7 +45,7 @@ func New(baseURL, fingerprint string) (*Client, error) {
 	if fingerprint != "" && !strings.HasPrefix(fingerprint, "SHA256:") {
 		return nil, errors.New("client: --ca-fingerprint must look like SHA256:<base64>, as `sshca serve` prints it")
 	}
-	tr := &http.Transport{TLSClientConfig: server.PinnedTLSConfig(fingerprint), ForceAttemptHTTP2: true,
+	tr := &http.Transport{TLSClientConfig: PinnedTLSConfig(fingerprint), ForceAttemptHTTP2: true,
 		TLSHandshakeTimeout: 10 * time.Second, ResponseHeaderTimeout: 30 * time.Second, MaxIdleConnsPerHost: 16}
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), HTTP: &http.Client{Transport: tr, Timeout: 60 * time.Second}}, nil
 }
@@ -154,6 +153,12 @@ func ParseCert(line []byte) (*ssh.Certificate, error) {
 
 // Renew obtains a fresh certificate for cert by proving possession of its key with s.
 func (c *Client) Renew(ctx context.Context, cert *ssh.Certificate, s ssh.Signer, ttl string) (*api.CertResponse, *ssh.Certificate, error) {
+	return c.RenewWithFactor(ctx, cert, s, ttl, "")
+}
+
+// RenewWithFactor is Renew with a fresh TOTP code, which the renewal of a
+// certificate of a role that requires a second factor needs.
+func (c *Client) RenewWithFactor(ctx context.Context, cert *ssh.Certificate, s ssh.Signer, ttl, totpCode string) (*api.CertResponse, *ssh.Certificate, error) {
 	var ch api.Challenge
 	if _, _, err := c.do(ctx, http.MethodPost, "/v1/certs/renew/challenge", struct{}{}, &ch, nil); err != nil {
 		return nil, nil, err
@@ -162,7 +167,7 @@ func (c *Client) Renew(ctx context.Context, cert *ssh.Certificate, s ssh.Signer,
 	if err != nil {
 		return nil, nil, err
 	}
-	req := api.RenewRequest{Certificate: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))), Challenge: ch.Challenge, Signature: sig, TTL: ttl}
+	req := api.RenewRequest{Certificate: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))), Challenge: ch.Challenge, Signature: sig, TTL: ttl, TOTP: totpCode}
 	var out api.CertResponse
 	if _, _, err := c.do(ctx, http.MethodPost, "/v1/certs/renew", req, &out, nil); err != nil {
 		return nil, nil, err
@@ -200,7 +205,7 @@ func (c *Client) ReportHost(ctx context.Context, hostCert *ssh.Certificate, host
 	if err != nil {
 		return err
 	}
-	req := server.HostReportRequest{Certificate: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostCert))), Challenge: ch.Challenge, Signature: sig, Report: rep}
+	req := api.HostReportRequest{Certificate: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(hostCert))), Challenge: ch.Challenge, Signature: sig, Report: rep}
 	_, _, err = c.do(ctx, http.MethodPost, "/v1/hosts/report", req, nil, nil)
 	return err
 }

@@ -29,8 +29,9 @@ type Config struct {
 	// Database is an optional PostgreSQL URL; without it the embedded
 	// SQLite database of the home directory is used.
 	Database string `yaml:"database,omitempty"`
-	// Roles maps role names to what they grant.
-	Roles map[string]*Role `yaml:"roles"`
+	// Roles maps role names to what they grant and to whom (policy.Role is
+	// the one role type: this file decodes straight into it).
+	Roles map[string]*policy.Role `yaml:"roles"`
 	// RetireGrace is how long a retiring CA key stays published after the
 	// last certificate it signed expired (default 1h).
 	RetireGrace Duration `yaml:"retire_grace,omitempty"`
@@ -54,6 +55,10 @@ type Service struct {
 	// RateLimit is the number of certificate requests per minute one
 	// identity may make (default 60).
 	RateLimit int `yaml:"rate_limit,omitempty"`
+	// AnonymousRateLimit is the number of requests per minute that one
+	// source address may make without a valid credential (failed sign-ins,
+	// renewal challenges) before they are refused unrecorded (default 600).
+	AnonymousRateLimit int `yaml:"anonymous_rate_limit,omitempty"`
 	// AuditFile, when set, also receives every audit entry as a JSON line.
 	AuditFile string `yaml:"audit_file,omitempty"`
 }
@@ -65,32 +70,6 @@ type OIDC struct {
 	Audience    string `yaml:"audience,omitempty"`     // default client_id
 	UserClaim   string `yaml:"user_claim,omitempty"`   // default preferred_username
 	GroupsClaim string `yaml:"groups_claim,omitempty"` // default groups
-}
-
-// Allow names the people who may use a role through the service.
-type Allow struct {
-	Users  []string `yaml:"users,omitempty"`
-	Groups []string `yaml:"groups,omitempty"`
-}
-
-// Role is one role of sshca.yaml; see policy.Role for the meaning of each
-// field.
-type Role struct {
-	Type          string   `yaml:"type"` // "user" or "host"
-	Principals    []string `yaml:"principals"`
-	DefaultTTL    Duration `yaml:"default_ttl"` // = MaxTTL when omitted
-	MaxTTL        Duration `yaml:"max_ttl"`
-	Extensions    []string `yaml:"extensions,omitempty"`
-	SourceAddress []string `yaml:"source_address,omitempty"`
-	ForceCommand  string   `yaml:"force_command,omitempty"`
-	// Allow lists the SSO users and groups that may use the role through
-	// the service (API tokens are scoped to roles when created).
-	Allow *Allow `yaml:"allow,omitempty"`
-	// RequireMFA demands a second factor: an OIDC amr claim or a TOTP code.
-	RequireMFA bool `yaml:"require_mfa,omitempty"`
-	// TemplateGroups is the allow-list of groups that "{{.Groups}}"
-	// templates may expand to; other groups yield no principal.
-	TemplateGroups []string `yaml:"template_groups,omitempty"`
 }
 
 // Limits of the file.
@@ -107,7 +86,7 @@ const (
 // Default returns the configuration of an empty file: backdate 5m and no
 // roles.
 func Default() *Config {
-	return &Config{Backdate: Duration(DefaultBackdate), Roles: map[string]*Role{}}
+	return &Config{Backdate: Duration(DefaultBackdate), Roles: map[string]*policy.Role{}}
 }
 
 // FieldError is a problem with one field, named by its dotted path such as
@@ -226,7 +205,7 @@ func (c *Config) validate() []error {
 			v.add(path, "missing role definition")
 			continue
 		}
-		r.validate(&v, path)
+		validateRole(&v, path, r)
 	}
 	return v.errs
 }
@@ -272,13 +251,19 @@ func knownExtension(e string) bool {
 
 const extensionList = "no-touch-required, permit-X11-forwarding, permit-agent-forwarding, permit-port-forwarding, permit-pty, permit-user-rc"
 
-func (r *Role) validate(v *validator, path string) {
-	isUser, isHost := r.Type == "user", r.Type == "host"
+func validateRole(v *validator, path string, r *policy.Role) {
+	isUser, isHost := r.Type == policy.UserCert, r.Type == policy.HostCert
 	if !isUser && !isHost {
 		v.add(path+".type", `must be "user" or "host"`)
 	}
+	if r.MaxSession < 0 {
+		v.add(path+".max_session", "must be > 0")
+	}
+	if err := policy.ValidRenewal(r.Renewal); err != nil {
+		v.addErr(path+".renewal", err)
+	}
 
-	maxTTL, defTTL := time.Duration(r.MaxTTL), time.Duration(r.DefaultTTL)
+	maxTTL, defTTL := r.MaxTTL, r.DefaultTTL
 	if maxTTL <= 0 {
 		v.add(path+".max_ttl", "must be > 0")
 	}
@@ -286,7 +271,7 @@ func (r *Role) validate(v *validator, path string) {
 	case defTTL <= 0 && maxTTL > 0:
 		v.add(path+".default_ttl", "must be > 0")
 	case maxTTL > 0 && defTTL > maxTTL:
-		v.add(path+".default_ttl", "must not exceed max_ttl (%s)", r.MaxTTL)
+		v.add(path+".default_ttl", "must not exceed max_ttl (%s)", Duration(r.MaxTTL))
 	}
 
 	if len(r.Principals) == 0 {
@@ -369,32 +354,24 @@ func (r *Role) validate(v *validator, path string) {
 	}
 }
 
-// PolicyRoles converts the roles for package policy. Nil roles are left
-// out; call Validate first.
+// PolicyRoles returns the roles by name, each with its Name set. Nil
+// roles are left out; call Validate first.
 func (c *Config) PolicyRoles() map[string]policy.Role {
 	out := make(map[string]policy.Role, len(c.Roles))
 	for name, r := range c.Roles {
 		if r == nil {
 			continue
 		}
-		var t policy.CertType
-		switch r.Type {
-		case "user":
-			t = policy.UserCert
-		case "host":
-			t = policy.HostCert
+		role := *r
+		role.Name = name
+		role.Principals = slices.Clone(r.Principals)
+		role.Extensions = slices.Clone(r.Extensions)
+		role.SourceAddress = slices.Clone(r.SourceAddress)
+		role.TemplateGroups = slices.Clone(r.TemplateGroups)
+		if r.Allow != nil {
+			role.Allow = &policy.Allow{Users: slices.Clone(r.Allow.Users), Groups: slices.Clone(r.Allow.Groups)}
 		}
-		out[name] = policy.Role{
-			Name:           name,
-			Type:           t,
-			Principals:     slices.Clone(r.Principals),
-			DefaultTTL:     time.Duration(r.DefaultTTL),
-			MaxTTL:         time.Duration(r.MaxTTL),
-			Extensions:     slices.Clone(r.Extensions),
-			SourceAddress:  slices.Clone(r.SourceAddress),
-			ForceCommand:   r.ForceCommand,
-			TemplateGroups: slices.Clone(r.TemplateGroups),
-		}
+		out[name] = role
 	}
 	return out
 }
@@ -428,6 +405,9 @@ func quote(s string) string {
 const (
 	DefaultListen    = "127.0.0.1:8443"
 	DefaultRateLimit = 60
+	// DefaultAnonymousRateLimit bounds requests without a valid credential
+	// per source address and minute.
+	DefaultAnonymousRateLimit = 600
 )
 
 // ServiceOrDefault returns the service section with defaults filled in.
@@ -441,6 +421,9 @@ func (c *Config) ServiceOrDefault() Service {
 	}
 	if s.RateLimit == 0 {
 		s.RateLimit = DefaultRateLimit
+	}
+	if s.AnonymousRateLimit == 0 {
+		s.AnonymousRateLimit = DefaultAnonymousRateLimit
 	}
 	return s
 }
@@ -457,6 +440,9 @@ func (c *Config) validateService(v *validator) {
 		}
 		if s.RateLimit < 0 {
 			v.add("service.rate_limit", "must be >= 0")
+		}
+		if s.AnonymousRateLimit < 0 {
+			v.add("service.anonymous_rate_limit", "must be >= 0")
 		}
 	}
 	if o := c.OIDC; o != nil {
@@ -481,7 +467,7 @@ func (c *Config) validateService(v *validator) {
 				v.addErr(fmt.Sprintf("%s.template_groups[%d]", path, i), err)
 			}
 		}
-		if r.Allow != nil && r.Type == "host" {
+		if r.Allow != nil && r.Type == policy.HostCert {
 			v.add(path+".allow", "host roles are used with enrollment tokens, not SSO users")
 		}
 	}

@@ -17,17 +17,17 @@ import (
 )
 
 const (
-	hour  = Duration(time.Hour)
-	weekD = Duration(7 * 24 * time.Hour)
+	hour  = time.Hour
+	weekD = 7 * 24 * time.Hour
 )
 
 // exampleConfig is what Parse(Example) must return.
 func exampleConfig() *Config {
 	return &Config{
 		Backdate: Duration(5 * time.Minute),
-		Roles: map[string]*Role{
+		Roles: map[string]*policy.Role{
 			"deploy": {
-				Type:          "user",
+				Type:          policy.UserCert,
 				Principals:    []string{"role-deploy", "ci"},
 				DefaultTTL:    8 * hour,
 				MaxTTL:        12 * hour,
@@ -35,7 +35,7 @@ func exampleConfig() *Config {
 				SourceAddress: []string{"10.0.0.0/8", "192.168.0.0/16"},
 			},
 			"rsync": {
-				Type:         "user",
+				Type:         policy.UserCert,
 				Principals:   []string{"role-rsync"},
 				DefaultTTL:   48 * hour,
 				MaxTTL:       48 * hour,
@@ -43,7 +43,7 @@ func exampleConfig() *Config {
 				Extensions:   []string{},
 			},
 			"servers": {
-				Type:       "host",
+				Type:       policy.HostCert,
 				Principals: []string{"*.corp", "10.0.1.0/24"},
 				DefaultTTL: 52 * weekD,
 				MaxTTL:     52 * weekD,
@@ -61,15 +61,15 @@ func TestParse(t *testing.T) {
 	}{
 		{name: "ok/example", in: Example, want: exampleConfig()},
 		{name: "ok/empty-roles", in: "roles: {}\n", want: Default()},
-		{name: "ok/null-roles-backdate-zero", in: "backdate: 0\nroles:\n", want: &Config{Roles: map[string]*Role{}}},
-		{name: "ok/only-backdate", in: "backdate: 90s\n", want: &Config{Backdate: Duration(90 * time.Second), Roles: map[string]*Role{}}},
+		{name: "ok/null-roles-backdate-zero", in: "backdate: 0\nroles:\n", want: &Config{Roles: map[string]*policy.Role{}}},
+		{name: "ok/only-backdate", in: "backdate: 90s\n", want: &Config{Backdate: Duration(90 * time.Second), Roles: map[string]*policy.Role{}}},
 		{
 			name: "ok/default-ttl-omitted-is-max-ttl-and-aliases",
 			in:   "roles:\n  a: &r\n    type: user\n    principals: &p [x, \"{{.User}}\"]\n    max_ttl: 1w2d\n  b: *r\n  \"123\":\n    type: user\n    principals: *p\n    max_ttl: \"90m\"\n    default_ttl: 1h\n",
-			want: &Config{Backdate: Duration(5 * time.Minute), Roles: map[string]*Role{
-				"a":   {Type: "user", Principals: []string{"x", "{{.User}}"}, MaxTTL: weekD + 48*hour, DefaultTTL: weekD + 48*hour},
-				"b":   {Type: "user", Principals: []string{"x", "{{.User}}"}, MaxTTL: weekD + 48*hour, DefaultTTL: weekD + 48*hour},
-				"123": {Type: "user", Principals: []string{"x", "{{.User}}"}, MaxTTL: Duration(90 * time.Minute), DefaultTTL: hour},
+			want: &Config{Backdate: Duration(5 * time.Minute), Roles: map[string]*policy.Role{
+				"a":   {Type: policy.UserCert, Principals: []string{"x", "{{.User}}"}, MaxTTL: weekD + 48*hour, DefaultTTL: weekD + 48*hour},
+				"b":   {Type: policy.UserCert, Principals: []string{"x", "{{.User}}"}, MaxTTL: weekD + 48*hour, DefaultTTL: weekD + 48*hour},
+				"123": {Type: policy.UserCert, Principals: []string{"x", "{{.User}}"}, MaxTTL: 90 * time.Minute, DefaultTTL: time.Hour},
 			}},
 		},
 		{
@@ -294,7 +294,7 @@ func TestValidate(t *testing.T) {
 		{name: "ok/example", edit: func(*Config) {}},
 		{name: "ok/no-roles", edit: func(c *Config) { c.Roles = nil }},
 		{name: "ok/backdate-zero", edit: func(c *Config) { c.Backdate = 0 }},
-		{name: "ok/backdate-1h", edit: func(c *Config) { c.Backdate = hour }},
+		{name: "ok/backdate-1h", edit: func(c *Config) { c.Backdate = Duration(hour) }},
 		{name: "ok/default-equals-max", edit: func(c *Config) { c.Roles["deploy"].DefaultTTL = 12 * hour }},
 		{name: "ok/templates", edit: func(c *Config) {
 			c.Roles["deploy"].Principals = []string{"{{.User}}", "grp-{{ .Groups }}", "ci"}
@@ -326,9 +326,9 @@ func TestValidate(t *testing.T) {
 			wantErr: "roles.rsync.max_ttl: must be > 0"},
 		{name: "fail/negative-default", edit: func(c *Config) { c.Roles["rsync"].DefaultTTL = -1 },
 			wantErr: "roles.rsync.default_ttl: must be > 0"},
-		{name: "fail/type", edit: func(c *Config) { c.Roles["deploy"].Type = "User" },
+		{name: "fail/type", edit: func(c *Config) { c.Roles["deploy"].Type = 7 },
 			wantErr: `roles.deploy.type: must be "user" or "host"`},
-		{name: "fail/type-missing", edit: func(c *Config) { c.Roles["deploy"].Type = "" },
+		{name: "fail/type-missing", edit: func(c *Config) { c.Roles["deploy"].Type = 0 },
 			wantErr: `roles.deploy.type: must be "user" or "host"`},
 		{name: "fail/role-name-upper", edit: func(c *Config) { c.Roles["Deploy"] = c.Roles["deploy"] },
 			wantErr: "roles.Deploy: invalid role name: use 1 to 64 lower-case letters, digits, '_' and '-', starting with a letter or digit"},
@@ -384,7 +384,7 @@ func TestValidate(t *testing.T) {
 			wantErr: "roles.deploy.source_address[1]: duplicate of source_address[0]"},
 		{name: "fail/force-command-newline", edit: func(c *Config) { c.Roles["rsync"].ForceCommand = "a\nb" },
 			wantErr: "roles.rsync.force_command: must not contain NUL or line breaks"},
-		{name: "fail/backdate-too-large", edit: func(c *Config) { c.Backdate = hour + 1 },
+		{name: "fail/backdate-too-large", edit: func(c *Config) { c.Backdate = Duration(hour + 1) },
 			wantErr: "backdate: must be at most 1h"},
 		{name: "fail/backdate-negative", edit: func(c *Config) { c.Backdate = -1 },
 			wantErr: "backdate: must be >= 0"},
@@ -563,7 +563,7 @@ func TestExampleDecide(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := policy.Decide(roles, policy.Identity{}, tt.req)
+			_, err := policy.Decide(roles, policy.Caller{Kind: policy.CallerAdmin}, tt.req)
 			var de *policy.DenyError
 			switch {
 			case tt.wantRule == "" && err != nil:
@@ -580,7 +580,7 @@ func TestExampleDecide(t *testing.T) {
 func TestMarshalRoundTrip(t *testing.T) {
 	want := exampleConfig()
 	want.Database = "postgres://db/sshca"
-	want.Roles["odd"] = &Role{Type: "user", Principals: []string{"x"}, MaxTTL: Duration(90*time.Minute + 1500*time.Millisecond), DefaultTTL: 1}
+	want.Roles["odd"] = &policy.Role{Type: policy.UserCert, Principals: []string{"x"}, MaxTTL: 90*time.Minute + 1500*time.Millisecond, DefaultTTL: time.Second}
 	data, err := yaml.Marshal(want)
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,11 @@ import (
 	"io"
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sshca/sshca/internal/policy"
 )
 
 // maxNodes bounds the nodes visited while checking a document, aliases
@@ -56,6 +59,14 @@ func parse(data []byte) (*Config, []error) {
 	if len(w.errs) > 0 {
 		return nil, w.errs
 	}
+	if w.rewrote {
+		// Durations of policy types (time.Duration) were rewritten in Go
+		// syntax; decode the checked tree.
+		var err error
+		if data, err = yaml.Marshal(&doc); err != nil {
+			return nil, []error{err}
+		}
+	}
 
 	c := Default()
 	strict := yaml.NewDecoder(bytes.NewReader(data))
@@ -64,7 +75,7 @@ func parse(data []byte) (*Config, []error) {
 		return nil, []error{err}
 	}
 	if c.Roles == nil {
-		c.Roles = map[string]*Role{}
+		c.Roles = map[string]*policy.Role{}
 	}
 	if errs := roleDefaults(root, c); len(errs) > 0 {
 		return nil, errs
@@ -126,8 +137,9 @@ func resolve(n *yaml.Node) *yaml.Node {
 
 // walker checks a node tree against a Go type, collecting FieldErrors.
 type walker struct {
-	errs   []error
-	budget int
+	errs    []error
+	budget  int
+	rewrote bool // a time.Duration value was rewritten in Go syntax
 }
 
 func (w *walker) fail(n *yaml.Node, path, format string, args ...any) {
@@ -161,6 +173,31 @@ func (w *walker) walk(n *yaml.Node, t reflect.Type, path string) {
 		}
 		if _, why := parseDuration(n.Value); why != "" {
 			w.fail(n, path, "%s", why)
+		}
+		return
+	}
+
+	if t == reflect.TypeFor[time.Duration]() {
+		// Fields of policy types are time.Duration, which the yaml library
+		// reads in Go syntax only: check the value, then write it so ("7d"
+		// becomes "168h0m0s").
+		if n.Kind != yaml.ScalarNode {
+			w.fail(n, path, `must be a duration such as "8h", not %s`, kindName(n))
+			return
+		}
+		d, why := parseDuration(n.Value)
+		if why != "" {
+			w.fail(n, path, "%s", why)
+			return
+		}
+		n.Value, n.Tag, n.Style = d.String(), "!!str", 0
+		w.rewrote = true
+		return
+	}
+	if t == reflect.TypeFor[policy.CertType]() {
+		var ct policy.CertType
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" || ct.UnmarshalText([]byte(n.Value)) != nil {
+			w.fail(n, path, `must be "user" or "host"`)
 		}
 		return
 	}

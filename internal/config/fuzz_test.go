@@ -56,7 +56,7 @@ func FuzzParse(f *testing.F) {
 			if r.Type == policy.HostCert {
 				req.Principals = []string{"h.corp"}
 			}
-			g, err := policy.Decide(roles, policy.Identity{User: "u", Groups: []string{"g"}}, req)
+			g, err := policy.Decide(roles, policy.Caller{Kind: policy.CallerAdmin, Identity: policy.Identity{User: "u", Groups: []string{"g"}}}, req)
 			if err == nil && (len(g.Principals) == 0 || g.TTL > r.MaxTTL) {
 				t.Fatalf("grant %+v breaks role %+v", g, r)
 			}

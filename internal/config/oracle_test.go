@@ -1,6 +1,8 @@
 package config
 
 import (
+	"github.com/sshca/sshca/internal/policy"
+
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,8 +69,8 @@ func TestSourceAddressOpenSSH(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &Config{Roles: map[string]*Role{"r": {
-				Type: "user", Principals: []string{"p"}, MaxTTL: Duration(time.Hour), DefaultTTL: Duration(time.Hour),
+			c := &Config{Roles: map[string]*policy.Role{"r": {
+				Type: policy.UserCert, Principals: []string{"p"}, MaxTTL: time.Hour, DefaultTTL: time.Hour,
 				SourceAddress: []string{tt.entry},
 			}}}
 			ours := c.Validate() == nil

@@ -643,7 +643,7 @@ func newHTTPFixture(t *testing.T) *httpFixture {
 	f := &httpFixture{home: h, ts: ts, signer: subj, vars: map[string]string{}}
 	now := time.Now()
 	tok := func(name, kind string, roles, principals []string, created time.Time, ttl time.Duration) (string, store.Token) {
-		secret, rec, err := server.NewToken(name, kind, roles, principals, "hostile", created, ttl)
+		secret, rec, err := ca.NewToken(name, kind, roles, principals, "hostile", created, ttl)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -669,7 +669,7 @@ func newHTTPFixture(t *testing.T) *httpFixture {
 	f.vars["$SSO_TOKEN_NO_MFA"] = iss.Mint(map[string]any{"preferred_username": "alice"}, "ES256")
 	// One certificate and one revocation, so that "unchanged" is checked
 	// against a store that is not empty.
-	if _, err := h.Authority.Sign(ctx, ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "baseline", PublicKey: subj.PublicKey(), Actor: "hostile"}); err != nil {
+	if _, err := h.Authority.Sign(ctx, ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "baseline", PublicKey: subj.PublicKey(), Caller: ca.Admin("hostile")}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := ca.Revoke(ctx, h.Store, ca.Revocation{CAType: "user", Lo: 999, Hi: 999, Force: true, Actor: "hostile"}, now); err != nil {
@@ -684,9 +684,9 @@ func (f *httpFixture) secrets() []string {
 	var out []string
 	for name, v := range f.vars {
 		switch {
-		case strings.HasSuffix(name, "_TOKEN") && strings.HasPrefix(v, server.TokenPrefix):
+		case strings.HasSuffix(name, "_TOKEN") && strings.HasPrefix(v, ca.TokenPrefix):
 			// sshca_<16 hex digits>_<secret>; the secret may hold "_".
-			if secret := strings.TrimPrefix(v, server.TokenPrefix); len(secret) > 17 {
+			if secret := strings.TrimPrefix(v, ca.TokenPrefix); len(secret) > 17 {
 				out = append(out, secret[17:])
 			}
 		case strings.HasPrefix(name, "$SSO_"):

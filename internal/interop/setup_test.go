@@ -118,7 +118,7 @@ func openAuthority(ctx context.Context, dir, keyType string) (*authority, error)
 // signUser issues a user certificate for pub through sshca's authority.
 func (a *authority) signUser(t *testing.T, pub ssh.PublicKey, keyID string) *ssh.Certificate {
 	t.Helper()
-	cert, err := a.home.Authority.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "interop", KeyID: keyID, PublicKey: pub, Actor: "test:interop"})
+	cert, err := a.home.Authority.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "interop", KeyID: keyID, PublicKey: pub, Caller: ca.Admin("test:interop")})
 	if err != nil {
 		t.Fatalf("sign user certificate with the %s CA: %v", a.keyType, err)
 	}
@@ -134,7 +134,7 @@ func (a *authority) signHost(ctx context.Context, pub ssh.PublicKey) ([]byte, er
 // signHostNames is signHost with other principals.
 func (a *authority) signHostNames(ctx context.Context, pub ssh.PublicKey, names []string) ([]byte, error) {
 	cert, err := a.home.Authority.Sign(ctx, ca.Request{Type: policy.HostCert, Role: "hosts", KeyID: "interop-host-" + a.keyType,
-		Principals: names, PublicKey: pub, Actor: "test:interop"})
+		Principals: names, PublicKey: pub, Caller: ca.Admin("test:interop")})
 	if err != nil {
 		return nil, err
 	}

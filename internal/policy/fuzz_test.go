@@ -58,7 +58,7 @@ func FuzzDecide(f *testing.F) {
 		id := Identity{User: user, Groups: splitList(groups)}
 		req := Request{Type: CertType(reqType % 4), Role: "r", Principals: splitList(reqP), TTL: time.Duration(ttl)}
 
-		g, err := Decide(map[string]Role{"r": role}, id, req)
+		g, err := Decide(map[string]Role{"r": role}, Caller{Kind: CallerAdmin, Identity: id}, req)
 		if err != nil {
 			var de *DenyError
 			if !errors.As(err, &de) || de.Rule == "" || de.Msg == "" {

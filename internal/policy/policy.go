@@ -38,6 +38,27 @@ func (t CertType) String() string {
 	return fmt.Sprintf("type %d", uint32(t))
 }
 
+// UnmarshalText reads "user" or "host" (the type: field of a role).
+func (t *CertType) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "user":
+		*t = UserCert
+	case "host":
+		*t = HostCert
+	default:
+		return fmt.Errorf(`policy: certificate type %s: must be "user" or "host"`, quote(string(b)))
+	}
+	return nil
+}
+
+// MarshalText writes "user" or "host".
+func (t CertType) MarshalText() ([]byte, error) {
+	if t != UserCert && t != HostCert {
+		return nil, fmt.Errorf("policy: certificate type %d", uint32(t))
+	}
+	return []byte(t.String()), nil
+}
+
 // MaxPrincipals is the largest number of principals a certificate may carry
 // (SSHKEY_CERT_MAX_PRINCIPALS in OpenSSH's sshkey.h).
 const MaxPrincipals = 256
@@ -63,28 +84,44 @@ const (
 	RuleBadRole              = "bad-role"
 )
 
-// Role is what one role of the configuration allows.
+// Role is one role of the policy file (the roles: section of sshca.yaml,
+// decoded by package config) and everything it allows: what a certificate
+// may contain, who may obtain one, and how it may be renewed. Name is the
+// key of the role in the file.
 type Role struct {
-	Name string
-	Type CertType
+	Name string   `yaml:"-"`
+	Type CertType `yaml:"type"`
 	// Principals are, for user roles, literal principals or templates such
 	// as "{{.User}}" (see ExpandTemplate); for host roles, host-name globs
 	// ("*.corp", "app-??.corp"), IP addresses and CIDRs ("10.0.1.0/24").
-	Principals []string
-	DefaultTTL time.Duration
-	MaxTTL     time.Duration
+	Principals []string      `yaml:"principals"`
+	DefaultTTL time.Duration `yaml:"default_ttl"` // = MaxTTL when omitted
+	MaxTTL     time.Duration `yaml:"max_ttl"`
 	// Extensions is exactly the set of extensions granted (user roles only).
-	Extensions []string
+	Extensions []string `yaml:"extensions,omitempty"`
 	// SourceAddress becomes the source-address critical option, joined
 	// with "," (user roles only).
-	SourceAddress []string
+	SourceAddress []string `yaml:"source_address,omitempty"`
 	// ForceCommand becomes the force-command critical option when not
 	// empty (user roles only).
-	ForceCommand string
+	ForceCommand string `yaml:"force_command,omitempty"`
+	// Allow lists the people (users and groups of the identity provider)
+	// who may use the role through the service; API tokens are scoped to
+	// roles when they are created, and the admin at the CLI may use all.
+	Allow *Allow `yaml:"allow,omitempty"`
+	// RequireMFA demands a second factor: the identity provider's
+	// multi-factor sign-in or a TOTP code. Tokens cannot provide one.
+	RequireMFA bool `yaml:"require_mfa,omitempty"`
 	// TemplateGroups is the allow-list of groups that "{{.Groups}}"
 	// templates expand to; groups outside it yield no principal, and an
 	// empty list lets no group through.
-	TemplateGroups []string
+	TemplateGroups []string `yaml:"template_groups,omitempty"`
+	// MaxSession bounds a lineage of renewals, counted from the first
+	// authentication (default DefaultMaxSession for user roles, unbounded
+	// for host roles).
+	MaxSession time.Duration `yaml:"max_session,omitempty"`
+	// Renewal is RenewService (default), RenewAny or RenewNone.
+	Renewal string `yaml:"renewal,omitempty"`
 }
 
 // Identity is who asks for a certificate. It may be the zero value, for
@@ -98,14 +135,22 @@ type Identity struct {
 // Request is what the requester asks for.
 type Request struct {
 	Type CertType
+	// Role asked for. An enrollment token scoped to a single role implies it.
 	Role string
 	// Principals asked for. When empty, a user certificate gets all of the
 	// role's principals (templates expanded over the identity, templates
-	// that cannot expand skipped); a host certificate is refused, because
-	// hosts must name themselves.
+	// that cannot expand skipped); a host certificate gets the host names
+	// of the enrollment token, or is refused, because hosts must name
+	// themselves.
 	Principals []string
 	// TTL is the requested lifetime; 0 means the role's DefaultTTL.
 	TTL time.Duration
+	// Now is the time of the decision (token expiry, session bounds).
+	Now time.Time
+	// Renew is set when the request renews a certificate; the Caller is
+	// then the identity of its lineage, and Principals are ignored: the
+	// renewal asks for the renewed certificate's principals again.
+	Renew *Renewal
 }
 
 // Grant is what a certificate may contain. Principals is never empty and
@@ -118,6 +163,9 @@ type Grant struct {
 	TTL             time.Duration
 	CriticalOptions map[string]string
 	Extensions      map[string]string
+	// Because is the access rule that allowed the request, for the audit
+	// log: "allow.groups: ops", "token ci scoped to role deploy", ...
+	Because string
 }
 
 // DenyError is a refusal by the policy. Rule is one of the Rule constants;
@@ -134,15 +182,37 @@ func deny(rule, format string, args ...any) *DenyError {
 	return &DenyError{Rule: rule, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Decide applies roles to a request from id. It returns a Grant, or a
-// *DenyError for every refusal.
-func Decide(roles map[string]Role, id Identity, req Request) (*Grant, error) {
+// Decide is the access decision of every door: it applies roles to a
+// request from caller c, deciding whether c may use the role at all (allow
+// lists, token scope and state, second factor, renewal and session bounds)
+// and what the certificate may contain (principals, lifetime, options,
+// extensions). It returns a Grant, or a *DenyError naming the rule for every
+// refusal.
+func Decide(roles map[string]Role, c Caller, req Request) (*Grant, error) {
+	if req.Role == "" && c.Kind == CallerEnroll && c.Token != nil && len(c.Token.Roles) == 1 {
+		// An enrollment token names its role; the host need not repeat it.
+		req.Role = c.Token.Roles[0]
+	}
 	role, ok := roles[req.Role]
-	if !ok {
+	switch {
+	case req.Role == "":
+		return nil, deny(RuleUnknownRole, "no role given: name the role to use")
+	case !ok:
 		return nil, deny(RuleUnknownRole, "unknown role %s", quote(req.Role))
 	}
 	if req.Type != UserCert && req.Type != HostCert {
 		return nil, deny(RuleCertTypeMismatch, "unknown certificate type %d", uint32(req.Type))
+	}
+	if req.Renew != nil {
+		req.Principals = req.Renew.Principals
+	} else if len(req.Principals) == 0 && c.Kind == CallerEnroll && c.Token != nil {
+		req.Principals = c.Token.Principals
+	}
+	// Who may use the role comes first: a caller learns nothing of a role
+	// it may not use.
+	because, why := access(req.Role, role, c, req)
+	if why != nil {
+		return nil, why
 	}
 	if role.Type != req.Type {
 		return nil, deny(RuleCertTypeMismatch, "role %s issues %s certificates, not %s certificates",
@@ -159,11 +229,20 @@ func Decide(roles map[string]Role, id Identity, req Request) (*Grant, error) {
 	if ttl > role.MaxTTL {
 		return nil, deny(RuleTTLExceedsMax, "lifetime %s exceeds max_ttl %s of role %s", ttl, role.MaxTTL, quote(req.Role))
 	}
+	if req.Renew != nil {
+		// A renewal never outlives the session it came from.
+		if end := sessionEnd(role, c); !end.IsZero() && req.Now.Add(ttl).After(end) {
+			ttl = end.Sub(req.Now).Truncate(time.Second)
+			if ttl < time.Minute {
+				return nil, deny(RuleSessionExpired, "the sign-in behind this certificate ends in under a minute; authenticate again")
+			}
+		}
+	}
 
 	var principals []string
 	var err *DenyError
 	if req.Type == UserCert {
-		principals, err = userPrincipals(req.Role, role, id, req.Principals)
+		principals, err = userPrincipals(req.Role, role, c.Identity, req.Principals)
 	} else {
 		principals, err = hostPrincipals(req.Role, role, req.Principals)
 	}
@@ -178,6 +257,7 @@ func Decide(roles map[string]Role, id Identity, req Request) (*Grant, error) {
 		TTL:             ttl,
 		CriticalOptions: map[string]string{},
 		Extensions:      map[string]string{},
+		Because:         because,
 	}
 	if req.Type == HostCert {
 		// The ssh client refuses a host certificate with any critical

@@ -348,7 +348,7 @@ func TestDecide(t *testing.T) {
 	roles := testRoles()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Decide(roles, tt.id, tt.req)
+			got, err := Decide(roles, Caller{Kind: CallerAdmin, Identity: tt.id}, tt.req)
 			if tt.wantRule != "" {
 				var de *DenyError
 				if !errors.As(err, &de) {
@@ -368,6 +368,10 @@ func TestDecide(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Decide() error = %v", err)
 			}
+			if got.Because != "admin at the CA" {
+				t.Errorf("Because = %q, want the admin rule", got.Because)
+			}
+			got.Because = ""
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("Decide() mismatch (-want +got):\n%s", diff)
 			}
@@ -380,7 +384,7 @@ func TestDecide(t *testing.T) {
 func TestDecideDoesNotAliasInputs(t *testing.T) {
 	roles := testRoles()
 	req := Request{Type: UserCert, Role: "deploy", Principals: []string{"ci"}}
-	g, err := Decide(roles, Identity{}, req)
+	g, err := Decide(roles, Caller{Kind: CallerAdmin}, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +392,7 @@ func TestDecideDoesNotAliasInputs(t *testing.T) {
 	if req.Principals[0] != "ci" {
 		t.Errorf("request principals changed to %q", req.Principals)
 	}
-	g2, err := Decide(roles, Identity{}, Request{Type: UserCert, Role: "deploy"})
+	g2, err := Decide(roles, Caller{Kind: CallerAdmin}, Request{Type: UserCert, Role: "deploy"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +404,7 @@ func TestDecideDoesNotAliasInputs(t *testing.T) {
 
 func TestDenyErrorQuotesHostileInput(t *testing.T) {
 	long := strings.Repeat("é", 100) + "\n"
-	_, err := Decide(testRoles(), Identity{}, Request{Type: UserCert, Role: long})
+	_, err := Decide(testRoles(), Caller{Kind: CallerAdmin}, Request{Type: UserCert, Role: long})
 	if err == nil {
 		t.Fatal("Decide() succeeded for an unknown role")
 	}
@@ -414,16 +418,16 @@ func TestTemplateGroupsAllowList(t *testing.T) {
 	roles := map[string]Role{"personal": {Type: UserCert, Principals: []string{"grp-{{.Groups}}"}, TemplateGroups: []string{"dev"},
 		DefaultTTL: time.Hour, MaxTTL: time.Hour}}
 	id := Identity{User: "mallory", Groups: []string{"dev", "admins"}}
-	g, err := Decide(roles, id, Request{Type: UserCert, Role: "personal"})
+	g, err := Decide(roles, Caller{Kind: CallerAdmin, Identity: id}, Request{Type: UserCert, Role: "personal"})
 	if err != nil || len(g.Principals) != 1 || g.Principals[0] != "grp-dev" {
 		t.Fatalf("all principals = %v, %v; want only grp-dev", g, err)
 	}
-	_, err = Decide(roles, id, Request{Type: UserCert, Role: "personal", Principals: []string{"grp-admins"}})
+	_, err = Decide(roles, Caller{Kind: CallerAdmin, Identity: id}, Request{Type: UserCert, Role: "personal", Principals: []string{"grp-admins"}})
 	var de *DenyError
 	if !errors.As(err, &de) || de.Rule != RulePrincipalNotAllowed {
 		t.Fatalf("grp-admins: %v, want principal-not-allowed", err)
 	}
-	_, err = Decide(roles, Identity{User: "x", Groups: []string{"admins"}}, Request{Type: UserCert, Role: "personal"})
+	_, err = Decide(roles, Caller{Kind: CallerAdmin, Identity: Identity{User: "x", Groups: []string{"admins"}}}, Request{Type: UserCert, Role: "personal"})
 	if !errors.As(err, &de) || de.Rule != RuleEmptyPrincipals {
 		t.Fatalf("no allowed group: %v, want empty-principals", err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/oidc"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
 )
@@ -32,6 +33,7 @@ import (
 const authzPolicy = `backdate: 5m
 service:
   rate_limit: 1000000
+  anonymous_rate_limit: 1000000
 roles:
   deploy:
     type: user
@@ -179,10 +181,7 @@ func expectAuthz(m authzMethod, roleName string, role authzRole, principals []st
 	if options {
 		return http.StatusBadRequest, "bad-json"
 	}
-	if host && len(principals) == 0 {
-		if m.tokenKind != store.TokenEnroll {
-			return http.StatusBadRequest, "bad-request"
-		}
+	if host && len(principals) == 0 && m.tokenKind == store.TokenEnroll {
 		principals = m.principals
 	}
 	// 3. May this caller use this role for this certificate type?
@@ -230,6 +229,9 @@ func expectAuthz(m authzMethod, roleName string, role authzRole, principals []st
 	}
 	if ttlOver {
 		return http.StatusForbidden, "ttl-exceeds-max"
+	}
+	if host && len(principals) == 0 {
+		return http.StatusForbidden, "empty-principals" // a host names itself
 	}
 	for _, p := range principals {
 		if !slices.Contains(role.principals, p) {
@@ -321,7 +323,7 @@ func (f *authzFixture) token(m authzMethod) string {
 	}
 	f.n++
 	name := fmt.Sprintf("%s-%d", m.name, f.n)
-	secret, tok, err := server.NewToken(name, m.tokenKind, m.roles, m.principals, "test", created, ttl)
+	secret, tok, err := ca.NewToken(name, m.tokenKind, m.roles, m.principals, "test", created, ttl)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -460,7 +462,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"oidc-allowed-by-user", "user", "deploy", "outside", "max", 403},
 		{"oidc-allowed-by-user", "user", "deploy", "all", "over", 403},
 		{"enroll-token", "host", "servers", "none", "max", 200}, // the token names the hosts
-		{"role-token-host-role", "host", "servers", "none", "max", 400},
+		{"role-token-host-role", "host", "servers", "none", "max", 403},
 	} {
 		found := false
 		for _, r := range rows {

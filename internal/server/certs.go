@@ -2,12 +2,12 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +19,7 @@ import (
 	"github.com/sshca/sshca/internal/config"
 	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/totp"
 )
 
 func (s *Server) handleUserCert(w http.ResponseWriter, r *http.Request) error {
@@ -30,108 +31,139 @@ func (s *Server) handleHostCert(w http.ResponseWriter, r *http.Request) error {
 }
 
 // denyRequest records a refusal in the audit log and the metrics.
-func (s *Server) denyRequest(r *http.Request, actor, role string, rule string, err error) error {
-	req := ca.Request{Role: role, Actor: actor, Details: map[string]string{"request_id": RequestID(r.Context()), "source": "service"}}
-	s.metrics.denied(role, rule)
+func (s *Server) denyRequest(r *http.Request, c policy.Caller, role string, rule string, err error) error {
+	req := ca.Request{Caller: c, Role: role, Details: map[string]string{"request_id": RequestID(r.Context()), "source": "service"}}
+	s.metrics.denied(s.roleLabel(role), rule)
 	return s.o.Authority.Deny(r.Context(), req, rule, err)
+}
+
+// roleLabel is a role name fit for a metric label: only roles of the
+// policy, so that input never creates a label.
+func (s *Server) roleLabel(role string) string {
+	if role == "" {
+		return ""
+	}
+	if _, ok := s.o.Authority.Roles[role]; ok {
+		return role
+	}
+	return "unknown"
 }
 
 func ruleOf(err error) string {
 	var he *httpError
 	var de *policy.DenyError
+	var ce *ca.CredentialError
 	switch {
 	case errors.As(err, &he):
 		return he.code
 	case errors.As(err, &de):
 		return de.Rule
+	case errors.As(err, &ce):
+		return "bad-certificate"
 	case ca.IsKeyError(err):
 		return "bad-key"
 	}
 	return "error"
 }
 
+// Field limits of a certificate request, checked before anything is
+// stored, logged or labelled.
+const (
+	maxRoleLen      = 64
+	maxPrincipalLen = 255
+	maxTTLLen       = 32
+	maxTOTPLen      = 16
+)
+
+// checkCertRequest bounds the fields of req.
+func checkCertRequest(req *api.CertRequest) error {
+	switch {
+	case len(req.Role) > maxRoleLen:
+		return badRequest("bad-request", "role is longer than %d bytes", maxRoleLen)
+	case len(req.Principals) > policy.MaxPrincipals:
+		return badRequest("too-many-principals", "at most %d principals", policy.MaxPrincipals)
+	case len(req.TOTP) > maxTOTPLen:
+		return badRequest("bad-request", "totp is longer than %d bytes", maxTOTPLen)
+	}
+	for _, p := range req.Principals {
+		if len(p) > maxPrincipalLen {
+			return badRequest("bad-principal", "a principal is longer than %d bytes", maxPrincipalLen)
+		}
+	}
+	return nil
+}
+
+func parseTTL(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	if len(v) > maxTTLLen {
+		return 0, badRequest("bad-ttl", "ttl %q... is not a positive duration", v[:maxTTLLen])
+	}
+	ttl, err := config.ParseDuration(v)
+	if err != nil || ttl <= 0 {
+		return 0, badRequest("bad-ttl", "ttl %q is not a positive duration", v)
+	}
+	return ttl, nil
+}
+
+// handleCert is the HTTPS door for new certificates: it turns the request
+// into (caller, request) for the authority, which decides, signs and audits.
 func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.CertType) error {
 	c, err := s.authenticate(r)
 	if err != nil {
-		return s.denyRequest(r, "unauthenticated", "", "unauthorized", err)
+		return s.unauthenticated(r, audit.ActionDeny, err)
 	}
-	if !s.limiter.allow(c.actor) {
-		return s.denyRequest(r, c.actor, "", "rate-limited", &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"})
+	if !s.limiter.allow(c.Actor()) {
+		return s.denyRequest(r, c, "", "rate-limited", &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"})
 	}
 	var req api.CertRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		return s.denyRequest(r, c.actor, "", ruleOf(err), err)
+		return s.denyRequest(r, c, "", ruleOf(err), err)
 	}
-	if c.token != nil && c.token.Kind == store.TokenEnroll && t == policy.HostCert {
-		// An enrollment token names its role and host names; the host need not repeat them.
-		if req.Role == "" && len(c.token.Roles) == 1 {
-			req.Role = c.token.Roles[0]
-		}
-		if len(req.Principals) == 0 {
-			req.Principals = c.token.Principals
-		}
+	if err := checkCertRequest(&req); err != nil {
+		return s.denyRequest(r, c, "", ruleOf(err), err)
 	}
-	deny := func(err error) error { return s.denyRequest(r, c.actor, req.Role, ruleOf(err), err) }
-	if req.Role == "" {
+	deny := func(err error) error { return s.denyRequest(r, c, req.Role, ruleOf(err), err) }
+	if req.Role == "" && t == policy.UserCert {
+		// The API's shape: only a host's enrollment token implies its role.
 		return deny(badRequest("bad-request", "role is required"))
-	}
-	if len(req.Principals) > policy.MaxPrincipals {
-		return deny(badRequest("too-many-principals", "at most %d principals", policy.MaxPrincipals))
 	}
 	pub, err := parseKeyLine(req.PublicKey)
 	if err != nil {
 		return deny(err)
 	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		if ttl, err = config.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-			return deny(badRequest("bad-ttl", "ttl %q is not a positive duration", req.TTL))
-		}
-	}
-	if t == policy.HostCert && len(req.Principals) == 0 {
-		return deny(badRequest("bad-request", "host certificates need principals (the host's names)"))
-	}
-	if err := s.authorizeRole(r.Context(), c, req.Role, t, req.TOTP); err != nil {
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
 		return deny(err)
 	}
-	if c.token != nil && c.token.Kind == store.TokenEnroll {
-		for _, p := range req.Principals {
-			if !slices.Contains(c.token.Principals, p) {
-				return deny(forbidden("principal-not-allowed", "enrollment token %s is not bound to host name %q", c.token.Name, p))
-			}
-		}
-	}
 	reqID := RequestID(r.Context())
-	keyID := fmt.Sprintf("%s role=%s req=%s", c.actor, req.Role, reqID)
-	caReq := ca.Request{Type: t, Role: req.Role, KeyID: keyID, Principals: req.Principals, TTL: ttl, PublicKey: pub,
-		Actor: c.actor, Identity: c.identity, Details: map[string]string{"request_id": reqID, "source": "service"}}
-	if c.token != nil && c.token.Kind == store.TokenRole {
-		// The token may come from cache: the store checks, in the transaction
-		// that records the certificate, that it is still valid.
-		caReq.TokenID = c.token.ID
-	}
-	if c.token != nil && c.token.Kind == store.TokenEnroll {
-		// One use only: consume it first; a failure to sign then costs a new token.
-		ev := audit.Entry{Time: s.now(), Actor: c.actor, Action: audit.ActionToken, Outcome: "ok", Reason: "enrollment token used",
-			Details: map[string]string{"request_id": reqID, "token": c.token.ID}}
-		if err := s.o.Store.ConsumeToken(r.Context(), c.token.ID, s.now(), ev); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return deny(unauthorized("enrollment token was already used", nil))
-			}
-			return err
-		}
-	}
+	caReq := ca.Request{Caller: c, Type: t, Role: req.Role, Principals: req.Principals, TTL: ttl, PublicKey: pub, TOTP: req.TOTP,
+		Details: map[string]string{"request_id": reqID, "source": "service"}}
 	cert, err := s.o.Authority.Sign(r.Context(), caReq)
 	if err != nil {
 		if rule := ruleOf(err); rule != "error" {
-			s.metrics.denied(req.Role, rule)
+			s.metrics.denied(s.roleLabel(req.Role), rule)
 		}
 		return err
 	}
-	s.metrics.issued(req.Role, ca.CAType(t))
+	s.metrics.issued(s.roleLabel(certRole(cert, req.Role)), ca.CAType(t))
 	noteSerial(w, cert.Serial)
 	writeJSON(w, http.StatusOK, certResponse(cert, reqID))
 	return nil
+}
+
+// certRole is the role a certificate was issued under: the one asked for,
+// or the enrollment token's (the authority fills it in).
+func certRole(cert *ssh.Certificate, asked string) string {
+	if asked != "" {
+		return asked
+	}
+	if _, rest, ok := strings.Cut(cert.KeyId, " role="); ok {
+		role, _, _ := strings.Cut(rest, " ")
+		return role
+	}
+	return ""
 }
 
 func certResponse(cert *ssh.Certificate, reqID string) api.CertResponse {
@@ -145,6 +177,11 @@ func certResponse(cert *ssh.Certificate, reqID string) api.CertResponse {
 }
 
 func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) error {
+	// Anyone may ask for a challenge: each costs a row, so they are
+	// limited per source address.
+	if err := s.admitAnonymous(r); err != nil {
+		return err
+	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return err
@@ -158,137 +195,107 @@ func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// handleRenew issues a fresh certificate to the holder of a valid one: same
-// role, principals and identity, proven by a signature over a one-time
-// challenge with the certified key.
+// provePossession checks a signature over a one-time challenge by the key
+// of a certificate line: the holder authenticates with the certificate.
+func (s *Server) provePossession(r *http.Request, certLine, challenge, signature string) (*ssh.Certificate, error) {
+	pub, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(certLine))
+	if err != nil || len(bytes.TrimSpace(rest)) > 0 {
+		return nil, badRequest("bad-certificate", "certificate is not a valid OpenSSH certificate line")
+	}
+	cert, ok := pub.(*ssh.Certificate)
+	if !ok {
+		return nil, badRequest("bad-certificate", "give the certificate, not a plain key")
+	}
+	if err := s.o.Store.TakeChallenge(r.Context(), challenge, s.now()); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, unauthorized("unknown or expired challenge", nil)
+		}
+		return nil, err
+	}
+	sigBytes, err := base64.StdEncoding.DecodeString(signature)
+	if err != nil {
+		return nil, badRequest("bad-signature", "signature is not base64")
+	}
+	var sig ssh.Signature
+	if err := ssh.Unmarshal(sigBytes, &sig); err != nil {
+		return nil, badRequest("bad-signature", "signature is not an SSH signature")
+	}
+	if sig.Format == ssh.KeyAlgoRSA {
+		return nil, unauthorized("ssh-rsa (SHA-1) signatures are not accepted", nil)
+	}
+	if err := cert.Key.Verify([]byte(api.RenewSignaturePrefix+challenge), &sig); err != nil {
+		return nil, unauthorized("proof of possession failed", err)
+	}
+	return cert, nil
+}
+
+// handleRenew is the renewal door: the holder of a certificate proves
+// possession of its key; the authority then decides the renewal as an
+// issuance by the certificate's identity under today's policy.
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req api.RenewRequest
 	if err := decodeJSON(w, r, &req); err != nil {
-		return s.denyRequest(r, "unauthenticated", "", ruleOf(err), err)
+		return s.unauthenticated(r, audit.ActionDeny, err)
 	}
-	deny := func(actor, role string, err error) error { return s.denyRequest(r, actor, role, ruleOf(err), err) }
-	pub, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(req.Certificate))
-	if err != nil || len(bytes.TrimSpace(rest)) > 0 {
-		return deny("unauthenticated", "", badRequest("bad-certificate", "certificate is not a valid OpenSSH certificate line"))
+	if len(req.TOTP) > maxTOTPLen {
+		return s.unauthenticated(r, audit.ActionDeny, badRequest("bad-request", "totp is longer than %d bytes", maxTOTPLen))
 	}
-	cert, ok := pub.(*ssh.Certificate)
-	if !ok {
-		return deny("unauthenticated", "", badRequest("bad-certificate", "give the certificate, not a plain key"))
-	}
-	if err := s.o.Store.TakeChallenge(ctx, req.Challenge, s.now()); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return deny("unauthenticated", "", unauthorized("unknown or expired challenge", nil))
-		}
-		return err
-	}
-	sigBytes, err := base64.StdEncoding.DecodeString(req.Signature)
+	cert, err := s.provePossession(r, req.Certificate, req.Challenge, req.Signature)
 	if err != nil {
-		return deny("unauthenticated", "", badRequest("bad-signature", "signature is not base64"))
-	}
-	var sig ssh.Signature
-	if err := ssh.Unmarshal(sigBytes, &sig); err != nil {
-		return deny("unauthenticated", "", badRequest("bad-signature", "signature is not an SSH signature"))
-	}
-	if sig.Format == ssh.KeyAlgoRSA {
-		return deny("unauthenticated", "", unauthorized("ssh-rsa (SHA-1) signatures are not accepted", nil))
-	}
-	if err := cert.Key.Verify([]byte(api.RenewSignaturePrefix+req.Challenge), &sig); err != nil {
-		return deny("unauthenticated", "", unauthorized("proof of possession failed", err))
-	}
-	caType := ca.CAType(policy.CertType(cert.CertType))
-	if err := s.checkOurValidCert(r, cert, caType); err != nil {
-		return deny("unauthenticated", "", err)
-	}
-	rec, err := s.o.Store.GetCert(ctx, cert.Serial)
-	if err != nil || rec.CAType != caType || rec.SubjectFingerprint != ssh.FingerprintSHA256(cert.Key) {
-		return deny("unauthenticated", "", unauthorized("certificate is not in this CA's records", err))
-	}
-	actor := rec.Requester
-	if name, ok := strings.CutPrefix(actor, "token:"); ok {
-		// A revoked token cuts off renewals of what it obtained.
-		if revoked, err := s.tokenRevoked(r, name); err != nil {
+		if ruleOf(err) == "error" {
 			return err
-		} else if revoked {
-			return deny(actor, rec.Role, unauthorized("the token that obtained this certificate was revoked", nil))
 		}
+		return s.unauthenticated(r, audit.ActionDeny, err)
 	}
-	if !s.limiter.allow(actor) {
-		return s.denyRequest(r, actor, rec.Role, "rate-limited", &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"})
+	// The proof names a certificate; its serial keys the rate limit until
+	// the authority has identified the holder.
+	if !s.limiter.allow(fmt.Sprintf("serial:%d", cert.Serial)) {
+		return s.unauthenticated(r, audit.ActionDeny, &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"})
 	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		if ttl, err = config.ParseDuration(req.TTL); err != nil || ttl <= 0 {
-			return deny(actor, rec.Role, badRequest("bad-ttl", "ttl %q is not a positive duration", req.TTL))
-		}
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		return s.unauthenticated(r, audit.ActionDeny, err)
 	}
 	reqID := RequestID(ctx)
-	user := strings.TrimPrefix(strings.TrimPrefix(actor, "oidc:"), "token:")
-	caReq := ca.Request{Type: policy.CertType(cert.CertType), Role: rec.Role,
-		KeyID:      fmt.Sprintf("%s role=%s req=%s renewed=%d", actor, rec.Role, reqID, cert.Serial),
-		Principals: rec.Principals, TTL: ttl, PublicKey: cert.Key, Actor: actor, Identity: policy.Identity{User: user},
-		Details: map[string]string{"request_id": reqID, "source": "renew", "renews": fmt.Sprint(cert.Serial)}}
-	newCert, err := s.o.Authority.Sign(ctx, caReq)
+	newCert, err := s.o.Authority.Renew(ctx, ca.RenewRequest{Cert: cert, TTL: ttl, TOTP: req.TOTP,
+		Details: map[string]string{"request_id": reqID, "source": "renew", "renews": fmt.Sprint(cert.Serial)}})
 	if err != nil {
+		if rule := ruleOf(err); rule != "error" {
+			s.metrics.denied("", rule)
+		}
 		return err
 	}
-	s.metrics.issued(rec.Role, caType)
+	role := certRole(newCert, "")
+	s.metrics.issued(s.roleLabel(role), ca.CAType(policy.CertType(newCert.CertType)))
 	noteSerial(w, newCert.Serial)
 	writeJSON(w, http.StatusOK, certResponse(newCert, reqID))
 	return nil
 }
 
-func (s *Server) tokenRevoked(r *http.Request, name string) (bool, error) {
-	toks, err := s.o.Store.ListTokens(r.Context())
-	if err != nil {
-		return false, err
-	}
-	for _, t := range toks {
-		if t.Name == name && !t.RevokedAt.IsZero() {
-			return true, nil
-		}
-	}
-	return false, nil
-}
-
 // checkOurValidCert checks that cert was signed by a live key of this CA,
-// is valid now, and is not revoked.
+// is valid now, and is not revoked (host reports).
 func (s *Server) checkOurValidCert(r *http.Request, cert *ssh.Certificate, caType string) error {
-	keys, err := s.o.Store.ListCAKeys(r.Context(), caType)
+	msg, err := s.o.Authority.CheckLive(r.Context(), cert, caType)
 	if err != nil {
 		return err
 	}
-	ours := false
-	for _, k := range keys {
-		if k.State == store.StateRetired || k.State == store.StateRevoked {
-			continue
-		}
-		if k.Fingerprint == ssh.FingerprintSHA256(cert.SignatureKey) {
-			ours = true
-		}
-	}
-	if !ours {
-		return unauthorized("certificate was not signed by a live key of this CA", nil)
-	}
-	if cert.Signature == nil || cert.Signature.Format == ssh.KeyAlgoRSA {
-		return unauthorized("certificate signature algorithm not accepted", nil)
-	}
-	checker := ssh.CertChecker{Clock: s.now, SupportedCriticalOptions: []string{"source-address", "force-command", "verify-required"}}
-	if len(cert.ValidPrincipals) == 0 {
-		return unauthorized("certificate has no principals", nil)
-	}
-	if err := checker.CheckCert(cert.ValidPrincipals[0], cert); err != nil {
-		return unauthorized("certificate is not valid now", err)
-	}
-	k, err := s.currentKRL(r, caType)
-	if err != nil {
-		return err
-	}
-	if m := k.parsed.Check(cert); m != nil {
-		return unauthorized("certificate is revoked", nil)
+	if msg != "" {
+		return unauthorized(msg, nil)
 	}
 	return nil
 }
+
+// krlRevoked is the authority's Revoked hook: the service's KRL, kept built.
+func (s *Server) krlRevoked(ctx context.Context, cert *ssh.Certificate, caType string) (bool, error) {
+	k, err := s.currentKRL(ctx, caType)
+	if err != nil {
+		return false, err
+	}
+	return k.parsed.Check(cert) != nil, nil
+}
+
+func totpURI(secret []byte, user string) string { return totp.URI(secret, "sshca", user) }
 
 // handleHostReport records what a server's agent has installed; refusals
 // are audited.

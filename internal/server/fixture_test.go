@@ -21,6 +21,7 @@ import (
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/home"
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
 )
@@ -29,6 +30,7 @@ import (
 const testPolicy = `backdate: 5m
 service:
   rate_limit: 100000
+  anonymous_rate_limit: 100000
 roles:
   deploy:
     type: user
@@ -124,7 +126,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 // token creates an API token directly in the store and returns its secret.
 func (f *fixture) token(name, kind string, roles, principals []string, created time.Time, ttl time.Duration) string {
 	f.t.Helper()
-	secret, tok, err := server.NewToken(name, kind, roles, principals, "test", created, ttl)
+	secret, tok, err := ca.NewToken(name, kind, roles, principals, "test", created, ttl)
 	if err != nil {
 		f.t.Fatal(err)
 	}

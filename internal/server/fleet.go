@@ -13,18 +13,10 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-// HostReportRequest is an agent's report, authenticated by proof of
-// possession of the host key behind a host certificate of this CA.
-type HostReportRequest struct {
-	Certificate string         `json:"certificate"`
-	Challenge   string         `json:"challenge"`
-	Signature   string         `json:"signature"`
-	Report      api.HostReport `json:"report"`
-}
 
 func (s *Server) hostReport(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
-	var req HostReportRequest
+	var req api.HostReportRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -17,6 +18,7 @@ import (
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/sshsig"
 	"github.com/sshca/sshca/internal/store"
 )
@@ -44,8 +46,7 @@ func caTypeParam(r *http.Request) (string, error) {
 
 // currentKRL returns the KRL for the store's current state, building and
 // signing it when the version or the CA keys changed.
-func (s *Server) currentKRL(r *http.Request, caType string) (*krlEntry, error) {
-	ctx := r.Context()
+func (s *Server) currentKRL(ctx context.Context, caType string) (*krlEntry, error) {
 	v, err := s.o.Store.KRLVersion(ctx, caType)
 	if err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func (s *Server) serveKRLPart(w http.ResponseWriter, r *http.Request, sig bool) 
 	if err != nil {
 		return err
 	}
-	e, err := s.currentKRL(r, caType)
+	e, err := s.currentKRL(r.Context(), caType)
 	if err != nil {
 		return err
 	}
@@ -168,21 +169,21 @@ func (s *Server) handleCAKeys(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) handleRevocation(w http.ResponseWriter, r *http.Request) error {
 	c, err := s.authenticate(r)
 	if err != nil {
-		return s.denyRequest(r, "unauthenticated", "", "unauthorized", err)
+		return s.unauthenticated(r, audit.ActionDeny, err)
 	}
-	if c.token == nil || c.token.Kind != store.TokenAdmin {
-		return s.denyRequest(r, c.actor, "", "admin-only", forbidden("admin-only", "revocations need an admin token"))
+	if err := policy.MayAdminister(c, s.now()); err != nil {
+		return s.denyRequest(r, c, "", ruleOf(err), err)
 	}
 	if err := s.revoke(w, r, c); err != nil {
 		if ruleOf(err) != "error" || errors.Is(err, ca.ErrNeverIssued) {
-			return s.refuse(r, c.actor, audit.ActionRevoke, err)
+			return s.refuse(r, c.Actor(), audit.ActionRevoke, err)
 		}
 		return err
 	}
 	return nil
 }
 
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller) error {
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	var req api.RevocationRequest
 	if err := decodeJSON(w, r, &req); err != nil {
 		return err
@@ -193,7 +194,7 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request, c *caller) error
 	if req.Type != "user" && req.Type != "host" {
 		return badRequest("bad-request", "type must be user or host")
 	}
-	rev := ca.Revocation{CAType: req.Type, Reason: req.Reason, Actor: c.actor, Force: req.Force}
+	rev := ca.Revocation{CAType: req.Type, Reason: req.Reason, Actor: c.Actor(), Force: req.Force}
 	n := 0
 	if req.Serial != 0 {
 		rev.Lo, rev.Hi = req.Serial, req.Serial

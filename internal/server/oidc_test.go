@@ -9,6 +9,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -17,6 +18,8 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/oidc"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/server"
@@ -196,9 +199,55 @@ func TestMFA(t *testing.T) {
 		wantError(t, r, http.StatusForbidden, "oidc-only")
 	})
 
+	// The attack of issue 18: a single-factor session must not bootstrap a
+	// permanent second factor.
+	t.Run("fail/totp-enroll-one-factor", func(t *testing.T) {
+		before := f.state()
+		r := f.post("/v1/totp/enroll", mint("carol", []string{"pwd"}), struct{}{})
+		wantError(t, r, http.StatusForbidden, "mfa-required")
+		if _, _, err := f.home.Store.GetTOTP(context.Background(), "carol"); err == nil {
+			t.Fatal("a one-factor session enrolled a TOTP secret")
+		}
+		if after := f.state(); after.entries != before.entries+1 {
+			t.Errorf("refusal not audited: %+v -> %+v", before, after)
+		}
+	})
+	invite := func(user string, ttl time.Duration) string {
+		t.Helper()
+		code, tok, err := ca.NewToken("totp-invite-"+user+fmt.Sprint(time.Now().UnixNano()), ca.TokenTOTPInvite, nil, []string{user}, "test", f.clock.Now(), ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := audit.Entry{Time: f.clock.Now(), Actor: "test", Action: audit.ActionToken, Outcome: "ok", Reason: "token created", Details: map[string]string{"token": tok.ID}}
+		if err := f.home.Store.CreateToken(context.Background(), tok, ev); err != nil {
+			t.Fatal(err)
+		}
+		return code
+	}
+	t.Run("fail/totp-enroll-someone-elses-invite", func(t *testing.T) {
+		r := f.post("/v1/totp/enroll", mint("carol", nil), map[string]string{"invite": invite("dave", time.Hour)})
+		wantError(t, r, http.StatusForbidden, "enrollment-code")
+	})
+	t.Run("fail/totp-enroll-expired-invite", func(t *testing.T) {
+		r := f.post("/v1/totp/enroll", mint("carol", nil), map[string]string{"invite": invite("carol", -time.Minute)})
+		wantError(t, r, http.StatusForbidden, "enrollment-code")
+	})
+	t.Run("fail/totp-enroll-forged-invite", func(t *testing.T) {
+		code := invite("carol", time.Hour)
+		r := f.post("/v1/totp/enroll", mint("carol", nil), map[string]string{"invite": code[:len(code)-4] + "AAAA"})
+		wantError(t, r, http.StatusForbidden, "enrollment-code")
+	})
+	t.Run("ok/totp-enroll-with-mfa-sign-in", func(t *testing.T) {
+		r := f.post("/v1/totp/enroll", mint("erin", []string{"pwd", "otp"}), struct{}{})
+		if r.status != http.StatusOK {
+			t.Fatalf("enroll: %d %s", r.status, r.err.Error)
+		}
+	})
+
 	var secret []byte
 	t.Run("ok/totp-enroll", func(t *testing.T) {
-		r := f.post("/v1/totp/enroll", mint("carol", nil), struct{}{})
+		code := invite("carol", time.Hour)
+		r := f.post("/v1/totp/enroll", mint("carol", nil), map[string]string{"invite": code})
 		if r.status != http.StatusOK {
 			t.Fatalf("enroll: %d %s", r.status, r.err.Error)
 		}
@@ -214,7 +263,9 @@ func TestMFA(t *testing.T) {
 		if err != nil || len(secret) == 0 {
 			t.Fatalf("secret in %q: %v", en.URI, err)
 		}
-		again := f.post("/v1/totp/enroll", mint("carol", nil), struct{}{})
+		again := f.post("/v1/totp/enroll", mint("carol", nil), map[string]string{"invite": code})
+		wantError(t, again, http.StatusForbidden, "enrollment-code") // spent
+		again = f.post("/v1/totp/enroll", mint("carol", nil), map[string]string{"invite": invite("carol", time.Hour)})
 		wantError(t, again, http.StatusConflict, "already-enrolled")
 	})
 	if secret == nil {

@@ -44,11 +44,14 @@ func (l *rateLimiter) allow(id string) bool {
 		b = &bucket{tokens: l.n, last: now}
 		l.buckets[id] = b
 	}
-	b.tokens += now.Sub(b.last).Seconds() / l.window.Seconds() * l.n
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		// A clock that steps back refills nothing (and takes nothing).
+		b.tokens += elapsed.Seconds() / l.window.Seconds() * l.n
+		b.last = now
+	}
 	if b.tokens > l.n {
 		b.tokens = l.n
 	}
-	b.last = now
 	if b.tokens < 1 {
 		return false
 	}

@@ -90,8 +90,8 @@ func TestRenew(t *testing.T) {
 		if string(nc.Key.Marshal()) != string(signer.PublicKey().Marshal()) {
 			t.Error("renewed certificate is for another key")
 		}
-		if want := fmt.Sprintf("token:ci role=deploy req=%s renewed=%d", resp.RequestID, cert.Serial); nc.KeyId != want {
-			t.Errorf("key ID %q, want %q", nc.KeyId, want)
+		if nc.KeyId != cert.KeyId || resp.KeyID != cert.KeyId {
+			t.Errorf("key ID %q, want the original %q: a renewal keeps its key ID", nc.KeyId, cert.KeyId)
 		}
 		if got := time.Duration(nc.ValidBefore-nc.ValidAfter) * time.Second; got != 20*time.Minute {
 			t.Errorf("validity %s, want 15m plus the 5m backdate", got)
@@ -187,7 +187,7 @@ func TestRenew(t *testing.T) {
 		}
 		ch := f.challenge()
 		r := renew(certLine(c2), ch, proof(t, signer, ch))
-		wantError(t, r, http.StatusUnauthorized, "unauthorized")
+		wantError(t, r, http.StatusForbidden, "token-revoked")
 		if !strings.Contains(r.err.Error, "revoked") {
 			t.Errorf("message %q does not say the token was revoked", r.err.Error)
 		}

@@ -42,6 +42,9 @@ type OIDCIdentity struct {
 	User   string
 	Groups []string
 	MFA    bool // the token's amr claim shows a second factor
+	// AuthTime is when the person authenticated (auth_time, else iat);
+	// zero for now.
+	AuthTime time.Time
 }
 
 // IDTokenVerifier checks OIDC ID tokens.
@@ -70,7 +73,8 @@ type Server struct {
 	o       Options
 	log     *slog.Logger
 	now     func() time.Time
-	limiter *rateLimiter
+	limiter *rateLimiter // per caller
+	anon    *rateLimiter // per source address, for requests without a valid credential
 	tokens  tokenCache
 	metrics *Metrics
 
@@ -93,10 +97,14 @@ func New(o Options) *Server {
 	s := &Server{
 		o: o, log: o.Logger, now: o.Now, metrics: o.Metrics,
 		limiter:  newRateLimiter(svc.RateLimit, time.Minute, o.Now),
+		anon:     newRateLimiter(svc.AnonymousRateLimit, time.Minute, o.Now),
 		krlCache: map[string]*krlEntry{},
 	}
 	if o.Authority != nil {
 		s.metrics.commitStats(o.Authority.CommitStats)
+		if o.Authority.Revoked == nil {
+			o.Authority.Revoked = s.krlRevoked
+		}
 	}
 	if o.AuditSink != nil {
 		// The authority and the store append most entries inside their own
@@ -269,6 +277,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var he *httpError
 	var de *policy.DenyError
 	var ke *ca.KeyError
+	var ce *ca.CredentialError
 	switch {
 	case errors.As(err, &he):
 		status, msg, code = he.status, he.msg, he.code
@@ -276,6 +285,8 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		status, msg, code = http.StatusForbidden, de.Error(), de.Rule
 	case errors.As(err, &ke):
 		status, msg, code = http.StatusBadRequest, ke.Error(), "bad-key"
+	case errors.As(err, &ce):
+		status, msg, code = http.StatusUnauthorized, strings.TrimPrefix(ce.Error(), "ca: "), "unauthorized"
 	case errors.Is(err, ca.ErrNeverIssued):
 		// The domain's message names the CLI flag; the API's switch is a field.
 		msg = strings.ReplaceAll(oneLine(err.Error()), "use --force", `set "force": true`)

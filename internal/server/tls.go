@@ -4,11 +4,9 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -18,15 +16,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/atomicfile"
 )
 
 // CertFingerprint is the SHA-256 of a certificate's DER, as
 // "SHA256:<base64>", which clients pin with --ca-fingerprint.
-func CertFingerprint(der []byte) string {
-	sum := sha256.Sum256(der)
-	return "SHA256:" + base64.RawStdEncoding.EncodeToString(sum[:])
-}
+func CertFingerprint(der []byte) string { return api.CertFingerprint(der) }
 
 // LoadOrCreateTLS loads the operator's certificate, or the self-signed one
 // kept in dir, creating it on first start.
@@ -77,24 +73,3 @@ func LoadOrCreateTLS(certFile, keyFile, dir string, hosts []string) (tls.Certifi
 	return tls.LoadX509KeyPair(certFile, keyFile)
 }
 
-// PinnedTLSConfig returns a client TLS config that accepts exactly the server
-// certificate with the given fingerprint ("SHA256:..."); with an empty
-// fingerprint the system roots are used.
-func PinnedTLSConfig(fingerprint string) *tls.Config {
-	if fingerprint == "" {
-		return &tls.Config{MinVersion: tls.VersionTLS12}
-	}
-	return &tls.Config{
-		MinVersion:         tls.VersionTLS12,
-		InsecureSkipVerify: true, // replaced by the pin check below
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if len(cs.PeerCertificates) == 0 {
-				return errors.New("tls: server sent no certificate")
-			}
-			if got := CertFingerprint(cs.PeerCertificates[0].Raw); got != fingerprint {
-				return fmt.Errorf("tls: server certificate is %s, not the pinned %s", got, fingerprint)
-			}
-			return nil
-		},
-	}
-}

@@ -30,7 +30,7 @@ type proxy struct {
 func newProxy(t *testing.T, svc *service) *proxy {
 	t.Helper()
 	p := &proxy{}
-	upstream := &http.Client{Transport: &http.Transport{TLSClientConfig: server.PinnedTLSConfig(svc.FP)}}
+	upstream := &http.Client{Transport: &http.Transport{TLSClientConfig: client.PinnedTLSConfig(svc.FP)}}
 	t.Cleanup(upstream.CloseIdleConnections)
 	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
