@@ -93,8 +93,8 @@ type Error struct {
 // HostReportRequest is an agent's report, authenticated by proof of
 // possession of the host key behind a host certificate of this CA.
 type HostReportRequest struct {
-	Certificate string         `json:"certificate"`
-	Challenge   string         `json:"challenge"`
-	Signature   string         `json:"signature"`
+	Certificate string     `json:"certificate"`
+	Challenge   string     `json:"challenge"`
+	Signature   string     `json:"signature"`
 	Report      HostReport `json:"report"`
 }

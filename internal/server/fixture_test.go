@@ -20,8 +20,8 @@ import (
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
-	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
 )

@@ -13,7 +13,6 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-
 func (s *Server) hostReport(w http.ResponseWriter, r *http.Request) error {
 	ctx := r.Context()
 	var req api.HostReportRequest

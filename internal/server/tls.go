@@ -72,4 +72,3 @@ func LoadOrCreateTLS(certFile, keyFile, dir string, hosts []string) (tls.Certifi
 	}
 	return tls.LoadX509KeyPair(certFile, keyFile)
 }
-
