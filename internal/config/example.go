@@ -28,6 +28,12 @@ roles:
     max_ttl: 12h                    # longest lifetime a request may have
     extensions: [permit-pty, permit-port-forwarding]     # the whole set; nothing else is granted
     source_address: [10.0.0.0/8, 192.168.0.0/16]         # optional critical option: usable only from there
+    # Through the service (sshca serve), who may use the role, and how its
+    # certificates renew. The admin at this CLI may use every role.
+    # allow: {users: [alice], groups: [deployers]}       # people signed in with SSO
+    # require_mfa: true             # a second factor (OIDC amr or TOTP); API tokens then cannot use it
+    # renewal: service              # service (default) | any (also CLI-signed) | none
+    # max_session: 7d               # renewals end this long after the sign-in (default 7d)
 
   # Backup jobs that may run nothing but rsync.
   rsync:
