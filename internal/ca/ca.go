@@ -54,10 +54,6 @@ type Authority struct {
 	Now      func() time.Time
 	Rand     io.Reader
 	Log      *slog.Logger
-	// Revoked, when set, tells whether a certificate presented for renewal
-	// is in the current KRL of caType (the service keeps its KRL built);
-	// without it, Renew builds the KRL from the store.
-	Revoked func(ctx context.Context, cert *ssh.Certificate, caType string) (bool, error)
 
 	mu      sync.Mutex
 	signers map[string]ssh.Signer // by CA fingerprint
@@ -65,6 +61,7 @@ type Authority struct {
 
 	serials serialPool
 	commits committer
+	krls    krlCache
 }
 
 // activeKeyTTL is how long the active generation is trusted from cache. A

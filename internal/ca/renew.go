@@ -111,21 +111,13 @@ func (a *Authority) CheckLive(ctx context.Context, cert *ssh.Certificate, caType
 	return "", nil
 }
 
-// revoked checks cert against the KRL of caType: the Revoked hook when set
-// (the service keeps its KRL built), else a KRL built from the store.
+// revoked checks cert against the current KRL of caType.
 func (a *Authority) revoked(ctx context.Context, cert *ssh.Certificate, caType string) (bool, error) {
-	if a.Revoked != nil {
-		return a.Revoked(ctx, cert, caType)
-	}
-	ks, ok := a.Store.(KRLStore)
-	if !ok {
-		return false, errors.New("ca: the store cannot build a KRL to check revocations")
-	}
-	k, err := BuildKRL(ctx, ks, caType, a.now())
+	k, err := a.CurrentKRL(ctx, caType)
 	if err != nil {
 		return false, err
 	}
-	return k.Check(cert) != nil, nil
+	return k.Parsed.Check(cert) != nil, nil
 }
 
 // lineageCaller rebuilds the caller a certificate was issued to, with the

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -284,15 +283,6 @@ func (s *Server) checkOurValidCert(r *http.Request, cert *ssh.Certificate, caTyp
 		return unauthorized(msg, nil)
 	}
 	return nil
-}
-
-// krlRevoked is the authority's Revoked hook: the service's KRL, kept built.
-func (s *Server) krlRevoked(ctx context.Context, cert *ssh.Certificate, caType string) (bool, error) {
-	k, err := s.currentKRL(ctx, caType)
-	if err != nil {
-		return false, err
-	}
-	return k.parsed.Check(cert) != nil, nil
 }
 
 func totpURI(secret []byte, user string) string { return totp.URI(secret, "sshca", user) }

@@ -3,35 +3,20 @@ package server
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
-	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/policy"
-	"github.com/sshca/sshca/internal/sshsig"
 	"github.com/sshca/sshca/internal/store"
 )
-
-// krlEntry is a built, signed KRL for one state of the store.
-type krlEntry struct {
-	key    string // version + CA key set it was built from
-	data   []byte
-	sig    []byte
-	etag   string
-	date   time.Time
-	parsed *krl.KRL
-}
 
 func caTypeParam(r *http.Request) (string, error) {
 	t := r.URL.Query().Get("type")
@@ -44,53 +29,13 @@ func caTypeParam(r *http.Request) (string, error) {
 	return t, nil
 }
 
-// currentKRL returns the KRL for the store's current state, building and
-// signing it when the version or the CA keys changed.
-func (s *Server) currentKRL(ctx context.Context, caType string) (*krlEntry, error) {
-	v, err := s.o.Store.KRLVersion(ctx, caType)
+// currentKRL returns the authority's current KRL of caType and exports its version.
+func (s *Server) currentKRL(ctx context.Context, caType string) (*ca.PublishedKRL, error) {
+	e, err := s.o.Authority.CurrentKRL(ctx, caType)
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.o.Store.ListCAKeys(ctx, caType)
-	if err != nil {
-		return nil, err
-	}
-	var kb strings.Builder
-	fmt.Fprintf(&kb, "%d", v)
-	for _, k := range keys {
-		fmt.Fprintf(&kb, "|%d:%s:%s", k.Generation, k.State, k.Fingerprint)
-	}
-	cacheKey := kb.String()
-	s.krlMu.Lock()
-	defer s.krlMu.Unlock()
-	if e := s.krlCache[caType]; e != nil && e.key == cacheKey {
-		return e, nil
-	}
-	k, err := ca.BuildKRL(ctx, s.o.Store, caType, s.now())
-	if err != nil {
-		return nil, err
-	}
-	data, err := ca.MarshalKRL(k)
-	if err != nil {
-		return nil, err
-	}
-	active, err := ca.ActiveKey(ctx, s.o.Store, caType)
-	if err != nil {
-		return nil, err
-	}
-	sgn, err := s.o.Authority.Signer(ctx, active)
-	if err != nil {
-		return nil, err
-	}
-	sig, err := sshsig.Sign(sgn, sshsig.Namespace, bytes.NewReader(data))
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(data)
-	e := &krlEntry{key: cacheKey, data: data, sig: sig, etag: `"` + hex.EncodeToString(sum[:16]) + `"`,
-		date: time.Unix(int64(k.GeneratedDate), 0).UTC(), parsed: k}
-	s.krlCache[caType] = e
-	s.metrics.krlVersion(caType, k.Version)
+	s.metrics.krlVersion(caType, e.Parsed.Version)
 	return e, nil
 }
 
@@ -103,24 +48,24 @@ func (s *Server) serveKRLPart(w http.ResponseWriter, r *http.Request, sig bool) 
 	if err != nil {
 		return err
 	}
-	etag := e.etag
+	etag := e.ETag
 	if sig {
 		etag = strings.TrimSuffix(etag, `"`) + `-sig"`
 	}
 	w.Header().Set("ETag", etag)
-	w.Header().Set("Last-Modified", e.date.Format(http.TimeFormat))
+	w.Header().Set("Last-Modified", e.Date.Format(http.TimeFormat))
 	w.Header().Set("Cache-Control", "no-cache")
-	w.Header().Set("X-KRL-Version", strconv.FormatUint(e.parsed.Version, 10))
+	w.Header().Set("X-KRL-Version", strconv.FormatUint(e.Parsed.Version, 10))
 	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
 		w.WriteHeader(http.StatusNotModified)
 		return nil
 	}
 	if sig {
 		w.Header().Set("Content-Type", "text/plain")
-		_, err = w.Write(e.sig)
+		_, err = w.Write(e.Sig)
 	} else {
 		w.Header().Set("Content-Type", "application/octet-stream")
-		_, err = w.Write(e.data)
+		_, err = w.Write(e.Data)
 	}
 	return err
 }

@@ -17,7 +17,6 @@ import (
 	"mime"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/crypto/ssh"
@@ -77,9 +76,6 @@ type Server struct {
 	anon    *rateLimiter // per source address, for requests without a valid credential
 	tokens  tokenCache
 	metrics *Metrics
-
-	krlMu    sync.Mutex
-	krlCache map[string]*krlEntry // by CA type
 }
 
 // New returns a Server.
@@ -98,13 +94,9 @@ func New(o Options) *Server {
 		o: o, log: o.Logger, now: o.Now, metrics: o.Metrics,
 		limiter:  newRateLimiter(svc.RateLimit, time.Minute, o.Now),
 		anon:     newRateLimiter(svc.AnonymousRateLimit, time.Minute, o.Now),
-		krlCache: map[string]*krlEntry{},
 	}
 	if o.Authority != nil {
 		s.metrics.commitStats(o.Authority.CommitStats)
-		if o.Authority.Revoked == nil {
-			o.Authority.Revoked = s.krlRevoked
-		}
 	}
 	if o.AuditSink != nil {
 		// The authority and the store append most entries inside their own
