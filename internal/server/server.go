@@ -92,8 +92,8 @@ func New(o Options) *Server {
 	svc := o.Config.ServiceOrDefault()
 	s := &Server{
 		o: o, log: o.Logger, now: o.Now, metrics: o.Metrics,
-		limiter:  newRateLimiter(svc.RateLimit, time.Minute, o.Now),
-		anon:     newRateLimiter(svc.AnonymousRateLimit, time.Minute, o.Now),
+		limiter: newRateLimiter(svc.RateLimit, time.Minute, o.Now),
+		anon:    newRateLimiter(svc.AnonymousRateLimit, time.Minute, o.Now),
 	}
 	if o.Authority != nil {
 		s.metrics.commitStats(o.Authority.CommitStats)
