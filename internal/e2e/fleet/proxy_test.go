@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sshca/sshca/internal/client"
 	"github.com/sshca/sshca/internal/server"
 )
 
