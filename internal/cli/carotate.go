@@ -340,7 +340,7 @@ func (e *env) newCAKeyFile(h *home.Home, keys []store.CAKey, caType string, gen 
 			return store.CAKey{}, withHint(errors.New("the home's CA keys are encrypted; the new key must be too"), "give --passphrase-file")
 		}
 		var err error
-		if pass, err = readPassphrase(pf); err != nil {
+		if pass, err = readNewPassphraseFile(pf, true); err != nil {
 			return store.CAKey{}, err
 		}
 	}

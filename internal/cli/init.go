@@ -34,11 +34,11 @@ func newInitCommand() *command {
 			var pass []byte
 			if passFile != "" {
 				var err error
-				if pass, err = readPassphrase(passFile); err != nil {
+				if pass, err = readNewPassphraseFile(passFile, false); err != nil {
 					return err
 				}
 			}
-			err := home.Init(e.ctx, e.home, home.InitOptions{KeyType: keyType, Passphrase: pass, Actor: e.actor(), Database: e.database})
+			err := home.Init(e.ctx, e.home, home.InitOptions{KeyType: keyType, Passphrase: pass, Actor: e.actor(), Database: e.database, Notice: e.notice})
 			if errors.Is(err, home.ErrExists) {
 				return withHint(err, "sshca never overwrites a CA; choose another --home")
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/postgres"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/store/sqlstore"
 )
 
 // File names inside a home.
@@ -50,15 +51,20 @@ type InitOptions struct {
 	Now        func() time.Time
 	// Database is a PostgreSQL URL; empty means the embedded SQLite file.
 	Database string
+	// Notice is told what Init changed that the operator did not ask for
+	// (an existing directory made private); nil discards it.
+	Notice func(string)
 }
 
 // openStore opens PostgreSQL when url is set, else the home's SQLite file.
-func openStore(ctx context.Context, dir, url string) (store.ServiceStore, error) {
+func openStore(ctx context.Context, dir, url string) (*sqlstore.DB, error) {
 	if url != "" {
 		return postgres.Open(ctx, url)
 	}
 	return sqlite.Open(ctx, filepath.Join(dir, DBFile))
 }
+
+func discard(string) {}
 
 // Init creates a new home at dir: policy file, user and host CA keys, database.
 // It refuses a directory that already holds any of them.
@@ -72,16 +78,30 @@ func Init(ctx context.Context, dir string, o InitOptions) error {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Notice == nil {
+		o.Notice = discard
+	}
+	if len(o.Passphrase) > 0 {
+		if err := signer.CheckNewPassphrase(o.Passphrase); err != nil {
+			return err
+		}
+	}
 	for _, name := range []string{ConfigFile, DBFile, KeyDir} {
 		if _, err := os.Lstat(filepath.Join(dir, name)); err == nil {
 			return fmt.Errorf("%s: %w (%s exists)", dir, ErrExists, name)
 		}
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return fmt.Errorf("create home: %w", err)
 	}
-	if err := os.Mkdir(filepath.Join(dir, KeyDir), 0o700); err != nil {
+	if err := makeDirPrivate(dir, o.Notice); err != nil {
+		return err
+	}
+	if err := os.Mkdir(filepath.Join(dir, KeyDir), dirMode); err != nil {
 		return fmt.Errorf("create home: %w", err)
+	}
+	if _, _, err := createSecretsKey(secretsKeyPath(dir), o.Rand); err != nil {
+		return err
 	}
 	var keys []store.CAKey
 	for _, t := range caTypes {
@@ -144,6 +164,10 @@ type Options struct {
 	// AgentSock is the ssh-agent socket for CA keys held by an agent
 	// (usually $SSH_AUTH_SOCK).
 	AgentSock string
+	// Notice is told what opening changed that the operator should know
+	// of (modes tightened, a secrets key created, secrets encrypted); nil
+	// discards it.
+	Notice func(string)
 }
 
 // Home is an opened CA home.
@@ -176,15 +200,35 @@ func Open(ctx context.Context, dir string, o Options) (*Home, error) {
 			return nil, fmt.Errorf("%s is not an sshca home (no %s); run `sshca init` first", dir, DBFile)
 		}
 	}
-	st, err := openStore(ctx, dir, dbURL)
-	if err != nil {
-		return nil, err
-	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
 	if o.Rand == nil {
 		o.Rand = rand.Reader
+	}
+	if o.Notice == nil {
+		o.Notice = discard
+	}
+	// Whoever made them, and under whatever umask, the home and keys/ are
+	// 0700 and the database files 0600 once sshca has opened the home.
+	for _, d := range []string{dir, filepath.Join(dir, KeyDir)} {
+		if err := makeDirPrivate(d, o.Notice); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if dbURL == "" {
+		if err := makeDBPrivate(filepath.Join(dir, DBFile), o.Notice); err != nil {
+			return nil, err
+		}
+	}
+	db, err := openStore(ctx, dir, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	st, err := encryptStore(ctx, dir, db, o.Rand, o.Notice)
+	if err != nil {
+		db.Close()
+		return nil, err
 	}
 	h := &Home{Dir: dir, Config: cfg, Store: st}
 	var pass []byte

@@ -18,7 +18,7 @@ func FuzzParsePrivate(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		for _, pass := range [][]byte{nil, []byte("secret")} {
+		for _, pass := range [][]byte{nil, []byte("fuzz-seed-passphrase")} {
 			data, err := MarshalPrivate(priv, "seed", pass)
 			if err != nil {
 				f.Fatal(err)

@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -63,13 +64,40 @@ func Generate(keyType string, rand io.Reader) (crypto.Signer, error) {
 	return nil, fmt.Errorf("signer: unknown key type %q (want one of %s)", keyType, strings.Join(keyTypes, ", "))
 }
 
+// MinPassphraseLen is the fewest characters a passphrase that encrypts a new
+// CA key may have. bcrypt-pbkdf slows each guess down, but a CA key file
+// that leaks can be attacked offline for as long as the attacker likes; 12
+// characters drawn at random from letters and digits are about 71 bits,
+// out of reach, while a word or two is not. Existing keys encrypted with a
+// shorter passphrase still open (see ParsePrivate): the rule applies when a
+// passphrase is set, so no home is locked out.
+const MinPassphraseLen = 12
+
+// ErrShortPassphrase is returned when a new key would be encrypted with a
+// passphrase shorter than MinPassphraseLen.
+var ErrShortPassphrase = fmt.Errorf("signer: passphrase shorter than %d characters", MinPassphraseLen)
+
+// CheckNewPassphrase refuses a passphrase too short to encrypt a new key.
+// It counts characters (UTF-8 code points), not bytes, and never reports
+// the passphrase or its length.
+func CheckNewPassphrase(passphrase []byte) error {
+	if utf8.RuneCount(passphrase) < MinPassphraseLen {
+		return ErrShortPassphrase
+	}
+	return nil
+}
+
 // MarshalPrivate encodes key in the OpenSSH private-key format; with a
 // non-empty passphrase the key is encrypted (aes256-ctr, bcrypt-pbkdf) so
-// that ssh-keygen can read it too.
+// that ssh-keygen can read it too. A non-empty passphrase shorter than
+// MinPassphraseLen is refused with ErrShortPassphrase.
 func MarshalPrivate(key crypto.Signer, comment string, passphrase []byte) ([]byte, error) {
 	var block *pem.Block
 	var err error
 	if len(passphrase) > 0 {
+		if err := CheckNewPassphrase(passphrase); err != nil {
+			return nil, err
+		}
 		block, err = ssh.MarshalPrivateKeyWithPassphrase(key, comment, passphrase)
 	} else {
 		block, err = ssh.MarshalPrivateKey(key, comment)

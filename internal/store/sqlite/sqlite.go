@@ -148,10 +148,16 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
-	// The database holds TOTP secrets and token hashes: create it private.
-	// SQLite creates its -wal and -shm files with the database's mode.
+	// The database holds token hashes, TOTP secrets (encrypted) and the
+	// audit chain: it is the owner's only, whoever creates it, under any
+	// umask. SQLite gives its -wal, -shm and -journal files the database's
+	// mode, so a private database keeps them private; files left broader
+	// by an older sshca are tightened before and after opening.
 	if f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o600); err == nil {
 		f.Close()
+	}
+	if _, err := MakePrivate(path); err != nil {
+		return nil, err
 	}
 	dsn := "file:" + path + "?" + q.Encode()
 	db, err := sql.Open("sqlite", dsn)
@@ -169,5 +175,49 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
+	// The first connection has made the -wal and -shm files.
+	if _, err := MakePrivate(path); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return sqlstore.New(db, dialect), nil
+}
+
+// Files returns the database file at path and the files SQLite keeps
+// beside it (write-ahead log, shared memory index, rollback journal).
+func Files(path string) []string {
+	return []string{path, path + "-wal", path + "-shm", path + "-journal"}
+}
+
+// Tightened is a file whose mode MakePrivate changed.
+type Tightened struct {
+	Path string
+	Was  os.FileMode
+}
+
+// MakePrivate makes the database at path and each of its files that exist
+// mode 0600 when group or others have any access to them, and returns the
+// ones it changed. A file it cannot change (owned by someone else) is an
+// error: the database must not be left readable.
+func MakePrivate(path string) ([]Tightened, error) {
+	var changed []Tightened
+	for _, p := range Files(path) {
+		fi, err := os.Stat(p) // a symlink (to another disk, say) is followed, as SQLite does
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return changed, fmt.Errorf("sqlite: %w", err)
+		}
+		if !fi.Mode().IsRegular() {
+			return changed, fmt.Errorf("sqlite: %s is not a regular file (%s)", p, fi.Mode().Type())
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return changed, fmt.Errorf("sqlite: %s has mode %04o and cannot be made private: %w", p, perm, err)
+			}
+			changed = append(changed, Tightened{Path: p, Was: perm})
+		}
+	}
+	return changed, nil
 }

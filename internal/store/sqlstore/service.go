@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
@@ -121,11 +122,24 @@ func (s *DB) ConsumeToken(ctx context.Context, id string, at time.Time, ev audit
 	})
 }
 
-// PutTOTP enrolls identity.
+// A TOTP secret is kept in the totp.secret column as text, in one of two
+// forms: base64 of the raw secret (clear: written by releases before
+// secrets were encrypted, and by a DB used without a secrets key, as the
+// conformance tests do), or totpSealedPrefix and base64 of the secret
+// sealed under a key outside the database (EncryptedDB).
+const totpSealedPrefix = "aes256gcm:"
+
+// PutTOTP enrolls identity. A bare DB stores the secret in clear; sshca
+// itself opens stores through EncryptTOTP, whose PutTOTP encrypts it.
 func (s *DB) PutTOTP(ctx context.Context, identity string, secret []byte, ev audit.Entry) error {
+	return s.putTOTP(ctx, identity, base64.StdEncoding.EncodeToString(secret), ev)
+}
+
+// putTOTP inserts identity's row with the secret column as given.
+func (s *DB) putTOTP(ctx context.Context, identity, column string, ev audit.Entry) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO totp (identity, secret, last_step, created_us) VALUES (?, ?, 0, ?)`),
-			identity, base64.StdEncoding.EncodeToString(secret), micros(time.Now()))
+			identity, column, micros(time.Now()))
 		if err != nil {
 			if s.d.IsUniqueViolation(err) {
 				return fmt.Errorf("store: TOTP for %s: %w", identity, store.ErrExists)
@@ -137,22 +151,44 @@ func (s *DB) PutTOTP(ctx context.Context, identity string, secret []byte, ev aud
 	})
 }
 
-// GetTOTP returns identity's secret and last used step.
+// GetTOTP returns identity's secret and last used step. A bare DB reads
+// secrets stored in clear only; an encrypted one needs EncryptedDB.
 func (s *DB) GetTOTP(ctx context.Context, identity string) ([]byte, uint64, error) {
-	var sec string
+	col, last, err := s.getTOTP(ctx, identity)
+	if err != nil {
+		return nil, 0, err
+	}
+	if strings.HasPrefix(col, totpSealedPrefix) {
+		return nil, 0, fmt.Errorf("store: TOTP secret of %s is encrypted, and this store was opened without the secrets key", identity)
+	}
+	b, err := decodeClearTOTP(identity, col)
+	if err != nil {
+		return nil, 0, err
+	}
+	return b, last, nil
+}
+
+// getTOTP returns identity's secret column as stored, and its last step.
+func (s *DB) getTOTP(ctx context.Context, identity string) (string, uint64, error) {
+	var col string
 	var last int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT secret, last_step FROM totp WHERE identity = ?`), identity).Scan(&sec, &last)
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT secret, last_step FROM totp WHERE identity = ?`), identity).Scan(&col, &last)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, 0, fmt.Errorf("store: TOTP for %s: %w", identity, store.ErrNotFound)
+		return "", 0, fmt.Errorf("store: TOTP for %s: %w", identity, store.ErrNotFound)
 	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: get TOTP: %w", err)
+		return "", 0, fmt.Errorf("store: get TOTP: %w", err)
 	}
-	b, err := base64.StdEncoding.DecodeString(sec)
-	if err != nil {
-		return nil, 0, fmt.Errorf("store: TOTP for %s: bad secret", identity)
+	return col, uint64(last), nil
+}
+
+// decodeClearTOTP decodes a secret column stored in clear.
+func decodeClearTOTP(identity, col string) ([]byte, error) {
+	b, err := base64.StdEncoding.DecodeString(col)
+	if err != nil || len(b) == 0 {
+		return nil, fmt.Errorf("store: TOTP for %s: bad secret", identity)
 	}
-	return b, uint64(last), nil
+	return b, nil
 }
 
 // AdvanceTOTP records a used step; a step not above the last is a replay.
