@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/store/postgres/pgtest"
 )
 
 // sshcaBin is the sshca binary, built by TestMain (the service's real output
@@ -21,6 +22,6 @@ var sshcaBin e2etest.Binary
 
 func TestMain(m *testing.M) {
 	_, _ = sshcaBin.Build() // a failure fails the tests that need the binary
-	m.Run()
+	pgtest.Main(m)          // runs the tests, then stops PostgreSQL if one was started
 	sshcaBin.Remove()
 }
