@@ -65,10 +65,20 @@ type Service struct {
 
 // OIDC configures the identity provider whose ID tokens the service accepts.
 type OIDC struct {
-	Issuer      string `yaml:"issuer"`
-	ClientID    string `yaml:"client_id"`
-	Audience    string `yaml:"audience,omitempty"`     // default client_id
-	UserClaim   string `yaml:"user_claim,omitempty"`   // default preferred_username
+	Issuer   string `yaml:"issuer"`
+	ClientID string `yaml:"client_id"`
+	Audience string `yaml:"audience,omitempty"` // default client_id
+	// UserClaim names the ID token claim that is the identity matched by
+	// roles' allow.users and put in key IDs; default "sub". sub is the safe
+	// choice: the issuer never reassigns it and users cannot edit it (OpenID
+	// Connect Core 1.0 section 5.7). "email" is accepted only from tokens
+	// whose email_verified is true, since an unverified address is whatever
+	// the user typed. Other claims (preferred_username, name, upn) are used
+	// as the issuer sends them; at many issuers users can edit them and so
+	// take over another person's name, so choose one only if the issuer
+	// does not allow that. Whatever the claim, its value must be a valid
+	// principal or the token is refused.
+	UserClaim   string `yaml:"user_claim,omitempty"`
 	GroupsClaim string `yaml:"groups_claim,omitempty"` // default groups
 }
 

@@ -666,7 +666,7 @@ func newHTTPFixture(t *testing.T) *httpFixture {
 		t.Fatal(err)
 	}
 	f.vars["$PUB_LINE"] = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(subj.PublicKey())))
-	f.vars["$SSO_TOKEN_NO_MFA"] = iss.Mint(map[string]any{"preferred_username": "alice"}, "ES256")
+	f.vars["$SSO_TOKEN_NO_MFA"] = iss.Mint(map[string]any{"sub": "alice"}, "ES256")
 	// One certificate and one revocation, so that "unchanged" is checked
 	// against a store that is not empty.
 	if _, err := h.Authority.Sign(ctx, ca.Request{Type: policy.UserCert, Role: "deploy", KeyID: "baseline", PublicKey: subj.PublicKey(), Caller: ca.Admin("hostile")}); err != nil {

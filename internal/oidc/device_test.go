@@ -34,7 +34,7 @@ func TestDeviceFlow(t *testing.T) {
 	t.Parallel()
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, nil)
-	claims := map[string]any{"preferred_username": "alice", "groups": []string{"ops"}, "amr": []string{"pwd", "otp"}}
+	claims := map[string]any{"sub": "alice", "groups": []string{"ops"}, "amr": []string{"pwd", "otp"}}
 	tests := []struct {
 		name    string
 		decide  func(userCode string)
@@ -44,7 +44,7 @@ func TestDeviceFlow(t *testing.T) {
 		wantErr error
 	}{
 		{name: "ok/pending then approved", decide: func(c string) { iss.ApproveDevice(c, claims) }, waitFor: true,
-			want: &Identity{Subject: oidctest.DefaultSubject, User: "alice", Groups: []string{"ops"}, AMR: []string{"pwd", "otp"}}},
+			want: &Identity{Subject: "alice", User: "alice", Groups: []string{"ops"}, AMR: []string{"pwd", "otp"}}},
 		{name: "fail/denied", decide: iss.DenyDevice, wantErr: ErrAccessDenied},
 		{name: "fail/expired", decide: iss.ExpireDevice, wantErr: ErrDeviceExpired},
 		{name: "fail/canceled while pending", cancel: true, waitFor: true, wantErr: context.Canceled},

@@ -1,7 +1,7 @@
 // Package oidc authenticates people for the certificate service with OpenID
 // Connect: it verifies ID tokens from one configured issuer (discovery, JWKS
-// with key rotation, signature, iss, aud, exp/nbf) and turns them into an
-// Identity, and it obtains ID tokens on the user's side with the OAuth 2.0
+// with key rotation, signature, iss, aud and azp, exp/nbf/iat and a bounded
+// lifetime) and turns them into an Identity, and it obtains ID tokens on the user's side with the OAuth 2.0
 // device authorization grant (RFC 8628), which works over SSH and on headless
 // machines.
 //
@@ -36,12 +36,35 @@ var (
 	ErrAudience     = errors.New("oidc: wrong audience")
 	ErrExpired      = errors.New("oidc: token expired")
 	ErrNotYetValid  = errors.New("oidc: token not yet valid")
+	ErrLifetime     = errors.New("oidc: token lifetime too long")
 	ErrUserClaim    = errors.New("oidc: missing or invalid user claim")
 	ErrClaim        = errors.New("oidc: invalid claim")
 )
 
 // Leeway is the clock skew tolerated on exp and nbf.
 const Leeway = 30 * time.Second
+
+// MaxIssuedAtSkew is how far in the future a token's iat may be. An issuer
+// whose clock runs ahead by more than this is misconfigured; a token stamped
+// later than that was made for later use (or by someone who can sign), and
+// accepting it would stretch its real lifetime beyond what exp - iat shows.
+const MaxIssuedAtSkew = time.Minute
+
+// MaxLifetime bounds exp - iat. ID tokens are meant to live minutes (most
+// issuers: 5 minutes to 1 hour); one that lives longer than a day is either a
+// misconfigured issuer or a forged or replayed credential, and a captured one
+// would open the service for that long. Tokens without iat are refused
+// (OpenID Connect Core 1.0 section 2 makes it required), so the bound always
+// applies.
+const MaxLifetime = 24 * time.Hour
+
+// DefaultUserClaim is the claim that names the identity when Config.UserClaim
+// is empty. OpenID Connect Core 1.0 section 5.7 says that only iss and sub
+// together identify a user stably: sub is never reassigned and users cannot
+// edit it, whereas preferred_username, name and (at some issuers) email can
+// be changed by the user, so another person could take over a name that a
+// role's allow list grants.
+const DefaultUserClaim = "sub"
 
 // DefaultRefreshInterval is the least time between two JWKS fetches that
 // tokens with unknown key IDs may trigger.
@@ -57,13 +80,18 @@ type Config struct {
 	// accepted only for a loopback host (tests).
 	Issuer string
 	// ClientID is the OAuth client that requests the tokens (sshca login).
+	// A token's azp, when present, must equal it (or Audience when ClientID
+	// is empty); a token with several audiences must carry an azp.
 	ClientID string
 	// Audience is the aud every ID token must contain; default ClientID.
 	Audience string
-	// UserClaim names the top-level claim that holds the identity, e.g.
-	// "email" or "sub"; default "preferred_username". It must be a non-empty
-	// string in every token. With "email", a token whose email_verified is
-	// false is refused.
+	// UserClaim names the top-level claim that holds the identity; default
+	// DefaultUserClaim ("sub"), the one claim users can never change. It must
+	// be a non-empty string in every token. With "email", a token is accepted
+	// only when its email_verified claim is true (a boolean, or the string
+	// "true" some issuers send): an unverified address is anyone's to type.
+	// Any other claim (e.g. "preferred_username") is taken as the issuer
+	// sends it; choose one only if the issuer does not let users edit it.
 	UserClaim string
 	// GroupsClaim names the top-level claim that lists the groups; default
 	// "groups". Absent or null means no groups; otherwise it must be an array
@@ -116,7 +144,7 @@ func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
 		c.Audience = c.ClientID
 	}
 	if c.UserClaim == "" {
-		c.UserClaim = "preferred_username"
+		c.UserClaim = DefaultUserClaim
 	}
 	if c.GroupsClaim == "" {
 		c.GroupsClaim = "groups"
@@ -197,9 +225,12 @@ type sigErrKey struct{}
 // order: the JWS form and algorithm (one the issuer advertises and go-oidc
 // supports: RS/PS/ES 256-512, EdDSA; never "none" or HMAC), the signature
 // against the issuer's JWKS (fetched again, at most once per
-// RefreshInterval, when the key ID is unknown or the signature fails, so a
-// rotation is picked up), iss, aud, exp and nbf (with Leeway), a non-empty
-// sub, the user claim, and the shapes of the groups and amr claims.
+// RefreshInterval when the key ID is unknown or the signature fails, so a
+// rotation is picked up), iss, aud, azp (OpenID Connect Core 1.0 section
+// 3.1.3.7: required with several audiences, and when present it must name our
+// client), exp and nbf (with Leeway), a non-empty sub, iat (present, at most
+// MaxIssuedAtSkew ahead, and exp - iat at most MaxLifetime), the user claim,
+// and the shapes of the groups and amr claims.
 func (v *Verifier) Verify(ctx context.Context, rawIDToken string) (*Identity, error) {
 	var sigErr error
 	tok, err := v.v.Verify(context.WithValue(ctx, sigErrKey{}, &sigErr), rawIDToken)
@@ -229,6 +260,13 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken string) (*Identity, er
 	if err := tok.Claims(&claims); err != nil {
 		return nil, fmt.Errorf("%w: claims: %v", ErrMalformed, err)
 	}
+	azp := v.cfg.ClientID
+	if azp == "" {
+		azp = v.cfg.Audience
+	}
+	if err := checkAuthorizedParty(claims, tok.Audience, azp); err != nil {
+		return nil, err
+	}
 	id, err := identityFromClaims(claims, v.cfg.UserClaim, v.cfg.GroupsClaim, now)
 	if err != nil {
 		return nil, err
@@ -239,19 +277,63 @@ func (v *Verifier) Verify(ctx context.Context, rawIDToken string) (*Identity, er
 	return id, nil
 }
 
-// identityFromClaims extracts the user, groups and amr claims and checks nbf
-// and email_verified. It is separate from Verify so that it can be fuzzed
-// without signing.
+// checkAuthorizedParty applies OpenID Connect Core 1.0 section 3.1.3.7
+// items 4 and 5: a token for several audiences must say which of them it was
+// issued to (azp), and an azp must be our client. Without this, a token that
+// another client obtained, and that merely lists us among its audiences,
+// would sign in here.
+func checkAuthorizedParty(claims map[string]json.RawMessage, aud []string, clientID string) error {
+	raw, ok := claims["azp"]
+	if !ok || isNull(raw) {
+		if len(aud) > 1 {
+			return fmt.Errorf("%w: %d audiences and no azp claim", ErrAudience, len(aud))
+		}
+		return nil
+	}
+	var azp string
+	if err := json.Unmarshal(raw, &azp); err != nil {
+		return fmt.Errorf("%w: azp is not a string", ErrMalformed)
+	}
+	if azp != clientID {
+		return fmt.Errorf("%w: azp %s, want %q", ErrAudience, clip(azp), clientID)
+	}
+	return nil
+}
+
+// identityFromClaims checks nbf, iat and the lifetime, extracts the user,
+// groups and amr claims and checks email_verified. It is separate from Verify
+// so that it can be fuzzed without signing.
 func identityFromClaims(claims map[string]json.RawMessage, userClaim, groupsClaim string, now time.Time) (*Identity, error) {
-	if raw, ok := claims["nbf"]; ok && !isNull(raw) {
-		var nbf float64
-		if err := json.Unmarshal(raw, &nbf); err != nil {
-			return nil, fmt.Errorf("%w: nbf is not a number", ErrMalformed)
-		}
-		// Compared as floats: a hostile nbf may not fit an int64.
-		if float64(now.Add(Leeway).Unix()) < nbf {
-			return nil, fmt.Errorf("%w: nbf %.0f is after now (%d)", ErrNotYetValid, nbf, now.Unix())
-		}
+	// Times are compared as floats: a hostile value may not fit an int64.
+	nbf, ok, err := numericDate(claims, "nbf")
+	if err != nil {
+		return nil, err
+	}
+	if ok && float64(now.Add(Leeway).Unix()) < nbf {
+		return nil, fmt.Errorf("%w: nbf %.0f is after now (%d)", ErrNotYetValid, nbf, now.Unix())
+	}
+	iat, ok, err := numericDate(claims, "iat")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no iat claim", ErrMalformed)
+	}
+	if float64(now.Add(MaxIssuedAtSkew).Unix()) < iat {
+		return nil, fmt.Errorf("%w: issued in the future: iat %.0f is after now (%d)", ErrNotYetValid, iat, now.Unix())
+	}
+	exp, ok, err := numericDate(claims, "exp")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("%w: no exp claim", ErrMalformed)
+	}
+	if exp < iat {
+		return nil, fmt.Errorf("%w: exp %.0f is before iat %.0f", ErrMalformed, exp, iat)
+	}
+	if exp-iat > MaxLifetime.Seconds() {
+		return nil, fmt.Errorf("%w: exp - iat is %.0fs, at most %.0fs allowed", ErrLifetime, exp-iat, MaxLifetime.Seconds())
 	}
 	raw, ok := claims[userClaim]
 	if !ok || isNull(raw) {
@@ -265,14 +347,13 @@ func identityFromClaims(claims map[string]json.RawMessage, userClaim, groupsClai
 		return nil, fmt.Errorf("%w: claim %q is empty", ErrUserClaim, userClaim)
 	}
 	if userClaim == "email" {
-		// An issuer that lets users set an unverified address would let
-		// anyone claim someone else's; refuse when it says so. (Issuers that
-		// omit the claim are trusted to verify addresses.)
-		if raw, ok := claims["email_verified"]; ok && !isNull(raw) {
-			// Some issuers (Amazon Cognito) send the boolean as a string.
-			if v := strings.TrimSpace(string(raw)); v != "true" && v != `"true"` {
-				return nil, fmt.Errorf("%w: email %s is not verified", ErrUserClaim, clip(user))
-			}
+		// An issuer that lets users set an address without proving it would
+		// let anyone claim someone else's. Only a token that says the address
+		// was verified counts; an absent claim proves nothing. Some issuers
+		// (Amazon Cognito) send the boolean as a string.
+		raw := claims["email_verified"]
+		if v := strings.TrimSpace(string(raw)); v != "true" && v != `"true"` {
+			return nil, fmt.Errorf("%w: email %s is not verified (email_verified must be true)", ErrUserClaim, clip(user))
 		}
 	}
 	groups, err := stringList(claims, groupsClaim)
@@ -284,6 +365,19 @@ func identityFromClaims(claims map[string]json.RawMessage, userClaim, groupsClai
 		return nil, err
 	}
 	return &Identity{User: user, Groups: groups, AMR: amr}, nil
+}
+
+// numericDate decodes an optional NumericDate claim (RFC 7519 section 2): a
+// JSON number of seconds. Absent or null reports ok false.
+func numericDate(claims map[string]json.RawMessage, name string) (v float64, ok bool, err error) {
+	raw, ok := claims[name]
+	if !ok || isNull(raw) {
+		return 0, false, nil
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, false, fmt.Errorf("%w: %s is not a number", ErrMalformed, name)
+	}
+	return v, true, nil
 }
 
 // stringList decodes an optional claim that must be an array of strings.

@@ -58,6 +58,7 @@ func TestVerify(t *testing.T) {
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, nil)
 	vSub := newVerifier(t, iss, func(c *Config) { c.UserClaim = "sub"; c.GroupsClaim = "roles" })
+	vPref := newVerifier(t, iss, func(c *Config) { c.UserClaim = "preferred_username" })
 	vEmail := newVerifier(t, iss, func(c *Config) { c.UserClaim = "email" })
 	vAud := newVerifier(t, iss, func(c *Config) { c.Audience = "sshca-server" })
 
@@ -71,9 +72,11 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := map[string]any{"preferred_username": "alice"}
+	// The default user claim is sub: tokens name alice there.
+	alice := map[string]any{"sub": "alice"}
+	aliceID := &Identity{Subject: "alice", User: "alice"}
 	with := func(extra map[string]any) map[string]any {
-		m := map[string]any{"preferred_username": "alice"}
+		m := map[string]any{"sub": "alice"}
 		for k, x := range extra {
 			m[k] = x
 		}
@@ -97,29 +100,56 @@ func TestVerify(t *testing.T) {
 		wantErr error
 		phrase  string
 	}{
-		{name: "ok/RS256", token: good, want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
-		{name: "ok/ES256", token: iss.Mint(alice, "ES256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
+		{name: "ok/RS256", token: good, want: aliceID},
+		{name: "ok/ES256", token: iss.Mint(alice, "ES256"), want: aliceID},
 		{
 			name:  "ok/groups and amr",
 			token: iss.Mint(with(map[string]any{"groups": []string{"ops", "dev"}, "amr": []string{"pwd", "otp"}}), "ES256"),
-			want:  &Identity{Subject: oidctest.DefaultSubject, User: "alice", Groups: []string{"ops", "dev"}, AMR: []string{"pwd", "otp"}},
+			want:  &Identity{Subject: "alice", User: "alice", Groups: []string{"ops", "dev"}, AMR: []string{"pwd", "otp"}},
 		},
-		{name: "ok/null groups", token: iss.Mint(with(map[string]any{"groups": json.RawMessage("null")}), "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
-		{name: "ok/empty groups", token: iss.Mint(with(map[string]any{"groups": []string{}}), "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice", Groups: []string{}}},
+		{name: "ok/null groups", token: iss.Mint(with(map[string]any{"groups": json.RawMessage("null")}), "RS256"), want: aliceID},
+		{name: "ok/empty groups", token: iss.Mint(with(map[string]any{"groups": []string{}}), "RS256"), want: &Identity{Subject: "alice", User: "alice", Groups: []string{}}},
 		{
 			name:  "ok/hostile values returned as they are",
+			v:     vPref,
 			token: iss.Mint(map[string]any{"preferred_username": "alice,root", "sub": "../../x", "groups": []string{"*", "", "a b", "x\ny", "{{.User}}", "admins,wheel"}}, "RS256"),
 			want:  &Identity{Subject: "../../x", User: "alice,root", Groups: []string{"*", "", "a b", "x\ny", "{{.User}}", "admins,wheel"}},
 		},
-		{name: "ok/audience in a list", token: iss.Mint(with(map[string]any{"aud": []string{"other", oidctest.ClientID}}), "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
-		{name: "ok/configured audience", v: vAud, token: iss.Mint(with(map[string]any{"aud": "sshca-server"}), "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
-		{name: "ok/expired within leeway", token: iss.Mint(with(map[string]any{"exp": now.Add(-10 * time.Second)}), "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
-		{name: "ok/nbf within leeway", token: iss.Mint(with(map[string]any{"nbf": now.Add(10 * time.Second)}), "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
+		{name: "ok/hostile sub returned as it is", token: iss.Mint(map[string]any{"sub": "alice,root"}, "RS256"), want: &Identity{Subject: "alice,root", User: "alice,root"}},
+		{name: "ok/audience in a list with azp", token: iss.Mint(with(map[string]any{"aud": []string{"other", oidctest.ClientID}, "azp": oidctest.ClientID}), "RS256"), want: aliceID},
+		{name: "ok/one audience with azp", token: iss.Mint(with(map[string]any{"azp": oidctest.ClientID}), "RS256"), want: aliceID},
+		{name: "ok/null azp", token: iss.Mint(with(map[string]any{"azp": json.RawMessage("null")}), "RS256"), want: aliceID},
+		{name: "ok/configured audience", v: vAud, token: iss.Mint(with(map[string]any{"aud": "sshca-server"}), "RS256"), want: aliceID},
+		{name: "ok/configured audience, azp is the client", v: vAud, token: iss.Mint(with(map[string]any{"aud": []string{"sshca-server", "other"}, "azp": oidctest.ClientID}), "RS256"), want: aliceID},
+		{name: "ok/expired within leeway", token: iss.Mint(with(map[string]any{"iat": now.Add(-time.Hour), "exp": now.Add(-10 * time.Second)}), "RS256"), want: aliceID},
+		{name: "ok/nbf within leeway", token: iss.Mint(with(map[string]any{"nbf": now.Add(10 * time.Second)}), "RS256"), want: aliceID},
+		{name: "ok/iat within skew", token: iss.Mint(with(map[string]any{"iat": now.Add(MaxIssuedAtSkew / 2)}), "RS256"), want: aliceID},
+		{name: "ok/lifetime at the maximum", token: iss.Mint(with(map[string]any{"iat": now, "exp": now.Add(MaxLifetime)}), "RS256"), want: aliceID},
 		{name: "ok/sub as user, other groups claim", v: vSub, token: iss.Mint(map[string]any{"sub": "u-42", "roles": []string{"r"}, "groups": 7}, "RS256"), want: &Identity{Subject: "u-42", User: "u-42", Groups: []string{"r"}}},
+		{name: "ok/preferred_username when configured", v: vPref, token: iss.Mint(map[string]any{"preferred_username": "alice"}, "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "alice"}},
+		// An operator who never chose preferred_username gets sub: a name the
+		// user typed into their profile does not make them alice.
+		{name: "ok/preferred_username is not the default", token: iss.Mint(map[string]any{"preferred_username": "alice"}, "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: oidctest.DefaultSubject}},
 		{name: "ok/email verified", v: vEmail, token: iss.Mint(map[string]any{"email": "a@example.com", "email_verified": true}, "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "a@example.com"}},
 		{name: "ok/email verified as string", v: vEmail, token: iss.Mint(map[string]any{"email": "a@example.com", "email_verified": "true"}, "RS256"), want: &Identity{Subject: oidctest.DefaultSubject, User: "a@example.com"}},
 
 		{name: "fail/wrong audience", token: iss.Mint(with(map[string]any{"aud": "another-client"}), "RS256"), wantErr: ErrAudience, phrase: "wrong audience"},
+		// OpenID Connect Core 1.0 section 3.1.3.7 items 4 and 5.
+		{name: "fail/several audiences without azp", token: iss.Mint(with(map[string]any{"aud": []string{"other", oidctest.ClientID}}), "RS256"), wantErr: ErrAudience, phrase: "2 audiences and no azp"},
+		{name: "fail/several audiences, azp of another client", token: iss.Mint(with(map[string]any{"aud": []string{"other", oidctest.ClientID}, "azp": "other"}), "ES256"), wantErr: ErrAudience, phrase: `azp "other", want "sshca-test"`},
+		{name: "fail/one audience, azp of another client", token: iss.Mint(with(map[string]any{"azp": "other"}), "RS256"), wantErr: ErrAudience, phrase: `azp "other"`},
+		{name: "fail/azp is the audience, not the client", v: vAud, token: iss.Mint(with(map[string]any{"aud": []string{"sshca-server", "x"}, "azp": "sshca-server"}), "RS256"), wantErr: ErrAudience, phrase: `want "sshca-test"`},
+		{name: "fail/configured audience, several without azp", v: vAud, token: iss.Mint(with(map[string]any{"aud": []string{"sshca-server", oidctest.ClientID}}), "RS256"), wantErr: ErrAudience, phrase: "no azp"},
+		{name: "fail/azp not a string", token: iss.Mint(with(map[string]any{"azp": []string{oidctest.ClientID}}), "RS256"), wantErr: ErrMalformed, phrase: "azp is not a string"},
+		{name: "fail/iat in the future", token: iss.Mint(with(map[string]any{"iat": now.Add(5 * time.Minute), "exp": now.Add(10 * time.Minute)}), "RS256"), wantErr: ErrNotYetValid, phrase: "issued in the future"},
+		{name: "fail/iat a year ahead", token: iss.Mint(with(map[string]any{"iat": now.AddDate(1, 0, 0), "exp": now.AddDate(1, 0, 0).Add(time.Hour)}), "ES256"), wantErr: ErrNotYetValid, phrase: "issued in the future"},
+		{name: "fail/exp a year away", token: iss.Mint(with(map[string]any{"exp": now.AddDate(1, 0, 0)}), "RS256"), wantErr: ErrLifetime, phrase: "lifetime too long"},
+		{name: "fail/lifetime a second over the maximum", token: iss.Mint(with(map[string]any{"iat": now, "exp": now.Add(MaxLifetime + time.Second)}), "RS256"), wantErr: ErrLifetime, phrase: "at most 86400s"},
+		{name: "fail/exp a year away, no iat", token: iss.Mint(with(map[string]any{"iat": nil, "exp": now.AddDate(1, 0, 0)}), "RS256"), wantErr: ErrMalformed, phrase: "no iat"},
+		{name: "fail/no iat", token: iss.Mint(with(map[string]any{"iat": nil}), "ES256"), wantErr: ErrMalformed, phrase: "no iat"},
+		{name: "fail/iat not a number", token: iss.Mint(with(map[string]any{"iat": "yesterday"}), "RS256"), wantErr: ErrMalformed, phrase: "malformed"},
+		{name: "fail/exp before iat", token: iss.Mint(with(map[string]any{"iat": now.Add(-time.Second), "exp": now.Add(-time.Hour)}), "RS256"), wantErr: ErrExpired, phrase: "expired"},
+		{name: "fail/exp before iat, within leeway", token: iss.Mint(with(map[string]any{"iat": now, "exp": now.Add(-time.Second)}), "RS256"), wantErr: ErrMalformed, phrase: "before iat"},
 		{name: "fail/client ID when audience configured", v: vAud, token: good, wantErr: ErrAudience, phrase: `want "sshca-server"`},
 		{name: "fail/expired", token: iss.Mint(with(map[string]any{"iat": now.Add(-time.Hour), "exp": now.Add(-time.Minute)}), "RS256"), wantErr: ErrExpired, phrase: "expired"},
 		{name: "fail/expired ES256", token: iss.Mint(with(map[string]any{"exp": now.Add(-time.Minute)}), "ES256"), wantErr: ErrExpired, phrase: "expired"},
@@ -139,13 +169,20 @@ func TestVerify(t *testing.T) {
 		{name: "fail/not a JWT", token: "a.b.c", wantErr: ErrMalformed, phrase: "malformed"},
 		{name: "fail/empty", token: "", wantErr: ErrMalformed, phrase: "malformed"},
 		{name: "fail/empty sub", token: iss.Mint(with(map[string]any{"sub": ""}), "RS256"), wantErr: ErrMalformed, phrase: "empty sub"},
-		{name: "fail/missing user claim", token: iss.Mint(map[string]any{"email": "a@example.com"}, "RS256"), wantErr: ErrUserClaim, phrase: `"preferred_username" missing`},
-		{name: "fail/null user claim", token: iss.Mint(map[string]any{"preferred_username": json.RawMessage("null")}, "RS256"), wantErr: ErrUserClaim, phrase: "missing"},
-		{name: "fail/empty user claim", token: iss.Mint(map[string]any{"preferred_username": ""}, "RS256"), wantErr: ErrUserClaim, phrase: "empty"},
-		{name: "fail/numeric user claim", token: iss.Mint(map[string]any{"preferred_username": 0}, "RS256"), wantErr: ErrUserClaim, phrase: "not a string"},
-		{name: "fail/list user claim", token: iss.Mint(map[string]any{"preferred_username": []string{"alice", "root"}}, "ES256"), wantErr: ErrUserClaim, phrase: "not a string"},
-		{name: "fail/object user claim", token: iss.Mint(map[string]any{"preferred_username": map[string]string{"name": "root"}}, "RS256"), wantErr: ErrUserClaim, phrase: "not a string"},
+		{name: "fail/no sub, preferred_username is not the default", token: iss.Mint(map[string]any{"sub": nil, "preferred_username": "alice"}, "RS256"), wantErr: ErrMalformed, phrase: "empty sub"},
+		{name: "fail/numeric sub", token: iss.Mint(map[string]any{"sub": 0}, "RS256"), wantErr: ErrMalformed, phrase: "malformed"},
+		{name: "fail/missing user claim", v: vPref, token: iss.Mint(map[string]any{"email": "a@example.com"}, "RS256"), wantErr: ErrUserClaim, phrase: `"preferred_username" missing`},
+		{name: "fail/null user claim", v: vPref, token: iss.Mint(map[string]any{"preferred_username": json.RawMessage("null")}, "RS256"), wantErr: ErrUserClaim, phrase: "missing"},
+		{name: "fail/empty user claim", v: vPref, token: iss.Mint(map[string]any{"preferred_username": ""}, "RS256"), wantErr: ErrUserClaim, phrase: "empty"},
+		{name: "fail/numeric user claim", v: vPref, token: iss.Mint(map[string]any{"preferred_username": 0}, "RS256"), wantErr: ErrUserClaim, phrase: "not a string"},
+		{name: "fail/list user claim", v: vPref, token: iss.Mint(map[string]any{"preferred_username": []string{"alice", "root"}}, "ES256"), wantErr: ErrUserClaim, phrase: "not a string"},
+		{name: "fail/object user claim", v: vPref, token: iss.Mint(map[string]any{"preferred_username": map[string]string{"name": "root"}}, "RS256"), wantErr: ErrUserClaim, phrase: "not a string"},
 		{name: "fail/email not verified", v: vEmail, token: iss.Mint(map[string]any{"email": "boss@example.com", "email_verified": false}, "RS256"), wantErr: ErrUserClaim, phrase: "not verified"},
+		{name: "fail/email_verified absent", v: vEmail, token: iss.Mint(map[string]any{"email": "boss@example.com"}, "RS256"), wantErr: ErrUserClaim, phrase: "not verified"},
+		{name: "fail/email_verified null", v: vEmail, token: iss.Mint(map[string]any{"email": "boss@example.com", "email_verified": json.RawMessage("null")}, "RS256"), wantErr: ErrUserClaim, phrase: "not verified"},
+		{name: "fail/email_verified false as string", v: vEmail, token: iss.Mint(map[string]any{"email": "boss@example.com", "email_verified": "false"}, "ES256"), wantErr: ErrUserClaim, phrase: "not verified"},
+		{name: "fail/email_verified 1", v: vEmail, token: iss.Mint(map[string]any{"email": "boss@example.com", "email_verified": 1}, "RS256"), wantErr: ErrUserClaim, phrase: "not verified"},
+		{name: "fail/email_verified True", v: vEmail, token: iss.Mint(map[string]any{"email": "boss@example.com", "email_verified": "True"}, "RS256"), wantErr: ErrUserClaim, phrase: "not verified"},
 		{name: "fail/groups is a string", token: iss.Mint(with(map[string]any{"groups": "admins"}), "RS256"), wantErr: ErrClaim, phrase: `"groups" is not an array of strings`},
 		{name: "fail/groups has a number", token: iss.Mint(with(map[string]any{"groups": []any{"a", 1}}), "RS256"), wantErr: ErrClaim, phrase: "groups"},
 		{name: "fail/groups has null", token: iss.Mint(with(map[string]any{"groups": []any{"a", nil}}), "RS256"), wantErr: ErrClaim, phrase: "groups"},
@@ -178,8 +215,8 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-// TestVerifyTimes checks the exact exp/iat values and the leeway boundary
-// against an injected clock.
+// TestVerifyTimes checks the exact exp/iat values, the leeway boundary and
+// the iat skew boundary against an injected clock.
 func TestVerifyTimes(t *testing.T) {
 	t.Parallel()
 	iss := oidctest.New(t)
@@ -188,22 +225,25 @@ func TestVerifyTimes(t *testing.T) {
 	v := newVerifier(t, iss, func(c *Config) {
 		c.Now = func() time.Time { return t0.Add(time.Duration(offset.Load())) }
 	})
-	tok := iss.Mint(map[string]any{"preferred_username": "alice", "iat": t0, "exp": t0.Add(time.Minute)}, "ES256")
+	tok := iss.Mint(map[string]any{"sub": "alice", "iat": t0, "exp": t0.Add(time.Minute)}, "ES256")
 	tests := []struct {
 		name    string
 		offset  time.Duration
 		wantErr error
+		phrase  string
 	}{
 		{name: "ok/at issue", offset: 0},
 		{name: "ok/just before exp+leeway", offset: time.Minute + Leeway - time.Second},
-		{name: "fail/at exp+leeway", offset: time.Minute + Leeway, wantErr: ErrExpired},
+		{name: "ok/clock behind the issuer by the skew", offset: -MaxIssuedAtSkew},
+		{name: "fail/at exp+leeway", offset: time.Minute + Leeway, wantErr: ErrExpired, phrase: "expired"},
+		{name: "fail/clock behind the issuer by more than the skew", offset: -MaxIssuedAtSkew - time.Second, wantErr: ErrNotYetValid, phrase: "issued in the future"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			offset.Store(int64(tt.offset))
 			id, err := v.Verify(t.Context(), tok)
 			if tt.wantErr != nil {
-				mustErr(t, err, tt.wantErr, "expired")
+				mustErr(t, err, tt.wantErr, tt.phrase)
 				return
 			}
 			if err != nil {
@@ -224,7 +264,7 @@ func TestVerifyRotation(t *testing.T) {
 	v := newVerifier(t, iss, func(c *Config) {
 		c.Now = func() time.Time { return t0.Add(time.Duration(offset.Load())) }
 	})
-	claims := map[string]any{"preferred_username": "alice"}
+	claims := map[string]any{"sub": "alice"}
 	verify := func(tok string) error {
 		_, err := v.Verify(t.Context(), tok)
 		return err
@@ -283,7 +323,7 @@ func TestVerifyWithdrawnKey(t *testing.T) {
 	v := newVerifier(t, iss, func(c *Config) {
 		c.Now = func() time.Time { return t0.Add(time.Duration(offset.Load())) }
 	})
-	old := iss.Mint(map[string]any{"preferred_username": "alice", "exp": t0.Add(2 * maxKeyAge)}, "RS256")
+	old := iss.Mint(map[string]any{"sub": "alice", "exp": t0.Add(2 * maxKeyAge)}, "RS256")
 	iss.Rotate()
 	if _, err := v.Verify(t.Context(), old); err != nil {
 		t.Fatalf("cached key within maxKeyAge: %v", err)
@@ -306,9 +346,9 @@ func TestVerifyRotationFastRefresh(t *testing.T) {
 	t.Parallel()
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, func(c *Config) { c.RefreshInterval = time.Nanosecond })
-	old := iss.Mint(map[string]any{"preferred_username": "alice"}, "RS256")
+	old := iss.Mint(map[string]any{"sub": "alice"}, "RS256")
 	iss.Rotate()
-	id, err := v.Verify(t.Context(), iss.Mint(map[string]any{"preferred_username": "bob"}, "ES256"))
+	id, err := v.Verify(t.Context(), iss.Mint(map[string]any{"sub": "bob"}, "ES256"))
 	if err != nil || id.User != "bob" {
 		t.Fatalf("after rotation: %+v, %v", id, err)
 	}
@@ -333,7 +373,7 @@ func TestVerifyMFA(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			id, err := v.Verify(t.Context(), iss.Mint(map[string]any{"preferred_username": "alice", "amr": tt.amr}, "RS256"))
+			id, err := v.Verify(t.Context(), iss.Mint(map[string]any{"sub": "alice", "amr": tt.amr}, "RS256"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -572,9 +612,9 @@ func TestVerifyConcurrent(t *testing.T) {
 	t.Parallel()
 	iss := oidctest.New(t)
 	v := newVerifier(t, iss, func(c *Config) { c.RefreshInterval = time.Nanosecond })
-	oldTok := iss.Mint(map[string]any{"preferred_username": "a"}, "RS256")
+	oldTok := iss.Mint(map[string]any{"sub": "a"}, "RS256")
 	iss.Rotate()
-	newTok := iss.Mint(map[string]any{"preferred_username": "b"}, "ES256")
+	newTok := iss.Mint(map[string]any{"sub": "b"}, "ES256")
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 	defer cancel()
 	type result struct {

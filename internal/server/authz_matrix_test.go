@@ -299,7 +299,7 @@ func newAuthzFixture(t testing.TB) *authzFixture {
 		case m.tokenKind != "":
 			f.creds[m.name] = f.token(m)
 		default:
-			claims := map[string]any{"preferred_username": m.oidcUser}
+			claims := map[string]any{"sub": m.oidcUser}
 			if len(m.oidcGroups) > 0 {
 				claims["groups"] = m.oidcGroups
 			}

@@ -39,16 +39,118 @@ func (a verifier) Verify(ctx context.Context, raw string) (*server.OIDCIdentity,
 }
 
 // newOIDCFixture is a service that accepts ID tokens from an in-test issuer
-// (real discovery and JWKS over HTTPS).
+// (real discovery and JWKS over HTTPS) with the default user claim, sub.
 func newOIDCFixture(t *testing.T) (*fixture, *oidctest.Issuer) {
+	t.Helper()
+	return newOIDCFixtureWith(t, "", "")
+}
+
+// newOIDCFixtureWith is newOIDCFixture with a user claim and a policy (empty:
+// the defaults).
+func newOIDCFixtureWith(t *testing.T, userClaim, policy string) (*fixture, *oidctest.Issuer) {
 	t.Helper()
 	iss := oidctest.New(t)
 	v, err := oidc.NewVerifier(context.Background(), oidc.Config{Issuer: iss.URL(), ClientID: oidctest.ClientID,
-		HTTPClient: iss.Client(), RefreshInterval: time.Millisecond})
+		UserClaim: userClaim, HTTPClient: iss.Client(), RefreshInterval: time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixture(t, fixtureOptions{oidc: verifier{v}}), iss
+	return newFixture(t, fixtureOptions{oidc: verifier{v}, policy: policy}), iss
+}
+
+// TestOIDCTokenAttacks sends ID tokens that a careless verifier would take
+// (issue 18, item 7): each is signed by the real issuer and names a user the
+// role allows, yet none may obtain a certificate.
+func TestOIDCTokenAttacks(t *testing.T) {
+	t.Parallel()
+	f, iss := newOIDCFixture(t)
+	emailPolicy := strings.Replace(testPolicy, "users: [alice]\n", "users: [alice@example.com]\n", 1)
+	if emailPolicy == testPolicy {
+		t.Fatal("test policy changed: deploy no longer allows alice")
+	}
+	fe, isse := newOIDCFixtureWith(t, "email", emailPolicy)
+	fp, issp := newOIDCFixtureWith(t, "preferred_username", "")
+	_, key := newKey(t)
+	now := time.Now()
+	alice := func(extra map[string]any) map[string]any {
+		m := map[string]any{"sub": "alice"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	email := func(extra map[string]any) map[string]any {
+		m := map[string]any{"sub": "u-1f6e", "email": "alice@example.com"}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name   string
+		f      *fixture
+		token  func() string
+		status int
+		code   string
+	}{
+		// The controls: the same service takes well-formed tokens.
+		{"ok/sub", f, func() string { return iss.Mint(alice(nil), "RS256") }, 200, ""},
+		{"ok/several-audiences-azp-ours", f, func() string {
+			return iss.Mint(alice(map[string]any{"aud": []string{oidctest.ClientID, "other"}, "azp": oidctest.ClientID}), "ES256")
+		}, 200, ""},
+		{"ok/lifetime-a-day", f, func() string {
+			return iss.Mint(alice(map[string]any{"iat": now, "exp": now.Add(oidc.MaxLifetime)}), "RS256")
+		}, 200, ""},
+		{"ok/email-verified", fe, func() string { return isse.Mint(email(map[string]any{"email_verified": true}), "RS256") }, 200, ""},
+		{"ok/preferred-username-configured", fp, func() string { return issp.Mint(map[string]any{"preferred_username": "alice"}, "RS256") }, 200, ""},
+
+		{"fail/iat-in-the-future", f, func() string {
+			return iss.Mint(alice(map[string]any{"iat": now.Add(10 * time.Minute), "exp": now.Add(15 * time.Minute)}), "RS256")
+		}, 401, "unauthorized"},
+		{"fail/exp-a-year-away", f, func() string { return iss.Mint(alice(map[string]any{"exp": now.AddDate(1, 0, 0)}), "RS256") }, 401, "unauthorized"},
+		{"fail/exp-a-year-away-no-iat", f, func() string {
+			return iss.Mint(alice(map[string]any{"iat": nil, "exp": now.AddDate(1, 0, 0)}), "ES256")
+		}, 401, "unauthorized"},
+		{"fail/several-audiences-no-azp", f, func() string {
+			return iss.Mint(alice(map[string]any{"aud": []string{oidctest.ClientID, "other"}}), "RS256")
+		}, 401, "unauthorized"},
+		{"fail/azp-another-client", f, func() string {
+			return iss.Mint(alice(map[string]any{"aud": []string{oidctest.ClientID, "other"}, "azp": "other"}), "RS256")
+		}, 401, "unauthorized"},
+		{"fail/azp-another-client-one-audience", f, func() string { return iss.Mint(alice(map[string]any{"azp": "other"}), "ES256") }, 401, "unauthorized"},
+		{"fail/email-not-verified", fe, func() string { return isse.Mint(email(map[string]any{"email_verified": false}), "RS256") }, 401, "unauthorized"},
+		{"fail/email-verified-absent", fe, func() string { return isse.Mint(email(nil), "RS256") }, 401, "unauthorized"},
+		{"fail/email-verified-false-string", fe, func() string { return isse.Mint(email(map[string]any{"email_verified": "false"}), "ES256") }, 401, "unauthorized"},
+		// preferred_username is no longer the identity: alice's name in a
+		// profile someone else controls signs in as that someone (sub).
+		{"fail/preferred-username-not-default", f, func() string {
+			return iss.Mint(map[string]any{"sub": "u-mallory", "preferred_username": "alice"}, "RS256")
+		}, 403, "role-not-allowed"},
+		{"fail/preferred-username-without-sub", f, func() string {
+			return iss.Mint(map[string]any{"sub": nil, "preferred_username": "alice"}, "RS256")
+		}, 401, "unauthorized"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := tc.f.state()
+			r, _, cert := tc.f.userCert(tc.token(), api.CertRequest{PublicKey: key, Role: "deploy"})
+			if tc.status == http.StatusOK {
+				if r.status != http.StatusOK {
+					t.Fatalf("got %d %s: %s", r.status, r.err.Code, r.err.Error)
+				}
+				if !strings.HasPrefix(cert.KeyId, "oidc:alice") {
+					t.Errorf("key ID %q does not name alice", cert.KeyId)
+				}
+				return
+			}
+			wantError(t, r, tc.status, tc.code)
+			if after := tc.f.state(); after.maxSerial != before.maxSerial || after.certs != before.certs || after.denials != before.denials+1 {
+				t.Errorf("refusal: serial %d -> %d, certs %d -> %d, denials %d -> %d", before.maxSerial, after.maxSerial, before.certs, after.certs, before.denials, after.denials)
+			}
+		})
+	}
+	for _, fx := range []*fixture{f, fe, fp} {
+		fx.verifyAudit()
+	}
 }
 
 // TestOIDC covers acceptance 2 at the service: ID tokens signed with RS256
@@ -66,9 +168,9 @@ func TestOIDC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := map[string]any{"preferred_username": "alice"}
+	alice := map[string]any{"sub": "alice"}
 	with := func(extra map[string]any) map[string]any {
-		m := map[string]any{"preferred_username": "alice"}
+		m := map[string]any{"sub": "alice"}
 		for k, v := range extra {
 			m[k] = v
 		}
@@ -85,7 +187,7 @@ func TestOIDC(t *testing.T) {
 		{"ok/rs256", func() string { return iss.Mint(alice, "RS256") }, "deploy", 200, ""},
 		{"ok/es256", func() string { return iss.Mint(alice, "ES256") }, "deploy", 200, ""},
 		{"ok/group-grants-role", func() string {
-			return iss.Mint(map[string]any{"preferred_username": "gina", "groups": []string{"staff", "deployers"}}, "ES256")
+			return iss.Mint(map[string]any{"sub": "gina", "groups": []string{"staff", "deployers"}}, "ES256")
 		}, "deploy", 200, ""},
 		{"fail/wrong-audience", func() string { return iss.Mint(with(map[string]any{"aud": "another-client"}), "RS256") }, "deploy", 401, "unauthorized"},
 		{"fail/expired", func() string {
@@ -96,15 +198,15 @@ func TestOIDC(t *testing.T) {
 		{"fail/foreign-key-known-id-rs256", func() string { return iss.MintWithKey(alice, "RS256", rogueRSA, rsaKID) }, "deploy", 401, "unauthorized"},
 		{"fail/foreign-key-known-id-es256", func() string { return iss.MintWithKey(alice, "ES256", rogueEC, ecKID) }, "deploy", 401, "unauthorized"},
 		{"fail/tampered-payload", func() string {
-			parts := strings.Split(iss.Mint(map[string]any{"preferred_username": "mallory"}, "RS256"), ".")
+			parts := strings.Split(iss.Mint(map[string]any{"sub": "mallory"}, "RS256"), ".")
 			claims, _ := json.Marshal(with(map[string]any{"iss": iss.URL(), "aud": oidctest.ClientID, "sub": "x", "exp": time.Now().Add(time.Hour).Unix()}))
 			parts[1] = base64.RawURLEncoding.EncodeToString(claims)
 			return strings.Join(parts, ".")
 		}, "deploy", 401, "unauthorized"},
-		{"fail/no-user-claim", func() string { return iss.Mint(map[string]any{"email": "alice@example.com"}, "RS256") }, "deploy", 401, "unauthorized"},
-		{"fail/user-not-allowed", func() string { return iss.Mint(map[string]any{"preferred_username": "mallory"}, "RS256") }, "deploy", 403, "role-not-allowed"},
+		{"fail/no-user-claim", func() string { return iss.Mint(map[string]any{"sub": nil, "email": "alice@example.com"}, "RS256") }, "deploy", 401, "unauthorized"},
+		{"fail/user-not-allowed", func() string { return iss.Mint(map[string]any{"sub": "mallory"}, "RS256") }, "deploy", 403, "role-not-allowed"},
 		{"fail/group-not-allowed", func() string {
-			return iss.Mint(map[string]any{"preferred_username": "gina", "groups": []string{"deployers-not"}}, "RS256")
+			return iss.Mint(map[string]any{"sub": "gina", "groups": []string{"deployers-not"}}, "RS256")
 		}, "deploy", 403, "role-not-allowed"},
 		{"fail/role-without-allow", func() string { return iss.Mint(alice, "RS256") }, "other", 403, "role-not-allowed"},
 	} {
@@ -156,7 +258,7 @@ func TestMFA(t *testing.T) {
 	_, key := newKey(t)
 	req := api.CertRequest{PublicKey: key, Role: "secure"}
 	mint := func(user string, amr []string) string {
-		c := map[string]any{"preferred_username": user}
+		c := map[string]any{"sub": user}
 		if amr != nil {
 			c["amr"] = amr
 		}
@@ -342,7 +444,7 @@ func TestHostileClaims(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			before := f.state()
-			claims := map[string]any{"preferred_username": tc.user, "groups": tc.groups}
+			claims := map[string]any{"sub": tc.user, "groups": tc.groups}
 			r, _, cert := f.userCert(iss.Mint(claims, "ES256"), api.CertRequest{PublicKey: key, Role: "personal", Principals: tc.principals})
 			if tc.want == nil {
 				if r.status < 400 || r.status >= 500 {

@@ -177,16 +177,16 @@ func TestSecretsHygiene(t *testing.T) {
 	}
 	misPub := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(misSigner.PublicKey())))
 
-	alice := iss.Mint(map[string]any{"preferred_username": "alice"}, "RS256")
-	bob := iss.Mint(map[string]any{"preferred_username": "bob"}, "ES256")
-	expired := iss.Mint(map[string]any{"preferred_username": "alice", "iat": time.Now().Add(-2 * time.Hour), "exp": time.Now().Add(-time.Hour)}, "RS256")
+	alice := iss.Mint(map[string]any{"sub": "alice"}, "RS256")
+	bob := iss.Mint(map[string]any{"sub": "bob"}, "ES256")
+	expired := iss.Mint(map[string]any{"sub": "alice", "iat": time.Now().Add(-2 * time.Hour), "exp": time.Now().Add(-time.Hour)}, "RS256")
 	tampered := alice[:len(alice)-8] + flip(alice[len(alice)-8:])
 	_, foreignKey, err := ed25519.GenerateKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rsaKID, _ := iss.KeyIDs()
-	foreign := iss.MintWithKey(map[string]any{"preferred_username": "alice"}, "EdDSA", foreignKey, rsaKID)
+	foreign := iss.MintWithKey(map[string]any{"sub": "alice"}, "EdDSA", foreignKey, rsaKID)
 
 	var issued []string // certificate lines, public by design
 	issued = append(issued, strings.TrimSpace(string(certLine)))

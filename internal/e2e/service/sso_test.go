@@ -82,7 +82,7 @@ func TestSSOLogin(t *testing.T) {
 	}
 
 	t.Run("ok/device-flow", func(t *testing.T) {
-		out, errs, code := login("deploy", map[string]any{"preferred_username": "alice"})
+		out, errs, code := login("deploy", map[string]any{"sub": "alice"})
 		if code != 0 {
 			t.Fatalf("sshca login: exit %d: %s%s", code, out, errs)
 		}
@@ -105,13 +105,13 @@ func TestSSOLogin(t *testing.T) {
 		}
 	})
 	t.Run("fail/mfa-required", func(t *testing.T) {
-		out, errs, code := login("secure", map[string]any{"preferred_username": "bob", "groups": []string{"ops"}, "amr": []string{"pwd"}})
+		out, errs, code := login("secure", map[string]any{"sub": "bob", "groups": []string{"ops"}, "amr": []string{"pwd"}})
 		if code != 1 || !strings.Contains(errs, "403 mfa-required") {
 			t.Fatalf("exit %d: %s%s; want 403 mfa-required", code, out, errs)
 		}
 	})
 	t.Run("ok/mfa-amr", func(t *testing.T) {
-		out, errs, code := login("secure", map[string]any{"preferred_username": "bob", "groups": []string{"ops"}, "amr": []string{"pwd", "hwk"}})
+		out, errs, code := login("secure", map[string]any{"sub": "bob", "groups": []string{"ops"}, "amr": []string{"pwd", "hwk"}})
 		if code != 0 {
 			t.Fatalf("exit %d: %s%s", code, out, errs)
 		}

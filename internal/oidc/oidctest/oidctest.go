@@ -34,6 +34,8 @@ import (
 const ClientID = "sshca-test"
 
 // DefaultSubject is the sub claim of minted tokens unless the claims set one.
+// sub is the verifier's default user claim, so tests that mean a person set
+// "sub" to the user name (or configure another user claim explicitly).
 const DefaultSubject = "test-subject"
 
 // DeviceGrantType is the grant_type of the RFC 8628 device access token request.
@@ -47,7 +49,8 @@ type Issuer struct {
 	srv *httptest.Server
 
 	// Lifetime is how long minted tokens are valid when claims carry no exp
-	// (default 5 minutes). Set it before use.
+	// (default 5 minutes; verifiers refuse more than a day). Set it before
+	// use.
 	Lifetime time.Duration
 
 	mu       sync.Mutex
