@@ -23,6 +23,11 @@ func (a *Authority) verifyTOTP(ctx context.Context, c policy.Caller, code string
 	if errors.Is(err, store.ErrNotFound) {
 		return policy.RuleMFARequired, &policy.DenyError{Rule: policy.RuleMFARequired, Msg: fmt.Sprintf("no TOTP enrolled for %s; enroll with POST /v1/totp/enroll (with an MFA sign-in or an admin's code from sshca totp invite)", c.User)}
 	}
+	if errors.Is(err, store.ErrTampered) {
+		// Fail closed, as a refusal the audit log shows: the enrollment was
+		// changed outside sshca.
+		return "mfa-failed", &policy.DenyError{Rule: "mfa-failed", Msg: fmt.Sprintf("the TOTP enrollment of %s cannot be used (changed outside sshca); an admin must reset it", c.User)}
+	}
 	if err != nil {
 		return "", fmt.Errorf("ca: read TOTP enrollment: %w", err)
 	}

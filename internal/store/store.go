@@ -27,6 +27,9 @@ var (
 	// ErrTokenInvalid: the API token behind a batch item was revoked or has
 	// expired by the time the item would be recorded.
 	ErrTokenInvalid = errors.New("store: API token revoked or expired")
+	// ErrTampered: a row does not hold what sshca wrote there (a sealed
+	// secret that does not open, or one stored in clear where sshca seals).
+	ErrTampered = errors.New("store: row not written by sshca")
 )
 
 // BatchItem is one record of an issuance batch (see Store.CommitBatch).

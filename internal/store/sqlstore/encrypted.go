@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/store"
 )
 
 // Sealer encrypts and authenticates the secrets a store keeps, under a key
@@ -137,15 +139,15 @@ func (s *EncryptedDB) GetTOTP(ctx context.Context, identity string) ([]byte, uin
 	}
 	b64, ok := strings.CutPrefix(col, totpSealedPrefix)
 	if !ok {
-		return nil, 0, fmt.Errorf("store: TOTP secret of %s is stored in clear although this store encrypts them: the row was not written by sshca (reset it with `sshca totp reset`)", identity)
+		return nil, 0, fmt.Errorf("store: TOTP secret of %s is stored in clear although this store encrypts them (reset it with `sshca totp reset`): %w", identity, store.ErrTampered)
 	}
 	sealed, err := base64.StdEncoding.DecodeString(b64)
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: TOTP for %s: bad secret", identity)
+		return nil, 0, fmt.Errorf("store: TOTP for %s: bad secret: %w", identity, store.ErrTampered)
 	}
 	secret, err := s.sealer.Open(sealed, totpAdditional(identity))
 	if err != nil {
-		return nil, 0, fmt.Errorf("store: TOTP secret of %s does not open (changed, or copied from another identity or database): %w", identity, err)
+		return nil, 0, fmt.Errorf("store: TOTP secret of %s does not open (changed, or copied from another identity or database): %w", identity, errors.Join(store.ErrTampered, err))
 	}
 	return secret, last, nil
 }
