@@ -2,8 +2,10 @@
 // user CA keys, KRL, principals files and host certificate current, and
 // reports what it installed. It installs every file atomically and never
 // replaces a good file with a worse one (unparsable, unsigned, older, or
-// empty); it never restarts sshd, only asks it to reload its host
-// certificate when told how.
+// empty); the trusted CA keys and principals files hold only what it
+// re-serialised from strictly parsed answers, never the service's bytes.
+// It never restarts sshd, only asks it to reload its host certificate when
+// told how.
 package agent
 
 import (
@@ -14,10 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -182,27 +186,32 @@ func Sync(ctx context.Context, c Config) (*Result, error) {
 	return res, errors.Join(errs...)
 }
 
-// syncTrustedCAs installs the user CA's published keys; an empty list is refused.
+// syncTrustedCAs installs the user CA's published keys. The list is parsed
+// strictly (parseTrustedCAKeys) and installed only as re-serialised from the
+// parsed keys, never as the bytes the service sent: one line sshd cannot
+// read makes it reject the whole TrustedUserCAKeys file, and every
+// certificate login with it. An empty or unexpected list is refused and the
+// installed file stays.
 func (c *Config) syncTrustedCAs(ctx context.Context, res *Result) ([]ssh.PublicKey, error) {
-	keys, raw, err := c.Client.CAKeys(ctx, "user")
+	_, raw, err := c.Client.CAKeys(ctx, "user")
 	if err != nil {
 		return nil, fmt.Errorf("fetch user CA keys: %w", err)
+	}
+	keys, err := parseTrustedCAKeys(raw)
+	if err != nil {
+		res.Refused = append(res.Refused, TrustedCAFile+": "+err.Error())
+		c.log().Warn("refused trusted user CA keys", "reason", err.Error())
+		return nil, fmt.Errorf("trusted CA keys: refused the list (%w); keeping the installed one", err)
 	}
 	if len(keys) == 0 {
 		res.Refused = append(res.Refused, TrustedCAFile+": the service published no keys")
 		return nil, errors.New("trusted CA keys: refused an empty list; keeping the installed one")
 	}
-	for _, k := range keys {
-		if _, isCert := k.(*ssh.Certificate); isCert {
-			res.Refused = append(res.Refused, TrustedCAFile+": a certificate in the list")
-			return nil, errors.New("trusted CA keys: refused a list holding a certificate")
-		}
-	}
 	var fps []string
 	for _, k := range keys {
 		fps = append(fps, ssh.FingerprintSHA256(k))
 	}
-	changed, err := installIfChanged(filepath.Join(c.Dir, TrustedCAFile), raw, 0o644)
+	changed, err := installIfChanged(filepath.Join(c.Dir, TrustedCAFile), marshalTrustedCAKeys(keys), 0o644)
 	if err != nil {
 		return nil, err
 	}
@@ -264,7 +273,10 @@ func (c *Config) syncKRL(ctx context.Context, caKeys []ssh.PublicKey, res *Resul
 	return nil
 }
 
-// syncPrincipals writes principals/<account> for every account in the policy.
+// syncPrincipals writes principals/<account> for every account in the
+// policy, each re-serialised by marshalPrincipals. An account whose name or
+// principals are invalid is refused: its installed file (if any) stays, the
+// other accounts are still brought up to date, and the sync fails.
 func (c *Config) syncPrincipals(ctx context.Context, res *Result) error {
 	accounts, err := c.Client.Accounts(ctx)
 	if err != nil {
@@ -280,26 +292,25 @@ func (c *Config) syncPrincipals(ctx context.Context, res *Result) error {
 		}
 		return nil
 	}
-	for acct, ps := range accounts {
-		if !validAccount(acct) {
-			res.Refused = append(res.Refused, "principals/"+acct+": invalid account name")
+	var errs []error
+	for _, acct := range slices.Sorted(maps.Keys(accounts)) {
+		data, err := marshalPrincipals(acct, accounts[acct])
+		if err != nil {
+			name := PrincipalsDir + "/" + acct
+			if accountProblem(acct) != "" {
+				name = PrincipalsDir
+			}
+			res.Refused = append(res.Refused, name+": "+err.Error())
+			c.log().Warn("refused a principals file", "reason", err.Error())
+			errs = append(errs, fmt.Errorf("principals: refused %s (%w); keeping the installed file", name, err))
 			continue
 		}
-		var b strings.Builder
-		b.WriteString("# written by sshca sync; do not edit\n")
-		for _, p := range ps {
-			if strings.ContainsAny(p, " \t\r\n#,") || p == "" {
-				res.Refused = append(res.Refused, "principals/"+acct+": invalid principal")
-				continue
-			}
-			b.WriteString(p + "\n")
-		}
-		changed, err := installIfChanged(filepath.Join(dir, acct), []byte(b.String()), 0o644)
+		changed, err := installIfChanged(filepath.Join(dir, acct), data, 0o644)
 		if err != nil {
 			return err
 		}
 		if changed {
-			res.Installed = append(res.Installed, "principals/"+acct)
+			res.Installed = append(res.Installed, PrincipalsDir+"/"+acct)
 		}
 	}
 	// Accounts removed from the policy lose their principals file.
@@ -307,23 +318,14 @@ func (c *Config) syncPrincipals(ctx context.Context, res *Result) error {
 	for _, e := range entries {
 		if _, ok := accounts[e.Name()]; !ok && !strings.HasPrefix(e.Name(), ".") && e.Type().IsRegular() {
 			if err := os.Remove(filepath.Join(dir, e.Name())); err == nil {
-				res.Installed = append(res.Installed, "principals/"+e.Name()+" (removed)")
+				res.Installed = append(res.Installed, PrincipalsDir+"/"+e.Name()+" (removed)")
 			}
 		}
 	}
-	return atomicfile.SyncDir(dir)
-}
-
-func validAccount(a string) bool {
-	if a == "" || len(a) > 32 || a[0] == '-' || a[0] == '.' {
-		return false
+	if err := atomicfile.SyncDir(dir); err != nil {
+		errs = append(errs, err)
 	}
-	for _, r := range a {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
+	return errors.Join(errs...)
 }
 
 // syncHostCert renews the host certificate by proof of possession of the

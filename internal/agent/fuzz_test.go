@@ -103,6 +103,11 @@ func FuzzSync(f *testing.F) {
 			if len(bytes.TrimSpace(data)) == 0 || bytes.Contains(data, []byte("-cert-v01@openssh.com")) {
 				t.Fatalf("installed CA key list %q", data)
 			}
+			// Installed only as re-serialised: it reads back as the same keys.
+			keys, err := parseTrustedCAKeys(data)
+			if err != nil || !bytes.Equal(marshalTrustedCAKeys(keys), data) {
+				t.Fatalf("installed CA key list %q is not in the agent's own form: %v", data, err)
+			}
 		}
 		data, err := os.ReadFile(filepath.Join(dir, KRLFile))
 		if err != nil {
@@ -128,6 +133,61 @@ func FuzzSync(f *testing.F) {
 					t.Fatalf("principals/%s has line %q", e.Name(), line)
 				}
 			}
+		}
+	})
+}
+
+// FuzzParseTrustedCAKeys feeds arbitrary CA key lists to the strict
+// parser: it must never panic, and whatever it accepts must re-serialise to
+// a list that OpenSSH's format reads back as the same keys, one plain CA
+// key per line, and that the parser accepts again unchanged.
+func FuzzParseTrustedCAKeys(f *testing.F) {
+	seed := sha256.Sum256([]byte("agent fuzz CA"))
+	ca, err := ssh.NewSignerFromKey(ed25519.NewKeyFromSeed(seed[:]))
+	if err != nil {
+		f.Fatal(err)
+	}
+	caLine := strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca.PublicKey())))
+	for _, s := range []string{
+		caLine + " sshca-user-ca-1\n",
+		caLine,
+		"restrict " + caLine + "\n",
+		"cert-authority " + caLine + "\n",
+		"junk\n" + caLine + "\n",
+		caLine + "\n" + caLine + "\n",
+		caLine + " a b\n",
+		"# comment\n" + caLine + "\n",
+		caLine + "\r\n",
+		"ssh-ed25519-cert-v01@openssh.com AAAA x\n",
+		"ssh-dss AAAAB3NzaC1kc3M=\n",
+		"ssh-rsa AAAAB3NzaC1yc2E=\n",
+		"", "\n", "\x00",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		keys, err := parseTrustedCAKeys(data)
+		if err != nil {
+			if keys != nil {
+				t.Fatalf("keys %v with error %v", keys, err)
+			}
+			return
+		}
+		out := marshalTrustedCAKeys(keys)
+		again, err := parseTrustedCAKeys(out)
+		if err != nil || !bytes.Equal(marshalTrustedCAKeys(again), out) {
+			t.Fatalf("re-serialised list %q does not read back: %v", out, err)
+		}
+		rest := out
+		for i, k := range keys {
+			pub, comment, options, r, err := ssh.ParseAuthorizedKey(rest)
+			if err != nil || options != nil || comment != trustedCAComment || !bytes.Equal(pub.Marshal(), k.Marshal()) || !caKeyTypes[pub.Type()] {
+				t.Fatalf("line %d of %q: %v %q %q %v", i+1, out, pub, comment, options, err)
+			}
+			rest = r
+		}
+		if len(rest) != 0 {
+			t.Fatalf("text after the keys in %q", out)
 		}
 	})
 }

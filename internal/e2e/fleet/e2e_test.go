@@ -37,9 +37,15 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 			t.Fatalf("first sync output lacks %q:\n%s", want, out)
 		}
 	}
-	caLine := strings.TrimSpace(svc.Must("ca", "show", "--type", "user"))
-	if got := strings.TrimSpace(e2etest.ReadFile(t, filepath.Join(h.Dir, "trusted_user_ca_keys"))); got != caLine {
-		t.Fatalf("trusted_user_ca_keys = %q, want the CA's %q", got, caLine)
+	// The agent installs the CA's key re-serialised, with its own comment,
+	// not the bytes the service sent.
+	caFields := strings.Fields(svc.Must("ca", "show", "--type", "user"))
+	if len(caFields) < 2 {
+		t.Fatalf("sshca ca show printed %q", caFields)
+	}
+	want := caFields[0] + " " + caFields[1] + " sshca-user-ca\n"
+	if got := e2etest.ReadFile(t, filepath.Join(h.Dir, "trusted_user_ca_keys")); got != want {
+		t.Fatalf("trusted_user_ca_keys = %q, want the CA's key %q", got, want)
 	}
 	assertModes(t, h.Dir)
 

@@ -15,13 +15,15 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/sshsig"
 )
 
 // TestFaults is acceptance 3 (all but the kill test): the service is down,
 // or answers with a corrupt KRL, a KRL with a bad signature, an older KRL,
-// or an empty trust list. Each time sync fails, refuses what it was given,
+// an empty trust list, a trust list or principals sshd cannot read as sent
+// (issue 18: options, junk lines, certificates). Each time sync fails, refuses what it was given,
 // leaves every installed file byte for byte as it was, and sshd keeps
 // working: a good certificate still logs in, a revoked one is still
 // refused.
@@ -50,6 +52,12 @@ func TestFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	_, caList, err := c.CAKeys(t.Context(), "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hostCertLine := ssh.MarshalAuthorizedKey(h.Cert())
+	user := e2etest.CurrentUser(t)
 	cur, err := krl.Parse(curKRL)
 	if err != nil || cur.Version == 0 {
 		t.Fatalf("current KRL: version %v, %v", cur, err)
@@ -85,6 +93,10 @@ func TestFaults(t *testing.T) {
 		override    map[string]canned
 		wantRefused string // on stdout; "" when the answer cannot even be read
 		wantErr     string // on stderr
+		// lockout, when set, is the control: the tampered answer as
+		// sent, installed by hand, refuses alice's login with sshd
+		// logging why (the proof that the case is a lock-out).
+		lockout *lockout
 	}{
 		{
 			name: "fail/corrupt-krl",
@@ -141,6 +153,40 @@ func TestFaults(t *testing.T) {
 			wantErr:     "refused an empty list",
 		},
 		{
+			// Issue 18: the list with an options prefix. Installed as
+			// sent, sshd rejects the whole TrustedUserCAKeys file and
+			// every certificate login fails.
+			name:        "fail/trust-list-with-options",
+			override:    map[string]canned{"/v1/ca/user": {200, append([]byte("restrict "), caList...)}},
+			wantRefused: `refused trusted_user_ca_keys: line 1: options "restrict" before the key`,
+			wantErr:     "trusted CA keys: refused the list",
+			lockout: &lockout{file: "trusted_user_ca_keys", data: append([]byte("restrict "), caList...),
+				why: "ssh2: ED25519-CERT"}, // sshd says no more than that the certificate failed
+		},
+		{
+			name:        "fail/trust-list-with-a-junk-line",
+			override:    map[string]canned{"/v1/ca/user": {200, append([]byte("<html>cached error page</html>\n"), caList...)}},
+			wantRefused: "refused trusted_user_ca_keys: line 1: not a public key",
+			wantErr:     "trusted CA keys: refused the list",
+		},
+		{
+			name:        "fail/trust-list-with-a-certificate",
+			override:    map[string]canned{"/v1/ca/user": {200, append(bytes.Clone(hostCertLine), caList...)}},
+			wantRefused: "refused trusted_user_ca_keys: line 1: a certificate in the list, not a plain key",
+			wantErr:     "trusted CA keys: refused the list",
+		},
+		{
+			// A principals line with options: installed as sent, sshd
+			// would let alice in only from 10.0.0.1.
+			name: "fail/principal-with-options",
+			override: map[string]canned{"/v1/accounts": {200,
+				[]byte(`{"` + user + `":["from=\"10.0.0.1\" role-deploy"],"deploy":["role-deploy","ci"]}`)}},
+			wantRefused: "refused principals/" + user + ": invalid principal",
+			wantErr:     "principals: refused principals/" + user,
+			lockout: &lockout{file: "principals/" + user, data: []byte(`from="10.0.0.1" role-deploy` + "\n"),
+				why: "Refused by certificate principals options"},
+		},
+		{
 			name:     "fail/unparsable-trust-list",
 			override: map[string]canned{"/v1/ca/user": {200, []byte("ssh-ed25519 AAAA-not-base64\n")}},
 			wantErr:  "bad CA key list",
@@ -148,6 +194,20 @@ func TestFaults(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			if l := tc.lockout; l != nil {
+				path := filepath.Join(h.Dir, l.file)
+				good, err := os.ReadFile(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, l.data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				mustRefuse(t, srv, alice, known, l.why)
+				if err := os.WriteFile(path, good, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
 			p.set(tc.override)
 			defer p.set(nil)
 			before, st0 := h.snapshot(), h.state()
@@ -229,6 +289,13 @@ func TestFaults(t *testing.T) {
 		}
 		mustLogin(t, srv, alice, known)
 	})
+}
+
+// lockout is a file of the sync directory written by hand with data, and
+// what sshd logs when it then refuses a good certificate.
+type lockout struct {
+	file, why string
+	data      []byte
 }
 
 func itoa(n uint64) string { return strconv.FormatUint(n, 10) }
