@@ -484,7 +484,7 @@ func (c *Config) validateService(v *validator) {
 	for acct, ps := range c.Accounts {
 		path := "accounts." + pathKey(acct)
 		if !validAccount(acct) {
-			v.add(path, "invalid account name: letters, digits, '.', '_' and '-', not starting with '-'")
+			v.add(path, "invalid account name: letters, digits, '.', '_' and '-', not starting with '-' or '.'")
 		}
 		if len(ps) == 0 {
 			v.add(path, "must list at least one principal")
@@ -507,7 +507,7 @@ func isLoopbackHost(h string) bool {
 
 // validAccount accepts POSIX-style account names.
 func validAccount(a string) bool {
-	if a == "" || len(a) > 32 || a[0] == '-' || a == "." || a == ".." {
+	if a == "" || len(a) > 32 || a[0] == '-' || a[0] == '.' {
 		return false
 	}
 	for i := 0; i < len(a); i++ {

@@ -31,6 +31,10 @@ func principalProblem(p string) string {
 		return "empty"
 	case len(p) > maxPrincipalLen:
 		return fmt.Sprintf("longer than %d bytes", maxPrincipalLen)
+	case strings.ContainsRune(p, '#'):
+		// sshd cuts an AuthorizedPrincipalsFile line at '#': "admin#x"
+		// would grant "admin" on the server.
+		return "contains '#' (a comment in principals files)"
 	}
 	return charProblem(p)
 }

@@ -44,6 +44,7 @@ func TestValidPrincipal(t *testing.T) {
 		{name: "fail/del", p: "a\x7f", why: "contains a control character"},
 		{name: "fail/zero-width-space", p: "ro\u200bot", why: "contains an invisible formatting character"},
 		{name: "fail/comma", p: "a,b", why: "contains a comma"},
+		{name: "fail/hash", p: "admin#x", why: "contains '#' (a comment in principals files)"},
 		{name: "fail/star", p: "*", why: "contains a wildcard"},
 		{name: "fail/question", p: "ro?t", why: "contains a wildcard"},
 		{name: "fail/bad-utf8", p: "a\xffb", why: "not valid UTF-8"},
