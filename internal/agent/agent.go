@@ -193,7 +193,7 @@ func Sync(ctx context.Context, c Config) (*Result, error) {
 // certificate login with it. An empty or unexpected list is refused and the
 // installed file stays.
 func (c *Config) syncTrustedCAs(ctx context.Context, res *Result) ([]ssh.PublicKey, error) {
-	_, raw, err := c.Client.CAKeys(ctx, "user")
+	raw, err := c.Client.CAKeysRaw(ctx, "user")
 	if err != nil {
 		return nil, fmt.Errorf("fetch user CA keys: %w", err)
 	}

@@ -225,16 +225,14 @@ func TestSyncTrustedCAKeys(t *testing.T) {
 			wantRefused: "line 1: not a public key",
 		},
 		{
-			// The client reads the list before the agent does and fails
-			// when the last line is not a key: refused all the same.
-			name:    "fail/junk-after-the-key",
-			answer:  caLine + "\nthis is not a key\n",
-			wantErr: "fetch user CA keys: client: bad CA key list",
+			name:        "fail/junk-after-the-key",
+			answer:      caLine + "\nthis is not a key\n",
+			wantRefused: "line 2: not a public key",
 		},
 		{
-			name:    "fail/only-junk",
-			answer:  "<html>502 Bad Gateway</html>\n",
-			wantErr: "fetch user CA keys: client: bad CA key list",
+			name:        "fail/only-junk",
+			answer:      "<html>502 Bad Gateway</html>\n",
+			wantRefused: "line 1: not a public key",
 		},
 		{
 			name:        "fail/certificate-line",

@@ -212,7 +212,7 @@ func (c *Client) ReportHost(ctx context.Context, hostCert *ssh.Certificate, host
 
 // CAKeys fetches the published keys of a CA.
 func (c *Client) CAKeys(ctx context.Context, typ string) ([]ssh.PublicKey, []byte, error) {
-	_, data, err := c.do(ctx, http.MethodGet, "/v1/ca/"+typ, nil, nil, nil)
+	data, err := c.CAKeysRaw(ctx, typ)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -227,6 +227,13 @@ func (c *Client) CAKeys(ctx context.Context, typ string) ([]ssh.PublicKey, []byt
 		rest = r
 	}
 	return keys, data, nil
+}
+
+// CAKeysRaw fetches the published CA key list of typ as the service sent
+// it, for a caller that checks it itself (the agent, strictly).
+func (c *Client) CAKeysRaw(ctx context.Context, typ string) ([]byte, error) {
+	_, data, err := c.do(ctx, http.MethodGet, "/v1/ca/"+typ, nil, nil, nil)
+	return data, err
 }
 
 // KRL fetches the binary KRL and its signature. If etag is given and the
