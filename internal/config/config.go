@@ -310,7 +310,13 @@ func validateRole(v *validator, path string, r *policy.Role) {
 		}
 	}
 
+	if r.WildcardPrincipals && !isHost {
+		v.add(path+".wildcard_principals", "only for host roles")
+	}
 	if isHost {
+		if r.WildcardPrincipals && !slices.ContainsFunc(r.Principals, isHostGlob) {
+			v.add(path+".wildcard_principals", "needs a host-name glob in principals (such as \"*.corp\") for the wildcard principals to lie inside")
+		}
 		if len(r.Extensions) > 0 {
 			v.add(path+".extensions", "not allowed for host roles")
 		}
@@ -503,6 +509,13 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && ip.IsLoopback()
+}
+
+// isHostGlob reports whether a host-role pattern is a host-name glob
+// (not an address or CIDR prefix), the only kind a wildcard host principal
+// may lie inside.
+func isHostGlob(p string) bool {
+	return strings.ContainsAny(p, "*?") && !strings.Contains(p, "/")
 }
 
 // validAccount accepts POSIX-style account names.

@@ -309,6 +309,13 @@ func TestValidate(t *testing.T) {
 		{name: "ok/host-patterns", edit: func(c *Config) {
 			c.Roles["servers"].Principals = []string{"app-??.corp", "*", "2001:db8::/48", "10.0.0.5", "_x.corp"}
 		}},
+		{name: "ok/wildcard-principals", edit: func(c *Config) { c.Roles["servers"].WildcardPrincipals = true }},
+		{name: "fail/wildcard-principals-user-role", edit: func(c *Config) { c.Roles["deploy"].WildcardPrincipals = true },
+			wantErr: "roles.deploy.wildcard_principals: only for host roles"},
+		{name: "fail/wildcard-principals-without-glob", edit: func(c *Config) {
+			c.Roles["servers"].WildcardPrincipals = true
+			c.Roles["servers"].Principals = []string{"10.0.1.0/24", "db.corp"}
+		}, wantErr: `roles.servers.wildcard_principals: needs a host-name glob in principals (such as "*.corp") for the wildcard principals to lie inside`},
 		{name: "ok/role-names", edit: func(c *Config) {
 			c.Roles["0"] = c.Roles["rsync"]
 			c.Roles["a_b-c"+strings.Repeat("x", 59)] = c.Roles["rsync"]

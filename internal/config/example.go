@@ -48,4 +48,5 @@ roles:
     type: host                      # host certificates carry no extensions or critical options
     principals: ["*.corp", "10.0.1.0/24"]   # host-name globs and CIDRs a host principal must match
     max_ttl: 52w                    # hosts renew long before this
+    # wildcard_principals: true     # also issue "*.corp"-style principals; only OpenSSH >= 10.3 clients accept them (README)
 `

@@ -122,6 +122,13 @@ type Role struct {
 	MaxSession time.Duration `yaml:"max_session,omitempty"`
 	// Renewal is RenewService (default), RenewAny or RenewNone.
 	Renewal string `yaml:"renewal,omitempty"`
+	// WildcardPrincipals lets a host role issue host certificates whose
+	// principals are patterns ("*.corp", "web-??.corp") inside the role's
+	// own glob patterns. Only OpenSSH 10.3 and later clients match them;
+	// older clients and other SSH implementations compare principals
+	// exactly and refuse such a certificate, and one certificate vouches
+	// for every host it matches. Host roles only; off by default.
+	WildcardPrincipals bool `yaml:"wildcard_principals,omitempty"`
 }
 
 // Identity is who asks for a certificate. It may be the zero value, for
@@ -320,7 +327,8 @@ func userPrincipals(name string, role Role, id Identity, requested []string) ([]
 }
 
 // hostPrincipals checks that every requested host principal is a concrete
-// host name or IP address matching one of the role's patterns.
+// host name or IP address matching one of the role's patterns, or, for a
+// role with WildcardPrincipals, a pattern inside one of them.
 func hostPrincipals(name string, role Role, requested []string) ([]string, *DenyError) {
 	if len(requested) == 0 {
 		return nil, deny(RuleEmptyPrincipals, "a host certificate must name its host principals")
@@ -330,7 +338,19 @@ func hostPrincipals(name string, role Role, requested []string) ([]string, *Deny
 		return nil, tooMany(len(out))
 	}
 	for _, p := range out {
+		if role.WildcardPrincipals && hasWildcard(p) {
+			if why := wildcardHostProblem(p); why != "" {
+				return nil, deny(RuleBadPrincipal, "invalid wildcard host principal %s: %s", quote(p), why)
+			}
+			if !wildcardCovered(role.Principals, p) {
+				return nil, deny(RuleHostPrincipalNoMatch, "wildcard host principal %s is not inside a host-name pattern of role %s", quote(p), quote(name))
+			}
+			continue
+		}
 		if why := hostNameProblem(p); why != "" {
+			if why == "contains a wildcard" {
+				why += fmt.Sprintf(" (OpenSSH before 10.3 does not match wildcard host principals; role %s does not set wildcard_principals)", quote(name))
+			}
 			return nil, deny(RuleBadPrincipal, "invalid host principal %s: %s", quote(p), why)
 		}
 		matched := false
