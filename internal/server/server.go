@@ -316,24 +316,16 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	if err != nil || mt != "application/json" {
 		return &httpError{status: http.StatusUnsupportedMediaType, code: "bad-content-type", msg: "Content-Type must be application/json"}
 	}
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// api.DecodeStrict reads the whole (bounded) body, so an oversized one
+	// is a 413 even when its start is malformed, and refuses what
+	// encoding/json lets through: field names in another case, duplicate
+	// keys, trailing data.
+	if err := api.DecodeStrict(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
 			return &httpError{status: http.StatusRequestEntityTooLarge, code: "too-large", msg: fmt.Sprintf("request body over %d bytes", MaxBodyBytes)}
 		}
-		return badRequest("bad-json", "malformed JSON: %s", jsonProblem(err))
-	}
-	if dec.More() {
-		return badRequest("bad-json", "malformed JSON: data after the object")
-	}
-	if _, err := io.Copy(io.Discard, body); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &httpError{status: http.StatusRequestEntityTooLarge, code: "too-large", msg: fmt.Sprintf("request body over %d bytes", MaxBodyBytes)}
-		}
+		return badRequest("bad-json", "malformed JSON: %s", strings.TrimPrefix(jsonProblem(err), "api: "))
 	}
 	return nil
 }
