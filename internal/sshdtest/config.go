@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // Config describes the sshd a test wants. The zero value starts an sshd
@@ -55,6 +57,10 @@ type Config struct {
 	// "Match" on are written at the end. They may not lower LogLevel below
 	// VERBOSE: the harness learns that sshd listens from its log.
 	Extra []string
+
+	// OpenSSH is the release whose sshd runs (and whose ssh-keygen makes
+	// the host key); nil means the system's (opensshtest.System).
+	OpenSSH *opensshtest.Flavour
 
 	// pickPort, when set, replaces the free-port finder (tests only).
 	pickPort func() (int, error)

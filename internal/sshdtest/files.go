@@ -29,12 +29,12 @@ func skipOrFatal(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
-// keygen makes a key pair with ssh-keygen at path (private) and path.pub
-// and returns the public key.
-func keygen(t testing.TB, path string, typeArgs []string, comment string) ssh.PublicKey {
+// keygen makes a key pair with the ssh-keygen program at path (private)
+// and path.pub and returns the public key.
+func keygen(t testing.TB, program, path string, typeArgs []string, comment string) ssh.PublicKey {
 	t.Helper()
 	args := append([]string{"-q", "-N", "", "-C", comment, "-f", path}, typeArgs...)
-	if out, err := exec.Command(KeygenPath, args...).CombinedOutput(); err != nil {
+	if out, err := exec.Command(program, args...).CombinedOutput(); err != nil {
 		t.Fatalf("sshdtest: ssh-keygen %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	b, err := os.ReadFile(path + ".pub")

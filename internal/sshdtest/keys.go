@@ -31,7 +31,7 @@ func GenerateKey(t testing.TB, dir, typ string) (privPath string, pub ssh.Public
 		}
 		privPath = fmt.Sprintf("%s_%d", base, n)
 	}
-	return privPath, keygen(t, privPath, typeArgs, "sshdtest-user")
+	return privPath, keygen(t, KeygenPath, privPath, typeArgs, "sshdtest-user")
 }
 
 // WriteCertificate writes cert to <keyPath>-cert.pub, where ssh and ssh-add

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // DefaultCommand is the remote command Login runs unless told otherwise;
@@ -64,6 +66,10 @@ type LoginOptions struct {
 
 	// Options are extra -o values, e.g. "PubkeyAcceptedAlgorithms=...".
 	Options []string
+
+	// Client is the OpenSSH release whose ssh runs; nil means the
+	// server's own (Server.OpenSSH).
+	Client *opensshtest.Flavour
 }
 
 // Result is the outcome of a login attempt.
@@ -88,7 +94,11 @@ type Result struct {
 // bounded by a timeout. Only a failure to run ssh at all is fatal.
 func (s *Server) Login(t testing.TB, o LoginOptions) Result {
 	t.Helper()
-	requireTool(t, SSHPath)
+	client := o.Client
+	if client == nil {
+		client = s.OpenSSH
+	}
+	requireTool(t, client.SSH)
 	account := o.User
 	if account == "" {
 		u, err := user.Current()
@@ -128,7 +138,7 @@ func (s *Server) Login(t testing.TB, o LoginOptions) Result {
 
 	ctx, cancel := context.WithTimeout(t.Context(), loginTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, SSHPath, args...)
+	cmd := exec.CommandContext(ctx, client.SSH, args...)
 	cmd.Dir = s.Dir
 	cmd.Env = append([]string{"PATH=/usr/bin:/bin"}, o.Env...)
 	cmd.WaitDelay = 2 * time.Second

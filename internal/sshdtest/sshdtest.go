@@ -9,6 +9,11 @@
 // creates /run/sshd, and as root it may unlock a locked account (see
 // LoginOptions.User).
 //
+// The OpenSSH release is a choice: Config.OpenSSH picks the sshd (and the
+// ssh-keygen that makes its host key), LoginOptions.Client the ssh client;
+// both default to the system's (package opensshtest, the only sshca
+// package this one imports, knows the releases).
+//
 // A missing OpenSSH tool skips the test, or fails it when the environment
 // variable CI is "true".
 package sshdtest
@@ -21,7 +26,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,15 +34,18 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
-// Paths of the OpenSSH programs the harness runs.
+// Paths of the system's OpenSSH programs, which the harness runs unless
+// told to use another release (Config.OpenSSH, LoginOptions.Client).
 const (
-	SSHDPath    = "/usr/sbin/sshd"
-	SSHPath     = "/usr/bin/ssh"
-	KeygenPath  = "/usr/bin/ssh-keygen"
-	AgentPath   = "/usr/bin/ssh-agent"
-	SSHAddPath  = "/usr/bin/ssh-add"
+	SSHDPath    = opensshtest.SystemSSHD
+	SSHPath     = opensshtest.SystemSSH
+	KeygenPath  = opensshtest.SystemKeygen
+	AgentPath   = opensshtest.SystemAgent
+	SSHAddPath  = opensshtest.SystemAdd
 	privsepPath = "/run/sshd"
 )
 
@@ -56,6 +63,10 @@ type Server struct {
 	Host string // "127.0.0.1"
 	Port int
 	Dir  string // the server's private directory (config, keys, log)
+
+	// OpenSSH is the release this sshd is (Config.OpenSSH, or the
+	// system's); Login runs its ssh unless told otherwise.
+	OpenSSH *opensshtest.Flavour
 
 	ConfigPath            string // the sshd_config
 	LogPath               string // sshd's log (-E)
@@ -85,8 +96,12 @@ type process struct {
 // server is stopped at t.Cleanup. Any failure is fatal and shows sshd's log.
 func Start(t testing.TB, cfg Config) *Server {
 	t.Helper()
-	requireTool(t, SSHDPath)
-	requireTool(t, KeygenPath)
+	flavour := cfg.OpenSSH
+	if flavour == nil {
+		flavour = opensshtest.System(t)
+	}
+	requireTool(t, flavour.SSHD)
+	requireTool(t, flavour.Keygen)
 	cfg = cfg.normalize()
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
@@ -114,11 +129,12 @@ func Start(t testing.TB, cfg Config) *Server {
 		HostKeyPath:           p.hostKey,
 		TrustedUserCAKeysPath: p.userCAs,
 		PrincipalsDir:         p.principals,
+		OpenSSH:               flavour,
 		paths:                 p,
 	}
 
 	typeArgs, _ := keygenTypeArgs(cfg.hostKeyType()) // validated above
-	s.HostPublicKey = keygen(t, p.hostKey, typeArgs, "sshdtest-host")
+	s.HostPublicKey = keygen(t, flavour.Keygen, p.hostKey, typeArgs, "sshdtest-host")
 	if cfg.SignHostKey != nil {
 		s.HostCertificate = installHostCert(t, cfg.SignHostKey, s.HostPublicKey, p.hostCert)
 		s.HostCertPath = p.hostCert
@@ -132,7 +148,9 @@ func Start(t testing.TB, cfg Config) *Server {
 			writeFile(t, filepath.Join(p.principals, account), joinLines(principals), 0o644)
 		}
 	}
-	s.penalties = hasPerSourcePenalties(t)
+	// PerSourcePenalties (OpenSSH 9.8+) must be off, or repeated refused
+	// logins from 127.0.0.1 would block later ones.
+	s.penalties = flavour.AtLeast(9, 8)
 
 	pick := cfg.pickPort
 	if pick == nil {
@@ -175,7 +193,7 @@ func (s *Server) launch(port int) (proc *process, bindFailed bool, err error) {
 		return nil, false, fmt.Errorf("sshdtest: %w", err)
 	}
 	defer stderr.Close() // the child has its own copy
-	cmd := exec.Command(SSHDPath, "-D", "-e", "-f", s.paths.config, "-E", s.paths.log)
+	cmd := exec.Command(s.OpenSSH.SSHD, "-D", "-e", "-f", s.paths.config, "-E", s.paths.log)
 	cmd.Stdout = stderr
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = sysProcAttr()
@@ -378,22 +396,4 @@ func freePort() (int, error) {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-var versionRE = regexp.MustCompile(`OpenSSH_(\d+)\.(\d+)`)
-
-// hasPerSourcePenalties reports whether this sshd (OpenSSH 9.8 or later)
-// knows PerSourcePenalties. sshd -V prints its version (older ones print it
-// in the usage message).
-func hasPerSourcePenalties(t testing.TB) bool {
-	t.Helper()
-	out, _ := exec.Command(SSHDPath, "-V").CombinedOutput()
-	m := versionRE.FindSubmatch(out)
-	if m == nil {
-		t.Logf("sshdtest: cannot tell sshd's version from %q; assuming < 9.8", out)
-		return false
-	}
-	major, _ := strconv.Atoi(string(m[1]))
-	minor, _ := strconv.Atoi(string(m[2]))
-	return major > 9 || major == 9 && minor >= 8
 }
