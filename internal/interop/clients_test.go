@@ -20,7 +20,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
-	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // Paths of the clients, as Debian installs them. The pyenv python3 that
@@ -85,15 +85,23 @@ type client struct {
 	run func(ctx context.Context, work string, jobs []job) ([]result, error)
 }
 
-// clients returns the clients in the order of the matrix columns.
-func clients() []client {
-	return []client{
-		{name: "openssh", pkg: "openssh-client", missing: needFiles(sshdtest.SSHPath), version: opensshVersion, run: runOpenSSH},
+// clients returns the clients in the order of the matrix columns: the ssh
+// of every OpenSSH release, then the others.
+func clients(releases []*opensshtest.Flavour) []client {
+	var out []client
+	for _, f := range releases {
+		c := client{name: f.Name, missing: needFiles(f.SSH), version: opensshVersion(f), run: runOpenSSH(f.SSH)}
+		if !f.Built {
+			c.pkg = "openssh-client"
+		}
+		out = append(out, c)
+	}
+	return append(out, []client{
 		{name: "go-x-crypto", missing: func() string { return "" }, version: goVersion, run: runGo},
 		{name: "paramiko", pkg: "python3-paramiko", missing: paramikoMissing, version: paramikoVersion, run: runParamiko},
 		{name: "net-ssh", pkg: "ruby-net-ssh", pemKeys: true, missing: netsshMissing, version: netsshVersion, run: runNetSSH},
 		{name: "plink", pkg: "putty-tools", missing: needFiles(plinkPath, puttygenPath), version: plinkVersion, run: runPlink},
-	}
+	}...)
 }
 
 func needFiles(paths ...string) func() string {
@@ -132,9 +140,14 @@ func netsshMissing() string {
 	return ""
 }
 
-func opensshVersion() string {
-	v, _, _ := strings.Cut(commandOutput(sshdtest.SSHPath, "-V"), ",")
-	return v
+// opensshVersion describes an OpenSSH release as a client.
+func opensshVersion(f *opensshtest.Flavour) func() string {
+	return func() string {
+		if f.Built {
+			return f.Release + " (built from the upstream source by internal/opensshtest)"
+		}
+		return f.Release
+	}
 }
 
 // goModPath is the module's go.mod, which pins the x/crypto the test runs.
@@ -239,7 +252,14 @@ func joinLines(s string) string {
 	return strings.Join(parts, " / ")
 }
 
-func runOpenSSH(ctx context.Context, work string, jobs []job) ([]result, error) {
+// runOpenSSH runs the ssh program at path.
+func runOpenSSH(path string) func(ctx context.Context, work string, jobs []job) ([]result, error) {
+	return func(ctx context.Context, work string, jobs []job) ([]result, error) {
+		return runOpenSSHJobs(ctx, work, path, jobs)
+	}
+}
+
+func runOpenSSHJobs(ctx context.Context, work, path string, jobs []job) ([]result, error) {
 	return forEach(jobs, processWorkers, func(_ int, j job) result {
 		args := []string{
 			"-F", "/dev/null", "-T",
@@ -256,7 +276,7 @@ func runOpenSSH(ctx context.Context, work string, jobs []job) ([]result, error) 
 			"-o", "CertificateFile=" + j.certPath,
 			"-p", strconv.Itoa(j.port), "-l", j.user, "--", j.host, "echo " + loginMarker,
 		}
-		return runProcess(ctx, []string{"PATH=/usr/bin:/bin", "HOME=" + work}, work, sshdtest.SSHPath, args...)
+		return runProcess(ctx, []string{"PATH=/usr/bin:/bin", "HOME=" + work}, work, path, args...)
 	}), nil
 }
 

@@ -1,7 +1,9 @@
 // Package interop proves, with evidence, which SSH implementations accept
-// the certificates sshca issues. Its test logs in to a real OpenSSH sshd
-// and to an in-process x/crypto/ssh server with OpenSSH ssh, Go's
-// x/crypto/ssh, Python paramiko, Ruby net-ssh and PuTTY plink, for every CA
+// the certificates sshca issues. Its test logs in to real OpenSSH sshds
+// (Debian 12's 9.2 and the newest upstream release, see package
+// opensshtest) and to an in-process x/crypto/ssh server with the ssh of
+// both OpenSSH releases, Go's x/crypto/ssh, Python paramiko, Ruby net-ssh
+// and PuTTY plink, for every CA
 // key type and several subject key types, checks host certificates the same
 // way, and writes the result to docs/compatibility.md
 // (`go test ./internal/interop -update`).

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/signer"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
@@ -53,14 +54,17 @@ func subjectKeys() []*subjectKey {
 }
 
 // hostTrust says how each client is told to trust a host CA.
-func hostTrust() map[string]string {
-	return map[string]string{
-		"openssh":     "a `@cert-authority [127.0.0.1]:PORT <CA key>` line in known_hosts",
+func hostTrust(releases []*opensshtest.Flavour) map[string]string {
+	m := map[string]string{
 		"go-x-crypto": "`ssh.CertChecker.IsHostAuthority` accepting the CA key, as its `HostKeyCallback`",
 		"paramiko":    "the same `@cert-authority` line in the file given to `SSHClient.load_host_keys`, with `RejectPolicy`",
 		"net-ssh":     "the same `@cert-authority` line in `user_known_hosts_file`, with `verify_host_key: :always`",
 		"plink":       "a PuTTY host CA entry (`~/.putty/sshhostcas/`, what \"Configure host CAs\" writes) valid for every host, in `-batch` mode",
 	}
+	for _, f := range releases {
+		m[f.Name] = "a `@cert-authority [127.0.0.1]:PORT <CA key>` line in known_hosts"
+	}
+	return m
 }
 
 // hostUnsupported names the clients that cannot verify host certificates
@@ -77,18 +81,17 @@ func hostUnsupported() map[string]string {
 // rewrites that file and docs/compatibility.md instead.
 func TestMatrix(t *testing.T) {
 	rewrite := *update || os.Getenv("SSHCA_UPDATE_COMPAT") == "1"
-	for _, tool := range []string{sshdtest.SSHDPath, sshdtest.KeygenPath} {
-		if _, err := os.Stat(tool); err != nil {
-			skipOrFatal(t, "interop: %s not available: %v", tool, err)
-		}
-	}
+	// Every OpenSSH release is a client column and an sshd: Debian's
+	// and the newest upstream one.
+	releases := opensshtest.All(t)
+	system, latest := releases[0], releases[len(releases)-1]
 	ctx := t.Context()
 	start := time.Now()
 	phase := func(name string) { t.Logf("phase %s done after %v", name, time.Since(start).Round(time.Millisecond)) }
 	work := t.TempDir()
 	account := loginAccount(t)
 	caTypes := signer.KeyTypes()
-	all := clients()
+	all := clients(releases)
 
 	// Key generation dominates the set-up: make the six CA homes and the
 	// subject keys at once.
@@ -137,7 +140,9 @@ func TestMatrix(t *testing.T) {
 	}
 
 	phase("certificates")
-	// Servers: one sshd for every user CA, one Go server, one sshd per host CA.
+	// Servers, for every OpenSSH release: one sshd for every user CA and
+	// one sshd per host CA; then one Go server, and the sshds of the
+	// single-row host tables.
 	var userCALines []string
 	var userCAs []ssh.PublicKey
 	for _, ct := range caTypes {
@@ -145,30 +150,37 @@ func TestMatrix(t *testing.T) {
 		userCAs = append(userCAs, cas[ct].userCA)
 	}
 	principals := map[string][]string{account: {principal}}
-	sshd := sshdtest.Start(t, sshdtest.Config{TrustedUserCAKeys: userCALines, Principals: principals})
+	hostServer := func(f *opensshtest.Flavour, sign func(ssh.PublicKey) ([]byte, error)) *sshdtest.Server {
+		return sshdtest.Start(t, sshdtest.Config{
+			OpenSSH:           f,
+			TrustedUserCAKeys: []string{authorizedLine(cas[hostSubject].userCA)},
+			Principals:        principals,
+			HostKeyType:       hostKeyType,
+			SignHostKey:       sign,
+		})
+	}
+	userSSHD := map[string]*sshdtest.Server{}    // release -> sshd
+	hostSSHD := map[[2]string]*sshdtest.Server{} // release, CA type -> sshd
+	for _, f := range releases {
+		userSSHD[f.Name] = sshdtest.Start(t, sshdtest.Config{OpenSSH: f, TrustedUserCAKeys: userCALines, Principals: principals})
+		for _, ct := range caTypes {
+			hostSSHD[[2]string{f.Name, ct}] = hostServer(f, cas[ct].signHostFunc(ctx))
+		}
+	}
 	emptyKRL, err := (&krl.KRL{}).Marshal()
 	if err != nil {
 		t.Fatal(err)
 	}
 	goSrv := startGoServer(t, &Authenticator{UserCAs: userCAs, KRL: func() (*krl.KRL, error) { return krl.Parse(emptyKRL) }})
-	hostSSHD := map[string]*sshdtest.Server{}
-	for _, ct := range caTypes {
-		hostSSHD[ct] = sshdtest.Start(t, sshdtest.Config{
-			TrustedUserCAKeys: []string{authorizedLine(cas[hostSubject].userCA)},
-			Principals:        principals,
-			HostKeyType:       hostKeyType,
-			SignHostKey:       cas[ct].signHostFunc(ctx),
-		})
-	}
 
 	// A host certificate for another name: a client must refuse it.
-	wrongName := sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: []string{authorizedLine(cas[hostSubject].userCA)},
-		Principals:        principals,
-		HostKeyType:       hostKeyType,
-		SignHostKey: func(pub ssh.PublicKey) ([]byte, error) {
-			return cas[hostSubject].signHostNames(ctx, pub, []string{"localhost"})
-		},
+	wrongName := hostServer(system, func(pub ssh.PublicKey) ([]byte, error) {
+		return cas[hostSubject].signHostNames(ctx, pub, []string{"localhost"})
+	})
+	// A host certificate whose principal is a pattern: OpenSSH 10.3 and
+	// later accept it, and sshca issues it only to a role that opts in.
+	wildcard := hostServer(latest, func(pub ssh.PublicKey) ([]byte, error) {
+		return cas[hostSubject].signHostRole(ctx, "hosts-wildcard", pub, []string{wildcardPrincipal})
 	})
 
 	// Preflight with the real ssh through the harness: it proves the set-up
@@ -180,8 +192,10 @@ func TestMatrix(t *testing.T) {
 			baseKey = s
 		}
 	}
-	if r := sshd.Login(t, sshdtest.LoginOptions{User: account, IdentityFile: baseKey.path, CertificateFile: base.path}); !r.OK {
-		t.Fatalf("preflight: ssh with an ed25519 certificate was refused (exit %d): %s\n--- sshd log\n%s", r.ExitCode, r.Stderr, r.ServerLog)
+	for _, f := range releases {
+		if r := userSSHD[f.Name].Login(t, sshdtest.LoginOptions{User: account, IdentityFile: baseKey.path, CertificateFile: base.path}); !r.OK {
+			t.Fatalf("preflight: %s's ssh with an ed25519 certificate was refused by its sshd (exit %d): %s\n--- sshd log\n%s", f, r.ExitCode, r.Stderr, r.ServerLog)
+		}
 	}
 
 	phase("servers")
@@ -193,7 +207,11 @@ func TestMatrix(t *testing.T) {
 	pinned := func(host string, port int, key ssh.PublicKey) string {
 		return fmt.Sprintf("[%s]:%d %s", host, port, authorizedLine(key))
 	}
-	khSSHD := knownHosts("sshd", pinned(sshd.Host, sshd.Port, sshd.HostPublicKey))
+	khSSHD := map[string]string{}
+	for _, f := range releases {
+		srv := userSSHD[f.Name]
+		khSSHD[f.Name] = knownHosts("sshd-"+f.Name, pinned(srv.Host, srv.Port, srv.HostPublicKey))
+	}
 	khGo := knownHosts("go", pinned(goSrv.Host, goSrv.Port, goSrv.HostKey))
 
 	var jobs []job
@@ -201,41 +219,50 @@ func TestMatrix(t *testing.T) {
 		for _, s := range subjects {
 			cf := certs[[2]string{ct, s.name}]
 			base := job{keyPath: s.path, pemPath: s.pemPath, keyKind: s.kind, ppkPath: s.ppkPath, certPath: cf.path, signer: s.signer, cert: cf.cert}
+			for _, f := range releases {
+				srv := userSSHD[f.Name]
+				j := base
+				j.cell = cellKey{Dir: dirUser, Server: f.Name, CA: ct, Subject: s.name}
+				j.host, j.port, j.user, j.knownHosts, j.hostKey = srv.Host, srv.Port, account, khSSHD[f.Name], srv.HostPublicKey
+				jobs = append(jobs, j)
+			}
 			j := base
-			j.cell = cellKey{Dir: dirUser, CA: ct, Subject: s.name}
-			j.host, j.port, j.user, j.knownHosts, j.hostKey = sshd.Host, sshd.Port, account, khSSHD, sshd.HostPublicKey
-			jobs = append(jobs, j)
-			j = base
-			j.cell = cellKey{Dir: dirServer, CA: ct, Subject: s.name}
+			j.cell = cellKey{Dir: dirServer, Server: serverGo, CA: ct, Subject: s.name}
 			j.host, j.port, j.user, j.knownHosts, j.hostKey = goSrv.Host, goSrv.Port, principal, khGo, goSrv.HostKey
 			jobs = append(jobs, j)
 		}
 	}
+	sysSSHD := userSSHD[system.Name]
 	for _, s := range subjects {
 		cf := certs[[2]string{hostSubject, s.name}]
 		jobs = append(jobs, job{
-			cell: cellKey{Dir: dirKeyFile, CA: hostSubject, Subject: s.name},
-			host: sshd.Host, port: sshd.Port, user: account, knownHosts: khSSHD, hostKey: sshd.HostPublicKey,
+			cell: cellKey{Dir: dirKeyFile, Server: system.Name, CA: hostSubject, Subject: s.name},
+			host: sysSSHD.Host, port: sysSSHD.Port, user: account, knownHosts: khSSHD[system.Name], hostKey: sysSSHD.HostPublicKey,
 			keyPath: s.path, keyKind: s.kind, ppkPath: s.ppkPath, certPath: cf.path, signer: s.signer, cert: cf.cert,
 		})
 	}
 	hostJob := func(dir, ct string, srv *sshdtest.Server) job {
 		return job{
-			cell: cellKey{Dir: dir, CA: ct, Subject: hostKeyType},
+			cell: cellKey{Dir: dir, Server: srv.OpenSSH.Name, CA: ct, Subject: hostKeyType},
 			host: srv.Host, port: srv.Port, user: account,
 			keyPath: baseKey.path, keyKind: baseKey.kind, ppkPath: baseKey.ppkPath, certPath: base.path, signer: baseKey.signer, cert: base.cert,
-			knownHosts: knownHosts(dir+"-"+ct, srv.CertAuthorityLine(cas[ct].hostCA)),
+			knownHosts: knownHosts(dir+"-"+srv.OpenSSH.Name+"-"+ct, srv.CertAuthorityLine(cas[ct].hostCA)),
 			hostCA:     cas[ct].hostCA,
 		}
 	}
-	for _, ct := range caTypes {
-		jobs = append(jobs, hostJob(dirHost, ct, hostSSHD[ct]))
+	for _, f := range releases {
+		for _, ct := range caTypes {
+			jobs = append(jobs, hostJob(dirHost, ct, hostSSHD[[2]string{f.Name, ct}]))
+		}
 	}
-	jobs = append(jobs, hostJob(dirHostName, hostSubject, wrongName))
+	jobs = append(jobs, hostJob(dirHostName, hostSubject, wrongName), hostJob(dirHostWild, hostSubject, wildcard))
 
-	ports := []int{sshd.Port, goSrv.Port, wrongName.Port}
-	for _, ct := range caTypes {
-		ports = append(ports, hostSSHD[ct].Port)
+	ports := []int{goSrv.Port, wrongName.Port, wildcard.Port}
+	for _, srv := range userSSHD {
+		ports = append(ports, srv.Port)
+	}
+	for _, srv := range hostSSHD {
+		ports = append(ports, srv.Port)
 	}
 	clean := sanitizer(work, ports)
 
@@ -311,8 +338,8 @@ func TestMatrix(t *testing.T) {
 			}
 			if !c.pemKeys {
 				for _, s := range subjects {
-					user := cellKey{Dir: dirUser, CA: hostSubject, Subject: s.name, Client: c.name}
-					outcomes[cellKey{Dir: dirKeyFile, CA: hostSubject, Subject: s.name, Client: c.name}] = outcomes[user]
+					user := cellKey{Dir: dirUser, Server: system.Name, CA: hostSubject, Subject: s.name, Client: c.name}
+					outcomes[cellKey{Dir: dirKeyFile, Server: system.Name, CA: hostSubject, Subject: s.name, Client: c.name}] = outcomes[user]
 				}
 			}
 		})
@@ -340,11 +367,16 @@ func TestMatrix(t *testing.T) {
 			pemClients = append(pemClients, c.name)
 		}
 	}
+	servers := map[string]string{serverGo: goVersion()}
+	var sshds []string
+	for _, f := range releases {
+		sshds = append(sshds, f.Name)
+		servers[f.Name] = sshdVersion(f)
+	}
 	rep := &report{
-		clients: names, versions: versions, debs: debs,
-		servers: map[string]string{"sshd": sshdVersion(), "go": goVersion()},
+		clients: names, versions: versions, debs: debs, sshds: sshds, servers: servers,
 		caTypes: caTypes, subjects: subjectNames, hostKeyType: hostKeyType,
-		hostTrust: hostTrust(), pemClients: pemClients, keyFileCA: hostSubject,
+		hostTrust: hostTrust(releases), pemClients: pemClients, keyFileCA: hostSubject,
 		outcomes: outcomes, guidance: string(guidance),
 	}
 
@@ -438,18 +470,23 @@ func classify(cell cellKey, r result, unsupported map[string]string, clean func(
 	case r.ok:
 		return outcome{Status: statusWorks}
 	}
-	if why, ok := unsupported[cell.Client]; ok && cell.Dir == dirHost {
+	if why, ok := unsupported[cell.Client]; ok && (cell.Dir == dirHost || cell.Dir == dirHostWild) {
 		return outcome{Status: statusUnsupported, Error: why + "; the attempt ended with: " + msg}
 	}
 	return outcome{Status: statusFails, Error: msg}
 }
 
-func sshdVersion() string {
-	// sshd has no -V; its usage message carries the version.
-	out := commandOutput(sshdtest.SSHDPath, "-V")
+// sshdVersion describes a release's sshd: the version it prints, and
+// where it comes from.
+func sshdVersion(f *opensshtest.Flavour) string {
+	// Older sshd have no -V; their usage message carries the version.
+	out := commandOutput(f.SSHD, "-V")
 	v := "(version unknown)"
 	if m := regexp.MustCompile(`OpenSSH_[^\s,]+`).FindString(out); m != "" {
 		v = m
+	}
+	if f.Built {
+		return v + " (built from the upstream source by internal/opensshtest)"
 	}
 	if dv := debianVersion("openssh-server"); dv != "" {
 		v += " (Debian openssh-server " + dv + ")"

@@ -17,7 +17,15 @@ const (
 	dirKeyFile  = "keyfile"         // user certificate, subject key in OpenSSH format, login to sshd
 	dirHost     = "host"            // host certificate of sshd, verified by the client
 	dirHostName = "host-wrong-name" // host certificate for another name: must be refused
+	// dirHostWild is a host certificate whose principal is a pattern
+	// (127.0.0.*), issued only for a role with wildcard_principals: OpenSSH
+	// 10.3 and later match it, older clients compare names exactly.
+	dirHostWild = "host-wildcard"
 )
+
+// serverGo names the in-process Go server in cell keys; sshd servers are
+// named by their OpenSSH release (opensshtest.Flavour.Name).
+const serverGo = "go"
 
 // Cell statuses, as docs/compatibility.md and testdata/expected.json spell them.
 const (
@@ -32,31 +40,34 @@ const (
 // a cell expected to be good is not.
 func good(status string) bool { return status == statusWorks || status == statusRefuses }
 
-// dirLabel describes a direction in prose.
-func dirLabel(dir string) string {
-	switch dir {
+// dirLabel describes a cell's direction, with its server, in prose.
+func dirLabel(k cellKey) string {
+	switch k.Dir {
 	case dirUser:
-		return "user certificates to sshd"
+		return "user certificates to " + k.Server + " sshd"
 	case dirServer:
 		return "user certificates to the Go server"
 	case dirKeyFile:
 		return "subject keys in OpenSSH format"
 	case dirHost:
-		return "host certificates"
+		return "host certificates presented by " + k.Server + " sshd"
 	case dirHostName:
 		return "a host certificate for another name"
+	case dirHostWild:
+		return "a host certificate with a wildcard principal"
 	}
-	return dir
+	return k.Dir
 }
 
-// cellKey names one cell of the matrix. Subject is the user key's type; in
-// the host direction it is the (fixed) type of the sshd host key.
+// cellKey names one cell of the matrix. Server is the sshd release the
+// client connects to (or serverGo); Subject is the user key's type, and in
+// the host directions the (fixed) type of the sshd host key.
 type cellKey struct {
-	Dir, CA, Subject, Client string
+	Dir, Server, CA, Subject, Client string
 }
 
 func (k cellKey) String() string {
-	return k.Dir + "/" + k.CA + "/" + k.Subject + "/" + k.Client
+	return k.Dir + "/" + k.Server + "/" + k.CA + "/" + k.Subject + "/" + k.Client
 }
 
 // outcome is what one cell came to; Error is the client's message, set
@@ -71,13 +82,14 @@ type report struct {
 	clients     []string          // column order
 	versions    map[string]string // client -> version
 	debs        map[string]string // client -> Debian "package version", if any
-	servers     map[string]string // "sshd", "go" -> version
+	sshds       []string          // sshd releases (Flavour.Name), the system's first
+	servers     map[string]string // sshd release or serverGo -> version
 	caTypes     []string
 	subjects    []string
 	hostKeyType string
 	hostTrust   map[string]string // client -> how it was told to trust the host CA
 	pemClients  []string          // clients given RSA and ECDSA keys in PEM format
-	keyFileCA   string            // CA key type of the keyfile and host-wrong-name cells
+	keyFileCA   string            // CA key type of the keyfile and the other single-row host cells
 	outcomes    map[cellKey]outcome
 	guidance    string // hand-written part of the Guidance section
 }
@@ -133,31 +145,49 @@ func (r *report) failures() ([]*failure, map[cellKey]*failure) {
 	return list, byCell
 }
 
-// orderedCells lists every cell in table order: user, server, keyfile,
-// host, host-wrong-name; rows by CA key type and subject; columns by client.
+// systemSSHD is the first sshd, the system's: keyfile and host-wrong-name
+// cells log in to it.
+func (r *report) systemSSHD() string { return r.sshds[0] }
+
+// latestSSHD is the newest sshd, which presents the wildcard certificate.
+func (r *report) latestSSHD() string { return r.sshds[len(r.sshds)-1] }
+
+// orderedCells lists every cell in table order: user (per sshd), server,
+// keyfile, host (per sshd), host-wrong-name, host-wildcard; rows by CA key
+// type and subject; columns by client.
 func (r *report) orderedCells() []cellKey {
 	var out []cellKey
-	for _, dir := range []string{dirUser, dirServer} {
+	servers := append(append([]string(nil), r.sshds...), serverGo)
+	for _, srv := range servers {
+		dir := dirUser
+		if srv == serverGo {
+			dir = dirServer
+		}
 		for _, ca := range r.caTypes {
 			for _, subj := range r.subjects {
 				for _, c := range r.clients {
-					out = append(out, cellKey{dir, ca, subj, c})
+					out = append(out, cellKey{dir, srv, ca, subj, c})
 				}
 			}
 		}
 	}
 	for _, subj := range r.subjects {
 		for _, c := range r.clients {
-			out = append(out, cellKey{dirKeyFile, r.keyFileCA, subj, c})
+			out = append(out, cellKey{dirKeyFile, r.systemSSHD(), r.keyFileCA, subj, c})
 		}
 	}
-	for _, ca := range r.caTypes {
-		for _, c := range r.clients {
-			out = append(out, cellKey{dirHost, ca, r.hostKeyType, c})
+	for _, srv := range r.sshds {
+		for _, ca := range r.caTypes {
+			for _, c := range r.clients {
+				out = append(out, cellKey{dirHost, srv, ca, r.hostKeyType, c})
+			}
 		}
 	}
 	for _, c := range r.clients {
-		out = append(out, cellKey{dirHostName, r.keyFileCA, r.hostKeyType, c})
+		out = append(out, cellKey{dirHostName, r.systemSSHD(), r.keyFileCA, r.hostKeyType, c})
+	}
+	for _, c := range r.clients {
+		out = append(out, cellKey{dirHostWild, r.latestSSHD(), r.keyFileCA, r.hostKeyType, c})
 	}
 	return out
 }
@@ -192,10 +222,10 @@ func (r *report) markdown() []byte {
 		p("| %s | %s |\n", strings.Join(labels, " | "), strings.Join(r.clients, " | "))
 		p("|%s%s\n", strings.Repeat("---|", len(labels)), strings.Repeat("---|", len(r.clients)))
 	}
-	keys := func(dir, ca, subj string) []cellKey {
+	keys := func(dir, srv, ca, subj string) []cellKey {
 		out := make([]cellKey, len(r.clients))
 		for i, c := range r.clients {
-			out[i] = cellKey{dir, ca, subj, c}
+			out[i] = cellKey{dir, srv, ca, subj, c}
 		}
 		return out
 	}
@@ -217,62 +247,86 @@ func (r *report) markdown() []byte {
 		}
 		p("| %s | %s | %s |\n", c, mdEscape(r.versions[c]), mdEscape(deb))
 	}
-	p("\nServers: OpenSSH sshd %s; Go x/crypto/ssh server %s, authenticating with `interop.Authenticator`\n", mdEscape(r.servers["sshd"]), mdEscape(r.servers["go"]))
-	p("(`ssh.CertChecker` plus an sshca KRL, refusing SHA-1 signatures and empty principal lists).\n\n")
+	p("\nServers:\n\n")
+	for _, srv := range r.sshds {
+		p("- %s: OpenSSH sshd %s\n", srv, mdEscape(r.servers[srv]))
+	}
+	p("- %s: Go x/crypto/ssh server %s, authenticating with `interop.Authenticator`\n", serverGo, mdEscape(r.servers[serverGo]))
+	p("  (`ssh.CertChecker` plus an sshca KRL, refusing SHA-1 signatures and empty principal lists).\n\n")
+	p("Each OpenSSH release is a client column and a server: the same certificates log in to every sshd.\n\n")
 
-	userTable := func(dir string) {
+	userTable := func(dir, srv string) {
 		header("CA key type", "subject key")
 		for _, ca := range r.caTypes {
 			for _, subj := range r.subjects {
-				row(ca+" | "+subj, keys(dir, ca, subj))
+				row(ca+" | "+subj, keys(dir, srv, ca, subj))
 			}
 		}
 		p("\n")
 	}
-	p("## User certificates, login to OpenSSH sshd\n\n")
-	p("One sshd trusts every user CA (`TrustedUserCAKeys`) and maps the certificate's principal to the login\n")
-	p("account (`AuthorizedPrincipalsFile`); the client presents the subject key with its certificate.\n")
-	p("Subject keys are in the OpenSSH format that `ssh-keygen` writes by default")
-	if len(r.pemClients) > 0 {
-		p(", except that %s got its RSA and ECDSA keys in PEM format (`ssh-keygen -m PEM`), which it can\n", strings.Join(r.pemClients, " and "))
-		p("read: see [Subject key files](#subject-key-files-in-openssh-format)")
+	for i, srv := range r.sshds {
+		p("## User certificates, login to OpenSSH sshd %s\n\n", strings.TrimPrefix(srv, "openssh-"))
+		if i == 0 {
+			p("One sshd trusts every user CA (`TrustedUserCAKeys`) and maps the certificate's principal to the login\n")
+			p("account (`AuthorizedPrincipalsFile`); the client presents the subject key with its certificate.\n")
+			p("Subject keys are in the OpenSSH format that `ssh-keygen` writes by default")
+			if len(r.pemClients) > 0 {
+				p(", except that %s got its RSA and ECDSA keys in PEM format (`ssh-keygen -m PEM`), which it can\n", strings.Join(r.pemClients, " and "))
+				p("read: see [Subject key files](#subject-key-files-in-openssh-format)")
+			}
+			p(".\n\n")
+		} else {
+			p("The same certificates and keys, logging in to %s's sshd, configured the same way.\n\n", srv)
+		}
+		userTable(dirUser, srv)
 	}
-	p(".\n\n")
-	userTable(dirUser)
 
 	p("## User certificates, login to a Go x/crypto/ssh server\n\n")
 	p("The server direction: the same certificates and keys, presented to an in-process `golang.org/x/crypto/ssh`\n")
 	p("server that accepts them through `interop.Authenticator`.\n\n")
-	userTable(dirServer)
+	userTable(dirServer, serverGo)
 
 	p("## Subject key files in OpenSSH format\n\n")
 	p("Whether the client can use each subject key as `ssh-keygen` writes it by default (OpenSSH format), with a\n")
 	p("certificate from the %s CA, logging in to sshd. This is about the client's key loading, not about\n", r.keyFileCA)
 	p("certificates. For a client that got OpenSSH-format keys in the tables above, a cell here is the\n")
-	p("`%s` CA row of the first table.\n\n", r.keyFileCA)
+	p("`%s` CA row of the first table (sshd %s).\n\n", r.keyFileCA, r.systemSSHD())
 	header("subject key")
 	for _, subj := range r.subjects {
-		row(subj, keys(dirKeyFile, r.keyFileCA, subj))
+		row(subj, keys(dirKeyFile, r.systemSSHD(), r.keyFileCA, subj))
 	}
 	p("\n")
 
 	p("## Host certificates\n\n")
-	p("For each CA key type an sshd presents its %s host key with a host certificate from that host CA\n", r.hostKeyType)
-	p("(principals %s); the client trusts only the CA, never the host key itself, and logs in with an\n", strings.Join(quoteAll(hostPrincipals()), ", "))
-	p("ed25519 user certificate from the ed25519 user CA. How each client was told to trust the CA:\n\n")
+	p("For each OpenSSH release and CA key type an sshd presents its %s host key with a host certificate from\n", r.hostKeyType)
+	p("that host CA (principals %s); the client trusts only the CA, never the host key itself, and logs in\n", strings.Join(quoteAll(hostPrincipals()), ", "))
+	p("with an ed25519 user certificate from the ed25519 user CA. How each client was told to trust the CA:\n\n")
 	for _, c := range r.clients {
 		p("- %s: %s\n", c, r.hostTrust[c])
 	}
 	p("\n")
-	header("host CA key type")
-	for _, ca := range r.caTypes {
-		row(ca, keys(dirHost, ca, r.hostKeyType))
+	header("sshd", "host CA key type")
+	for _, srv := range r.sshds {
+		for _, ca := range r.caTypes {
+			row(srv+" | "+ca, keys(dirHost, srv, ca, r.hostKeyType))
+		}
 	}
-	p("\nA host certificate that names another host must be refused. Here sshd presents a certificate from the\n")
+	p("\nA host certificate that names another host must be refused. Here sshd %s presents a certificate from the\n", r.systemSSHD())
 	p("trusted %s host CA whose only principal is `localhost`, and the client connects to `127.0.0.1`;\n", r.keyFileCA)
 	p("\"refuses\" is right, \"accepts\" means the client does not check host certificate principals.\n\n")
 	header("host CA key type")
-	row(r.keyFileCA, keys(dirHostName, r.keyFileCA, r.hostKeyType))
+	row(r.keyFileCA, keys(dirHostName, r.systemSSHD(), r.keyFileCA, r.hostKeyType))
+	p("\n")
+
+	p("## Host certificates with a wildcard principal\n\n")
+	p("sshca issues a host certificate whose principal is a pattern only for a host role with\n")
+	p("`wildcard_principals: true` (see the README). Here sshd %s presents a certificate from the trusted\n", r.latestSSHD())
+	p("%s host CA whose only principal is `%s`, and the client connects to `127.0.0.1`. OpenSSH 10.3 and\n", r.keyFileCA, wildcardPrincipal)
+	p("later match host certificate principals as patterns, so \"works\" is what they should do; a client that\n")
+	p("compares principals exactly fails, which is why the role must opt in and why every client of such a\n")
+	p("fleet must be OpenSSH 10.3 or later.\n\n")
+	header("host CA key type")
+	row(r.keyFileCA, keys(dirHostWild, r.latestSSHD(), r.keyFileCA, r.hostKeyType))
 	p("\n")
 
 	p("## Failures\n\n")
@@ -305,24 +359,41 @@ func (r *report) clientVersion(c string) string {
 // then the clients that lack a feature whatever the CA key type.
 func (r *report) clientLimits() string {
 	var b strings.Builder
+	// A user-certificate failure that happens with every CA key type is
+	// about the subject key, not the CA: it gets a line of its own.
+	type subjectFailure struct{ client, label, subject string }
+	bySubject := map[subjectFailure]int{}
+	for _, k := range r.orderedCells() {
+		if o, ok := r.outcomes[k]; ok && o.Status == statusFails && (k.Dir == dirUser || k.Dir == dirServer) {
+			bySubject[subjectFailure{k.Client, dirLabel(k), k.Subject}]++
+		}
+	}
+	subjectWide := func(k cellKey) bool {
+		return (k.Dir == dirUser || k.Dir == dirServer) && bySubject[subjectFailure{k.Client, dirLabel(k), k.Subject}] == len(r.caTypes)
+	}
 	lacking := map[string][]string{} // client -> features, for every CA
 	for _, ca := range r.caTypes {
 		failing := map[string][]string{} // client -> directions
 		for _, k := range r.orderedCells() {
 			o, ok := r.outcomes[k]
-			// Key files are not about the CA; a wrong-name host
-			// certificate is about checking, not about the key type.
-			if k.CA != ca || !ok || good(o.Status) || k.Dir == dirKeyFile || k.Dir == dirHostName {
+			// Key files are not about the CA; wrong-name and wildcard
+			// host certificates are about checking, not about the key
+			// type.
+			if k.CA != ca || !ok || good(o.Status) || k.Dir == dirKeyFile || k.Dir == dirHostName || k.Dir == dirHostWild || subjectWide(k) {
 				continue
 			}
+			label := dirLabel(k)
+			if k.Dir == dirHost {
+				label = "host certificates" // whichever sshd presents them
+			}
 			if o.Status == statusUnsupported {
-				if !slices.Contains(lacking[k.Client], dirLabel(k.Dir)) {
-					lacking[k.Client] = append(lacking[k.Client], dirLabel(k.Dir))
+				if !slices.Contains(lacking[k.Client], label) {
+					lacking[k.Client] = append(lacking[k.Client], label)
 				}
 				continue
 			}
-			if !slices.Contains(failing[k.Client], dirLabel(k.Dir)) {
-				failing[k.Client] = append(failing[k.Client], dirLabel(k.Dir))
+			if !slices.Contains(failing[k.Client], label) {
+				failing[k.Client] = append(failing[k.Client], label)
 			}
 		}
 		if len(failing) == 0 {
@@ -338,10 +409,35 @@ func (r *report) clientLimits() string {
 	for _, c := range sortedKeys(lacking) {
 		fmt.Fprintf(&b, "- Whatever the CA key type, %s does not support %s.\n", c, strings.Join(lacking[c], " or "))
 	}
+	var subjLines []string
+	for f, n := range bySubject {
+		if n == len(r.caTypes) {
+			subjLines = append(subjLines, fmt.Sprintf("- Whatever the CA key type, %s fails with %s subject keys in %s.\n", f.client, f.subject, f.label))
+		}
+	}
+	sort.Strings(subjLines)
+	for _, l := range subjLines {
+		b.WriteString(l)
+	}
 	for _, c := range r.clients {
-		if o, ok := r.outcomes[cellKey{dirHostName, r.keyFileCA, r.hostKeyType, c}]; ok && o.Status == statusAccepts {
+		if o, ok := r.outcomes[cellKey{dirHostName, r.systemSSHD(), r.keyFileCA, r.hostKeyType, c}]; ok && o.Status == statusAccepts {
 			fmt.Fprintf(&b, "- Whatever the CA key type, %s accepts a host certificate that names another host.\n", c)
 		}
+	}
+	var wildOK, wildNot []string
+	for _, c := range r.clients {
+		o, ok := r.outcomes[cellKey{dirHostWild, r.latestSSHD(), r.keyFileCA, r.hostKeyType, c}]
+		switch {
+		case !ok:
+		case o.Status == statusWorks:
+			wildOK = append(wildOK, c)
+		default:
+			wildNot = append(wildNot, c)
+		}
+	}
+	if len(wildOK)+len(wildNot) > 0 {
+		fmt.Fprintf(&b, "- A host certificate with a wildcard principal (a role with `wildcard_principals: true`) works with %s and not with %s.\n",
+			orNone(wildOK), orNone(wildNot))
 	}
 	return b.String()
 }
@@ -361,11 +457,11 @@ func describeCells(cells []cellKey) string {
 	groups := map[string][]string{}
 	var order []string
 	for _, k := range cells {
-		label, item := dirLabel(k.Dir), "CA "+k.CA+" × subject "+k.Subject
+		label, item := dirLabel(k), "CA "+k.CA+" × subject "+k.Subject
 		switch k.Dir {
 		case dirKeyFile:
 			item = k.Subject
-		case dirHost, dirHostName:
+		case dirHost, dirHostName, dirHostWild:
 			item = "host CA " + k.CA
 		}
 		if _, ok := groups[label]; !ok {
@@ -378,6 +474,14 @@ func describeCells(cells []cellKey) string {
 		parts[i] = l + " (" + strings.Join(groups[l], ", ") + ")"
 	}
 	return strings.Join(parts, "; ")
+}
+
+// orNone joins names with commas, or says "none".
+func orNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
 }
 
 func quoteAll(ss []string) []string {

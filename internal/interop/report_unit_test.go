@@ -60,27 +60,37 @@ func TestSanitizer(t *testing.T) {
 func TestMarkdownFailureCarriesVersion(t *testing.T) {
 	r := &report{
 		clients: []string{"c1", "c2"}, versions: map[string]string{"c1": "c1 1.0", "c2": "c2 2.0"}, debs: map[string]string{"c2": "pkg-c2 2.0-1"},
-		servers: map[string]string{"sshd": "OpenSSH_9.2", "go": "x"}, caTypes: []string{"ed25519"}, subjects: []string{"ed25519"},
+		sshds: []string{"s9", "s10"}, servers: map[string]string{"s9": "OpenSSH_9.2", "s10": "OpenSSH_10.5", serverGo: "x"},
+		caTypes: []string{"ed25519"}, subjects: []string{"ed25519"},
 		hostKeyType: "ed25519", keyFileCA: "ed25519", hostTrust: map[string]string{}, guidance: "guide",
 		outcomes: map[cellKey]outcome{
-			{dirUser, "ed25519", "ed25519", "c1"}: {Status: statusWorks},
-			{dirUser, "ed25519", "ed25519", "c2"}: {Status: statusFails, Error: "boom `x`"},
-			{dirHost, "ed25519", "ed25519", "c2"}: {Status: statusFails, Error: "boom `x`"},
+			{dirUser, "s9", "ed25519", "ed25519", "c1"}:      {Status: statusWorks},
+			{dirUser, "s9", "ed25519", "ed25519", "c2"}:      {Status: statusFails, Error: "boom `x`"},
+			{dirHost, "s10", "ed25519", "ed25519", "c2"}:     {Status: statusFails, Error: "boom `x`"},
+			{dirHostWild, "s10", "ed25519", "ed25519", "c1"}: {Status: statusFails, Error: "name is not a listed principal"},
+			{dirHostWild, "s10", "ed25519", "ed25519", "c2"}: {Status: statusWorks},
 		},
 	}
 	md := string(r.markdown())
 	for _, want := range []string{
+		"## User certificates, login to OpenSSH sshd s9",
+		"## User certificates, login to OpenSSH sshd s10",
 		"| ed25519 | ed25519 | works | **fails** ([F1](#f1)) |",
+		"| s10 | ed25519 | not run | **fails** ([F1](#f1)) |",
 		"**F1** — client c2, version c2 2.0, Debian package pkg-c2 2.0-1 — error: `boom 'x'`",
-		"user certificates to sshd (CA ed25519 × subject ed25519); host certificates (host CA ed25519)",
-		"- `ed25519`: c2 fails with user certificates to sshd and host certificates.",
+		"user certificates to s9 sshd (CA ed25519 × subject ed25519); host certificates presented by s10 sshd (host CA ed25519)",
+		"- `ed25519`: c2 fails with host certificates.",
+		"**F2** — client c1, version c1 1.0 — error: `name is not a listed principal`",
+		"- A host certificate with a wildcard principal (a role with `wildcard_principals: true`) works with c2 and not with c1.",
+		"- s10: OpenSSH sshd OpenSSH_10.5",
+		"- Whatever the CA key type, c2 fails with ed25519 subject keys in user certificates to s9 sshd.",
 		"not run",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
 		}
 	}
-	if strings.Contains(md, "F2") {
+	if strings.Contains(md, "F3") {
 		t.Errorf("one client with one message should give one failure entry:\n%s", md)
 	}
 }

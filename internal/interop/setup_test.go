@@ -21,7 +21,8 @@ import (
 
 // interopPolicy replaces the example policy that `sshca init` writes: one
 // user role whose only principal the test servers map to the login
-// account, and one host role for servers on the loopback address.
+// account, one host role for servers on the loopback address, and one that
+// opts in to wildcard host principals for them.
 const interopPolicy = `backdate: 5m
 roles:
   interop:
@@ -34,7 +35,15 @@ roles:
     type: host
     principals: ["127.0.0.0/8", "localhost"]
     max_ttl: 1h
+  hosts-wildcard:
+    type: host
+    principals: ["127.0.0.*"]
+    wildcard_principals: true
+    max_ttl: 1h
 `
+
+// wildcardPrincipal is the only principal of the wildcard host certificate.
+const wildcardPrincipal = "127.0.0.*"
 
 // principal is the one principal of every user certificate in the matrix.
 const principal = "interop-user"
@@ -133,7 +142,12 @@ func (a *authority) signHost(ctx context.Context, pub ssh.PublicKey) ([]byte, er
 
 // signHostNames is signHost with other principals.
 func (a *authority) signHostNames(ctx context.Context, pub ssh.PublicKey, names []string) ([]byte, error) {
-	cert, err := a.home.Authority.Sign(ctx, ca.Request{Type: policy.HostCert, Role: "hosts", KeyID: "interop-host-" + a.keyType,
+	return a.signHostRole(ctx, "hosts", pub, names)
+}
+
+// signHostRole issues a host certificate under role.
+func (a *authority) signHostRole(ctx context.Context, role string, pub ssh.PublicKey, names []string) ([]byte, error) {
+	cert, err := a.home.Authority.Sign(ctx, ca.Request{Type: policy.HostCert, Role: role, KeyID: "interop-host-" + a.keyType,
 		Principals: names, PublicKey: pub, Caller: ca.Admin("test:interop")})
 	if err != nil {
 		return nil, err
