@@ -22,6 +22,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // diffEnv holds the keys shared by all randomized sets.
@@ -52,9 +54,29 @@ type diffSet struct {
 }
 
 // TestDifferential compares Marshal, Parse and Check with ssh-keygen -k/-Q
-// on randomized revocation sets (§3.5-3.7).
+// on randomized revocation sets (§3.5-3.7), with the ssh-keygen of every
+// OpenSSH release. The newest gets fewer sets of its own: its KRL writer
+// and reader are the same code as 9.2's, apart from what 9.2 refuses and
+// it skips (TestParseAgreesWithSSHKeygen).
 func TestDifferential(t *testing.T) {
-	keygen := sshKeygen(t)
+	for i, rel := range opensshtest.All(t) {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			sets := 300
+			if testing.Short() {
+				sets = 60
+			}
+			if i > 0 {
+				sets = min(sets, 100)
+			}
+			differential(t, rel.Keygen, sets, 1000*i)
+		})
+	}
+}
+
+// differential runs sets randomized sets, seeded from first on, against
+// the ssh-keygen at keygen.
+func differential(t *testing.T, keygen string, sets, first int) {
 	env := &diffEnv{keygen: keygen, dir: t.TempDir(), matches: map[string]int{}}
 	// Two Ed25519 and four ECDSA CAs: ssh-keygen verifies every probe
 	// certificate, and OpenSSH's reference Ed25519 code costs it about
@@ -92,10 +114,6 @@ func TestDifferential(t *testing.T) {
 	}
 	env.subjects = append(env.subjects, ep, readPub(t, filepath.Join(goldenDir, "user3.pub")))
 
-	sets := 300
-	if testing.Short() {
-		sets = 60
-	}
 	t.Cleanup(func() {
 		// The sets must reach every kind of verdict.
 		t.Logf("verdicts over all probes: %v", env.matches)
@@ -105,7 +123,7 @@ func TestDifferential(t *testing.T) {
 			}
 		}
 	})
-	for i := range sets {
+	for i := first; i < first+sets; i++ {
 		t.Run(fmt.Sprintf("ok/set-%03d", i), func(t *testing.T) {
 			t.Parallel()
 			env.run(t, i)
@@ -568,4 +586,60 @@ func randomKeyID(rng *mrand.Rand) string {
 		}
 	}
 	return words[rng.IntN(len(words))] + fmt.Sprint(rng.IntN(4))
+}
+
+// TestLargeKRLAgreesWithSSHKeygen revokes 100,000 serials, dense runs and
+// scattered ones, and has the ssh-keygen -Q of every OpenSSH release load
+// the KRL and judge certificates inside, beside and outside them.
+func TestLargeKRLAgreesWithSSHKeygen(t *testing.T) {
+	releases := opensshtest.All(t)
+	dir := t.TempDir()
+	ca, caPub := edKey(t, 77)
+	_, subject := edKey(t, 78)
+	rng := mrand.New(mrand.NewPCG(100000, 1))
+	k := &KRL{Version: 7, Comment: "100,000 serials"}
+	var scattered []uint64
+	for n := uint64(1); n <= 70000; n++ {
+		if err := k.RevokeSerials(caPub, 3*n, 3*n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for len(scattered) < 30000 {
+		s := 1_000_000 + rng.Uint64N(1<<40)
+		scattered = append(scattered, s)
+		if err := k.RevokeSerials(caPub, s, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := k.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	krlPath := writeFile(t, dir, "large.krl", b)
+	probes := []struct {
+		serial  uint64
+		revoked bool
+	}{{3, true}, {4, false}, {210000, true}, {210003, false}, {scattered[12345], true}, {scattered[12345] + 1, false}, {1 << 50, false}}
+	var paths []string
+	for i, p := range probes {
+		c := cert(t, ca, subject, p.serial, fmt.Sprintf("probe-%d", i))
+		paths = append(paths, writeFile(t, dir, fmt.Sprintf("p%d-cert.pub", i), ssh.MarshalAuthorizedKey(c)))
+		if got := k.Check(c) != nil; got != p.revoked {
+			t.Errorf("our Check on serial %d: revoked=%v, want %v", p.serial, got, p.revoked)
+		}
+	}
+	t.Logf("KRL of %d bytes revoking 100,000 serials", len(b))
+	for _, rel := range releases {
+		t.Run(rel.Name, func(t *testing.T) {
+			got, err := keygenCheck(rel.Keygen, krlPath, paths)
+			if err != nil {
+				t.Fatalf("ssh-keygen -Q: %v", err)
+			}
+			for i, p := range probes {
+				if got[i] != p.revoked {
+					t.Errorf("ssh-keygen -Q on serial %d: revoked=%v, want %v", p.serial, got[i], p.revoked)
+				}
+			}
+		})
+	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // mpintBlob builds an ssh mpint body for v (minimal, with a sign byte).
@@ -265,10 +267,21 @@ func TestParseLimits(t *testing.T) {
 	})
 }
 
-// TestParseAgreesWithSSHKeygen loads every hand-made case with the local
-// ssh-keygen -Q, which exits 255 when it cannot load a KRL.
+// TestParseAgreesWithSSHKeygen loads every hand-made case with the
+// ssh-keygen -Q of every OpenSSH release, which exits 255 when it cannot
+// load a KRL: 9.2 must load exactly what strict Parse accepts, 9.4 and
+// later what Parse accepts.
 func TestParseAgreesWithSSHKeygen(t *testing.T) {
-	keygen := sshKeygen(t)
+	for _, rel := range opensshtest.All(t) {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			parseAgrees(t, rel)
+		})
+	}
+}
+
+func parseAgrees(t *testing.T, rel *opensshtest.Flavour) {
+	keygen := rel.Keygen
 	dir := t.TempDir()
 	_, probe := edKey(t, 9)
 	probePath := writeFile(t, dir, "probe.pub", ssh.MarshalAuthorizedKey(probe))
@@ -285,9 +298,10 @@ func TestParseAgreesWithSSHKeygen(t *testing.T) {
 		_ = out
 		return true
 	}
+	strict := !rel.AtLeast(9, 4)
 	for _, tt := range rejectCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
-			if reason := differs92[tt.name]; reason != "" {
+			if reason := differs92[tt.name]; reason != "" && !rel.AtLeast(10, 1) {
 				t.Skip(reason)
 			}
 			if loads(t, tt.in) {
@@ -297,16 +311,16 @@ func TestParseAgreesWithSSHKeygen(t *testing.T) {
 	}
 	for _, tt := range acceptCases(t) {
 		t.Run(tt.name, func(t *testing.T) {
-			_, strictErr := ParseWith(tt.in, Options{Strict: true})
-			if got := loads(t, tt.in); got != (strictErr == nil) {
-				t.Errorf("ssh-keygen loads: %v; strict Parse error: %v", got, strictErr)
+			_, err := ParseWith(tt.in, Options{Strict: strict})
+			if got := loads(t, tt.in); got != (err == nil) {
+				t.Errorf("ssh-keygen loads: %v; Parse (strict %v) error: %v", got, strict, err)
 			}
 		})
 	}
 }
 
-// differs92 lists the cases where OpenSSH 9.2 and what Parse follows
-// (current OpenSSH, plus refusing DSA CAs) disagree.
+// differs92 lists the cases where OpenSSH before 10.1 and what Parse
+// follows (current OpenSSH, plus refusing DSA CAs) disagree.
 var differs92 = map[string]string{
-	"fail/DSA CA key": "9.2 still loads DSA CA keys; OpenSSH 10 does not",
+	"fail/DSA CA key": "9.2 still loads DSA CA keys; OpenSSH 10.1 and later do not",
 }

@@ -15,6 +15,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 var cmpKeys = cmp.Comparer(func(a, b ssh.PublicKey) bool {
@@ -174,7 +176,15 @@ func TestParseSpec(t *testing.T) {
 // must fail where ParseSpec fails, and where both succeed our KRL must be
 // byte-identical to ssh-keygen's.
 func TestParseSpecAgreesWithSSHKeygen(t *testing.T) {
-	keygen := sshKeygen(t)
+	for _, rel := range opensshtest.All(t) {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			parseSpecAgrees(t, rel.Keygen)
+		})
+	}
+}
+
+func parseSpecAgrees(t *testing.T, keygen string) {
 	cases, ca := specCases(t)
 	dir := t.TempDir()
 	caPath := writeFile(t, dir, "ca.pub", ssh.MarshalAuthorizedKey(ca))
