@@ -28,14 +28,60 @@ const maxProblems = 20
 // pruned through sshca excepted). It finds rows that someone with database
 // access inserted, deleted or changed without going through sshca — a
 // revocation deleted to un-revoke a certificate, a CA key or token slipped
-// in — which the hash chain alone cannot see. It returns the problems
-// found, at most maxProblems of them.
+// in, a token's hash or roles replaced — which the hash chain alone cannot
+// see. It returns the problems found, at most maxProblems of them.
+//
+// Rows written since row seals exist (see store.SealRow) are compared in
+// every column with the seal in the last entry that wrote them, and the
+// columns that differ are named. Rows last written before that are checked
+// as before: that an entry created them, and the few facts the entry holds.
 func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.Entry) ([]string, error) {
 	var problems []string
 	add := func(format string, a ...any) {
 		if len(problems) < maxProblems {
 			problems = append(problems, fmt.Sprintf(format, a...))
 		}
+	}
+
+	// The last seal of every row, by row key.
+	type seal struct {
+		seq   uint64
+		value string
+	}
+	seals := map[string]seal{}
+	for _, e := range entries {
+		for k, v := range e.Details {
+			if store.IsRowKey(k) {
+				seals[k] = seal{e.Seq, v}
+			}
+		}
+		if e.Action == audit.ActionRevoke {
+			for _, p := range strings.Split(e.Details["pruned_ids"], ",") {
+				if id, err := strconv.ParseInt(p, 10, 64); err == nil {
+					delete(seals, store.RevocationRowKey(id))
+				}
+			}
+		}
+	}
+	// gone holds the keys of sealed rows already reported missing.
+	gone := map[string]bool{}
+	// sealed compares row with its last seal, if it has one, reporting the
+	// columns that differ; it reports whether there was a seal.
+	sealed := func(key, what string, row any) bool {
+		s, ok := seals[key]
+		if !ok {
+			return false
+		}
+		delete(seals, key)
+		if match, cols := store.CheckRowSeal(row, s.value); !match {
+			changed := "a column"
+			if len(cols) > 0 {
+				slices.Sort(cols)
+				changed = strings.Join(cols, ", ")
+			}
+			add("%s: %s changed outside sshca (the row differs from audit entry %d)", what, changed, s.seq)
+		}
+		return true
 	}
 
 	// Certificates: one issuance entry per row, with the same key ID and role.
@@ -55,6 +101,9 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 	rows := map[uint64]bool{}
 	for _, c := range certs {
 		rows[c.Serial] = true
+		if sealed(store.CertRowKey(c.Serial), fmt.Sprintf("certificate %d", c.Serial), &c) {
+			continue
+		}
 		e, ok := issued[c.Serial]
 		switch {
 		case !ok:
@@ -68,17 +117,18 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 	for serial, e := range issued {
 		if !rows[serial] {
 			add("certificate %d was issued (entry %d) but its row is missing", serial, e.Seq)
+			gone[store.CertRowKey(serial)] = true
 		}
 	}
 
 	// Revocations: the rows are exactly those recorded and not pruned.
-	want := map[int64]string{} // revocation ID -> digest
+	want := map[int64]audit.Entry{} // revocation ID -> its entry
 	for _, e := range entries {
 		if e.Action != audit.ActionRevoke {
 			continue
 		}
 		if id, err := strconv.ParseInt(e.Details["revocation_id"], 10, 64); err == nil {
-			want[id] = e.Details["revocation"]
+			want[id] = e
 		}
 		for _, p := range strings.Split(e.Details["pruned_ids"], ",") {
 			if id, err := strconv.ParseInt(p, 10, 64); err == nil {
@@ -92,25 +142,37 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 			return nil, err
 		}
 		for _, r := range revs {
-			digest, ok := want[r.ID]
-			switch {
+			e, ok := want[r.ID]
+			delete(want, r.ID)
+			if sealed(store.RevocationRowKey(r.ID), fmt.Sprintf("revocation %d (%s)", r.ID, r.Kind), &r) {
+				continue
+			}
+			switch digest := e.Details["revocation"]; {
 			case !ok:
 				add("revocation %d (%s) has no audit entry (row added outside sshca?)", r.ID, r.Kind)
 			case digest != "" && digest != r.Digest():
-				add("revocation %d differs from its audit entry (changed outside sshca)", r.ID)
+				add("revocation %d differs from its audit entry %d (changed outside sshca)", r.ID, e.Seq)
 			}
-			delete(want, r.ID)
 		}
 	}
-	for id := range want {
-		add("revocation %d is in the audit log but its row is missing: what it revoked is no longer in the KRL", id)
+	for id, e := range want {
+		add("revocation %d is in the audit log (entry %d) but its row is missing: what it revoked is no longer in the KRL", id, e.Seq)
+		gone[store.RevocationRowKey(id)] = true
 	}
 
 	// CA keys: each was created by init or rotate.
+	type genKey struct {
+		caType string
+		gen    string
+	}
 	created := map[string]bool{}
+	createdGen := map[genKey]audit.Entry{}
 	for _, e := range entries {
 		if e.Action == audit.ActionInit || e.Action == audit.ActionCARotate {
 			created[e.Details["fingerprint"]] = true
+			if e.Details["ca"] != "" && e.Details["generation"] != "" {
+				createdGen[genKey{e.Details["ca"], e.Details["generation"]}] = e
+			}
 		}
 	}
 	for _, t := range []string{"user", "host"} {
@@ -119,21 +181,30 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 			return nil, err
 		}
 		for _, k := range keys {
+			delete(createdGen, genKey{t, strconv.Itoa(k.Generation)})
+			if sealed(store.CAKeyRowKey(t, k.Generation), fmt.Sprintf("%s CA generation %d (%s)", t, k.Generation, k.Fingerprint), &k) {
+				continue
+			}
 			if !created[k.Fingerprint] {
 				add("%s CA generation %d (%s) has no audit entry: a CA key added outside sshca would be trusted by every server", t, k.Generation, k.Fingerprint)
 			}
 		}
 	}
+	for g, e := range createdGen {
+		gen, _ := strconv.Atoi(g.gen)
+		add("%s CA generation %s (%s) was created (entry %d) but its row is missing", g.caType, g.gen, e.Details["fingerprint"], e.Seq)
+		gone[store.CAKeyRowKey(g.caType, gen)] = true
+	}
 
 	// Tokens: each was created through sshca; revoked ones stay revoked.
-	made, revoked := map[string]bool{}, map[string]bool{}
+	made, revoked := map[string]audit.Entry{}, map[string]bool{}
 	for _, e := range entries {
 		if e.Action != audit.ActionToken {
 			continue
 		}
 		switch e.Reason {
 		case "token created":
-			made[e.Details["token"]] = true
+			made[e.Details["token"]] = e
 		case "token revoked":
 			revoked[e.Details["token"]] = true
 		}
@@ -143,11 +214,27 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 		return nil, err
 	}
 	for _, t := range toks {
-		if !made[t.ID] {
+		_, ok := made[t.ID]
+		delete(made, t.ID)
+		if sealed(store.TokenRowKey(t.ID), fmt.Sprintf("token %s (%s)", t.Name, t.ID), &t) {
+			continue
+		}
+		if !ok {
 			add("token %s (%s) has no creation entry in the audit log (row added outside sshca?)", t.Name, t.ID)
 		}
 		if revoked[t.ID] && t.RevokedAt.IsZero() {
 			add("token %s (%s) was revoked but its row says it is not", t.Name, t.ID)
+		}
+	}
+	for id, e := range made {
+		add("token %s (%s) was created (entry %d) but its row is missing", e.Details["name"], id, e.Seq)
+		gone[store.TokenRowKey(id)] = true
+	}
+
+	// Any other sealed row that is gone.
+	for key, s := range seals {
+		if !gone[key] {
+			add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(key), s.seq)
 		}
 	}
 	slices.Sort(problems)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -141,6 +142,13 @@ func TestRevokeAllMatchesRevoke(t *testing.T) {
 			if e.Details["revocation_id"] == "" || e.Details["revocation"] == "" {
 				t.Errorf("entry %d does not name its revocation: %v", e.Seq, e.Details)
 			}
+			// The row seal is keyed by the row's ID, which differs between
+			// the stores: it must be there, its content is the row's.
+			id, _ := strconv.ParseInt(e.Details["revocation_id"], 10, 64)
+			if _, ok := e.Details[store.RevocationRowKey(id)]; !ok {
+				t.Errorf("entry %d does not seal its revocation: %v", e.Seq, e.Details)
+			}
+			delete(e.Details, store.RevocationRowKey(id))
 			delete(e.Details, "revocation_id")
 			e.Seq, e.Hash, e.PrevHash = 0, "", ""
 		}

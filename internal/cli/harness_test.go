@@ -147,7 +147,8 @@ func readStore(t *testing.T, homeDir string) storeState {
 }
 
 // snapshotFiles maps every regular file under the dirs (except the
-// database, which the audit log may legitimately grow) to its content.
+// database, which the audit log may legitimately grow, and the audit head
+// kept beside it) to its content.
 func snapshotFiles(t *testing.T, dirs ...string) map[string]string {
 	t.Helper()
 	m := map[string]string{}
@@ -156,7 +157,7 @@ func snapshotFiles(t *testing.T, dirs ...string) map[string]string {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() || strings.HasPrefix(d.Name(), home.DBFile) {
+			if d.IsDir() || strings.HasPrefix(d.Name(), home.DBFile) || d.Name() == home.HeadFile {
 				return nil
 			}
 			b, err := os.ReadFile(p)

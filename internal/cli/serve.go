@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -104,16 +103,9 @@ func newServeCommand() *command {
 				}
 				verifier = oidcAdapter{v}
 			}
-			var sink io.Writer
-			if svc.AuditFile != "" {
-				f, err := os.OpenFile(svc.AuditFile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
-				if err != nil {
-					return fmt.Errorf("audit file: %w", err)
-				}
-				defer f.Close()
-				sink = f
-			}
-			srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: verifier, Logger: log, AuditSink: sink})
+			// Every committed audit entry reaches service.audit_file through
+			// the home (home.Open), as for every other command.
+			srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: verifier, Logger: log})
 			host, _, _ := net.SplitHostPort(listen)
 			cert, err := server.LoadOrCreateTLS(svc.TLSCert, svc.TLSKey, h.Dir, []string{host})
 			if err != nil {

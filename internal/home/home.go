@@ -27,6 +27,7 @@ import (
 	"github.com/sshca/sshca/internal/store/postgres"
 	"github.com/sshca/sshca/internal/store/sqlite"
 	"github.com/sshca/sshca/internal/store/sqlstore"
+	"github.com/sshca/sshca/internal/witness"
 )
 
 // File names inside a home.
@@ -120,6 +121,11 @@ func Init(ctx context.Context, dir string, o InitOptions) error {
 		return err
 	}
 	defer st.Close()
+	w, err := openWitness(dir, nil, st, o.Notice)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
 	if existing, err := st.ListCAKeys(ctx, "user"); err != nil {
 		return err
 	} else if len(existing) > 0 {
@@ -176,6 +182,9 @@ type Home struct {
 	Config    *config.Config
 	Store     store.ServiceStore
 	Authority *ca.Authority
+	// Witness copies every audit entry the store commits to the audit file
+	// and the home's head file (see HeadFile).
+	Witness *witness.Witness
 }
 
 // Open opens an existing home: it loads and validates the policy and opens the
@@ -225,12 +234,18 @@ func Open(ctx context.Context, dir string, o Options) (*Home, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := encryptStore(ctx, dir, db, o.Rand, o.Notice)
+	w, err := openWitness(dir, cfg, db, o.Notice)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	h := &Home{Dir: dir, Config: cfg, Store: st}
+	st, err := encryptStore(ctx, dir, db, o.Rand, o.Notice)
+	if err != nil {
+		w.Close()
+		db.Close()
+		return nil, err
+	}
+	h := &Home{Dir: dir, Config: cfg, Store: st, Witness: w}
 	var pass []byte
 	var passErr error
 	passDone := false
@@ -315,7 +330,11 @@ func (h *Home) CheckKeyFiles(ctx context.Context) error {
 }
 
 // Close closes the database.
-func (h *Home) Close() error { return h.Store.Close() }
+func (h *Home) Close() error {
+	// The witness first: its last head write looks the entry up.
+	err := h.Witness.Close()
+	return errors.Join(err, h.Store.Close())
+}
 
 // agentSigner opens a CA key held by the ssh-agent at sock.
 func agentSigner(sock string, k store.CAKey) (ssh.Signer, error) {

@@ -159,6 +159,7 @@ func (s *DB) CommitBatch(ctx context.Context, items []store.BatchItem) ([]error,
 		}
 		var certs []*store.CertRecord
 		var evs []audit.Entry
+		var certEv []int // certs[j]'s entry is evs[certEv[j]]
 		for i := range items {
 			if errs[i] != nil {
 				continue
@@ -170,11 +171,16 @@ func (s *DB) CommitBatch(ctx context.Context, items []store.BatchItem) ([]error,
 				}
 				ev.Serial = c.Serial
 				certs = append(certs, c)
+				certEv = append(certEv, len(evs))
 			}
 			evs = append(evs, ev)
 		}
-		if err := s.insertCerts(ctx, tx, certs); err != nil {
+		rows, err := s.insertCerts(ctx, tx, certs)
+		if err != nil {
 			return err
+		}
+		for j, k := range certEv {
+			sealInto(&evs[k], store.CertRowKey(certs[j].Serial), &rows[j])
 		}
 		return s.appendAudits(ctx, tx, evs)
 	})
@@ -228,8 +234,10 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 	return nil
 }
 
-// insertCerts inserts signed certificates with their reserved serials.
-func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRecord) error {
+// insertCerts inserts signed certificates with their reserved serials and
+// returns them as they read back (for their row seals).
+func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRecord) ([]store.CertRecord, error) {
+	stored := make([]store.CertRecord, 0, len(certs))
 	for len(certs) > 0 {
 		n := s.shape(len(certs))
 		chunk := certs[:n]
@@ -238,23 +246,29 @@ func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRec
 		for _, c := range chunk {
 			princ, err := json.Marshal(c.Principals)
 			if err != nil {
-				return fmt.Errorf("store: encode principals: %w", err)
+				return nil, fmt.Errorf("store: encode principals: %w", err)
 			}
 			lin, err := encodeLineage(c.Lineage)
 			if err != nil {
-				return err
+				return nil, err
 			}
+			row := len(args)
 			args = append(args, int64(c.Serial), c.CAType, c.CAFingerprint, c.Role, c.KeyID, string(princ), c.ValidAfter.Unix(), c.ValidBefore.Unix(),
 				c.SubjectFingerprint, c.SubjectType, c.Requester, micros(c.IssuedAt), c.Cert, lin)
+			r, err := scanCert(argRow(args[row:]))
+			if err != nil {
+				return nil, err
+			}
+			stored = append(stored, r)
 		}
 		if _, err := s.execCached(ctx, tx, multiRow(insertCertHead, 14, n), args...); err != nil {
 			if s.d.IsUniqueViolation(err) {
-				return fmt.Errorf("store: insert certificates: serial already recorded: %w", store.ErrExists)
+				return nil, fmt.Errorf("store: insert certificates: serial already recorded: %w", store.ErrExists)
 			}
-			return fmt.Errorf("store: insert certificates: %w", err)
+			return nil, fmt.Errorf("store: insert certificates: %w", err)
 		}
 	}
-	return nil
+	return stored, nil
 }
 
 // appendAudits seals evs after the current head, in order, and inserts them.

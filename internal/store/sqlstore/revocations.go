@@ -30,10 +30,13 @@ func (s *DB) AddRevocation(ctx context.Context, r store.Revocation, ev audit.Ent
 		}
 		var id int64
 		err = tx.QueryRowContext(ctx, s.q(`INSERT INTO revocations (ca_type, kind, lo, hi, key_id, value, reason, actor, created_us, expires_us)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`),
-			r.CAType, r.Kind, int64(r.Lo), int64(r.Hi), r.KeyID, r.Value, r.Reason, r.Actor, micros(r.CreatedAt), micros(r.Expires)).Scan(&id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`), revArgs(&r, r.CreatedAt)...).Scan(&id)
 		if err != nil {
 			return fmt.Errorf("store: insert revocation: %w", err)
+		}
+		row, err := scanRevocation(tx.QueryRowContext(ctx, s.q(`SELECT `+revCols+` FROM revocations WHERE id = ?`), id))
+		if err != nil {
+			return fmt.Errorf("store: read revocation %d: %w", id, err)
 		}
 		if err := s.bumpKRL(ctx, tx, r.CAType); err != nil {
 			return err
@@ -42,10 +45,30 @@ func (s *DB) AddRevocation(ctx context.Context, r store.Revocation, ev audit.Ent
 		// The audit entry names the row and what it revokes, so that a row
 		// deleted or inserted behind sshca's back is found by audit verify.
 		ev.Details = withDetails(ev.Details, map[string]string{"revocation_id": strconv.FormatInt(id, 10), "revocation": r.Digest()})
+		sealInto(&ev, store.RevocationRowKey(id), &row)
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
 	return added, err
+}
+
+// revCols are the columns of a revocation, in scanRevocation's order.
+const revCols = `id, ca_type, kind, lo, hi, key_id, value, reason, actor, created_us, expires_us`
+
+func scanRevocation(sc interface{ Scan(...any) error }) (store.Revocation, error) {
+	var r store.Revocation
+	var lo, hi, c, e int64
+	if err := sc.Scan(&r.ID, &r.CAType, &r.Kind, &lo, &hi, &r.KeyID, &r.Value, &r.Reason, &r.Actor, &c, &e); err != nil {
+		return r, err
+	}
+	r.Lo, r.Hi, r.CreatedAt, r.Expires = uint64(lo), uint64(hi), fromMicros(c), fromMicros(e)
+	return r, nil
+}
+
+// revArgs are the values of an inserted revocation (revCols without id),
+// created at created.
+func revArgs(r *store.Revocation, created time.Time) []any {
+	return []any{r.CAType, r.Kind, int64(r.Lo), int64(r.Hi), r.KeyID, r.Value, r.Reason, r.Actor, micros(created), micros(r.Expires)}
 }
 
 func (s *DB) bumpKRL(ctx context.Context, tx *sql.Tx, caType string) error {
@@ -63,20 +86,17 @@ func (s *DB) bumpKRL(ctx context.Context, tx *sql.Tx, caType string) error {
 
 // ListRevocations lists caType's revocations in creation order.
 func (s *DB) ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, ca_type, kind, lo, hi, key_id, value, reason, actor, created_us, expires_us
-		FROM revocations WHERE ca_type = ? ORDER BY id`), caType)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+revCols+` FROM revocations WHERE ca_type = ? ORDER BY id`), caType)
 	if err != nil {
 		return nil, fmt.Errorf("store: list revocations: %w", err)
 	}
 	defer rows.Close()
 	var out []store.Revocation
 	for rows.Next() {
-		var r store.Revocation
-		var lo, hi, c, e int64
-		if err := rows.Scan(&r.ID, &r.CAType, &r.Kind, &lo, &hi, &r.KeyID, &r.Value, &r.Reason, &r.Actor, &c, &e); err != nil {
+		r, err := scanRevocation(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: scan revocation: %w", err)
 		}
-		r.Lo, r.Hi, r.CreatedAt, r.Expires = uint64(lo), uint64(hi), fromMicros(c), fromMicros(e)
 		out = append(out, r)
 	}
 	return out, rows.Err()
@@ -182,6 +202,12 @@ func (s *DB) AddRevocations(ctx context.Context, revs []store.Revocation, evs []
 		return nil, fmt.Errorf("store: %d revocations with %d audit entries", len(revs), len(evs))
 	}
 	now := time.Now()
+	createdAt := func(r *store.Revocation) time.Time {
+		if r.CreatedAt.IsZero() {
+			return now
+		}
+		return r.CreatedAt
+	}
 	// First occurrence of each distinct revocation: the candidates to insert.
 	first := make(map[revocationKey]int, len(revs))
 	var cand []int
@@ -208,12 +234,7 @@ func (s *DB) AddRevocations(ctx context.Context, revs []store.Revocation, evs []
 			rest = rest[n:]
 			args := make([]any, 0, 10*n)
 			for _, i := range chunk {
-				r := &revs[i]
-				created := r.CreatedAt
-				if created.IsZero() {
-					created = now
-				}
-				args = append(args, r.CAType, r.Kind, int64(r.Lo), int64(r.Hi), r.KeyID, r.Value, r.Reason, r.Actor, micros(created), micros(r.Expires))
+				args = append(args, revArgs(&revs[i], createdAt(&revs[i]))...)
 			}
 			var rows *sql.Rows
 			var err error
@@ -253,6 +274,12 @@ func (s *DB) AddRevocations(ctx context.Context, revs []store.Revocation, evs []
 			added[i] = true
 			ev := evs[i]
 			ev.Details = withDetails(ev.Details, map[string]string{"revocation_id": strconv.FormatInt(id, 10), "revocation": r.Digest()})
+			// The row as it reads back, from the values just inserted.
+			row, err := scanRevocation(argRow(append([]any{id}, revArgs(r, createdAt(r))...)))
+			if err != nil {
+				return err
+			}
+			ev.Details[store.RevocationRowKey(id)] = store.SealRow(&row)
 			out = append(out, ev)
 		}
 		return s.appendAudits(ctx, tx, out)

@@ -46,6 +46,9 @@ func (s *DB) CreateToken(ctx context.Context, t store.Token, ev audit.Entry) err
 			}
 			return fmt.Errorf("store: insert token: %w", err)
 		}
+		if err := s.sealToken(ctx, tx, t.ID, &ev); err != nil {
+			return err
+		}
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
@@ -102,6 +105,9 @@ func (s *DB) RevokeToken(ctx context.Context, id string, at time.Time, ev audit.
 			}
 			return nil
 		}
+		if err := s.sealToken(ctx, tx, id, &ev); err != nil {
+			return err
+		}
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
@@ -116,6 +122,9 @@ func (s *DB) ConsumeToken(ctx context.Context, id string, at time.Time, ev audit
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: token %s: %w", id, store.ErrConflict)
+		}
+		if err := s.sealToken(ctx, tx, id, &ev); err != nil {
+			return err
 		}
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err

@@ -47,26 +47,32 @@ type DB struct {
 	stmts atomic.Pointer[map[string]*sql.Stmt]
 
 	mu      sync.Mutex
-	onAudit func(audit.Entry)
+	onAudit []func(audit.Entry)
 	sealed  map[*sql.Tx][]audit.Entry // entries of open transactions, while onAudit is set
 }
 
 // OnAudit makes the store call fn with every audit entry it appends, sealed
 // (sequence number and hash set), once the entry's transaction has
 // committed; entries of transactions that roll back are never reported. It
-// serves mirrors such as a SIEM file. fn is called from the writing
-// goroutine and must be safe for concurrent use; nil turns reporting off.
+// serves mirrors such as the audit file and the head kept outside the
+// database. Each call adds a listener, called in the order added; nil
+// removes them all. fn is called from the writing goroutine and must be
+// safe for concurrent use.
 func (s *DB) OnAudit(fn func(audit.Entry)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.onAudit = fn
+	if fn == nil {
+		s.onAudit = nil
+		return
+	}
+	s.onAudit = append(s.onAudit[:len(s.onAudit):len(s.onAudit)], fn)
 }
 
 // noteSealed remembers ev until tx ends, when someone listens.
 func (s *DB) noteSealed(tx *sql.Tx, ev audit.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.onAudit == nil {
+	if len(s.onAudit) == 0 {
 		return
 	}
 	if s.sealed == nil {
@@ -75,8 +81,8 @@ func (s *DB) noteSealed(tx *sql.Tx, ev audit.Entry) {
 	s.sealed[tx] = append(s.sealed[tx], ev)
 }
 
-// takeSealed forgets tx's entries and returns them with the listener.
-func (s *DB) takeSealed(tx *sql.Tx) ([]audit.Entry, func(audit.Entry)) {
+// takeSealed forgets tx's entries and returns them with the listeners.
+func (s *DB) takeSealed(tx *sql.Tx) ([]audit.Entry, []func(audit.Entry)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	evs := s.sealed[tx]
@@ -132,9 +138,10 @@ func (s *DB) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		s.takeSealed(tx)
 		return fmt.Errorf("store: commit: %w", err)
 	}
-	if evs, notify := s.takeSealed(tx); notify != nil {
-		for _, ev := range evs {
-			notify(ev)
+	evs, listeners := s.takeSealed(tx)
+	for _, ev := range evs {
+		for _, fn := range listeners {
+			fn(ev)
 		}
 	}
 	return nil
@@ -236,6 +243,19 @@ func (s *DB) AuditHead(ctx context.Context) (uint64, string, error) {
 		return 0, "", nil
 	}
 	return uint64(seq), hash, nil
+}
+
+// AuditHash returns the hash of entry seq; ErrNotFound if there is none.
+func (s *DB) AuditHash(ctx context.Context, seq uint64) (string, error) {
+	var hash string
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT hash FROM audit WHERE seq = ?`), int64(seq)).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: audit entry %d: %w", seq, store.ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: read audit entry %d: %w", seq, err)
+	}
+	return hash, nil
 }
 
 // AuditEntries returns audit entries in sequence order.
@@ -425,9 +445,35 @@ func (s *DB) AddCAKey(ctx context.Context, k store.CAKey, ev audit.Entry) error 
 			}
 			return fmt.Errorf("store: insert CA key: %w", err)
 		}
+		row, err := s.readCAKey(ctx, tx, k.CAType, k.Generation)
+		if err != nil {
+			return err
+		}
+		sealInto(&ev, store.CAKeyRowKey(k.CAType, k.Generation), &row)
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
+}
+
+const caKeyCols = `ca_type, generation, state, key_type, fingerprint, public_key, signer, file, created_us, updated_us`
+
+func scanCAKey(sc interface{ Scan(...any) error }) (store.CAKey, error) {
+	var k store.CAKey
+	var c, u int64
+	if err := sc.Scan(&k.CAType, &k.Generation, &k.State, &k.KeyType, &k.Fingerprint, &k.PublicKey, &k.Signer, &k.File, &c, &u); err != nil {
+		return k, err
+	}
+	k.CreatedAt, k.UpdatedAt = fromMicros(c), fromMicros(u)
+	return k, nil
+}
+
+// readCAKey reads one CA key generation back inside tx.
+func (s *DB) readCAKey(ctx context.Context, tx *sql.Tx, caType string, gen int) (store.CAKey, error) {
+	k, err := scanCAKey(tx.QueryRowContext(ctx, s.q(`SELECT `+caKeyCols+` FROM ca_keys WHERE ca_type = ? AND generation = ?`), caType, gen))
+	if err != nil {
+		return k, fmt.Errorf("store: read %s CA generation %d: %w", caType, gen, err)
+	}
+	return k, nil
 }
 
 // SetCAKeyStates updates generation states atomically.
@@ -449,6 +495,13 @@ func (s *DB) SetCAKeyStates(ctx context.Context, caType string, states map[int]s
 		if active != 1 {
 			return fmt.Errorf("store: %s CA would have %d active keys: %w", caType, active, store.ErrConflict)
 		}
+		for gen := range states {
+			k, err := s.readCAKey(ctx, tx, caType, gen)
+			if err != nil {
+				return err
+			}
+			sealInto(&ev, store.CAKeyRowKey(caType, gen), &k)
+		}
 		_, err := s.appendAudit(ctx, tx, ev)
 		return err
 	})
@@ -456,20 +509,17 @@ func (s *DB) SetCAKeyStates(ctx context.Context, caType string, states map[int]s
 
 // ListCAKeys lists the generations of caType in generation order.
 func (s *DB) ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(`SELECT ca_type, generation, state, key_type, fingerprint, public_key, signer, file, created_us, updated_us
-		FROM ca_keys WHERE ca_type = ? ORDER BY generation`), caType)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+caKeyCols+` FROM ca_keys WHERE ca_type = ? ORDER BY generation`), caType)
 	if err != nil {
 		return nil, fmt.Errorf("store: list CA keys: %w", err)
 	}
 	defer rows.Close()
 	var out []store.CAKey
 	for rows.Next() {
-		var k store.CAKey
-		var c, u int64
-		if err := rows.Scan(&k.CAType, &k.Generation, &k.State, &k.KeyType, &k.Fingerprint, &k.PublicKey, &k.Signer, &k.File, &c, &u); err != nil {
+		k, err := scanCAKey(rows)
+		if err != nil {
 			return nil, fmt.Errorf("store: scan CA key: %w", err)
 		}
-		k.CreatedAt, k.UpdatedAt = fromMicros(c), fromMicros(u)
 		out = append(out, k)
 	}
 	return out, rows.Err()

@@ -20,6 +20,7 @@ func RunService(t *testing.T, open ServiceOpener) {
 	t.Run("ok/totp-replay", func(t *testing.T) { testTOTP(t, open(t)) })
 	t.Run("ok/challenges-once", func(t *testing.T) { testChallenges(t, open(t)) })
 	t.Run("ok/hosts", func(t *testing.T) { testHosts(t, open(t)) })
+	t.Run("ok/row-seals", func(t *testing.T) { testRowSeals(t, open(t)) })
 }
 
 func testTokens(t *testing.T, st store.ServiceStore) {
