@@ -421,6 +421,9 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 			continue
 		case errors.Is(err, store.ErrTokenInvalid):
 			return nil, a.Deny(ctx, req, "token-invalid", fmt.Errorf("ca: %w", err))
+		case errors.Is(err, store.ErrRenewedRevoked):
+			// Revoked while the renewal was being signed.
+			return nil, a.Deny(ctx, req, "bad-certificate", &CredentialError{Msg: "certificate is revoked"})
 		case err != nil:
 			return nil, fmt.Errorf("ca: record certificate: %w", err)
 		}

@@ -30,6 +30,9 @@ var (
 	// ErrTampered: a row does not hold what sshca wrote there (a sealed
 	// secret that does not open, or one stored in clear where sshca seals).
 	ErrTampered = errors.New("store: row not written by sshca")
+	// ErrRenewedRevoked: a batch item renews a certificate whose serial was
+	// revoked by the time the item would be recorded.
+	ErrRenewedRevoked = errors.New("store: the renewed certificate was revoked")
 )
 
 // BatchItem is one record of an issuance batch (see Store.CommitBatch).
@@ -42,7 +45,9 @@ type BatchItem struct {
 	Event audit.Entry
 	// TokenID, when set, names the API token the request came with: the item
 	// is refused (ErrTokenInvalid) unless that token is neither revoked nor
-	// expired at Event.Time, checked inside the transaction.
+	// expired at Event.Time, checked inside the transaction. A certificate
+	// that renews another (Cert.Lineage.Renews) is likewise refused
+	// (ErrRenewedRevoked) if a serial revocation covers the renewed one.
 	TokenID string
 }
 
@@ -91,8 +96,10 @@ type CertFilter struct {
 	ActiveAt  time.Time // if set, only certificates valid at that instant
 	Serial    uint64
 	SubjectFP string
-	// Identity selects certificates whose lineage identity is this name, or,
-	// as "kind:name" ("oidc:alice", "token:ci", "cli:root"), whose requester is.
+	// Identity selects certificates whose lineage identity is this name
+	// (or, for records from before lineages, whose requester is
+	// "oidc:NAME" or "token:NAME"), or, as "kind:name" ("oidc:alice",
+	// "token:ci", "cli:root"), whose requester is.
 	Identity string
 	Limit    int
 }

@@ -213,6 +213,21 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 				errs[i] = fmt.Errorf("store: %s CA key %s: %w", c.CAType, c.CAFingerprint, store.ErrCAKeyNotActive)
 				continue
 			}
+			if r := c.Lineage.Renews; r != 0 {
+				// A renewal checked its certificate against the KRL before
+				// signing; a serial revocation (revoke --serial, --identity)
+				// committed since must still stop it.
+				var n int
+				err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = 'serial' AND lo <= ? AND hi >= ?`),
+					c.CAType, int64(r), int64(r)).Scan(&n)
+				if err != nil {
+					return fmt.Errorf("store: check renewed certificate: %w", err)
+				}
+				if n > 0 {
+					errs[i] = fmt.Errorf("store: renewed certificate %d: %w", r, store.ErrRenewedRevoked)
+					continue
+				}
+			}
 		}
 		if it.TokenID != "" {
 			t, seen := toks[it.TokenID]

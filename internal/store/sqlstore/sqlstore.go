@@ -390,8 +390,10 @@ func (s *DB) ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRec
 		// The lineage column is JSON written by encodeLineage; the identity's
 		// JSON string is followed by the next field or the end of the object.
 		v := `%"identity":` + likeEscape(jsonString(f.Identity))
-		where = append(where, `(requester = ? OR lineage LIKE ? ESCAPE '!' OR lineage LIKE ? ESCAPE '!')`)
-		args = append(args, f.Identity, v+`,%`, v+`}`)
+		// Rows from before lineages have only their requester ("oidc:NAME",
+		// "token:NAME"), which a bare name matches too.
+		where = append(where, `(requester IN (?, ?, ?) OR lineage LIKE ? ESCAPE '!' OR lineage LIKE ? ESCAPE '!')`)
+		args = append(args, f.Identity, "oidc:"+f.Identity, "token:"+f.Identity, v+`,%`, v+`}`)
 	}
 	if !f.ActiveAt.IsZero() {
 		where, args = append(where, "valid_after <= ? AND valid_before > ?"), append(args, f.ActiveAt.Unix(), f.ActiveAt.Unix())

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/store"
@@ -17,6 +18,7 @@ func runBatch(t *testing.T, open Opener) {
 	t.Run("ok/commit-batch", func(t *testing.T) { testCommitBatch(t, open(t)) })
 	t.Run("fail/commit-batch-inactive-ca-key", func(t *testing.T) { testBatchInactiveKey(t, open(t)) })
 	t.Run("fail/commit-batch-duplicate-serial", func(t *testing.T) { testBatchDuplicate(t, open(t)) })
+	t.Run("fail/commit-batch-renewal-of-revoked", func(t *testing.T) { testBatchRenewalRevoked(t, open(t)) })
 }
 
 // AddActiveKey records an active user CA key generation 1 with fingerprint
@@ -228,4 +230,40 @@ func Issue(ctx context.Context, st store.Store, rec *store.CertRecord, ev audit.
 	}
 	rec.Serial = serial
 	return serial, nil
+}
+
+// testBatchRenewalRevoked: a renewal is not recorded once the certificate
+// it renews has been revoked by serial, even if it was signed before.
+func testBatchRenewalRevoked(t *testing.T, st store.Store) {
+	ctx := t.Context()
+	AddActiveKey(t, st, "SHA256:ca")
+	first, err := st.ReserveSerials(ctx, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renewal := func(serial, renews uint64) store.BatchItem {
+		r := signedRec("k", "SHA256:ca", serial)
+		r.Lineage = store.Lineage{Caller: "person", Identity: "alice", Origin: renews, Renews: renews}
+		return store.BatchItem{Cert: r, Event: ev(audit.ActionIssue)}
+	}
+	rev := store.Revocation{CAType: "user", Kind: store.RevokeSerial, Lo: 1000, Hi: 2000, Actor: "t", CreatedAt: time.Now()}
+	if _, err := st.AddRevocation(ctx, rev, ev(audit.ActionRevoke)); err != nil {
+		t.Fatal(err)
+	}
+	errs, err := st.CommitBatch(ctx, []store.BatchItem{renewal(first, 1500), renewal(first+1, 5000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(errs[0], store.ErrRenewedRevoked) {
+		t.Errorf("renewal of revoked serial 1500: %v, want ErrRenewedRevoked", errs[0])
+	}
+	if errs[1] != nil {
+		t.Errorf("renewal of a live serial: %v", errs[1])
+	}
+	if _, err := st.GetCert(ctx, first); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused renewal was recorded: %v", err)
+	}
+	if _, err := st.GetCert(ctx, first+1); err != nil {
+		t.Errorf("the allowed renewal was not recorded: %v", err)
+	}
 }

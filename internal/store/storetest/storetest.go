@@ -173,6 +173,7 @@ func testCertLineage(t *testing.T, st store.Store) {
 	mk("k3", "oidc:al_ce", store.Lineage{Caller: "person", Identity: "al_ce", AuthTime: auth})
 	mk("k4", "oidc:alice2", store.Lineage{Caller: "person", Identity: "alice2", AuthTime: auth})
 	mk("k5", "cli:root", store.Lineage{})
+	mk("k6", "token:alice", store.Lineage{}) // a record from before lineages
 
 	got, err := st.GetCert(ctx, s2)
 	if err != nil {
@@ -185,11 +186,12 @@ func testCertLineage(t *testing.T, st store.Store) {
 		identity string
 		want     []string
 	}{
-		{"alice", []string{"k1", "k1"}},
+		{"alice", []string{"k1", "k1", "k6"}},
 		{"oidc:alice", []string{"k1", "k1"}},
 		{"al_ce", []string{"k3"}}, // '_' is not a wildcard
 		{"al%", nil},
 		{"cli:root", []string{"k5"}},
+		{"token:alice", []string{"k6"}},
 		{"bob", nil},
 	} {
 		list, err := st.ListCerts(ctx, store.CertFilter{Identity: tc.identity})
