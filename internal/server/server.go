@@ -59,11 +59,6 @@ type Options struct {
 	OIDC      IDTokenVerifier // nil: SSO disabled
 	Logger    *slog.Logger
 	Now       func() time.Time
-	// AuditSink, when set, receives every audit entry the service appends,
-	// as one JSON line once it is committed (SIEM). It needs a Store that
-	// reports its entries (OnAudit, as the SQL stores do); entries written
-	// by other processes sharing the database are not mirrored.
-	AuditSink io.Writer
 	Metrics   *Metrics
 }
 
@@ -98,21 +93,7 @@ func New(o Options) *Server {
 	if o.Authority != nil {
 		s.metrics.commitStats(o.Authority.CommitStats)
 	}
-	if o.AuditSink != nil {
-		// The authority and the store append most entries inside their own
-		// transactions; the store reports each one after it commits.
-		if n, ok := o.Store.(auditNotifier); ok {
-			n.OnAudit(s.mirror)
-		} else {
-			s.log.Warn("audit_file is set but the store cannot report audit entries; nothing will be mirrored")
-		}
-	}
 	return s
-}
-
-// auditNotifier is a store that reports the audit entries it commits.
-type auditNotifier interface {
-	OnAudit(fn func(audit.Entry))
 }
 
 // Handler returns the HTTP handler with every route.
@@ -336,17 +317,6 @@ func jsonProblem(err error) string {
 		msg = msg[:200]
 	}
 	return strings.TrimPrefix(msg, "json: ")
-}
-
-// mirror writes one committed audit entry to the sink. One Write per entry
-// keeps lines whole when entries commit concurrently.
-func (s *Server) mirror(ev audit.Entry) {
-	if s.o.AuditSink == nil {
-		return
-	}
-	b, _ := json.Marshal(ev)
-	b = append(b, '\n')
-	_, _ = s.o.AuditSink.Write(b)
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
