@@ -189,7 +189,7 @@ func TestFaults(t *testing.T) {
 		{
 			name:     "fail/unparsable-trust-list",
 			override: map[string]canned{"/v1/ca/user": {200, []byte("ssh-ed25519 AAAA-not-base64\n")}},
-			wantErr:  "bad CA key list",
+			wantErr:  "trusted CA keys: refused the list (line 1: the key is not base64",
 		},
 	}
 	for _, tc := range cases {
