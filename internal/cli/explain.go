@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"sort"
@@ -30,26 +31,33 @@ func (l *stringList) String() string     { return strings.Join(*l, ",") }
 func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func newExplainCommand() *command {
-	var certPath, account, from, sshdConfig, trustedCA, principalsFile, caSigAlgs, at, host string
+	var certPath, account, from, sshdConfig, trustedCA, principalsFile, caSigAlgs, at, host, sshdVersion string
 	var port int
 	var krls, knownHosts stringList
 	var verbose, asJSON bool
 	return &command{
 		name:    "explain",
 		summary: "say whether sshd would accept a certificate login, and if not, why and how to fix it",
-		usage:   "--cert FILE --user ACCOUNT [--from IP] [--sshd-config FILE | --trusted-ca F [--principals-file F] [--krl F]] [--at TIME]\n       sshca explain --cert HOST-CERT --host NAME [--port N] --known-hosts FILE [--krl F] [--at TIME]",
+		usage:   "--cert FILE --user ACCOUNT [--from IP] [--sshd-config FILE | --trusted-ca F [--principals-file F] [--krl F]] [--at TIME] [--sshd-version V]\n       sshca explain --cert HOST-CERT --host NAME [--port N] --known-hosts FILE [--krl F] [--at TIME] [--sshd-version V]",
 		example: `  sshca explain --cert ~/.ssh/id_ed25519-cert.pub --user deploy --sshd-config /etc/ssh/sshd_config
   sshca explain --cert alice-cert.pub --user root --from 10.1.2.3 \
       --trusted-ca /etc/ssh/sshca_user_ca.pub --principals-file /etc/ssh/principals/root --krl /etc/ssh/revoked.krl
   sshca explain --cert alice-cert.pub --user deploy --sshd-config /etc/ssh/sshd_config --at +2h
   sshca explain --cert alice-cert.pub --user deploy --trusted-ca ca.pub --at 2026-11-22T10:00:00Z --verbose
   sshca explain --cert /etc/ssh/ssh_host_ed25519_key-cert.pub --host web1.corp --known-hosts ~/.ssh/known_hosts
+  sshca explain --cert alice-cert.pub --user deploy --sshd-config /etc/ssh/sshd_config --sshd-version auto
+  sshca explain --cert web-cert.pub --host web1.corp --known-hosts kh --sshd-version 10.5
 
 Prints "accept" (exit 0) or "refuse: REASON" with "check:" and "fix:" lines
-(exit 1). The checks run in the order of OpenSSH 9.2's sshd. Flags given with
---sshd-config override what the file says. With --host, the certificate is a
-server's host certificate and the checks are those the ssh client makes
-(--krl is then RevokedHostKeys).`,
+(exit 1). The checks run in the order of OpenSSH's sshd, by the rules of
+OpenSSH 9.2 (Debian 12) unless --sshd-version names the release: a version
+(10.5, OpenSSH_10.5p1), the path of an sshd or ssh program whose -V output
+says it, or auto for this machine's sshd (with --host, its ssh client).
+From 10.3 on RevokedKeys takes several files and host certificate principals
+are patterns ("*.corp"); from 9.4 on KRL signature sections are skipped.
+Flags given with --sshd-config override what the file says. With --host, the
+certificate is a server's host certificate and the checks are those the ssh
+client makes (--krl is then RevokedHostKeys).`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&certPath, "cert", "", "the certificate `file` (*-cert.pub)")
 			fs.StringVar(&account, "user", "", "the `account` the client logs in as")
@@ -63,6 +71,7 @@ server's host certificate and the checks are those the ssh client makes
 			fs.StringVar(&host, "host", "", "explain a host certificate as the ssh client checks it when connecting to this host `name` (or HostKeyAlias)")
 			fs.IntVar(&port, "port", 22, "the server `port`, with --host (known_hosts names other ports [host]:port)")
 			fs.Var(&knownHosts, "known-hosts", "a known_hosts `file`, with --host; repeatable")
+			fs.StringVar(&sshdVersion, "sshd-version", "", "replay this OpenSSH `release`: 9.2 (default), 10.5, a path to sshd or ssh to read it from, or auto")
 			fs.BoolVar(&verbose, "verbose", false, "also print every check that ran")
 			fs.BoolVar(&asJSON, "json", false, "print the verdict as JSON")
 		},
@@ -101,11 +110,15 @@ server's host certificate and the checks are those the ssh client makes
 			if err != nil {
 				return fmt.Errorf("%s: %w", certPath, err)
 			}
+			version, err := resolveSSHDVersion(sshdVersion, host != "")
+			if err != nil {
+				return err
+			}
 			var srv explain.Server
 			if host != "" {
-				srv, err = explainHostSide(caSigAlgs, krls, knownHosts)
+				srv, err = explainHostSide(caSigAlgs, krls, knownHosts, version)
 			} else {
-				srv, err = explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs, krls, fs)
+				srv, err = explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs, krls, fs, version)
 			}
 			if err != nil {
 				return err
@@ -149,9 +162,48 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
+// resolveSSHDVersion reads --sshd-version: "" for the default (9.2), a
+// version, a program to run with -V, or "auto" for this machine's sshd
+// (or, for a host certificate, ssh).
+func resolveSSHDVersion(s string, hostMode bool) (explain.Version, error) {
+	program := ""
+	switch {
+	case s == "":
+		return explain.Version{}, nil
+	case s == "auto":
+		name, fallback := "sshd", "/usr/sbin/sshd"
+		if hostMode {
+			name, fallback = "ssh", "/usr/bin/ssh"
+		}
+		program = fallback
+		if p, err := exec.LookPath(name); err == nil {
+			program = p
+		}
+	case strings.ContainsRune(s, '/'):
+		program = s
+	default:
+		v, err := explain.ParseVersion(s)
+		if err != nil {
+			return explain.Version{}, withHint(usagef("explain: --sshd-version: %v", err), "give a version such as 9.2 or 10.5, a path to sshd, or auto")
+		}
+		return v, nil
+	}
+	// Older sshd have no -V and print their version in the usage message,
+	// so the exit status says nothing.
+	out, runErr := exec.Command(program, "-V").CombinedOutput()
+	v, err := explain.VersionFromOutput(string(out))
+	if err != nil {
+		if runErr != nil {
+			err = runErr
+		}
+		return explain.Version{}, withHint(fmt.Errorf("explain: --sshd-version %s: cannot read the OpenSSH version of %s: %w", s, program, err), "give the version itself, such as --sshd-version 10.5")
+	}
+	return v, nil
+}
+
 // explainServer builds the server side from --sshd-config and the flags
 // that override it.
-func explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs string, krls []string, fs *flag.FlagSet) (explain.Server, error) {
+func explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs string, krls []string, fs *flag.FlagSet, version explain.Version) (explain.Server, error) {
 	cfg := &explain.SSHDConfig{PubkeyAuthentication: true}
 	if sshdConfig != "" {
 		data, err := readLimited(sshdConfig, 4<<20)
@@ -180,7 +232,7 @@ func explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs str
 		cfg.RevokedKeys = krls
 	}
 	if set["ca-signature-algorithms"] {
-		if _, err := explain.CASignatureAlgorithms(caSigAlgs); err != nil {
+		if _, err := explain.CASignatureAlgorithmsOf(caSigAlgs, version); err != nil {
 			return explain.Server{}, withHint(usagef("%v", err), "--ca-signature-algorithms takes a CASignatureAlgorithms value, such as +ssh-rsa or ssh-ed25519,rsa-sha2-512")
 		}
 		cfg.CASignatureAlgorithms = caSigAlgs
@@ -193,15 +245,16 @@ func explainServer(account, sshdConfig, trustedCA, principalsFile, caSigAlgs str
 	if err != nil {
 		return explain.Server{}, withHint(err, "give the account's principals file with --principals-file FILE")
 	}
+	srv.Version = version
 	return srv, nil
 }
 
 // explainHostSide builds the ssh client's side for --host.
-func explainHostSide(caSigAlgs string, krls, knownHosts []string) (explain.Server, error) {
-	if _, err := explain.CASignatureAlgorithms(caSigAlgs); err != nil {
+func explainHostSide(caSigAlgs string, krls, knownHosts []string, version explain.Version) (explain.Server, error) {
+	if _, err := explain.CASignatureAlgorithmsOf(caSigAlgs, version); err != nil {
 		return explain.Server{}, withHint(usagef("%v", err), "--ca-signature-algorithms takes a CASignatureAlgorithms value, such as +ssh-rsa or ssh-ed25519,rsa-sha2-512")
 	}
-	srv := explain.Server{CASignatureAlgorithms: caSigAlgs}
+	srv := explain.Server{CASignatureAlgorithms: caSigAlgs, Version: version}
 	for _, p := range knownHosts {
 		data, err := readLimited(p, maxServerFile)
 		srv.KnownHosts = append(srv.KnownHosts, explain.File{Path: p, Data: data, Err: err})
@@ -233,6 +286,7 @@ func includeFiles(pattern string) ([]explain.File, error) {
 
 func printVerdict(e *env, v explain.Verdict, verbose bool) {
 	if verbose {
+		fmt.Fprintf(e.stdout, "rules: %s\n", v.OpenSSH)
 		for _, s := range v.Steps {
 			status := "ok"
 			if !s.OK {

@@ -84,6 +84,11 @@ func TestExplainCommand(t *testing.T) {
 		{name: "fail/usage-bad-sigalgs", args: []string{"--cert", cert, "--user", "deploy", "--sshd-config", cfg, "--ca-signature-algorithms", "!x"}, code: 2, err: "--ca-signature-algorithms"},
 		{name: "fail/not-a-cert", args: []string{"--cert", ca, "--user", "deploy", "--sshd-config", cfg}, code: 1, err: "sshca: error:"},
 		{name: "fail/host-mode-user-cert", args: []string{"--cert", cert, "--host", "h", "--known-hosts", ca}, code: 1, out: []string{"check: "}},
+		{name: "ok/sshd-version-default", args: []string{"--cert", cert, "--user", "deploy", "--sshd-config", cfg, "--verbose"}, out: []string{"rules: OpenSSH 9.2\n"}},
+		{name: "ok/sshd-version", args: []string{"--cert", cert, "--user", "deploy", "--sshd-config", cfg, "--verbose", "--sshd-version", "10.5"}, out: []string{"rules: OpenSSH 10.5\n", "accept"}},
+		{name: "ok/sshd-version-release-name", args: []string{"--cert", cert, "--user", "deploy", "--sshd-config", cfg, "--verbose", "--sshd-version", "OpenSSH_10.5p1"}, out: []string{"rules: OpenSSH 10.5\n"}},
+		{name: "fail/usage-bad-sshd-version", args: []string{"--cert", cert, "--user", "deploy", "--sshd-config", cfg, "--sshd-version", "ten"}, code: 2, err: "--sshd-version"},
+		{name: "fail/sshd-version-program-missing", args: []string{"--cert", cert, "--user", "deploy", "--sshd-config", cfg, "--sshd-version", filepath.Join(dir, "no-sshd")}, code: 1, err: "cannot read the OpenSSH version"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

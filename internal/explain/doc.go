@@ -4,6 +4,13 @@
 // TrustedUserCAKeys, and names the first one that fails, in plain words,
 // with numbers and a fix.
 //
+// The rules are OpenSSH 9.2's (Debian 12) unless Server.Version names
+// another release; the order of the checks is the same up to 10.5, and
+// Version lists what changed (KRL sections skipped, several RevokedKeys
+// files, wildcard and empty host certificate principals, DSA, the default
+// CASignatureAlgorithms). Both are held to real sshd and ssh of 9.2 and
+// 10.5 by the agreement tests in internal/e2e/explain.
+//
 // The order is sshd's (OpenSSH 9.2p1, auth2-pubkey.c 1.117):
 //
 //  1. userauth_pubkey: the certificate parses and its CA signature verifies

@@ -112,9 +112,14 @@ type Server struct {
 	RevokedKeys []File
 
 	// CASignatureAlgorithms is the CASignatureAlgorithms value as written in
-	// sshd_config (a list, or one prefixed with +, - or ^); "" means
-	// OpenSSH 9.2's default, which excludes ssh-rsa (SHA-1).
+	// sshd_config (a list, or one prefixed with +, - or ^); "" means the
+	// release's default, which excludes ssh-rsa (SHA-1).
 	CASignatureAlgorithms string
+
+	// Version is the OpenSSH release whose rules apply: the sshd's, or in
+	// host mode the ssh client's. The zero value means DefaultVersion
+	// (9.2); see Version for what changes.
+	Version Version
 
 	// RequiredRSASize is the RequiredRSASize value; 0 means the default,
 	// 1024 bits.
@@ -151,7 +156,7 @@ type Input struct {
 
 	// Host, when set, turns the question around: the certificate is the
 	// host certificate a server presents, and the checks are those the
-	// OpenSSH 9.2 client makes when connecting to Host (the name given to
+	// OpenSSH client makes when connecting to Host (the name given to
 	// ssh, or its HostKeyAlias), against Server.KnownHosts, with
 	// Server.RevokedKeys as RevokedHostKeys and Server.CASignatureAlgorithms
 	// as the client's. User and From are then not used.
@@ -163,6 +168,8 @@ type Input struct {
 
 // Verdict is what sshd would decide, and why.
 type Verdict struct {
+	// OpenSSH names the release whose rules were replayed ("OpenSSH 9.2").
+	OpenSSH string `json:"openssh"`
 	// Accept is true when every check passes.
 	Accept bool `json:"accept"`
 	// Check is the machine name of the first failing check (one of the
@@ -199,11 +206,12 @@ type refusal struct{ check, reason, fix string }
 
 // runner carries one evaluation.
 type runner struct {
-	in    Input
-	cert  *ssh.Certificate
-	now   time.Time
-	notes []string
-	steps []Step
+	in      Input
+	cert    *ssh.Certificate
+	now     time.Time
+	version Version // never the zero value
+	notes   []string
+	steps   []Step
 }
 
 func (r *runner) pass(name, format string, args ...any) {
@@ -233,7 +241,7 @@ func Explain(in Input) (Verdict, error) {
 	if in.Cert.Key == nil || in.Cert.SignatureKey == nil || in.Cert.Signature == nil {
 		return Verdict{}, errors.New("explain: incomplete certificate")
 	}
-	algs, err := CASignatureAlgorithms(in.Server.CASignatureAlgorithms)
+	algs, err := CASignatureAlgorithmsOf(in.Server.CASignatureAlgorithms, in.Server.Version)
 	if err != nil {
 		return Verdict{}, err
 	}
@@ -242,15 +250,18 @@ func Explain(in Input) (Verdict, error) {
 		// (canohost.c ipv64_normalise_mapped).
 		in.From = in.From.Unmap()
 	}
-	r := &runner{in: in, cert: in.Cert, now: in.At}
+	r := &runner{in: in, cert: in.Cert, now: in.At, version: in.Server.Version.orDefault()}
 	r.notes = append(r.notes, in.Server.Notes...)
+	if n := len(in.Server.RevokedKeys); n > 1 && in.Host == "" && !r.version.severalRevokedKeys() {
+		r.note("sshd_config names %d RevokedKeys files: %s takes one and refuses to start with several (OpenSSH 10.3 takes several); all of them were checked", n, r.version)
+	}
 	var ref *refusal
 	if in.Host != "" {
 		ref = r.runHost(algs)
 	} else {
 		ref = r.run(algs)
 	}
-	v := Verdict{Accept: ref == nil, Notes: r.notes, Steps: r.steps}
+	v := Verdict{OpenSSH: r.version.String(), Accept: ref == nil, Notes: r.notes, Steps: r.steps}
 	if ref != nil {
 		v.Check, v.Reason, v.Fix = ref.check, ref.reason, ref.fix
 	}
@@ -351,6 +362,13 @@ func (r *runner) checkSignature() *refusal {
 			fix:    "get a certificate with fewer principals",
 		}
 	}
+	if r.version.noDSA() && (c.Key.Type() == keyAlgoDSA || c.SignatureKey.Type() == keyAlgoDSA) {
+		return &refusal{
+			check:  CheckMalformed,
+			reason: fmt.Sprintf("the certificate is of a DSA key or signed by a DSA CA; %s cannot parse it (DSA was removed in OpenSSH 10.1)", r.version),
+			fix:    "generate an ed25519 key (ssh-keygen -t ed25519) and get it certified by a CA that is not DSA",
+		}
+	}
 	if _, isCert := c.SignatureKey.(*ssh.Certificate); isCert {
 		return &refusal{
 			check:  CheckMalformed,
@@ -367,6 +385,9 @@ func (r *runner) checkSignature() *refusal {
 	}
 	return nil
 }
+
+// keyAlgoDSA names DSA keys, which OpenSSH 10.1 removed.
+const keyAlgoDSA = "ssh-dss"
 
 // maxPrincipals is SSHKEY_CERT_MAX_PRINCIPALS (sshkey.h).
 const maxPrincipals = 256
@@ -394,7 +415,7 @@ func (r *runner) checkSigAlg(algs []string) *refusal {
 	} else {
 		fix += fmt.Sprintf(", or add %s to CASignatureAlgorithms", alg)
 	}
-	setting := "the default CASignatureAlgorithms of OpenSSH 9.2"
+	setting := "the default CASignatureAlgorithms of " + r.version.String()
 	if r.in.Server.CASignatureAlgorithms != "" {
 		setting = fmt.Sprintf("CASignatureAlgorithms %s", r.in.Server.CASignatureAlgorithms)
 	}

@@ -11,13 +11,14 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// runHost replays what the OpenSSH 9.2 client does with a host
-// certificate the server presents (sshconnect.c check_host_key): the
-// RevokedHostKeys file, then the known_hosts lookup for a @cert-authority
-// line trusting the CA for this host and @revoked lines, then
-// check_host_cert: sshkey_cert_check_authority(key, want_host 1,
-// require_principal 0, wildcard 0, host), no critical options, and the
-// CA signature algorithm, which the client checks last.
+// runHost replays what the OpenSSH client does with a host certificate
+// the server presents (sshconnect.c check_host_key): the RevokedHostKeys
+// file, then the known_hosts lookup for a @cert-authority line trusting
+// the CA for this host and @revoked lines, then check_host_cert:
+// sshkey_cert_check_authority(key, want_host 1, require_principal 0,
+// wildcard 0, host) in 9.2, and from 10.3 on with wildcard 1 and an empty
+// principal list refused; no critical options, and the CA signature
+// algorithm, which the client checks last.
 func (r *runner) runHost(algs []string) *refusal {
 	if ref := r.checkSignature(); ref != nil {
 		return r.fail("signature", ref)
@@ -42,17 +43,32 @@ func (r *runner) runHost(algs []string) *refusal {
 		return r.fail("validity", ref)
 	}
 	name := r.in.Host
+	patterns := r.version.hostPrincipalPatterns()
 	switch {
+	case len(c.ValidPrincipals) == 0 && patterns:
+		return r.fail("principal-list", &refusal{
+			check:  CheckEmptyPrincipals,
+			reason: fmt.Sprintf("the host certificate lists no principals, which %s refuses (ssh logs \"Certificate lacks principal list\"); OpenSSH before 10.3 accepted it for any host name", r.version),
+			fix:    fmt.Sprintf("re-sign the host key with its names as principals (sshca sign host --principals %s,...)", name),
+		})
 	case len(c.ValidPrincipals) == 0:
-		r.note("the host certificate lists no principals, which OpenSSH 9.2 accepts for any host name; OpenSSH 10.3 and later refuse it")
-		r.pass("principal-list", "no principals: valid for any host name in OpenSSH 9.2")
+		r.note("the host certificate lists no principals, which %s accepts for any host name; OpenSSH 10.3 and later refuse it", r.version)
+		r.pass("principal-list", "no principals: valid for any host name in %s", r.version)
 	case contains(c.ValidPrincipals, name):
 		r.pass("principal-list", "%q is one of the certificate's principals", name)
+	case patterns && matchesAnyPattern(name, c.ValidPrincipals) != "":
+		r.pass("principal-list", "%q matches the certificate's principal pattern %q (%s matches host certificate principals as patterns)", name, matchesAnyPattern(name, c.ValidPrincipals), r.version)
 	default:
+		how := fmt.Sprintf("%s compares them exactly", r.version)
+		if patterns {
+			how = fmt.Sprintf("%s matches them as patterns, and none matches", r.version)
+		} else if matchesAnyPattern(name, c.ValidPrincipals) != "" {
+			how += fmt.Sprintf("; the principal %q is a pattern that OpenSSH 10.3 and later would match", matchesAnyPattern(name, c.ValidPrincipals))
+		}
 		return r.fail("principal-list", &refusal{
 			check: CheckNoPrincipal,
-			reason: fmt.Sprintf("the host name %q is not one of the certificate's principals (%s); OpenSSH 9.2 compares them exactly (ssh logs \"Certificate invalid: name is not a listed principal\")",
-				name, listOrNone(c.ValidPrincipals)),
+			reason: fmt.Sprintf("the host name %q is not one of the certificate's principals (%s); %s (ssh logs \"Certificate invalid: name is not a listed principal\")",
+				name, listOrNone(c.ValidPrincipals), how),
 			fix: fmt.Sprintf("connect with one of the certificate's names, set HostKeyAlias, or re-sign the host key with %q among its principals (sshca sign host --principals ...)", name),
 		})
 	}
@@ -232,4 +248,15 @@ func matchKnownHost(host, field string) bool {
 		return hmac.Equal(m.Sum(nil), want)
 	}
 	return matchPatternList(strings.ToLower(host), field, true) == 1
+}
+
+// matchesAnyPattern returns the first principal that is a pattern ('*' or
+// '?') matching name as match.c match_pattern does, or "".
+func matchesAnyPattern(name string, principals []string) string {
+	for _, p := range principals {
+		if strings.ContainsAny(p, "*?") && matchPattern(name, p) {
+			return p
+		}
+	}
+	return ""
 }

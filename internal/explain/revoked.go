@@ -60,8 +60,8 @@ func (r *runner) revokedBy(f *File, key ssh.PublicKey, isCA bool) *refusal {
 			fix:    fixUnreadableKRL,
 		}
 	}
-	// Strict: OpenSSH 9.2 refuses what newer releases skip.
-	k, err := krl.ParseWith(f.Data, krl.Options{Strict: true})
+	// Strict: OpenSSH before 9.4 refuses what newer releases skip.
+	k, err := krl.ParseWith(f.Data, krl.Options{Strict: r.version.strictKRL()})
 	switch {
 	case err == nil:
 		m := k.Check(key)
@@ -74,7 +74,7 @@ func (r *runner) revokedBy(f *File, key ssh.PublicKey, isCA bool) *refusal {
 	default:
 		return &refusal{
 			check:  CheckRevokedKeysUnreadable,
-			reason: fmt.Sprintf("the RevokedKeys file %s starts like a KRL but OpenSSH 9.2 cannot load it (%v); sshd then refuses every public key and certificate", f.Path, err),
+			reason: fmt.Sprintf("the RevokedKeys file %s starts like a KRL but %s cannot load it (%v); sshd then refuses every public key and certificate", f.Path, r.version, err),
 			fix:    fixUnreadableKRL,
 		}
 	}

@@ -153,14 +153,14 @@ func (p *configParser) line(text, name string, n, depth int) error {
 					p.c.RevokedKeys = append(p.c.RevokedKeys, a)
 				}
 			}
-			if len(args) > 1 {
-				p.c.Notes = append(p.c.Notes, fmt.Sprintf("%s line %d: RevokedKeys with several files needs OpenSSH 10.3 or later; 9.2 refuses to start with it", name, n))
-			}
 		}
 	case "casignaturealgorithms":
 		if first {
-			if _, err := assembleCASigAlgs(args[0]); err != nil {
-				return fmt.Errorf("explain: %s line %d: CASignatureAlgorithms %q: %w", name, n, args[0], err)
+			// Valid for some release: the release is not known here.
+			if _, err := assembleCASigAlgs(args[0], DefaultVersion); err != nil {
+				if _, err2 := assembleCASigAlgs(args[0], Version{10, 5}); err2 != nil {
+					return fmt.Errorf("explain: %s line %d: CASignatureAlgorithms %q: %w", name, n, args[0], err)
+				}
 			}
 			p.c.CASignatureAlgorithms = args[0]
 		}

@@ -3,7 +3,10 @@
 // attempts a real login with the real ssh client and runs `sshca explain`
 // on the very same files (the sshd_config sshd runs with, its trusted CA,
 // principals and revoked-keys files, the certificate), and requires that
-// both agree and that explain names the check sshd logged.
+// both agree and that explain names the check sshd logged. It does so for
+// every OpenSSH release (package opensshtest): Debian's 9.2, which explain
+// replays by default, and 10.5, which explain is told about with
+// --sshd-version (issue 13).
 package e2eexplain
 
 import (
@@ -28,6 +31,7 @@ import (
 	"github.com/sshca/sshca/internal/cli"
 	"github.com/sshca/sshca/internal/explain"
 	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -77,6 +81,9 @@ type server struct {
 	krlPath    string
 	principals bool // started with an AuthorizedPrincipalsFile
 	trusted    []string
+	// versionArg is what explain is given as --sshd-version ("" for the
+	// default, 9.2).
+	versionArg string
 }
 
 // scenario is one login.
@@ -181,8 +188,31 @@ func requireSSHDAsRoot(t *testing.T) {
 	}
 }
 
+// secondKRLKeyID is revoked by the second RevokedKeys file of the servers
+// of releases that take several (10.3 and later).
+const secondKRLKeyID = "revoked-by-the-second-krl"
+
+// versionArg is how explain is told the release: nothing for 9.2, the
+// default; the sshd program for the newest, so that reading the version
+// from sshd -V is exercised.
+func versionArg(rel *opensshtest.Flavour) string {
+	if rel.Major == 9 && rel.Minor == 2 {
+		return ""
+	}
+	return rel.SSHD
+}
+
 func TestExplainAgreesWithSSHD(t *testing.T) {
 	requireSSHDAsRoot(t)
+	for _, rel := range opensshtest.All(t) {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			agreeWithSSHD(t, rel)
+		})
+	}
+}
+
+func agreeWithSSHD(t *testing.T, rel *opensshtest.Flavour) {
 	const account = "root"
 	dir := t.TempDir()
 
@@ -204,10 +234,22 @@ func TestExplainAgreesWithSSHD(t *testing.T) {
 	sEd, sEd2, sEd3, sEC, sRSA, sRSA1024 := subj("ed25519"), subj("ed25519"), subj("ed25519"), subj("ecdsa"), subj("rsa-2048"), subj("rsa-1024")
 
 	trusted := []string{caEd.line(), caEC.line(), caEC384.line(), caRSA.line()}
+	// From 10.3 on, every server has a second RevokedKeys file that
+	// revokes one key ID under every CA.
+	var second string
+	if rel.AtLeast(10, 3) {
+		second = filepath.Join(dir, "second.krl")
+		writeAtomic(t, second, mustKRL(t, func(k *krl.KRL) error { return k.RevokeKeyID(nil, secondKRLKeyID) }))
+	}
 	start := func(name string, principals bool, extra ...string) *server {
-		s := &server{name: name, krlPath: filepath.Join(dir, name+".krl"), principals: principals, trusted: trusted}
+		s := &server{name: name, krlPath: filepath.Join(dir, name+".krl"), principals: principals, trusted: trusted, versionArg: versionArg(rel)}
 		writeAtomic(t, s.krlPath, nil)
+		if second != "" {
+			// sshd keeps the first RevokedKeys line: this one.
+			extra = append(extra, "RevokedKeys "+s.krlPath+" "+second)
+		}
 		cfg := sshdtest.Config{
+			OpenSSH:           rel,
 			TrustedUserCAKeys: trusted,
 			RevokedKeysFile:   s.krlPath,
 			Extra:             append([]string{"LogLevel DEBUG2"}, extra...),
@@ -222,7 +264,7 @@ func TestExplainAgreesWithSSHD(t *testing.T) {
 	names := start("names", false, "CASignatureAlgorithms +ssh-rsa")
 	strict := start("strict", true, "CASignatureAlgorithms ecdsa-sha2-*,ssh-ed25519", "RequiredRSASize 2048")
 
-	scenarios := buildScenarios(t, account, files, names, strict,
+	scenarios := buildScenarios(t, rel, account, files, names, strict,
 		[]*caKey{caEd, caEC, caEC384, caRSA, caOther},
 		[]*subject{sEd, sEd2, sEd3, sEC, sRSA, sRSA1024})
 
@@ -317,8 +359,11 @@ func runScenario(t *testing.T, dir, account string, sc scenario, serial uint64) 
 	}
 
 	var stdout, stderr bytes.Buffer
-	code := cli.Run(t.Context(), []string{"explain", "--cert", certPath, "--user", account, "--from", "127.0.0.1",
-		"--sshd-config", s.srv.ConfigPath, "--verbose"}, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
+	args := []string{"explain", "--cert", certPath, "--user", account, "--from", "127.0.0.1", "--sshd-config", s.srv.ConfigPath, "--verbose"}
+	if s.versionArg != "" {
+		args = append(args, "--sshd-version", s.versionArg)
+	}
+	code := cli.Run(t.Context(), args, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })
 	out := stdout.String()
 	check := ""
 	for _, line := range strings.Split(out, "\n") {

@@ -18,15 +18,26 @@ import (
 	"github.com/sshca/sshca/internal/cli"
 	"github.com/sshca/sshca/internal/explain"
 	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
 // TestExplainHostAgreesWithSSH checks `sshca explain --host` against the
-// real ssh client: servers present host certificates, the client checks
-// them against known_hosts, RevokedHostKeys and CASignatureAlgorithms,
-// and explain must agree with the outcome and name the client's reason.
+// real ssh client of every OpenSSH release: servers present host
+// certificates, the client checks them against known_hosts,
+// RevokedHostKeys and CASignatureAlgorithms, and explain must agree with
+// the outcome and name the client's reason.
 func TestExplainHostAgreesWithSSH(t *testing.T) {
 	requireSSHDAsRoot(t)
+	for _, rel := range opensshtest.All(t) {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			hostAgreesWithSSH(t, rel)
+		})
+	}
+}
+
+func hostAgreesWithSSH(t *testing.T, rel *opensshtest.Flavour) {
 	const account = "root"
 	dir := t.TempDir()
 	_, userKey, _ := ed25519.GenerateKey(rand.Reader)
@@ -55,12 +66,16 @@ func TestExplainHostAgreesWithSSH(t *testing.T) {
 		srv      *sshdtest.Server
 		certPath string
 	}
-	start := func(name string, signer ssh.Signer, serial uint64, after, before time.Duration) hostServer {
+	start := func(name string, signer ssh.Signer, serial uint64, after, before time.Duration, principals ...string) hostServer {
+		if principals == nil {
+			principals = []string{"127.0.0.1", "web.test"}
+		}
 		srv := sshdtest.Start(t, sshdtest.Config{
+			OpenSSH:           rel,
 			TrustedUserCAKeys: []string{userCA.line()},
 			SignHostKey: func(pub ssh.PublicKey) ([]byte, error) {
 				c := &ssh.Certificate{Key: pub, Serial: serial, CertType: ssh.HostCert, KeyId: name,
-					ValidPrincipals: []string{"127.0.0.1", "web.test"},
+					ValidPrincipals: principals,
 					ValidAfter:      uint64(time.Now().Add(after).Unix()), ValidBefore: uint64(time.Now().Add(before).Unix())}
 				if err := c.SignCert(rand.Reader, signer); err != nil {
 					return nil, err
@@ -73,6 +88,17 @@ func TestExplainHostAgreesWithSSH(t *testing.T) {
 	good := start("good", hostCA.signer, 7, -time.Hour, 2*time.Hour)
 	expired := start("expired", hostCA.signer, 8, -3*time.Hour, -time.Hour)
 	sha1 := start("sha1", rsaCA.sha1, 9, -time.Hour, 2*time.Hour)
+	// What changed in 10.3: principals are patterns, and an empty list is
+	// refused rather than valid for every host.
+	wild := start("wild", hostCA.signer, 10, -time.Hour, 2*time.Hour, "*.test", "127.0.0.?")
+	empty := start("empty", hostCA.signer, 11, -time.Hour, 2*time.Hour, []string{}...)
+	patterns := rel.AtLeast(10, 3)
+	ifElse := func(cond bool, a, b string) string {
+		if cond {
+			return a
+		}
+		return b
+	}
 
 	krlPath := filepath.Join(dir, "revoked-hosts.krl")
 	k := &krl.KRL{}
@@ -112,8 +138,20 @@ func TestExplainHostAgreesWithSSH(t *testing.T) {
 			want: explain.CheckRevokedSerial, stderr: "revoked by file"},
 		{name: "fail/expired", h: expired, known: []string{ca("*", hostCA)}, want: explain.CheckExpired, stderr: "Certificate invalid: expired"},
 		{name: "fail/ssh-rsa", h: sha1, known: []string{ca("*", rsaCA)}, want: explain.CheckSigAlg, stderr: "Host key verification failed"},
+		{name: "wildcard-principal-alias", h: wild, alias: "web.test", known: []string{ca("*.test", hostCA)},
+			want: ifElse(patterns, "", explain.CheckNoPrincipal), stderr: ifElse(patterns, "", "name is not a listed principal")},
+		{name: "wildcard-principal-ip", h: wild, known: []string{ca("*", hostCA)},
+			want: ifElse(patterns, "", explain.CheckNoPrincipal), stderr: ifElse(patterns, "", "name is not a listed principal")},
+		{name: "fail/wildcard-principal-other-name", h: wild, alias: "web.example", known: []string{ca("*", hostCA)},
+			want: explain.CheckNoPrincipal, stderr: "name is not a listed principal"},
+		{name: "empty-principals", h: empty, known: []string{ca("*", hostCA)},
+			want: ifElse(patterns, explain.CheckEmptyPrincipals, ""), stderr: ifElse(patterns, "Certificate lacks principal list", "")},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		name := tc.name
+		if !strings.HasPrefix(name, "ok/") && !strings.HasPrefix(name, "fail/") {
+			name = ifElse(tc.want == "", "ok/", "fail/") + name
+		}
+		t.Run(name, func(t *testing.T) {
 			res := tc.h.srv.Login(t, sshdtest.LoginOptions{User: account, IdentityFile: subjPath, KnownHosts: tc.known,
 				HostKeyAlias: tc.alias, Options: tc.opts})
 			kh := filepath.Join(t.TempDir(), "known_hosts")
@@ -130,6 +168,10 @@ func TestExplainHostAgreesWithSSH(t *testing.T) {
 			}
 			if tc.sigalgs != "" {
 				args = append(args, "--ca-signature-algorithms", tc.sigalgs)
+			}
+			if versionArg(rel) != "" {
+				// In host mode the release is the ssh client's.
+				args = append(args, "--sshd-version", rel.SSH)
 			}
 			var stdout, stderr bytes.Buffer
 			code := cli.Run(t.Context(), args, strings.NewReader(""), &stdout, &stderr, func(string) string { return "" })

@@ -9,6 +9,7 @@ import (
 
 	"github.com/sshca/sshca/internal/explain"
 	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // buildScenarios generates the scenarios: every CA type against every
@@ -21,7 +22,7 @@ import (
 // principal) and allows ssh-rsa ("+ssh-rsa"); "strict" has a principals
 // file, allows only ECDSA and Ed25519 CA signatures and RequiredRSASize
 // 2048.
-func buildScenarios(t *testing.T, account string, files, names, strict *server, cas []*caKey, subjects []*subject) []scenario {
+func buildScenarios(t *testing.T, rel *opensshtest.Flavour, account string, files, names, strict *server, cas []*caKey, subjects []*subject) []scenario {
 	t.Helper()
 	caEd, caEC, caEC384, caRSA, caOther := cas[0], cas[1], cas[2], cas[3], cas[4]
 	sEd, sEd2, sEd3, sEC, sRSA, sRSA1024 := subjects[0], subjects[1], subjects[2], subjects[3], subjects[4], subjects[5]
@@ -197,6 +198,37 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 	sc = base(next(), caEd, sEd)
 	sc.revoke = func(c *ssh.Certificate) []byte { return []byte("SSHKRL\n\x00\x00\x00\x00\x01truncated") }
 	add(sc, "krl-truncated", explain.CheckRevokedKeysUnreadable)
+
+	// What changed after 9.2: 9.4 skips KRL signature sections and
+	// extension sections that are not critical, which 9.2 cannot load; 10.3
+	// reads several RevokedKeys files (see agreeWithSSHD).
+	skipped := ""
+	if !rel.AtLeast(9, 4) {
+		skipped = explain.CheckRevokedKeysUnreadable
+	}
+	sc = base(next(), caEd, sEd)
+	sc.revoke = func(c *ssh.Certificate) []byte {
+		// A legacy signature section: a key, then a signature that is
+		// garbage.
+		return appendSection(mustKRL(t, func(k *krl.KRL) error { return k.RevokeSerials(caEC.pub, 5, 9) }), 4,
+			sshString(caOther.pub.Marshal()), sshString([]byte("not a signature")))
+	}
+	add(sc, "krl-legacy-signature-section", skipped)
+
+	sc = base(next(), caEC, sEC)
+	sc.revoke = func(c *ssh.Certificate) []byte {
+		body := append(append(sshString([]byte("x-ext@example.com")), 0), sshString(nil)...)
+		return appendSection(mustKRL(t, func(k *krl.KRL) error { return nil }), 255, sshString(body))
+	}
+	add(sc, "krl-extension-section", skipped)
+
+	if rel.AtLeast(10, 3) {
+		for _, srv := range servers {
+			sc = base(srv, caEC, sEd)
+			sc.keyID = secondKRLKeyID
+			add(sc, "revoked-by-second-revoked-keys-file", explain.CheckRevokedKeyID)
+		}
+	}
 
 	// Revocation is checked before trust and validity.
 	sc = base(next(), caOther, sEd)
@@ -404,4 +436,20 @@ func buildScenarios(t *testing.T, account string, files, names, strict *server, 
 		add(sc, v.name, v.want)
 	}
 	return out
+}
+
+// sshString encodes b as an SSH string (RFC 4251).
+func sshString(b []byte) []byte {
+	return append([]byte{byte(len(b) >> 24), byte(len(b) >> 16), byte(len(b) >> 8), byte(len(b))}, b...)
+}
+
+// appendSection appends a KRL section of type typ (PROTOCOL.krl): the
+// type byte, then its parts as they are. A signature section (4) is two
+// strings; any other one string.
+func appendSection(k []byte, typ byte, parts ...[]byte) []byte {
+	k = append(k, typ)
+	for _, p := range parts {
+		k = append(k, p...)
+	}
+	return k
 }
