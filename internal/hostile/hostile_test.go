@@ -382,14 +382,15 @@ func (f *cliFixture) verifyAudit(t *testing.T) {
 }
 
 // hashTree records the SHA-256 of every file under dir, except the
-// database, which refusals may append audit entries to.
+// database, which refusals may append audit entries to, and the audit head
+// kept outside it, which follows those entries.
 func hashTree(t *testing.T, dir string, into map[string]string) {
 	t.Helper()
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		if strings.HasPrefix(d.Name(), home.DBFile) {
+		if strings.HasPrefix(d.Name(), home.DBFile) || d.Name() == home.HeadFile {
 			return nil
 		}
 		if d.IsDir() {
