@@ -110,7 +110,7 @@ client makes (--krl is then RevokedHostKeys).`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", certPath, err)
 			}
-			version, err := resolveSSHDVersion(sshdVersion, host != "")
+			version, err := resolveSSHDVersion("explain", sshdVersion, host != "")
 			if err != nil {
 				return err
 			}
@@ -162,17 +162,17 @@ func parseAt(s string, now time.Time) (time.Time, error) {
 	return time.Parse(time.RFC3339, s)
 }
 
-// resolveSSHDVersion reads --sshd-version: "" for the default (9.2), a
-// version, a program to run with -V, or "auto" for this machine's sshd
-// (or, for a host certificate, ssh).
-func resolveSSHDVersion(s string, hostMode bool) (explain.Version, error) {
+// resolveSSHDVersion reads the --sshd-version flag of command cmd: "" for
+// the default (9.2), a version, a program to run with -V, or "auto" for
+// this machine's sshd (or, with client set, ssh).
+func resolveSSHDVersion(cmd, s string, client bool) (explain.Version, error) {
 	program := ""
 	switch {
 	case s == "":
 		return explain.Version{}, nil
 	case s == "auto":
 		name, fallback := "sshd", "/usr/sbin/sshd"
-		if hostMode {
+		if client {
 			name, fallback = "ssh", "/usr/bin/ssh"
 		}
 		program = fallback
@@ -184,7 +184,7 @@ func resolveSSHDVersion(s string, hostMode bool) (explain.Version, error) {
 	default:
 		v, err := explain.ParseVersion(s)
 		if err != nil {
-			return explain.Version{}, withHint(usagef("explain: --sshd-version: %v", err), "give a version such as 9.2 or 10.5, a path to sshd, or auto")
+			return explain.Version{}, withHint(usagef("%s: --sshd-version: %v", cmd, err), "give a version such as 9.2 or 10.5, a path to sshd, or auto")
 		}
 		return v, nil
 	}
@@ -196,7 +196,7 @@ func resolveSSHDVersion(s string, hostMode bool) (explain.Version, error) {
 		if runErr != nil {
 			err = runErr
 		}
-		return explain.Version{}, withHint(fmt.Errorf("explain: --sshd-version %s: cannot read the OpenSSH version of %s: %w", s, program, err), "give the version itself, such as --sshd-version 10.5")
+		return explain.Version{}, withHint(fmt.Errorf("%s: --sshd-version %s: cannot read the OpenSSH version of %s: %w", cmd, s, program, err), "give the version itself, such as --sshd-version 10.5")
 	}
 	return v, nil
 }

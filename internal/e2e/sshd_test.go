@@ -16,6 +16,7 @@ import (
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/home"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -47,8 +48,17 @@ func sshca(t *testing.T, dir string) *e2etest.Home {
 }
 
 // TestSSHD is acceptance 2 of issue 2: certificates from the sshca CLI
-// judged by a real sshd and ssh client.
+// judged by a real sshd and ssh client, of every OpenSSH release (issue 13).
 func TestSSHD(t *testing.T) {
+	for _, rel := range opensshtest.All(t) {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			sshdAcceptance(t, rel)
+		})
+	}
+}
+
+func sshdAcceptance(t *testing.T, rel *opensshtest.Flavour) {
 	caHome := filepath.Join(t.TempDir(), "ca")
 	sshca(t, caHome).Must("init")
 	if err := os.WriteFile(filepath.Join(caHome, home.ConfigFile), []byte(policy), 0o600); err != nil {
@@ -57,6 +67,7 @@ func TestSSHD(t *testing.T) {
 	work := t.TempDir()
 
 	srv := sshdtest.Start(t, sshdtest.Config{
+		OpenSSH:           rel,
 		TrustedUserCAKeys: e2etest.Lines(sshca(t, caHome).Must("ca", "show", "--type", "user")),
 		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy", "role-rsync"}},
 		SignHostKey: func(hostPub ssh.PublicKey) ([]byte, error) {
