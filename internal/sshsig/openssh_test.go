@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // keygenVerify runs `ssh-keygen -Y verify` on sig and message and returns
@@ -21,11 +23,19 @@ func keygenVerify(ctx context.Context, keygen, allowed, namespace, sigPath strin
 	return string(out), err
 }
 
-// TestOpenSSH checks Sign and Verify against ssh-keygen -Y sign/verify for
-// every CA key type, in both directions, and that both sides reject the same
-// tampering.
+// TestOpenSSH checks Sign and Verify against ssh-keygen -Y sign/verify of
+// every OpenSSH release for every CA key type, in both directions, and that
+// both sides reject the same tampering.
 func TestOpenSSH(t *testing.T) {
-	keygen := sshKeygen(t)
+	for _, rel := range opensshtest.All(t) {
+		t.Run(rel.Name, func(t *testing.T) {
+			t.Parallel()
+			agreesWithSSHKeygen(t, rel.Keygen)
+		})
+	}
+}
+
+func agreesWithSSHKeygen(t *testing.T, keygen string) {
 	message := []byte("KRL\n\x00\x01\x02 sshca test message\n")
 	flipped := bytes.Clone(message)
 	flipped[5] ^= 0x01
