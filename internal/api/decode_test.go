@@ -40,7 +40,7 @@ type outer struct {
 	When    time.Time        `json:"when"`
 	NoTag   string
 	Skip    string `json:"-"`
-	private string //nolint:unused // must stay invisible to JSON
+	private string //lint:ignore U1000 an unexported field must stay invisible to JSON
 }
 
 func TestDecodeStrict(t *testing.T) {

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -13,7 +12,10 @@ import (
 // meet the service only through internal/api, so the agent on every server
 // links neither the service, the CA, the store nor Prometheus.
 func TestClientMeetsServerOnlyAtAPI(t *testing.T) {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to list dependencies: %v", err)
+	}
 	for _, pkg := range []string{"github.com/sshca/sshca/internal/client", "github.com/sshca/sshca/internal/agent"} {
 		out, err := exec.Command(goBin, "list", "-deps", pkg).CombinedOutput()
 		if err != nil {

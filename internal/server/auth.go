@@ -3,7 +3,6 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -23,9 +22,6 @@ func unauthorized(msg string, err error) error {
 	return &httpError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg, err: err}
 }
 
-func forbidden(code, format string, a ...any) error {
-	return &httpError{status: http.StatusForbidden, code: code, msg: fmt.Sprintf(format, a...)}
-}
 
 // authenticate identifies the caller from the Authorization header: an API
 // token (sshca_...) or an OIDC ID token.
