@@ -9,6 +9,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -27,14 +28,24 @@ var retireModes = []struct {
 	{name: "ok/forced-retire-with-valid-certs", auto: false, oldTTL: "30m"},
 }
 
+// modeRelease spreads the retire modes over the OpenSSH releases, so
+// that each release's sshd and ssh (the client is the server's release)
+// see a whole rotation without running every mode twice: what differs
+// between the modes is sshca's, not OpenSSH's.
+func modeRelease(releases []*opensshtest.Flavour, mode int) *opensshtest.Flavour {
+	return releases[mode%len(releases)]
+}
+
 // TestUserCARotation is acceptance 1 of issue 6 for the user CA: before
 // promotion old certificates log in and sshd already trusts the next key;
 // after promotion new certificates come from the new key and old ones still
 // log in; after retirement old ones are refused because their CA is no
 // longer trusted, and new ones still log in.
 func TestUserCARotation(t *testing.T) {
-	for _, tc := range retireModes {
-		t.Run(tc.name, func(t *testing.T) {
+	releases := opensshtest.All(t)
+	for i, tc := range retireModes {
+		rel := modeRelease(releases, i)
+		t.Run(tc.name+"-on-"+rel.Name, func(t *testing.T) {
 			t.Parallel()
 			start := time.Now()
 			h := newHome(t, "ed25519")
@@ -44,6 +55,7 @@ func TestUserCARotation(t *testing.T) {
 			oldKey, oldCert := h.signUser(dir, "old", tc.oldTTL)
 			signedBy(t, "old certificate", oldCert, gens[1].fingerprint)
 			srv := sshdtest.Start(t, sshdtest.Config{
+				OpenSSH:           rel,
 				TrustedUserCAKeys: h.wantPublished(gens, []int{1}, "--type", "user"),
 				Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 				Extra:             sshdDebug2,
@@ -110,14 +122,17 @@ func TestUserCARotation(t *testing.T) {
 // verifies the host certificate only through the @cert-authority lines of
 // `ca show --known-hosts` (StrictHostKeyChecking=yes).
 func TestHostCARotation(t *testing.T) {
-	for _, tc := range retireModes {
-		t.Run(tc.name, func(t *testing.T) {
+	releases := opensshtest.All(t)
+	for i, tc := range retireModes {
+		rel := modeRelease(releases, i)
+		t.Run(tc.name+"-on-"+rel.Name, func(t *testing.T) {
 			t.Parallel()
 			h := newHome(t, "ed25519")
 			dir := t.TempDir()
 			gens := h.wantStates("host", map[int]string{1: "active"})
 			userKey, _ := h.signUser(dir, "user", "30m")
 			srv := sshdtest.Start(t, sshdtest.Config{
+				OpenSSH:           rel,
 				TrustedUserCAKeys: e2etest.Lines(h.Must("ca", "show", "--type", "user")),
 				Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 				SignHostKey: func(pub ssh.PublicKey) ([]byte, error) {
