@@ -23,14 +23,40 @@ import (
 func init() { register(newServeCommand) }
 
 // oidcAdapter turns the oidc package's verifier into the server's interface.
-type oidcAdapter struct{ v *oidc.Verifier }
+type oidcAdapter struct{ p *oidc.Pending }
 
 func (a oidcAdapter) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
-	id, err := a.v.Verify(ctx, raw)
+	id, err := a.p.Verify(ctx, raw)
+	if errors.Is(err, oidc.ErrUnavailable) {
+		return nil, fmt.Errorf("%w: %w", server.ErrOIDCUnavailable, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
+}
+
+// OIDCStatus reports the issuer's health to /readyz and /metrics.
+func (a oidcAdapter) OIDCStatus() (bool, time.Time, int) {
+	st := a.p.Status()
+	return st.Ready, st.Since, st.Attempts
+}
+
+// startOIDC runs the issuer's discovery. An issuer that cannot be reached
+// does not stop the service: everything but ID tokens works meanwhile, and
+// discovery is retried in the background with bounded, jittered back-off;
+// each failed attempt logs one warning (so at most one per back-off
+// interval, 1s growing to 2 minutes), and the recovery one info line.
+func startOIDC(ctx context.Context, c oidc.Config, log *slog.Logger) (*oidc.Pending, error) {
+	return oidc.Discover(ctx, c, oidc.DefaultBackoff, func(a oidc.Attempt) {
+		if a.Err != nil {
+			log.Warn("OIDC issuer unavailable: ID tokens get 503 oidc-unavailable until discovery succeeds; API tokens and renewal work",
+				"issuer", c.Issuer, "attempt", a.N, "retry_in", a.Retry.Round(time.Millisecond).String(), "error", a.Err.Error())
+			return
+		}
+		log.Info("OIDC issuer reachable again: ID tokens are accepted", "issuer", c.Issuer, "attempts", a.N,
+			"unavailable_for", time.Since(a.Since).Round(time.Second).String())
+	})
 }
 
 func newServeCommand() *command {
@@ -96,12 +122,12 @@ func newServeCommand() *command {
 			// request's log line names the serial, and the audit log has the rest.
 			var verifier server.IDTokenVerifier
 			if o := h.Config.OIDC; o != nil {
-				v, err := oidc.NewVerifier(e.ctx, oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, Audience: o.Audience,
-					UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim})
+				p, err := startOIDC(e.ctx, oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, Audience: o.Audience,
+					UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim}, log)
 				if err != nil {
 					return err
 				}
-				verifier = oidcAdapter{v}
+				verifier = oidcAdapter{p}
 			}
 			// Every committed audit entry reaches service.audit_file through
 			// the home (home.Open), as for every other command.

@@ -137,28 +137,8 @@ type Verifier struct {
 // NewVerifier runs discovery against c.Issuer, fetches the issuer's JWKS and
 // returns a Verifier. Errors name the step that failed.
 func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
-	if c.ClientID == "" && c.Audience == "" {
-		return nil, errors.New("oidc: client ID or audience required")
-	}
-	if c.Audience == "" {
-		c.Audience = c.ClientID
-	}
-	if c.UserClaim == "" {
-		c.UserClaim = DefaultUserClaim
-	}
-	if c.GroupsClaim == "" {
-		c.GroupsClaim = "groups"
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
-	if c.RefreshInterval <= 0 {
-		c.RefreshInterval = DefaultRefreshInterval
-	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{Timeout: fetchTimeout}
-	}
-	if err := checkURL("issuer", c.Issuer); err != nil {
+	c, err := c.normalize()
+	if err != nil {
 		return nil, err
 	}
 	p, err := discover(ctx, c.HTTPClient, c.Issuer)
@@ -203,6 +183,43 @@ func NewVerifier(ctx context.Context, c Config) (*Verifier, error) {
 			SkipIssuerCheck:      true,
 		}),
 	}, nil
+}
+
+// normalize fills in c's defaults and checks what needs no network.
+func (c Config) normalize() (Config, error) {
+	if c.ClientID == "" && c.Audience == "" {
+		return c, errors.New("oidc: client ID or audience required")
+	}
+	if c.Audience == "" {
+		c.Audience = c.ClientID
+	}
+	if c.UserClaim == "" {
+		c.UserClaim = DefaultUserClaim
+	}
+	if c.GroupsClaim == "" {
+		c.GroupsClaim = "groups"
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.RefreshInterval <= 0 {
+		c.RefreshInterval = DefaultRefreshInterval
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{Timeout: fetchTimeout}
+	}
+	if err := checkURL("issuer", c.Issuer); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// now is c's clock.
+func (c Config) now() time.Time {
+	if c.Now == nil {
+		return time.Now()
+	}
+	return c.Now()
 }
 
 // discover fetches and checks the discovery document; go-oidc requires its

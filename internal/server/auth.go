@@ -22,7 +22,6 @@ func unauthorized(msg string, err error) error {
 	return &httpError{status: http.StatusUnauthorized, code: "unauthorized", msg: msg, err: err}
 }
 
-
 // authenticate identifies the caller from the Authorization header: an API
 // token (sshca_...) or an OIDC ID token.
 func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
@@ -44,6 +43,9 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 		return policy.Caller{}, unauthorized("invalid credential (SSO is not configured on this service)", nil)
 	}
 	id, err := s.o.OIDC.Verify(r.Context(), cred)
+	if errors.Is(err, ErrOIDCUnavailable) {
+		return policy.Caller{}, oidcUnavailable(err)
+	}
 	if err != nil {
 		return policy.Caller{}, unauthorized("invalid ID token", err)
 	}
@@ -110,6 +112,10 @@ func (s *Server) admitAnonymous(r *http.Request) error {
 func (s *Server) unauthenticated(r *http.Request, action string, err error) error {
 	if lerr := s.admitAnonymous(r); lerr != nil {
 		return lerr
+	}
+	if errors.Is(err, ErrOIDCUnavailable) {
+		// Nothing was decided about the caller: not a refusal to audit.
+		return err
 	}
 	if action == audit.ActionDeny {
 		return s.denyRequest(r, policy.Caller{}, "", ruleOf(err), err)

@@ -93,6 +93,9 @@ func New(o Options) *Server {
 	if o.Authority != nil {
 		s.metrics.commitStats(o.Authority.CommitStats)
 	}
+	if o.OIDC != nil {
+		s.metrics.oidcUp(s.oidcStatus)
+	}
 	return s
 }
 
@@ -277,6 +280,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "60")
 	}
+	if code == "oidc-unavailable" {
+		w.Header().Set("Retry-After", retryAfterOIDC)
+	}
 	writeJSON(w, status, api.Error{Error: msg, Code: code, RequestID: RequestID(r.Context())})
 }
 
@@ -317,15 +323,6 @@ func jsonProblem(err error) string {
 		msg = msg[:200]
 	}
 	return strings.TrimPrefix(msg, "json: ")
-}
-
-func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.o.Store.KRLVersion(r.Context(), "user"); err != nil {
-		return &httpError{status: http.StatusServiceUnavailable, code: "not-ready", msg: "database unavailable", err: err}
-	}
-	w.Header().Set("Content-Type", "text/plain")
-	_, err := io.WriteString(w, "ready\n")
-	return err
 }
 
 func (s *Server) handleAuthConfig(w http.ResponseWriter, r *http.Request) error {

@@ -19,9 +19,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +49,8 @@ const DeviceGrantType = "urn:ietf:params:oauth:grant-type:device_code"
 type Issuer struct {
 	t   testing.TB
 	srv *httptest.Server
+	url string // fixed at creation, also while the issuer is down
+	mux *http.ServeMux
 
 	// Lifetime is how long minted tokens are valid when claims carry no exp
 	// (default 5 minutes; verifiers refuse more than a day). Set it before
@@ -93,7 +97,51 @@ func NewHTTP(t testing.TB) *Issuer {
 	return start(t, false)
 }
 
+// NewHTTPDown is NewHTTP with the issuer not listening yet: its URL is
+// fixed, and connections to it are refused until Up is called. It stands
+// for an identity provider that is unreachable when a service starts.
+func NewHTTPDown(t testing.TB) *Issuer {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	iss := newIssuer(t)
+	iss.url = "http://" + addr
+	return iss
+}
+
+// Up starts serving an issuer made by NewHTTPDown at its URL.
+func (i *Issuer) Up() {
+	i.t.Helper()
+	if i.srv != nil {
+		i.t.Fatal("oidctest: issuer is already up")
+	}
+	l, err := net.Listen("tcp", strings.TrimPrefix(i.url, "http://"))
+	if err != nil {
+		i.t.Fatalf("oidctest: listen again on %s: %v", i.url, err)
+	}
+	i.srv = &httptest.Server{Listener: l, Config: &http.Server{Handler: i.mux}}
+	i.srv.Start()
+	i.t.Cleanup(i.srv.Close)
+}
+
 func start(t testing.TB, tls bool) *Issuer {
+	t.Helper()
+	iss := newIssuer(t)
+	if tls {
+		iss.srv = httptest.NewTLSServer(iss.mux)
+	} else {
+		iss.srv = httptest.NewServer(iss.mux)
+	}
+	iss.url = iss.srv.URL
+	t.Cleanup(iss.srv.Close)
+	return iss
+}
+
+func newIssuer(t testing.TB) *Issuer {
 	t.Helper()
 	iss := &Issuer{
 		t:        t,
@@ -111,18 +159,13 @@ func start(t testing.TB, tls bool) *Issuer {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "oidctest: approve the user code from the test")
 	})
-	if tls {
-		iss.srv = httptest.NewTLSServer(mux)
-	} else {
-		iss.srv = httptest.NewServer(mux)
-	}
-	t.Cleanup(iss.srv.Close)
+	iss.mux = mux
 	return iss
 }
 
 // URL returns the issuer identifier, e.g. https://127.0.0.1:41234 (no
 // trailing slash); it is the iss of minted tokens.
-func (i *Issuer) URL() string { return i.srv.URL }
+func (i *Issuer) URL() string { return i.url }
 
 // Client returns an HTTP client that trusts the issuer's certificate.
 func (i *Issuer) Client() *http.Client { return i.srv.Client() }
