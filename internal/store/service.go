@@ -44,6 +44,7 @@ type Host struct {
 // ServiceStore is what the certificate service needs beyond Store.
 type ServiceStore interface {
 	Store
+	StatsStore
 
 	CreateToken(ctx context.Context, t Token, ev audit.Entry) error
 	GetToken(ctx context.Context, id string) (*Token, error)
