@@ -96,6 +96,9 @@ func New(o Options) *Server {
 	if o.OIDC != nil {
 		s.metrics.oidcUp(s.oidcStatus)
 	}
+	if o.Store != nil {
+		s.metrics.expiry(&expiryCollector{s: s})
+	}
 	return s
 }
 
