@@ -59,9 +59,10 @@ type Authority struct {
 	signers map[string]ssh.Signer // by CA fingerprint
 	active  map[string]activeKey  // by CA type: the cached active generation
 
-	serials serialPool
-	commits committer
-	krls    krlCache
+	serials   serialPool
+	commits   committer
+	krls      krlCache
+	revokedIx revokedCache
 }
 
 // activeKeyTTL is how long the active generation is trusted from cache. A
@@ -240,7 +241,11 @@ func (a *Authority) Check(ctx context.Context, req Request) (rule string, err er
 	if err != nil {
 		return "", err
 	}
-	_, rule, err = a.prepare(req, key)
+	rx, err := a.revokedIndexOf(ctx, CAType(req.Type))
+	if err != nil {
+		return "", err
+	}
+	_, rule, err = a.prepare(ctx, req, key, rx)
 	return rule, err
 }
 
@@ -253,9 +258,10 @@ type prepared struct {
 	ev   audit.Entry
 }
 
-// prepare checks req against the policy. A refusal comes back as rule and
-// err, for the caller to record.
-func (a *Authority) prepare(req Request, key store.CAKey) (p *prepared, rule string, err error) {
+// prepare checks req against the policy and, when rx is given, against the
+// key and key ID revocations. A refusal comes back as rule and err, for the
+// caller to record.
+func (a *Authority) prepare(ctx context.Context, req Request, key store.CAKey, rx *revokedIndex) (p *prepared, rule string, err error) {
 	if req.PublicKey == nil {
 		return nil, "bad-key", &KeyError{"no public key given"}
 	}
@@ -284,6 +290,11 @@ func (a *Authority) prepare(req Request, key store.CAKey) (p *prepared, rule str
 		return nil, "empty-principals", &policy.DenyError{Rule: "empty-principals", Msg: "certificate would have no principals"}
 	}
 	caType := CAType(req.Type)
+	// A certificate that a recorded revocation already covers could never
+	// be used: refuse it, naming the revocation.
+	if rule, id := rx.check(req.PublicKey, req.KeyID, key.Fingerprint); rule != "" {
+		return nil, rule, a.revokedDenial(ctx, caType, rule, id, req.PublicKey, req.KeyID)
+	}
 	now := issued.Truncate(time.Second)
 	validAfter := now.Add(-a.Backdate)
 	validBefore := now.Add(grant.TTL)
@@ -388,7 +399,11 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		if err != nil {
 			return nil, err
 		}
-		p, rule, err := a.prepare(req, key)
+		rx, err := a.revokedIndexOf(ctx, caType)
+		if err != nil {
+			return nil, err
+		}
+		p, rule, err := a.prepare(ctx, req, key, rx)
 		if err != nil {
 			return nil, a.Deny(ctx, req, rule, err)
 		}
@@ -524,6 +539,7 @@ type Batch struct {
 func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
 	b := &Batch{a: a, preps: make([]*prepared, len(reqs)), errs: make([]error, len(reqs))}
 	keys := map[string]store.CAKey{}
+	rxs := map[string]*revokedIndex{}
 	for _, req := range reqs {
 		caType := CAType(req.Type)
 		if _, seen := keys[caType]; !seen {
@@ -532,12 +548,15 @@ func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, er
 				return nil, err
 			}
 			keys[caType] = k
+			if rxs[caType], err = a.revokedIndexOf(ctx, caType); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// Policy checks on every CPU too: each is small, but a batch has thousands.
 	_ = parallel(len(reqs), func(i int) error {
 		req := reqs[i]
-		p, rule, err := a.prepare(req, keys[CAType(req.Type)])
+		p, rule, err := a.prepare(ctx, req, keys[CAType(req.Type)], rxs[CAType(req.Type)])
 		if err != nil {
 			b.errs[i] = err
 			b.preps[i] = &prepared{req: req, ev: a.denial(req, rule, err)}

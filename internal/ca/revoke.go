@@ -77,11 +77,19 @@ func plainKey(k ssh.PublicKey) ssh.PublicKey {
 // Revoke records r. It reports whether it was new (false: already revoked).
 func Revoke(ctx context.Context, st RevocationStore, r Revocation, now time.Time) (bool, error) {
 	lk := &revokeLookups{st: st}
-	rec, err := checkRevocation(ctx, lk, &r, now)
+	recs, err := checkRevocation(ctx, lk, &r, now)
 	if err != nil {
 		return false, err
 	}
-	return st.AddRevocation(ctx, rec, revocationEntry(lk, &r, &rec, now))
+	if len(recs) == 1 {
+		return st.AddRevocation(ctx, recs[0], revocationEntry(lk, &r, &recs[0], now))
+	}
+	evs := make([]audit.Entry, len(recs))
+	for i := range recs {
+		evs[i] = revocationEntry(lk, &r, &recs[i], now)
+	}
+	added, err := st.AddRevocations(ctx, recs, evs)
+	return slices.Contains(added, true), err
 }
 
 // RevokeChunk is how many revocations RevokeAll records per transaction:
@@ -98,12 +106,19 @@ const RevokeChunk = 10_000
 // recorded: running RevokeAll again completes the set.
 func RevokeAll(ctx context.Context, st RevocationStore, rs []Revocation, now time.Time) (int, error) {
 	lk := &revokeLookups{st: st}
-	recs := make([]store.Revocation, len(rs))
+	// One request may become several rows (a key ID issued by several CA
+	// generations); src maps each row back to its request.
+	recs := make([]store.Revocation, 0, len(rs))
+	src := make([]int, 0, len(rs))
 	for i := range rs {
-		var err error
-		if recs[i], err = checkRevocation(ctx, lk, &rs[i], now); err != nil {
+		rows, err := checkRevocation(ctx, lk, &rs[i], now)
+		if err != nil {
 			return 0, err
 		}
+		for range rows {
+			src = append(src, i)
+		}
+		recs = append(recs, rows...)
 	}
 	lk.expiries = nil
 	order := insertOrder(recs)
@@ -116,7 +131,7 @@ func RevokeAll(ctx context.Context, st RevocationStore, rs []Revocation, now tim
 		crecs := make([]store.Revocation, len(chunk))
 		evs := make([]audit.Entry, len(chunk))
 		for j, i := range chunk {
-			crecs[j], evs[j] = recs[i], revocationEntry(lk, &rs[i], &recs[i], now)
+			crecs[j], evs[j] = recs[i], revocationEntry(lk, &rs[src[i]], &recs[i], now)
 		}
 		ok, err := st.AddRevocations(ctx, crecs, evs)
 		if err != nil {
@@ -176,15 +191,89 @@ type revokeLookups struct {
 	maxSerial uint64
 	haveMax   bool
 	expiries  map[string][]certExpiry // by CA type, in serial order
+	// The CA key generations by CA type: authorized_keys line by
+	// fingerprint, and the active generation's line.
+	gens   map[string]map[string]string
+	active map[string]string
 	// The last scope key seen, with its line and fingerprint.
 	scopeBlob          []byte
 	scopeLine, scopeFP string
 }
 
-// certExpiry is the serial and end of validity of one certificate.
+// certExpiry is the serial, end of validity and issuing CA key of one certificate.
 type certExpiry struct {
 	serial uint64
 	until  time.Time
+	caFP   string
+}
+
+// generations loads the CA key generations of caType once.
+func (lk *revokeLookups) generations(ctx context.Context, caType string) (map[string]string, error) {
+	if g, ok := lk.gens[caType]; ok {
+		return g, nil
+	}
+	keys, err := lk.st.ListCAKeys(ctx, caType)
+	if err != nil {
+		return nil, err
+	}
+	g := map[string]string{}
+	if lk.gens == nil {
+		lk.gens, lk.active = map[string]map[string]string{}, map[string]string{}
+	}
+	for _, k := range keys {
+		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.PublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("revoke: %s CA generation %d: bad public key in store: %w", caType, k.Generation, err)
+		}
+		g[k.Fingerprint] = authorizedLine(pub)
+		if k.State == store.StateActive {
+			lk.active[caType] = g[k.Fingerprint]
+		}
+	}
+	lk.gens[caType] = g
+	return g, nil
+}
+
+// scoped is a serial or key ID revocation's scope: the authorized_keys line
+// of the CA generation it applies to ("": every generation), and when what
+// it covers under that generation expires (zero: never prune).
+type scoped struct {
+	value   string
+	expires time.Time
+}
+
+// generationScopes groups certificates by issuing generation, each with its
+// latest expiry; neverIssued adds the active generation (never pruned), for
+// values forced before any certificate carried them.
+func (lk *revokeLookups) generationScopes(ctx context.Context, caType string, certs []certExpiry, neverIssued bool) ([]scoped, error) {
+	gens, err := lk.generations(ctx, caType)
+	if err != nil {
+		return nil, err
+	}
+	var out []scoped
+	at := map[string]int{}
+	add := func(value string, until time.Time) {
+		i, ok := at[value]
+		if !ok {
+			at[value] = len(out)
+			out = append(out, scoped{value: value, expires: until})
+			return
+		}
+		if out[i].expires.IsZero() || until.IsZero() {
+			out[i].expires = time.Time{}
+		} else if until.After(out[i].expires) {
+			out[i].expires = until
+		}
+	}
+	for _, c := range certs {
+		// A certificate of a generation this home no longer knows (none
+		// should exist): under every generation, as before scopes.
+		add(gens[c.caFP], c.until)
+	}
+	if neverIssued {
+		add(lk.active[caType], time.Time{})
+	}
+	return out, nil
 }
 
 func (lk *revokeLookups) highestSerial(ctx context.Context) (uint64, error) {
@@ -208,7 +297,7 @@ func (lk *revokeLookups) serialRange(ctx context.Context, caType string, lo, hi 
 		}
 		all = make([]certExpiry, len(certs))
 		for i, c := range certs {
-			all[i] = certExpiry{c.Serial, c.ValidBefore}
+			all[i] = certExpiry{c.Serial, c.ValidBefore, c.CAFingerprint}
 		}
 		slices.SortFunc(all, func(a, b certExpiry) int { return cmp.Compare(a.serial, b.serial) })
 		if lk.expiries == nil {
@@ -224,9 +313,15 @@ func (lk *revokeLookups) serialRange(ctx context.Context, caType string, lo, hi 
 	return all[i:j], nil
 }
 
-// checkRevocation checks r and returns the row that records it.
-func checkRevocation(ctx context.Context, lk *revokeLookups, r *Revocation, now time.Time) (store.Revocation, error) {
-	fail := func(err error) (store.Revocation, error) { return store.Revocation{}, err }
+// checkRevocation checks r and returns the rows that record it. A serial or
+// key ID revocation of this home's CA (no Scope) belongs to the CA
+// generations that issued what it revokes — one row each, its Value that
+// generation's key — so that it never reaches a later generation's
+// certificates that happen to share a key ID; a value forced before it was
+// ever issued belongs to the active generation. Rows with an empty Value,
+// from databases older than scopes, apply to every generation.
+func checkRevocation(ctx context.Context, lk *revokeLookups, r *Revocation, now time.Time) ([]store.Revocation, error) {
+	fail := func(err error) ([]store.Revocation, error) { return nil, err }
 	if r.CAType != "user" && r.CAType != "host" {
 		return fail(fmt.Errorf("revoke: CA type %q is not user or host", r.CAType))
 	}
@@ -237,6 +332,7 @@ func checkRevocation(ctx context.Context, lk *revokeLookups, r *Revocation, now 
 		}
 		rec.Value, _ = lk.scope(r.Scope)
 	}
+	var scopes []scoped
 	switch {
 	case r.Lo != 0 || r.Hi != 0:
 		if r.Lo == 0 || r.Hi < r.Lo {
@@ -244,25 +340,31 @@ func checkRevocation(ctx context.Context, lk *revokeLookups, r *Revocation, now 
 		}
 		rec.Kind, rec.Lo, rec.Hi = store.RevokeSerial, r.Lo, r.Hi
 		if r.Scope == nil {
-			exp, err := serialsExpiry(ctx, lk, r.CAType, r.Lo, r.Hi, r.Force)
-			if err != nil {
+			var err error
+			if scopes, err = serialsScopes(ctx, lk, r.CAType, r.Lo, r.Hi, r.Force); err != nil {
 				return fail(err)
 			}
-			rec.Expires = exp
 		}
 	case r.KeyID != "":
 		if strings.ContainsRune(r.KeyID, 0) {
 			return fail(errors.New("revoke: key ID contains NUL"))
 		}
 		rec.Kind, rec.KeyID = store.RevokeKeyID, r.KeyID
-		// With Force the answer would not matter: skip the query.
-		if r.Scope == nil && !r.Force {
-			certs, err := lk.st.ListCerts(ctx, store.CertFilter{KeyID: r.KeyID, CAType: r.CAType, Limit: 1})
+		if r.Scope == nil {
+			certs, err := lk.st.ListCerts(ctx, store.CertFilter{KeyID: r.KeyID, CAType: r.CAType})
 			if err != nil {
 				return fail(err)
 			}
-			if len(certs) == 0 {
+			if len(certs) == 0 && !r.Force {
 				return fail(fmt.Errorf("revoke: key ID %q: %w (use --force to revoke it anyway)", r.KeyID, ErrNeverIssued))
+			}
+			ces := make([]certExpiry, len(certs))
+			for i, c := range certs {
+				// A key ID revocation is never pruned: the zero expiry.
+				ces[i] = certExpiry{serial: c.Serial, caFP: c.CAFingerprint}
+			}
+			if scopes, err = lk.generationScopes(ctx, r.CAType, ces, len(certs) == 0); err != nil {
+				return fail(err)
 			}
 		}
 	case r.Key != nil:
@@ -285,7 +387,15 @@ func checkRevocation(ctx context.Context, lk *revokeLookups, r *Revocation, now 
 	if rec.Kind != store.RevokeSerial && rec.Kind != store.RevokeKeyID && r.Scope != nil {
 		return fail(errors.New("revoke: a CA scope only applies to serials and key IDs"))
 	}
-	return rec, nil
+	if scopes == nil {
+		return []store.Revocation{rec}, nil
+	}
+	out := make([]store.Revocation, len(scopes))
+	for i, sc := range scopes {
+		out[i] = rec
+		out[i].Value, out[i].Expires = sc.value, sc.expires
+	}
+	return out, nil
 }
 
 // revocationEntry returns the audit entry of the checked request r, recorded as rec.
@@ -293,6 +403,12 @@ func revocationEntry(lk *revokeLookups, r *Revocation, rec *store.Revocation, no
 	details := map[string]string{"ca": r.CAType, "kind": rec.Kind}
 	if r.Scope != nil {
 		_, details["scope"] = lk.scope(r.Scope)
+	} else if (rec.Kind == store.RevokeSerial || rec.Kind == store.RevokeKeyID) && rec.Value != "" {
+		for fp, line := range lk.gens[r.CAType] {
+			if line == rec.Value {
+				details["scope"] = fp
+			}
+		}
 	}
 	ev := audit.Entry{Time: now, Actor: r.Actor, Action: audit.ActionRevoke, KeyID: r.KeyID, Outcome: "ok", Reason: r.Reason, Details: details}
 	switch rec.Kind {
@@ -320,61 +436,60 @@ func (lk *revokeLookups) scope(k ssh.PublicKey) (line, fp string) {
 	return lk.scopeLine, lk.scopeFP
 }
 
-// serialsExpiry checks that lo..hi holds serials this CA issued and returns
-// the latest expiry among them (zero when some were never issued: never prune).
-func serialsExpiry(ctx context.Context, lk *revokeLookups, caType string, lo, hi uint64, force bool) (time.Time, error) {
+// serialsScopes checks that lo..hi holds serials this CA issued and returns
+// the generations that issued them, each with the latest expiry among its
+// certificates. Serials never issued (with force) go under the active
+// generation, never pruned; a range too large to look up goes under every
+// generation, as before scopes.
+func serialsScopes(ctx context.Context, lk *revokeLookups, caType string, lo, hi uint64, force bool) ([]scoped, error) {
 	maxSerial, err := lk.highestSerial(ctx)
 	if err != nil {
-		return time.Time{}, err
+		return nil, err
 	}
-	if hi > maxSerial {
-		if force {
-			// Some serials were never issued (no certificate has a
-			// serial above the highest): never prune.
-			return time.Time{}, nil
-		}
+	beyond := hi > maxSerial
+	if beyond && !force {
 		if lo == hi {
-			return time.Time{}, fmt.Errorf("revoke: serial %d: %w (the highest serial issued is %d; use --force to revoke it anyway)", lo, ErrNeverIssued, maxSerial)
+			return nil, fmt.Errorf("revoke: serial %d: %w (the highest serial issued is %d; use --force to revoke it anyway)", lo, ErrNeverIssued, maxSerial)
 		}
-		return time.Time{}, fmt.Errorf("revoke: serials %d-%d: %w (the highest serial issued is %d; use --force to revoke them anyway)", lo, hi, ErrNeverIssued, maxSerial)
+		return nil, fmt.Errorf("revoke: serials %d-%d: %w (the highest serial issued is %d; use --force to revoke them anyway)", lo, hi, ErrNeverIssued, maxSerial)
 	}
 	if lo == hi {
+		if beyond {
+			return lk.generationScopes(ctx, caType, nil, true)
+		}
 		c, err := lk.st.GetCert(ctx, lo)
 		if errors.Is(err, store.ErrNotFound) || (err == nil && c.CAType != caType) {
 			if force {
-				return time.Time{}, nil
+				return lk.generationScopes(ctx, caType, nil, true)
 			}
-			return time.Time{}, fmt.Errorf("revoke: serial %d: %w (use --force to revoke it anyway)", lo, ErrNeverIssued)
+			return nil, fmt.Errorf("revoke: serial %d: %w (use --force to revoke it anyway)", lo, ErrNeverIssued)
 		}
 		if err != nil {
-			return time.Time{}, err
+			return nil, err
 		}
-		return c.ValidBefore, nil
+		return lk.generationScopes(ctx, caType, []certExpiry{{c.Serial, c.ValidBefore, c.CAFingerprint}}, false)
 	}
-	// A range: it must contain at least one certificate of this CA; the
-	// expiry is the latest among them.
+	// A range: it must contain at least one certificate of this CA.
 	if hi-lo > 10_000_000 {
-		return time.Time{}, nil
+		return []scoped{{}}, nil
 	}
-	certs, err := lk.serialRange(ctx, caType, lo, hi)
+	certs, err := lk.serialRange(ctx, caType, lo, min(hi, maxSerial))
 	if err != nil {
-		return time.Time{}, err
+		return nil, err
 	}
 	if len(certs) == 0 && !force {
-		return time.Time{}, fmt.Errorf("revoke: serials %d-%d: %w (use --force to revoke them anyway)", lo, hi, ErrNeverIssued)
+		return nil, fmt.Errorf("revoke: serials %d-%d: %w (use --force to revoke them anyway)", lo, hi, ErrNeverIssued)
 	}
-	var exp time.Time
-	for _, c := range certs {
-		if c.until.After(exp) {
-			exp = c.until
-		}
-	}
-	return exp, nil
+	return lk.generationScopes(ctx, caType, certs, beyond || len(certs) == 0)
 }
 
-// BuildKRL assembles the KRL of caType from the store. Serial and key ID
-// revocations of this home's CA go under every key of that CA that servers may
-// still trust (next, active, retiring), so they hold across rotations.
+// BuildKRL assembles the KRL of caType from the store. A serial or key ID
+// revocation goes under the CA generation that issued what it revokes (its
+// Value), so that a later generation's certificate sharing an old key ID is
+// not refused; rows without a scope, from databases older than scopes, go
+// under every key of this home's CA that servers may still trust (next,
+// active, retiring). Rows scoped to a retired or revoked generation are
+// left out: servers trust that key nowhere, or the KRL revokes it whole.
 //
 // The revocations are streamed from the store into the KRL, never held all
 // at once: a KRL of millions of serials is built in little memory. The
@@ -390,15 +505,17 @@ func BuildKRL(ctx context.Context, st KRLStore, caType string, now time.Time) (*
 		return nil, err
 	}
 	var ours []ssh.PublicKey
+	gone := map[string]bool{} // lines of retired and revoked generations
 	for _, k := range keys {
-		if k.State == store.StateRetired || k.State == store.StateRevoked {
-			// Retired keys are trusted nowhere; a revoked key is in the
-			// KRL itself, which covers everything it signed.
-			continue
-		}
 		pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(k.PublicKey))
 		if err != nil {
 			return nil, fmt.Errorf("krl: %s CA generation %d: bad public key in store: %w", caType, k.Generation, err)
+		}
+		if k.State == store.StateRetired || k.State == store.StateRevoked {
+			// Retired keys are trusted nowhere; a revoked key is in the
+			// KRL itself, which covers everything it signed.
+			gone[authorizedLine(pub)] = true
+			continue
 		}
 		ours = append(ours, pub)
 	}
@@ -414,7 +531,9 @@ func BuildKRL(ctx context.Context, st KRLStore, caType string, now time.Time) (*
 			return ss, nil
 		}
 		cas := ours
-		if r.Value != "" {
+		if gone[r.Value] {
+			cas = nil
+		} else if r.Value != "" {
 			pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(r.Value))
 			if err != nil {
 				return nil, fmt.Errorf("krl: revocation %d: bad CA key: %w", r.ID, err)

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/store"
 )
 
@@ -24,7 +26,7 @@ func newListCommand() *command {
   sshca list --id alice-2026-11-22 --json`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&keyID, "id", "", "only certificates with this key ID")
-			fs.BoolVar(&active, "active", false, "only certificates valid now")
+			fs.BoolVar(&active, "active", false, "only certificates valid now and not revoked")
 			fs.StringVar(&caType, "type", "", "only user or host certificates")
 			fs.BoolVar(&asJSON, "json", false, "print JSON lines")
 		},
@@ -47,11 +49,25 @@ func newListCommand() *command {
 			if err != nil {
 				return err
 			}
+			revoked, err := ca.RevokedCerts(e.ctx, h.Store, certs)
+			if err != nil {
+				return err
+			}
+			if active {
+				certs = slices.DeleteFunc(certs, func(c store.CertRecord) bool { _, r := revoked[c.Serial]; return r })
+			}
 			if asJSON {
 				enc := json.NewEncoder(e.stdout)
 				for _, c := range certs {
 					c.Cert = ""
-					if err := enc.Encode(c); err != nil {
+					out := struct {
+						store.CertRecord
+						Revoked *revokedJSON `json:"revoked,omitempty"`
+					}{CertRecord: c}
+					if r, ok := revoked[c.Serial]; ok {
+						out.Revoked = &revokedJSON{ID: r.ID, Kind: r.Kind, Reason: r.Reason, Actor: r.Actor, At: r.CreatedAt.UTC()}
+					}
+					if err := enc.Encode(out); err != nil {
 						return err
 					}
 				}
@@ -61,7 +77,12 @@ func newListCommand() *command {
 			fmt.Fprintln(tw, "SERIAL\tTYPE\tROLE\tKEY ID\tPRINCIPALS\tVALID UNTIL\tSTATUS")
 			for _, c := range certs {
 				status := "valid"
+				r, isRevoked := revoked[c.Serial]
 				switch {
+				case isRevoked:
+					// Revoked comes first: an expired certificate that was
+					// revoked was revoked, and the inventory says why.
+					status = revokedStatus(r)
 				case c.Cert == "":
 					status = "unsigned"
 				case !now.Before(c.ValidBefore):
@@ -75,4 +96,36 @@ func newListCommand() *command {
 			return tw.Flush()
 		},
 	}
+}
+
+// revokedJSON is the revocation that covers a listed certificate.
+type revokedJSON struct {
+	ID     int64     `json:"id"`
+	Kind   string    `json:"kind"` // serial, key-id, key, sha256, sha1, ca-key
+	Reason string    `json:"reason,omitempty"`
+	Actor  string    `json:"actor"`
+	At     time.Time `json:"at"`
+}
+
+// revokedStatus is the STATUS of a revoked certificate: what revoked it,
+// when, by whom and why.
+func revokedStatus(r store.Revocation) string {
+	s := fmt.Sprintf("revoked (by %s%s at %s by %s", r.Kind, revokedTarget(r), r.CreatedAt.UTC().Format(time.RFC3339), r.Actor)
+	if r.Reason != "" {
+		s += fmt.Sprintf(": %q", r.Reason)
+	}
+	return s + ")"
+}
+
+func revokedTarget(r store.Revocation) string {
+	switch r.Kind {
+	case store.RevokeSerial:
+		if r.Lo == r.Hi {
+			return fmt.Sprintf(" %d", r.Lo)
+		}
+		return fmt.Sprintf(" %d-%d", r.Lo, r.Hi)
+	case store.RevokeKeyID:
+		return fmt.Sprintf(" %q", r.KeyID)
+	}
+	return ""
 }

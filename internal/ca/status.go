@@ -1,0 +1,160 @@
+package ca
+
+import (
+	"cmp"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"slices"
+	"strings"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/store"
+)
+
+// StatusStore is what RevokedCerts reads.
+type StatusStore interface {
+	ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error)
+	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
+}
+
+// RevokedCerts tells which of certs a recorded revocation covers — by
+// serial or key ID under the generation that issued it (or every
+// generation, for rows from before scopes), by key, key fingerprint or CA
+// key — and returns, by serial, the earliest such revocation, with its
+// reason, actor and time. It agrees with the KRL that BuildKRL builds from
+// the same rows, except that it still names revocations under retired
+// generations.
+func RevokedCerts(ctx context.Context, st StatusStore, certs []store.CertRecord) (map[uint64]store.Revocation, error) {
+	out := map[uint64]store.Revocation{}
+	types := map[string]bool{}
+	for _, c := range certs {
+		types[c.CAType] = true
+	}
+	for caType := range types {
+		revs, err := st.ListRevocations(ctx, caType)
+		if err != nil {
+			return nil, err
+		}
+		if len(revs) == 0 {
+			continue
+		}
+		m := newStatusMatcher(revs)
+		for _, c := range certs {
+			if c.CAType != caType {
+				continue
+			}
+			if r, ok := m.match(&c); ok {
+				out[c.Serial] = r
+			}
+		}
+	}
+	return out, nil
+}
+
+// statusMatcher indexes one CA type's revocations for RevokedCerts.
+type statusMatcher struct {
+	revs    []store.Revocation // in ID order
+	serials map[uint64][]int   // single serials
+	ranges  []int
+	keyIDs  map[string][]int
+	keys    map[string][]int // subject or CA fingerprint (SHA256:...) of key, sha256 and ca-key rows
+	sha1    []int
+	scopeFP []string // per row: fingerprint of its scope ("" for every generation)
+}
+
+func newStatusMatcher(revs []store.Revocation) *statusMatcher {
+	revs = slices.Clone(revs)
+	slices.SortFunc(revs, func(a, b store.Revocation) int { return cmp.Compare(a.ID, b.ID) })
+	m := &statusMatcher{revs: revs, serials: map[uint64][]int{}, keyIDs: map[string][]int{}, keys: map[string][]int{}, scopeFP: make([]string, len(revs))}
+	fps := map[string]string{}
+	lineFP := func(line string) string {
+		if fp, ok := fps[line]; ok {
+			return fp
+		}
+		fp := "invalid"
+		if pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(line)); err == nil {
+			fp = ssh.FingerprintSHA256(pub)
+		}
+		fps[line] = fp
+		return fp
+	}
+	for i, r := range revs {
+		switch r.Kind {
+		case store.RevokeSerial, store.RevokeKeyID:
+			if r.Value != "" {
+				m.scopeFP[i] = lineFP(r.Value)
+			}
+			switch {
+			case r.Kind == store.RevokeKeyID:
+				m.keyIDs[r.KeyID] = append(m.keyIDs[r.KeyID], i)
+			case r.Lo == r.Hi:
+				m.serials[r.Lo] = append(m.serials[r.Lo], i)
+			default:
+				m.ranges = append(m.ranges, i)
+			}
+		case store.RevokeKey, store.RevokeCAKey:
+			fp := lineFP(r.Value)
+			m.keys[fp] = append(m.keys[fp], i)
+		case store.RevokeSHA256:
+			if b, err := hex.DecodeString(r.Value); err == nil {
+				fp := "SHA256:" + base64.RawStdEncoding.EncodeToString(b)
+				m.keys[fp] = append(m.keys[fp], i)
+			}
+		case store.RevokeSHA1:
+			m.sha1 = append(m.sha1, i)
+		}
+	}
+	return m
+}
+
+// match returns the earliest revocation covering c.
+func (m *statusMatcher) match(c *store.CertRecord) (store.Revocation, bool) {
+	best := -1
+	consider := func(i int) {
+		if best < 0 || i < best {
+			best = i
+		}
+	}
+	inScope := func(i int) bool { return m.scopeFP[i] == "" || m.scopeFP[i] == c.CAFingerprint }
+	for _, i := range m.serials[c.Serial] {
+		if inScope(i) {
+			consider(i)
+		}
+	}
+	for _, i := range m.ranges {
+		if r := &m.revs[i]; r.Lo <= c.Serial && c.Serial <= r.Hi && inScope(i) {
+			consider(i)
+		}
+	}
+	for _, i := range m.keyIDs[c.KeyID] {
+		if inScope(i) {
+			consider(i)
+		}
+	}
+	for _, i := range m.keys[c.SubjectFingerprint] {
+		if m.revs[i].Kind != store.RevokeCAKey {
+			consider(i)
+		}
+	}
+	for _, i := range m.keys[c.CAFingerprint] {
+		if m.revs[i].Kind == store.RevokeCAKey {
+			consider(i)
+		}
+	}
+	if len(m.sha1) > 0 && c.Cert != "" {
+		if pub, _, _, _, err := ssh.ParseAuthorizedKey([]byte(c.Cert)); err == nil {
+			sum := sha1Hex(plainKey(pub))
+			for _, i := range m.sha1 {
+				if strings.EqualFold(m.revs[i].Value, sum) {
+					consider(i)
+				}
+			}
+		}
+	}
+	if best < 0 {
+		return store.Revocation{}, false
+	}
+	return m.revs[best], true
+}
