@@ -87,7 +87,10 @@ type Request struct {
 	KeyID      string
 	Principals []string
 	TTL        time.Duration
-	PublicKey  ssh.PublicKey
+	// ValidAfter and ValidBefore ask for a validity window (ssh-keygen -V);
+	// zero for from now, for TTL. Policy judges them (policy.Request).
+	ValidAfter, ValidBefore time.Time
+	PublicKey               ssh.PublicKey
 	// TOTP is a one-time code given with the request as a second factor;
 	// it is verified before the decision and, if right, counts as MFA.
 	TOTP    string
@@ -270,7 +273,7 @@ func (a *Authority) prepare(ctx context.Context, req Request, key store.CAKey, r
 	}
 	issued := a.now()
 	grant, err := policy.Decide(a.Roles, req.Caller, policy.Request{Type: req.Type, Role: req.Role, Principals: req.Principals, TTL: req.TTL,
-		Now: issued, Renew: req.renew})
+		ValidAfter: req.ValidAfter, ValidBefore: req.ValidBefore, Now: issued, Renew: req.renew})
 	if err != nil {
 		rule := "policy"
 		var de *policy.DenyError
@@ -298,6 +301,11 @@ func (a *Authority) prepare(ctx context.Context, req Request, key store.CAKey, r
 	now := issued.Truncate(time.Second)
 	validAfter := now.Add(-a.Backdate)
 	validBefore := now.Add(grant.TTL)
+	if !grant.ValidBefore.IsZero() {
+		// A window asked for: its start is backdated like now would be.
+		validAfter = grant.ValidAfter.Truncate(time.Second).Add(-a.Backdate)
+		validBefore = grant.ValidBefore.Truncate(time.Second)
+	}
 	rec := &store.CertRecord{
 		CAType:             caType,
 		CAFingerprint:      key.Fingerprint,

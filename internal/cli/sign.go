@@ -28,6 +28,7 @@ func init() {
 // newSignCommand builds "sign user" or "sign host".
 func newSignCommand(kind string) *command {
 	var role, keyID, principals, ttl, out, passFile, keysFrom string
+	var validFrom, validUntil, validity string
 	c := &command{
 		name:    "sign " + kind,
 		minArgs: 0, maxArgs: -1,
@@ -35,6 +36,9 @@ func newSignCommand(kind string) *command {
 			fs.StringVar(&role, "role", "", "role from sshca.yaml (required)")
 			fs.StringVar(&keyID, "id", "", "key ID recorded in the certificate and logged by sshd (required)")
 			fs.StringVar(&ttl, "ttl", "", "lifetime from now, e.g. 8h or 7d (default: the role's default_ttl)")
+			fs.StringVar(&validFrom, "valid-from", "", "start of the validity `time`: -5m, +1d, 2026-05-01[T09:00[:00]], RFC 3339 or YYYYMMDD[HHMM[SS]] (default: now)")
+			fs.StringVar(&validUntil, "valid-until", "", "end of the validity `time`, in the same forms (default: start + --ttl)")
+			fs.StringVar(&validity, "validity", "", "validity window as ssh-keygen -V takes it: `FROM:TO` (-5m:+1w) or TO alone (+1w, from now)")
 			fs.StringVar(&out, "out", "", "write the certificate to this `file` instead of <key>-cert.pub")
 			fs.StringVar(&passFile, "passphrase-file", "", "`file` with the passphrase of an encrypted CA key")
 			fs.StringVar(&keysFrom, "keys-from", "", "also sign the public key files listed in this `file` (- for stdin): one path per line, # comments")
@@ -47,9 +51,11 @@ func newSignCommand(kind string) *command {
 	}
 	if kind == "user" {
 		c.summary = "sign a user certificate under a role"
-		c.usage = "--role R --id KEYID [--principals a,b] [--ttl D] [--out F] PUBKEY... (or --keys-from FILE|-)"
+		c.usage = "--role R --id KEYID [--principals a,b] [--ttl D | --valid-from T --valid-until T | --validity FROM:TO] [--out F] PUBKEY... (or --keys-from FILE|-)"
 		c.example = `  sshca sign user --role deploy --id alice-2026-11-22 --ttl 8h ~/.ssh/id_ed25519.pub
   sshca sign user --role deploy --id ci-42 --principals ci --out /tmp/ci-cert.pub ci.pub
+  sshca sign user --role deploy --id alice-week --validity -5m:+1w ~/.ssh/id_ed25519.pub   # like ssh-keygen -V
+  sshca sign user --role deploy --id maint --valid-from 2026-05-01T22:00 --valid-until 2026-05-02T02:00 key.pub
   cat key.pub | sshca sign user --role deploy --id bob -          # certificate to stdout
   sshca sign user --role deploy --id ci-pool r1.pub r2.pub r3.pub   # batch: r1-cert.pub, r2-cert.pub, ...
   find runners -name '*.pub' ! -name '*-cert.pub' | sshca sign user --role deploy --id ci-pool --keys-from -
@@ -58,10 +64,18 @@ Batch mode (several PUBKEYs, or --keys-from): every key is read and checked
 before anything is signed, and one bad key refuses the whole batch. Each
 certificate is written beside its key as <key>-cert.pub; stdout has one
 "SERIAL CERTFILE" line per certificate, then a summary line. All keys get the
-same --id, principals and lifetime, like ssh-keygen -s given several keys.`
+same --id, principals and lifetime, like ssh-keygen -s given several keys.
+
+Validity window: --valid-from/--valid-until (or --validity FROM:TO, as
+ssh-keygen -V) take times relative to now (-5m, +1w2d) or absolute
+(2026-05-01, 2026-05-01T09:00, RFC 3339, YYYYMMDD[HHMM[SS]]; local time
+unless a zone or a trailing Z is given). The window may start up to 24h ago
+or 31 days ahead and must end in the future; the part of it from now (or its
+start, if later) is bounded by the role's max_ttl; the configured backdate
+is subtracted from its start as from every certificate's.`
 	} else {
 		c.summary = "sign a host certificate under a host role"
-		c.usage = "--role R --id KEYID --principals h1,h2 [--ttl D] [--out F] PUBKEY... (or --keys-from FILE|-)"
+		c.usage = "--role R --id KEYID --principals h1,h2 [--ttl D | --valid-from T --valid-until T | --validity FROM:TO] [--out F] PUBKEY... (or --keys-from FILE|-)"
 		c.example = `  sshca sign host --role servers --id app-01 --principals app-01.corp,10.0.1.10 /etc/ssh/ssh_host_ed25519_key.pub
   sshca sign host --role servers --id app-01 --principals app-01.corp /etc/ssh/ssh_host_*_key.pub   # batch
 
@@ -102,6 +116,10 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 				return usagef("sign %s: --ttl must be > 0", kind)
 			}
 		}
+		from, until, err := validityFlags("sign "+kind, validFrom, validUntil, validity, ttl != "", time.Now())
+		if err != nil {
+			return err
+		}
 		if keysFrom != "" || len(args) > 1 {
 			if out != "" {
 				return withHint(usagef("sign %s: --out takes one certificate; with several keys each is written beside its key", kind),
@@ -111,12 +129,11 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 				return withHint(usagef("sign %s: - (a key on stdin) works only as the only PUBKEY", kind),
 					"to read a list of key files on stdin, use --keys-from -")
 			}
-			b := batchSign{kind: kind, role: role, keyID: keyID, principals: plist, ttl: d, passFile: passFile}
+			b := batchSign{kind: kind, role: role, keyID: keyID, principals: plist, ttl: d, validFrom: from, validUntil: until, passFile: passFile}
 			return b.run(e, args, keysFrom)
 		}
 		pubPath := args[0]
 		var data []byte
-		var err error
 		if pubPath == "-" {
 			data, err = io.ReadAll(io.LimitReader(e.stdin, ca.MaxKeyFileLen+1))
 		} else {
@@ -146,7 +163,7 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 		if kind == "host" {
 			t = policy.HostCert
 		}
-		req := ca.Request{Type: t, Role: role, KeyID: keyID, Principals: plist, TTL: d, PublicKey: pub, Caller: e.caller(),
+		req := ca.Request{Type: t, Role: role, KeyID: keyID, Principals: plist, TTL: d, ValidAfter: from, ValidBefore: until, PublicKey: pub, Caller: e.caller(),
 			Details: map[string]string{"source": "cli"}}
 		if perr != nil {
 			// Record the refusal like any other, then report it.
@@ -199,7 +216,13 @@ func denyHint(rule, kind string) string {
 	case "principal-not-allowed":
 		return "ask only for principals the role lists, or leave --principals out to get all of them"
 	case "ttl-exceeds-max":
-		return "lower --ttl or raise the role's max_ttl in sshca.yaml"
+		return "shorten --ttl or the validity window, or raise the role's max_ttl in sshca.yaml"
+	case "bad-validity":
+		return "the window must end in the future, start at most 24h ago or 31 days ahead; see `sshca " + "sign " + kind + " -h`"
+	case ca.RuleRevokedKey:
+		return "`sshca list` shows the revoked certificates; generate a new key pair"
+	case ca.RuleRevokedKeyID:
+		return "pick another --id; `sshca list --id ID` shows the revoked certificates"
 	case "cert-type-mismatch":
 		if kind == "user" {
 			return "this is a host role; use `sshca sign host`, or pick a user role"

@@ -34,7 +34,9 @@ type batchSign struct {
 	keyID      string
 	principals []string
 	ttl        time.Duration
-	passFile   string
+	// validFrom, validUntil: the validity window asked for (zero: none).
+	validFrom, validUntil time.Time
+	passFile              string
 }
 
 // batchKey is one subject key of a batch.
@@ -103,7 +105,7 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 	details := map[string]string{"source": "cli", "batch": strconv.Itoa(len(keys))}
 	caller := e.caller()
 	request := func(pub ssh.PublicKey) ca.Request {
-		return ca.Request{Type: t, Role: b.role, KeyID: b.keyID, Principals: b.principals, TTL: b.ttl, PublicKey: pub,
+		return ca.Request{Type: t, Role: b.role, KeyID: b.keyID, Principals: b.principals, TTL: b.ttl, ValidAfter: b.validFrom, ValidBefore: b.validUntil, PublicKey: pub,
 			Caller: caller, Details: details}
 	}
 

@@ -4,8 +4,9 @@
 // with a *DenyError that names the rule that was broken.
 //
 // The package is pure. It never reads files, talks to the network, looks at
-// the clock, keeps state or signs anything; validity windows, serials and
-// signatures belong to the authority (package ca).
+// the clock, keeps state or signs anything: it judges a requested validity
+// window against the request's Now, while serials and signatures belong to
+// the authority (package ca).
 package policy
 
 import (
@@ -82,6 +83,19 @@ const (
 	RuleEmptyPrincipals      = "empty-principals"
 	RuleTooManyPrincipals    = "too-many-principals"
 	RuleBadRole              = "bad-role"
+	RuleBadValidity          = "bad-validity"
+)
+
+// Bounds of a requested validity window (Request.ValidAfter/ValidBefore).
+const (
+	// MaxWindowLead is how far in the future a window may start: far
+	// enough to issue a certificate for next month's maintenance window,
+	// near enough that a not-yet-valid credential is not kept for long.
+	MaxWindowLead = 31 * 24 * time.Hour
+	// MaxWindowBackdate is how far in the past a window may start
+	// (ssh-keygen -V -5m:+1w): backdating is for clocks that run behind.
+	// The part before the request does not count against max_ttl.
+	MaxWindowBackdate = 24 * time.Hour
 )
 
 // Role is one role of the policy file (the roles: section of sshca.yaml,
@@ -152,6 +166,13 @@ type Request struct {
 	Principals []string
 	// TTL is the requested lifetime; 0 means the role's DefaultTTL.
 	TTL time.Duration
+	// ValidAfter and ValidBefore ask for a validity window, like
+	// ssh-keygen -V: zero ValidAfter means from Now; zero ValidBefore means
+	// ValidAfter plus TTL (or the role's DefaultTTL). TTL and ValidBefore
+	// exclude each other. The window may start at most MaxWindowBackdate
+	// ago and MaxWindowLead ahead, must end after Now, and the part of it
+	// from Now (or its start, if later) on is bounded by max_ttl.
+	ValidAfter, ValidBefore time.Time
 	// Now is the time of the decision (token expiry, session bounds).
 	Now time.Time
 	// Renew is set when the request renews a certificate; the Caller is
@@ -168,6 +189,10 @@ type Grant struct {
 	Type            CertType
 	Principals      []string
 	TTL             time.Duration
+	// ValidAfter and ValidBefore are the validity window asked for and
+	// granted; both zero when none was asked for (the certificate is then
+	// valid from now for TTL).
+	ValidAfter, ValidBefore time.Time
 	CriticalOptions map[string]string
 	Extensions      map[string]string
 	// Because is the access rule that allowed the request, for the audit
@@ -236,6 +261,14 @@ func Decide(roles map[string]Role, c Caller, req Request) (*Grant, error) {
 	if ttl > role.MaxTTL {
 		return nil, deny(RuleTTLExceedsMax, "lifetime %s exceeds max_ttl %s of role %s", ttl, role.MaxTTL, quote(req.Role))
 	}
+	var from, until time.Time
+	if !req.ValidAfter.IsZero() || !req.ValidBefore.IsZero() {
+		var why *DenyError
+		if from, until, why = window(req, role, ttl); why != nil {
+			return nil, why
+		}
+		ttl = until.Sub(later(from, req.Now))
+	}
 	if req.Renew != nil {
 		// A renewal never outlives the session it came from.
 		if end := sessionEnd(role, c); !end.IsZero() && req.Now.Add(ttl).After(end) {
@@ -262,6 +295,8 @@ func Decide(roles map[string]Role, c Caller, req Request) (*Grant, error) {
 		Type:            req.Type,
 		Principals:      principals,
 		TTL:             ttl,
+		ValidAfter:      from,
+		ValidBefore:     until,
 		CriticalOptions: map[string]string{},
 		Extensions:      map[string]string{},
 		Because:         because,
@@ -275,6 +310,52 @@ func Decide(roles map[string]Role, c Caller, req Request) (*Grant, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// window checks a requested validity window against the role; ttl is the
+// lifetime asked for (or the role's default), which a window without an end
+// lasts from its start.
+func window(req Request, role Role, ttl time.Duration) (from, until time.Time, why *DenyError) {
+	const layout = time.RFC3339
+	switch {
+	case req.Renew != nil:
+		return from, until, deny(RuleBadValidity, "a renewal cannot choose its validity window")
+	case req.TTL != 0 && !req.ValidBefore.IsZero():
+		return from, until, deny(RuleBadValidity, "give a lifetime or the end of the validity window, not both")
+	}
+	from, until = req.ValidAfter, req.ValidBefore
+	if from.IsZero() {
+		from = req.Now
+	}
+	if until.IsZero() {
+		until = from.Add(ttl)
+	}
+	switch {
+	case !until.After(req.Now):
+		return from, until, deny(RuleBadValidity, "the validity window ends at %s, in the past", until.UTC().Format(layout))
+	case !until.After(from):
+		return from, until, deny(RuleBadValidity, "the validity window %s to %s ends before it starts", from.UTC().Format(layout), until.UTC().Format(layout))
+	case from.Before(req.Now.Add(-MaxWindowBackdate)):
+		return from, until, deny(RuleBadValidity, "the validity window starts at %s, more than %s ago", from.UTC().Format(layout), MaxWindowBackdate)
+	case from.After(req.Now.Add(MaxWindowLead)):
+		return from, until, deny(RuleBadValidity, "the validity window starts at %s, more than %d days ahead", from.UTC().Format(layout), MaxWindowLead/(24*time.Hour))
+	}
+	if d := until.Sub(later(from, req.Now)); d > role.MaxTTL {
+		since := "its start"
+		if from.Before(req.Now) {
+			since = "now"
+		}
+		return from, until, deny(RuleTTLExceedsMax, "validity window %s to %s lasts %s from %s, beyond max_ttl %s of role %s",
+			from.UTC().Format(layout), until.UTC().Format(layout), d.Round(time.Second), since, role.MaxTTL, quote(req.Role))
+	}
+	return from, until, nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 // userPrincipals checks the requested principals against the role's
