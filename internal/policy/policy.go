@@ -185,16 +185,16 @@ type Request struct {
 // holds no duplicates; CriticalOptions and Extensions are never nil, and
 // extension values are empty (flags).
 type Grant struct {
-	Role            string
-	Type            CertType
-	Principals      []string
-	TTL             time.Duration
+	Role       string
+	Type       CertType
+	Principals []string
+	TTL        time.Duration
 	// ValidAfter and ValidBefore are the validity window asked for and
 	// granted; both zero when none was asked for (the certificate is then
 	// valid from now for TTL).
 	ValidAfter, ValidBefore time.Time
-	CriticalOptions map[string]string
-	Extensions      map[string]string
+	CriticalOptions         map[string]string
+	Extensions              map[string]string
 	// Because is the access rule that allowed the request, for the audit
 	// log: "allow.groups: ops", "token ci scoped to role deploy", ...
 	Because string
