@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/buildinfo"
 )
 
 // Client talks to one sshca service.
@@ -72,6 +73,9 @@ func (e *APIError) Error() string {
 
 const maxResponse = 128 << 20
 
+// userAgent names this client to the service: sshca/VERSION (REVISION).
+var userAgent = buildinfo.Get().UserAgent()
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any, header http.Header) (*http.Response, []byte, error) {
 	var body io.Reader
 	if in != nil {
@@ -85,6 +89,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any, heade
 	if err != nil {
 		return nil, nil, err
 	}
+	req.Header.Set("User-Agent", userAgent)
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

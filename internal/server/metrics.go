@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/sshca/sshca/internal/buildinfo"
 )
 
 // Metrics are the service's Prometheus metrics, on their own registry.
@@ -27,7 +29,10 @@ func NewMetrics() *Metrics {
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sshca_http_request_duration_seconds", Help: "Request latency by route and status.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}, []string{"route", "status"})
 	m.krlVersion_ = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sshca_krl_version", Help: "Version of the KRL last served, by CA type."}, []string{"type"})
-	m.reg.MustRegister(m.issuedC, m.deniedC, m.latency, m.krlVersion_,
+	bi := buildinfo.Get()
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sshca_build_info", Help: "The running sshca: version, VCS revision and Go version (always 1)."}, []string{"version", "revision", "goversion"})
+	build.WithLabelValues(bi.Version, bi.ShortRevision(), bi.GoVersion).Set(1)
+	m.reg.MustRegister(m.issuedC, m.deniedC, m.latency, m.krlVersion_, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -252,6 +252,7 @@ func TestMetricsAndHealth(t *testing.T) {
 		`(?m)^sshca_http_request_duration_seconds_count\{route="certs_user",status="403"\} 1$`,
 		`(?m)^sshca_http_request_duration_seconds_count\{route="certs_user",status="401"\} 1$`,
 		`(?m)^sshca_krl_version\{type="user"\} \d+$`,
+		`(?m)^sshca_build_info\{goversion="go[^"]+",revision="[^"]+",version="[^"]+"\} 1$`,
 		// Two certificates and two denials, one request at a time: four
 		// records in four group-commit transactions.
 		`(?m)^sshca_store_commit_items_total 4$`,
