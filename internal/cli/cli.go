@@ -306,7 +306,7 @@ func (e *env) openHome(passFile string) (*home.Home, error) {
 		return p, err
 	}})
 	if err != nil {
-		return nil, err
+		return nil, hintEmptyStore(err)
 	}
 	return h, nil
 }

@@ -234,6 +234,10 @@ func Open(ctx context.Context, dir string, o Options) (*Home, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkHasCA(ctx, db, dbURL); err != nil {
+		db.Close()
+		return nil, err
+	}
 	w, err := openWitness(dir, cfg, db, o.Notice)
 	if err != nil {
 		db.Close()
