@@ -244,7 +244,8 @@ type importTx struct {
 	seen    map[string]bool
 	version int64
 	table   *dumpTable
-	pos     []int // pos[i]: index in the record's row of table column i
+	pos     []int // pos[i]: index in the record's row of table column i, or -1
+	width   int   // values in a row of the dump's table
 	stmt    *sql.Stmt
 	counts  store.DumpCounts
 
@@ -292,16 +293,21 @@ func (m *importTx) Add(ctx context.Context, r store.DumpRecord) error {
 		}
 		return fmt.Errorf("store: import: a row of table %q comes before its header", r.Table)
 	}
-	if len(r.Row) != len(m.pos) {
-		return fmt.Errorf("store: import: a row of %s has %d values, want %d", r.Table, len(r.Row), len(m.pos))
+	if len(r.Row) != m.width {
+		return fmt.Errorf("store: import: a row of %s has %d values, want %d", r.Table, len(r.Row), m.width)
 	}
-	args := make([]any, len(m.pos))
+	// One value per column of the dump, in table order; a column the
+	// dump lacks is left to the schema's default.
+	var args []any
 	for i, c := range m.table.columns {
+		if m.pos[i] < 0 {
+			continue
+		}
 		v, err := dumpValue(r.Row[m.pos[i]], c.isInt)
 		if err != nil {
 			return fmt.Errorf("store: import: %s.%s: %w", r.Table, c.name, err)
 		}
-		args[i] = v
+		args = append(args, v)
 	}
 	switch m.table.name {
 	case "serial_counter":
@@ -357,20 +363,35 @@ func (m *importTx) header(ctx context.Context, r store.DumpRecord) error {
 	if t == nil {
 		return fmt.Errorf("store: import: the dump has a table %q this sshca does not know (made by a newer sshca?)", r.Table)
 	}
-	if len(r.Columns) != len(t.columns) {
-		return fmt.Errorf("store: import: table %s has columns %s, want %s", r.Table, strings.Join(r.Columns, ","), strings.Join(t.columnNames(), ","))
+	// A dump from an older sshca may lack columns added since (they get
+	// the schema's default); a column this sshca does not know is refused.
+	known := map[string]bool{}
+	for _, c := range t.columns {
+		known[c.name] = true
+	}
+	given := map[string]int{}
+	for j, name := range r.Columns {
+		if !known[name] {
+			return fmt.Errorf("store: import: table %s has a column %q this sshca does not know (made by a newer sshca?)", r.Table, name)
+		}
+		if _, dup := given[name]; dup {
+			return fmt.Errorf("store: import: table %s has column %q twice", r.Table, name)
+		}
+		given[name] = j
 	}
 	pos := make([]int, len(t.columns))
+	var present []string
 	for i, c := range t.columns {
-		pos[i] = -1
-		for j, name := range r.Columns {
-			if name == c.name {
-				pos[i] = j
+		j, ok := given[c.name]
+		if !ok {
+			if t.singleton {
+				return fmt.Errorf("store: import: table %s lacks column %s", r.Table, c.name)
 			}
+			j = -1
+		} else {
+			present = append(present, c.name)
 		}
-		if pos[i] < 0 {
-			return fmt.Errorf("store: import: table %s has columns %s, want %s", r.Table, strings.Join(r.Columns, ","), strings.Join(t.columnNames(), ","))
-		}
+		pos[i] = j
 	}
 	if m.stmt != nil {
 		m.stmt.Close()
@@ -383,7 +404,7 @@ func (m *importTx) header(ctx context.Context, r store.DumpRecord) error {
 	case "audit_head":
 		query = `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`
 	default:
-		names := t.columnNames()
+		names := present
 		over := ""
 		if t.name == "revocations" && m.s.d.Name == "postgres" {
 			// The ID is an identity column; the dump's IDs are kept.
@@ -400,7 +421,7 @@ func (m *importTx) header(ctx context.Context, r store.DumpRecord) error {
 		m.stmt = st
 	}
 	m.seen[r.Table] = true
-	m.table, m.pos = t, pos
+	m.table, m.pos, m.width = t, pos, len(r.Columns)
 	if _, ok := m.counts[t.name]; !ok && !t.singleton {
 		m.counts[t.name] = 0
 	}

@@ -36,6 +36,7 @@ func RunDump(t *testing.T, from, to DumpOpener) {
 	t.Run("ok/dump-roundtrip", func(t *testing.T) { testDumpRoundTrip(t, from(t), to(t), false) })
 	t.Run("ok/dump-roundtrip-json", func(t *testing.T) { testDumpRoundTrip(t, from(t), to(t), true) })
 	t.Run("ok/dump-empty-store", func(t *testing.T) { testDumpEmpty(t, from(t), to(t)) })
+	t.Run("ok/dump-older-lacking-a-column", func(t *testing.T) { testDumpOlder(t, from(t), to(t)) })
 	t.Run("fail/dump-into-non-empty", func(t *testing.T) { testDumpNotEmpty(t, from(t), to(t)) })
 	t.Run("fail/dump-bad-records", func(t *testing.T) { testDumpBad(t, from(t), to(t)) })
 }
@@ -126,7 +127,7 @@ func Populate(t testing.TB, st store.ServiceStore) uint64 {
 		t.Fatal(err)
 	}
 	for _, h := range []store.Host{
-		{Name: "web1.corp", LastSeen: now, KRLVersion: 3, CAKeys: []string{"SHA256:user-1", "SHA256:user-2"}, HostCertExpiry: now.Add(time.Hour), Detail: "ok"},
+		{Name: "web1.corp", LastSeen: now, KRLVersion: 3, CAKeys: []string{"SHA256:user-1", "SHA256:user-2"}, HostCertExpiry: now.Add(time.Hour), Detail: "ok", HostCertCA: "SHA256:host-1"},
 		{Name: "web2.corp", LastSeen: now, Stale: true, Detail: "cannot reach"},
 	} {
 		if err := st.ReportHost(ctx, h); err != nil {
@@ -348,6 +349,14 @@ func testDumpBad(t *testing.T, from, to DumpStore) {
 		{"fail/unknown-table", func(r []store.DumpRecord) []store.DumpRecord {
 			return append(r, store.DumpRecord{Table: "secrets", Columns: []string{"x"}})
 		}},
+		{"fail/unknown-column", func(r []store.DumpRecord) []store.DumpRecord {
+			for i := range r {
+				if r[i].Table == "tokens" && r[i].Columns != nil {
+					r[i].Columns = append(append([]string(nil), r[i].Columns[:len(r[i].Columns)-1]...), "owner")
+				}
+			}
+			return r
+		}},
 		{"fail/wrong-type", func(r []store.DumpRecord) []store.DumpRecord {
 			for i := range r {
 				if r[i].Table == "certs" && r[i].Row != nil {
@@ -389,5 +398,46 @@ func testDumpBad(t *testing.T, from, to DumpStore) {
 				}
 			}
 		})
+	}
+}
+
+// testDumpOlder: a dump from an sshca that predates a column (here the
+// certificates' lineage) imports, the column taking its default.
+func testDumpOlder(t *testing.T, from, to DumpStore) {
+	ctx := t.Context()
+	Populate(t, from)
+	imp, err := to.BeginImport(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imp.Rollback() //nolint:errcheck // a no-op after Commit
+	drop := -1
+	_, err = from.Export(ctx, func(r store.DumpRecord) error {
+		if r.Table == "certs" && r.Columns != nil {
+			for i, c := range r.Columns {
+				if c == "lineage" {
+					drop = i
+				}
+			}
+			r.Columns = append(append([]string(nil), r.Columns[:drop]...), r.Columns[drop+1:]...)
+		} else if r.Table == "certs" {
+			r.Row = append(append([]any(nil), r.Row[:drop]...), r.Row[drop+1:]...)
+		}
+		return imp.Add(ctx, r)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := imp.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := to.ListCerts(ctx, store.CertFilter{})
+	if err != nil || len(certs) != 30 {
+		t.Fatalf("%d certificates, %v", len(certs), err)
+	}
+	for _, c := range certs {
+		if c.Lineage.Identity != "" {
+			t.Fatalf("certificate %d has lineage %+v from a dump without lineages", c.Serial, c.Lineage)
+		}
 	}
 }
