@@ -41,7 +41,11 @@
 // (sshconnect.c check_host_key, check_host_cert): RevokedHostKeys,
 // @cert-authority and @revoked lines of known_hosts, a host certificate
 // valid now naming the host, no critical options, and, last, the CA
-// signature algorithm.
+// signature algorithm. For a port other than 22 the known_hosts lookup is
+// ssh's: "[host]:port" first and, when no line for it holds the CA or a
+// @revoked key, the bare host name again ("checking without port
+// identifier"); the certificate's principals are always matched against the
+// bare name.
 //
 // The package never reads files, the clock, the network or the user
 // database: the caller passes the certificate, the time, the client address

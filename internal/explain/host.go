@@ -5,6 +5,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -122,17 +123,63 @@ type knownHost struct {
 // lines whose host patterns match (hostfile.c load_hostkeys), find a
 // @cert-authority line holding the CA (check_hostkeys_by_key_or_type),
 // and refuse if a @revoked line holds the key or the CA
-// (check_key_not_revoked).
+// (check_key_not_revoked). For a port other than 22 ssh looks up
+// "[host]:port"; when that finds nothing (HOST_NEW) and no HostKeyAlias is
+// set, it checks again under the bare host name ("checking without port
+// identifier"), where @cert-authority and @revoked lines for the bare name
+// decide.
 func (r *runner) checkKnownHosts() *refusal {
 	lookup := r.in.Host
-	if r.in.Port != 0 && r.in.Port != 22 {
+	withPort := r.in.Port != 0 && r.in.Port != 22
+	if withPort {
 		lookup = "[" + r.in.Host + "]:" + strconv.Itoa(r.in.Port)
 	}
+	found, others, ref := r.lookupKnownHosts(lookup)
+	if ref != nil {
+		return ref
+	}
+	if found != "" {
+		r.pass("known-hosts", "%s trusts the CA %s for %q", found, fingerprint(r.cert.SignatureKey), lookup)
+		return nil
+	}
+	tried := fmt.Sprintf("%q", lookup)
+	if withPort {
+		var more []string
+		found, more, ref = r.lookupKnownHosts(r.in.Host)
+		if ref != nil {
+			ref.reason += fmt.Sprintf(" (nothing matched %q, so ssh checked again without the port)", lookup)
+			return ref
+		}
+		if found != "" {
+			r.pass("known-hosts", "%s trusts the CA %s for %q (nothing matched %q, so ssh checked again without the port)", found, fingerprint(r.cert.SignatureKey), r.in.Host, lookup)
+			return nil
+		}
+		tried = fmt.Sprintf("%q, nor %q (ssh checks again without the port)", lookup, r.in.Host)
+		others = more // the lines for other hosts are those matching neither name
+	}
+	ca := r.cert.SignatureKey
+	reason := fmt.Sprintf("no @cert-authority line of the known_hosts files (%s) trusts the CA %s for %s", knownHostsNames(r.in.Server.KnownHosts), fingerprint(ca), tried)
+	if len(others) > 0 {
+		reason += fmt.Sprintf("; the CA is trusted for other hosts at %s, whose patterns do not match", strings.Join(others, ", "))
+	}
+	reason += "; ssh then falls back to the plain host key, which must be in known_hosts itself"
+	return &refusal{
+		check:  CheckCANotTrusted,
+		reason: reason,
+		fix:    fmt.Sprintf("add a line \"@cert-authority %s %s\" to known_hosts (sshca ca show --type host --known-hosts PATTERN prints it)", lookup, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca)))),
+	}
+}
+
+// lookupKnownHosts is one check_key_in_hostkeys for the name lookup: the
+// first @cert-authority line trusting the CA ("file:line", or ""), the
+// @cert-authority lines holding the CA for names that do not match, and a
+// refusal when a matching @revoked line holds the host key or the CA.
+func (r *runner) lookupKnownHosts(lookup string) (string, []string, *refusal) {
 	var lines []knownHost
 	var others []string
 	for _, f := range r.in.Server.KnownHosts {
 		if f.Err != nil {
-			r.note("known_hosts file %s cannot be read (%v); ssh skips it", f.Path, f.Err)
+			r.noteOnce("known_hosts file %s cannot be read (%v); ssh skips it", f.Path, f.Err)
 			continue
 		}
 		for _, kh := range parseKnownHosts(f) {
@@ -156,33 +203,20 @@ func (r *runner) checkKnownHosts() *refusal {
 		}
 		switch {
 		case samePlainKey(kh.key, r.cert):
-			return &refusal{
+			return "", nil, &refusal{
 				check:  CheckRevokedKey,
 				reason: fmt.Sprintf("%s:%d marks the host key %s @revoked for %q", kh.file, kh.n, fingerprint(r.cert.Key), lookup),
 				fix:    "give the server a new host key and certify it (sshca sign host), then remove the @revoked line only if the old key is safe",
 			}
 		case samePlainKey(kh.key, ca):
-			return &refusal{
+			return "", nil, &refusal{
 				check:  CheckRevokedCA,
 				reason: fmt.Sprintf("%s:%d marks the CA key %s @revoked for %q, so no certificate it signed is accepted", kh.file, kh.n, fingerprint(ca), lookup),
 				fix:    "certify the host key with the CA's current key (sshca ca list)",
 			}
 		}
 	}
-	if found != "" {
-		r.pass("known-hosts", "%s trusts the CA %s for %q", found, fingerprint(ca), lookup)
-		return nil
-	}
-	reason := fmt.Sprintf("no @cert-authority line of the known_hosts files (%s) trusts the CA %s for %q", knownHostsNames(r.in.Server.KnownHosts), fingerprint(ca), lookup)
-	if len(others) > 0 {
-		reason += fmt.Sprintf("; the CA is trusted for other hosts at %s, whose patterns do not match %q", strings.Join(others, ", "), lookup)
-	}
-	reason += "; ssh then falls back to the plain host key, which must be in known_hosts itself"
-	return &refusal{
-		check:  CheckCANotTrusted,
-		reason: reason,
-		fix:    fmt.Sprintf("add a line \"@cert-authority %s %s\" to known_hosts (sshca ca show --type host --known-hosts PATTERN prints it)", lookup, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(ca)))),
-	}
+	return found, others, nil
 }
 
 func knownHostsNames(files []File) string {
@@ -259,4 +293,13 @@ func matchesAnyPattern(name string, principals []string) string {
 		}
 	}
 	return ""
+}
+
+// noteOnce adds a note unless the same note is already there (a file that
+// cannot be read is noted once, though ssh may look in it twice).
+func (r *runner) noteOnce(format string, args ...any) {
+	n := fmt.Sprintf(format, args...)
+	if !slices.Contains(r.notes, n) {
+		r.notes = append(r.notes, n)
+	}
 }

@@ -3,8 +3,11 @@ package e2eexplain
 import (
 	"bytes"
 	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -126,6 +129,25 @@ func hostAgreesWithSSH(t *testing.T, rel *opensshtest.Flavour) {
 	}{
 		{name: "ok/trusted", h: good, known: []string{ca(port(good), hostCA)}},
 		{name: "ok/wildcard", h: good, known: []string{ca("*", hostCA)}},
+		// The server's port is not 22, so ssh looks [127.0.0.1]:PORT up in
+		// known_hosts and, when nothing there holds the CA, the bare name
+		// again (sshconnect.c check_host_key, "checking without port identifier").
+		{name: "ok/port-bare-host", h: good, known: []string{ca("127.0.0.1", hostCA)}},
+		{name: "ok/port-bare-host-wildcard", h: good, known: []string{ca("127.0.0.*", hostCA)}},
+		{name: "fail/port-22", h: good, known: []string{ca("[127.0.0.1]:22", hostCA)}, want: explain.CheckCANotTrusted, stderr: "Host key verification failed"},
+		{name: "ok/port-wildcard", h: good, known: []string{ca("[127.0.0.1]:*", hostCA)}},
+		{name: "ok/port-wildcard-host", h: good, known: []string{ca("[127.0.0.?]:*", hostCA)}},
+		{name: "ok/port-in-list", h: good, known: []string{ca("web.test,"+port(good), hostCA)}},
+		{name: "ok/port-negated-bare-host-retried", h: good, known: []string{ca("*,!"+port(good), hostCA)}},
+		{name: "fail/port-negated-both", h: good, known: []string{ca("*,!"+port(good)+",!127.0.0.1", hostCA)}, want: explain.CheckCANotTrusted, stderr: "Host key verification failed"},
+		{name: "ok/port-hashed", h: good, known: []string{ca(hashHost(port(good)), hostCA)}},
+		{name: "ok/port-hashed-bare", h: good, known: []string{ca(hashHost("127.0.0.1"), hostCA)}},
+		{name: "fail/port-bare-host-revoked-ca", h: good, known: []string{ca("127.0.0.1", hostCA), "@revoked 127.0.0.1 " + hostCA.line()}, want: explain.CheckRevokedCA,
+			stderr: "REVOKED HOST KEY"},
+		{name: "ok/port-revoked-only-bare-host", h: good, known: []string{ca(port(good), hostCA), "@revoked 127.0.0.1 " + hostCA.line()}},
+		{name: "fail/port-revoked-marker", h: good, known: []string{ca("*", hostCA), "@revoked " + port(good) + " " + hostCA.line()}, want: explain.CheckRevokedCA,
+			stderr: "REVOKED HOST KEY"},
+		{name: "ok/port-revoked-marker-other-port", h: good, known: []string{ca("*", hostCA), "@revoked [127.0.0.1]:22 " + hostCA.line()}},
 		{name: "ok/alias", h: good, alias: "web.test", known: []string{ca("*.test", hostCA)}},
 		{name: "ok/ssh-rsa-allowed", h: sha1, known: []string{ca("*", rsaCA)}, opts: []string{"CASignatureAlgorithms=+ssh-rsa"}, sigalgs: "+ssh-rsa"},
 		{name: "fail/other-ca", h: good, known: []string{ca("*", otherCA)}, want: explain.CheckCANotTrusted, stderr: "Host key verification failed"},
@@ -193,4 +215,13 @@ func hostAgreesWithSSH(t *testing.T, rel *opensshtest.Flavour) {
 			}
 		})
 	}
+}
+
+// hashHost hashes a known_hosts host name as ssh-keygen -H does
+// ("|1|salt|HMAC-SHA1(salt, name)").
+func hashHost(name string) string {
+	salt := []byte("sshca-explain-salt-1")
+	m := hmac.New(sha1.New, salt)
+	m.Write([]byte(name))
+	return "|1|" + base64.StdEncoding.EncodeToString(salt) + "|" + base64.StdEncoding.EncodeToString(m.Sum(nil))
 }
