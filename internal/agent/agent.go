@@ -329,7 +329,10 @@ func (c *Config) syncPrincipals(ctx context.Context, res *Result) error {
 }
 
 // syncHostCert renews the host certificate by proof of possession of the
-// host key when it is close to expiry.
+// host key when it is close to expiry, or when it was signed by a host CA
+// key other than the active one (api.ActiveCAKeyHeader): after a rotation
+// is promoted, every host moves to the new key at its next sync, and the
+// retiring key can be retired once no certificate of it is in use.
 func (c *Config) syncHostCert(ctx context.Context, res *Result) (*ssh.Certificate, ssh.Signer, error) {
 	keyData, err := os.ReadFile(c.HostKey)
 	if err != nil {
@@ -356,7 +359,13 @@ func (c *Config) syncHostCert(ctx context.Context, res *Result) (*ssh.Certificat
 		renewBefore = life / 3
 	}
 	res.State.HostCertExpiry = time.Unix(int64(cert.ValidBefore), 0).UTC()
-	if left > renewBefore {
+	oldCA := ""
+	if active := c.activeHostCA(ctx); active != "" && active != ssh.FingerprintSHA256(cert.SignatureKey) {
+		oldCA = ssh.FingerprintSHA256(cert.SignatureKey)
+		c.log().Info("host certificate signed by a host CA key that is no longer active; renewing under the active key",
+			"signed_by", oldCA, "active", active)
+	}
+	if left > renewBefore && oldCA == "" {
 		if res.State.ReloadPending {
 			if err := c.reloadSSHD(ctx); err != nil {
 				return cert, signer, err
@@ -387,6 +396,28 @@ func (c *Config) syncHostCert(ctx context.Context, res *Result) (*ssh.Certificat
 	}
 	res.State.ReloadPending = false
 	return nc, signer, nil
+}
+
+// activeHostCA is the fingerprint of the service's active host CA key, or
+// "" when it cannot be learned (an older service, or a failed fetch: the
+// certificate is then renewed on expiry alone, as before).
+func (c *Config) activeHostCA(ctx context.Context) string {
+	active, raw, err := c.Client.ActiveCAKey(ctx, "host")
+	if err != nil {
+		c.log().Warn("cannot fetch the host CA keys; renewing the host certificate on expiry only", "error", err.Error())
+		return ""
+	}
+	// Trust the header only for a key the service also publishes.
+	keys, err := parseTrustedCAKeys(raw)
+	if err != nil {
+		return ""
+	}
+	for _, k := range keys {
+		if ssh.FingerprintSHA256(k) == active {
+			return active
+		}
+	}
+	return ""
 }
 
 // reloadSSHD makes sshd serve a new host certificate; a failure is an
@@ -456,20 +487,37 @@ func installIfChanged(path string, data []byte, perm os.FileMode) (bool, error) 
 // exponentially (up to interval) after failures.
 func Run(ctx context.Context, c Config, interval time.Duration) error {
 	backoff := 5 * time.Second
+	what := []any{"interval", interval.String(), "dir", c.Dir}
+	if c.Client != nil {
+		what = append(what, "server", c.Client.BaseURL)
+	}
+	if c.HostKey != "" {
+		what = append(what, "host_key", c.HostKey)
+	}
+	c.log().Info("sync daemon started: keeps the trusted user CA keys, the KRL, the principals files and the host certificate current", what...)
 	for {
 		res, err := Sync(ctx, c)
 		wait := interval
+		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(wait))
 		if err != nil {
-			c.log().Warn("sync incomplete; last good files stay", "error", err.Error())
 			wait = min(backoff, interval)
+			jitter = time.Duration((rand.Float64()*0.2 - 0.1) * float64(wait))
+			c.log().Warn("sync incomplete; last good files stay", "error", err.Error(), "retry_in", (wait + jitter).Round(time.Second).String())
 			backoff *= 2
 		} else {
 			backoff = 5 * time.Second
-			if len(res.Installed) > 0 {
-				c.log().Info("sync", "installed", strings.Join(res.Installed, ","))
+			attrs := []any{"krl_version", res.State.KRLVersion, "ca_keys", len(res.State.CAKeys)}
+			if !res.State.HostCertExpiry.IsZero() {
+				attrs = append(attrs, "host_cert_valid_until", res.State.HostCertExpiry.UTC().Format(time.RFC3339))
 			}
+			if len(res.Installed) > 0 {
+				attrs = append(attrs, "installed", strings.Join(res.Installed, ","))
+			} else {
+				attrs = append(attrs, "installed", "nothing (up to date)")
+			}
+			attrs = append(attrs, "next_in", (wait + jitter).Round(time.Second).String())
+			c.log().Info("sync done", attrs...)
 		}
-		jitter := time.Duration((rand.Float64()*0.2 - 0.1) * float64(wait))
 		select {
 		case <-ctx.Done():
 			return nil

@@ -83,6 +83,12 @@ type HostReport struct {
 	Detail         string    `json:"detail,omitempty"`
 }
 
+// ActiveCAKeyHeader is the response header of GET /v1/ca/{type} naming the
+// SHA256 fingerprint of the CA's active key, the one new certificates are
+// signed with. A fleet agent renews a host certificate signed by another
+// key, so that a rotation finishes without waiting for expiry.
+const ActiveCAKeyHeader = "X-Sshca-Active-Key"
+
 // Error is every error response body.
 type Error struct {
 	Error     string `json:"error"`          // short public message

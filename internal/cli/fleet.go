@@ -393,11 +393,32 @@ func newFleetStatusCommand() *command {
 			for _, k := range keys {
 				gens[k.Fingerprint] = k.Generation
 			}
+			// The host CA generation behind each host certificate: after a
+			// host CA rotation, hosts still on the old key are flagged
+			// host-cert-old-ca until their agent renews.
+			hostKeys, err := h.Store.ListCAKeys(e.ctx, "host")
+			if err != nil {
+				return err
+			}
+			hostGens, activeHostCA := map[string]int{}, ""
+			for _, k := range hostKeys {
+				hostGens[k.Fingerprint] = k.Generation
+				if k.State == store.StateActive {
+					activeHostCA = k.Fingerprint
+				}
+			}
 			now := time.Now()
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "HOST\tLAST SEEN\tKRL\tCA GENS\tHOST CERT EXPIRES\tSTATUS\n")
+			fmt.Fprintf(tw, "HOST\tLAST SEEN\tKRL\tCA GENS\tHOST CA GEN\tHOST CERT EXPIRES\tSTATUS\n")
 			for _, x := range hosts {
 				flags := hostState(x, latest, fps, now, sa, ew)
+				hostGen := "-"
+				if x.HostCertCA != "" {
+					hostGen = caGenerations([]string{x.HostCertCA}, hostGens)
+					if activeHostCA != "" && x.HostCertCA != activeHostCA {
+						flags = append(flags, "host-cert-old-ca")
+					}
+				}
 				status := "ok"
 				if len(flags) > 0 {
 					status = strings.Join(flags, ",")
@@ -406,8 +427,8 @@ func newFleetStatusCommand() *command {
 				if !x.HostCertExpiry.IsZero() {
 					exp = x.HostCertExpiry.UTC().Format(time.RFC3339)
 				}
-				fmt.Fprintf(tw, "%s\t%s ago\t%d/%d\t%s\t%s\t%s\n", x.Name, now.Sub(x.LastSeen).Round(time.Second), x.KRLVersion, latest,
-					caGenerations(x.CAKeys, gens), exp, status)
+				fmt.Fprintf(tw, "%s\t%s ago\t%d/%d\t%s\t%s\t%s\t%s\n", x.Name, now.Sub(x.LastSeen).Round(time.Second), x.KRLVersion, latest,
+					caGenerations(x.CAKeys, gens), hostGen, exp, status)
 			}
 			if err := tw.Flush(); err != nil {
 				return err

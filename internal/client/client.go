@@ -241,6 +241,17 @@ func (c *Client) CAKeysRaw(ctx context.Context, typ string) ([]byte, error) {
 	return data, err
 }
 
+// ActiveCAKey fetches the published CA key list of typ and returns the
+// fingerprint of the active key (api.ActiveCAKeyHeader) with the list; ""
+// when the service does not say.
+func (c *Client) ActiveCAKey(ctx context.Context, typ string) (string, []byte, error) {
+	resp, data, err := c.do(ctx, http.MethodGet, "/v1/ca/"+typ, nil, nil, nil)
+	if err != nil {
+		return "", nil, err
+	}
+	return resp.Header.Get(api.ActiveCAKeyHeader), data, nil
+}
+
 // KRL fetches the binary KRL and its signature. If etag is given and the
 // KRL has not changed, it returns notModified.
 func (c *Client) KRL(ctx context.Context, typ, etag string) (data, sig []byte, newETag string, notModified bool, err error) {

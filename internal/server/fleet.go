@@ -52,7 +52,7 @@ func (s *Server) hostReport(w http.ResponseWriter, r *http.Request) error {
 	}
 	h := store.Host{Name: cert.ValidPrincipals[0], LastSeen: s.now(), KRLVersion: req.Report.KRLVersion,
 		CAKeys: req.Report.CAKeys, HostCertExpiry: req.Report.HostCertExpiry, Stale: req.Report.Stale,
-		Detail: strings.ReplaceAll(req.Report.Detail, "\n", " ")}
+		Detail: strings.ReplaceAll(req.Report.Detail, "\n", " "), HostCertCA: ssh.FingerprintSHA256(cert.SignatureKey)}
 	if err := s.o.Store.ReportHost(ctx, h); err != nil {
 		return err
 	}

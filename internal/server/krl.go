@@ -100,6 +100,9 @@ func (s *Server) handleCAKeys(w http.ResponseWriter, r *http.Request) error {
 	}
 	var b bytes.Buffer
 	for _, k := range keys {
+		if k.State == store.StateActive {
+			w.Header().Set(api.ActiveCAKeyHeader, k.Fingerprint)
+		}
 		if k.State == store.StateNext || k.State == store.StateActive || k.State == store.StateRetiring {
 			fmt.Fprintf(&b, "%s sshca-%s-ca-%d\n", k.PublicKey, caType, k.Generation)
 		}

@@ -39,6 +39,10 @@ type Host struct {
 	HostCertExpiry time.Time
 	Stale          bool   // the agent reported it could not refresh
 	Detail         string // free text from the agent
+	// HostCertCA is the SHA256 fingerprint of the CA key that signed the
+	// host certificate the agent reported with ("" before it was recorded),
+	// so that a rotation shows which hosts are still on the old generation.
+	HostCertCA string
 }
 
 // ServiceStore is what the certificate service needs beyond Store.

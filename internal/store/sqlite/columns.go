@@ -11,6 +11,8 @@ import (
 var addedColumns = []struct{ table, column, decl string }{
 	// Who a certificate was issued to and how they authenticated (store.Lineage, JSON).
 	{"certs", "lineage", "TEXT NOT NULL DEFAULT ''"},
+	// The CA key behind the host certificate a fleet agent reported with.
+	{"hosts", "host_cert_ca", "TEXT NOT NULL DEFAULT ''"},
 }
 
 // addColumns brings an older database's tables up to the schema.

@@ -59,7 +59,7 @@ var dumpTables = []dumpTable{
 	{name: "revocations", columns: cols("id:i ca_type kind lo:i hi:i key_id value reason actor created_us:i expires_us:i"), order: "id"},
 	{name: "tokens", columns: cols("id name kind roles principals hash created_by created_us:i expires_us:i revoked_us:i used_us:i"), order: "id"},
 	{name: "totp", columns: cols("identity secret last_step:i created_us:i"), order: "identity"},
-	{name: "hosts", columns: cols("name last_seen_us:i krl_version:i ca_keys cert_expiry_us:i stale:i detail"), order: "name"},
+	{name: "hosts", columns: cols("name last_seen_us:i krl_version:i ca_keys cert_expiry_us:i stale:i detail host_cert_ca"), order: "name"},
 	{name: "certs", columns: cols("serial:i ca_type ca_fp role key_id principals valid_after:i valid_before:i subject_fp subject_type requester issued_us:i cert lineage"), order: "serial"},
 	{name: "audit", columns: cols("seq:i time_us:i actor action role serial:i key_id outcome reason details prev_hash hash"), order: "seq"},
 }

@@ -257,17 +257,17 @@ func (s *DB) ReportHost(ctx context.Context, h store.Host) error {
 	if h.Stale {
 		stale = 1
 	}
-	args := []any{micros(h.LastSeen), int64(h.KRLVersion), string(keys), micros(h.HostCertExpiry), stale, h.Detail, h.Name}
-	res, err := s.db.ExecContext(ctx, s.q(`UPDATE hosts SET last_seen_us = ?, krl_version = ?, ca_keys = ?, cert_expiry_us = ?, stale = ?, detail = ? WHERE name = ?`), args...)
+	args := []any{micros(h.LastSeen), int64(h.KRLVersion), string(keys), micros(h.HostCertExpiry), stale, h.Detail, h.HostCertCA, h.Name}
+	res, err := s.db.ExecContext(ctx, s.q(`UPDATE hosts SET last_seen_us = ?, krl_version = ?, ca_keys = ?, cert_expiry_us = ?, stale = ?, detail = ?, host_cert_ca = ? WHERE name = ?`), args...)
 	if err != nil {
 		return fmt.Errorf("store: report host: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n > 0 {
 		return nil
 	}
-	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO hosts (last_seen_us, krl_version, ca_keys, cert_expiry_us, stale, detail, name) VALUES (?, ?, ?, ?, ?, ?, ?)`), args...)
+	_, err = s.db.ExecContext(ctx, s.q(`INSERT INTO hosts (last_seen_us, krl_version, ca_keys, cert_expiry_us, stale, detail, host_cert_ca, name) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`), args...)
 	if err != nil && s.d.IsUniqueViolation(err) {
-		_, err = s.db.ExecContext(ctx, s.q(`UPDATE hosts SET last_seen_us = ?, krl_version = ?, ca_keys = ?, cert_expiry_us = ?, stale = ?, detail = ? WHERE name = ?`), args...)
+		_, err = s.db.ExecContext(ctx, s.q(`UPDATE hosts SET last_seen_us = ?, krl_version = ?, ca_keys = ?, cert_expiry_us = ?, stale = ?, detail = ?, host_cert_ca = ? WHERE name = ?`), args...)
 	}
 	if err != nil {
 		return fmt.Errorf("store: report host: %w", err)
@@ -277,7 +277,7 @@ func (s *DB) ReportHost(ctx context.Context, h store.Host) error {
 
 // ListHosts lists reported hosts by name.
 func (s *DB) ListHosts(ctx context.Context) ([]store.Host, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT name, last_seen_us, krl_version, ca_keys, cert_expiry_us, stale, detail FROM hosts ORDER BY name`)
+	rows, err := s.db.QueryContext(ctx, `SELECT name, last_seen_us, krl_version, ca_keys, cert_expiry_us, stale, detail, host_cert_ca FROM hosts ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("store: list hosts: %w", err)
 	}
@@ -287,7 +287,7 @@ func (s *DB) ListHosts(ctx context.Context) ([]store.Host, error) {
 		var h store.Host
 		var seen, kv, exp, stale int64
 		var keys string
-		if err := rows.Scan(&h.Name, &seen, &kv, &keys, &exp, &stale, &h.Detail); err != nil {
+		if err := rows.Scan(&h.Name, &seen, &kv, &keys, &exp, &stale, &h.Detail, &h.HostCertCA); err != nil {
 			return nil, fmt.Errorf("store: scan host: %w", err)
 		}
 		h.LastSeen, h.KRLVersion, h.HostCertExpiry, h.Stale = fromMicros(seen), uint64(kv), fromMicros(exp), stale != 0

@@ -120,16 +120,17 @@ func testChallenges(t *testing.T, st store.ServiceStore) {
 func testHosts(t *testing.T, st store.ServiceStore) {
 	ctx := t.Context()
 	now := time.Now().Truncate(time.Microsecond)
-	h := store.Host{Name: "app-01.corp", LastSeen: now, KRLVersion: 3, CAKeys: []string{"SHA256:a"}, HostCertExpiry: now.Add(time.Hour)}
+	h := store.Host{Name: "app-01.corp", LastSeen: now, KRLVersion: 3, CAKeys: []string{"SHA256:a"}, HostCertExpiry: now.Add(time.Hour),
+		HostCertCA: "SHA256:host-1"}
 	if err := st.ReportHost(ctx, h); err != nil {
 		t.Fatal(err)
 	}
-	h.KRLVersion, h.Stale = 4, true
+	h.KRLVersion, h.Stale, h.HostCertCA = 4, true, "SHA256:host-2"
 	if err := st.ReportHost(ctx, h); err != nil {
 		t.Fatal(err)
 	}
 	hosts, err := st.ListHosts(ctx)
-	if err != nil || len(hosts) != 1 || hosts[0].KRLVersion != 4 || !hosts[0].Stale || !hosts[0].LastSeen.Equal(now) {
+	if err != nil || len(hosts) != 1 || hosts[0].KRLVersion != 4 || !hosts[0].Stale || !hosts[0].LastSeen.Equal(now) || hosts[0].HostCertCA != "SHA256:host-2" {
 		t.Fatalf("ListHosts = %+v, %v", hosts, err)
 	}
 }
