@@ -17,11 +17,6 @@ import (
 	"github.com/sshca/sshca/internal/witness"
 )
 
-func init() {
-	register(newAuditListCommand)
-	register(newAuditVerifyCommand)
-}
-
 func newAuditListCommand() *command {
 	var actor, role, action, since, until string
 	var serial uint64

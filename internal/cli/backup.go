@@ -16,11 +16,6 @@ import (
 	"github.com/sshca/sshca/internal/store/sqlstore"
 )
 
-func init() {
-	register(newBackupCommand)
-	register(newRestoreCommand)
-}
-
 // backupPassphrase reads the passphrase of a backup archive from --passphrase-file
 // or $SSHCA_BACKUP_PASSPHRASE_FILE; a new archive needs a long one.
 func (e *env) backupPassphrase(cmd, flagValue string, creating bool) ([]byte, error) {

@@ -19,13 +19,6 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-func init() {
-	register(newCAListCommand)
-	register(newCARotateCommand)
-	register(newCARetireCommand)
-	register(newCARevokeKeyCommand)
-}
-
 // autoRetire retires keys whose certificates have all expired (plus grace).
 func autoRetire(e *env, h *home.Home) error {
 	for _, t := range []string{"user", "host"} {

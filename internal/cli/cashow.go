@@ -13,8 +13,6 @@ func published(k store.CAKey) bool {
 	return k.State == store.StateNext || k.State == store.StateActive || k.State == store.StateRetiring
 }
 
-func init() { register(newCAShowCommand) }
-
 func newCAShowCommand() *command {
 	var caType, knownHosts string
 	return &command{

@@ -6,6 +6,8 @@ package cli
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -54,6 +56,9 @@ type command struct {
 	run     func(e *env, fs *flag.FlagSet, args []string) error
 	// minArgs/maxArgs bound the positional arguments (-1: unbounded).
 	minArgs, maxArgs int
+	// noHome: the command does not use the CA home, so it has no --home
+	// and --database flags (see local in commands.go).
+	noHome bool
 }
 
 // usageError is a bad invocation: exit 2.
@@ -78,24 +83,6 @@ func withHint(err error, hint string) error { return &hintError{err: err, hint: 
 type exitCodeError struct{ code int }
 
 func (e *exitCodeError) Error() string { return fmt.Sprintf("exit %d", e.code) }
-
-// commandMakers build the command table. Each Run builds a fresh table, so
-// the flag destinations that a command's closures capture belong to one
-// invocation and concurrent Runs (tests, the service) share no state.
-// The slice is only appended to by init functions.
-var commandMakers []func() *command
-
-// register adds a command constructor, called once per Run; call it from
-// init only.
-func register(mk func() *command) { commandMakers = append(commandMakers, mk) }
-
-func newCommands() []*command {
-	cs := make([]*command, len(commandMakers))
-	for i, mk := range commandMakers {
-		cs[i] = mk()
-	}
-	return cs
-}
 
 // Main runs sshca with args (without the program name) and returns the exit code.
 func Main(args []string) int {
@@ -148,11 +135,16 @@ func run(e *env, args []string) error {
 	dbFlag := global.String("database", "", "")
 	help := global.Bool("h", false, "")
 	global.BoolVar(help, "help", false, "")
+	version := global.Bool("version", false, "")
 	if err := global.Parse(args); err != nil {
 		return usagef("%v", err)
 	}
 	rest := global.Args()
-	commands := newCommands()
+	if *version {
+		printVersion(e.stdout)
+		return nil
+	}
+	commands := commands()
 	if *help || len(rest) == 0 {
 		printTopUsage(e.stdout, commands)
 		if len(rest) == 0 && !*help {
@@ -175,8 +167,6 @@ func run(e *env, args []string) error {
 		return withHint(usagef("unknown command %q", strings.Join(rest[:min(len(rest), 2)], " ")), "run `sshca -h` for the list of commands")
 	}
 	fs := newFlagSet(c)
-	cmdHome := fs.String("home", "", "CA home `directory` (default $SSHCA_HOME or ./sshca-data)")
-	cmdDB := fs.String("database", "", "PostgreSQL `URL` instead of the home's SQLite file (or SSHCA_DATABASE; overrides sshca.yaml)")
 	pos, err := parseInterspersed(fs, rest[n:])
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -188,9 +178,31 @@ func run(e *env, args []string) error {
 	if len(pos) < c.minArgs || (c.maxArgs >= 0 && len(pos) > c.maxArgs) {
 		return withHint(usagef("%s: wrong number of arguments (usage: sshca %s %s)", c.name, c.name, c.usage), "run `sshca "+c.name+" -h` for usage")
 	}
-	e.home = firstNonEmpty(*cmdHome, *homeFlag, e.getenv("SSHCA_HOME"), "sshca-data")
-	e.database = firstNonEmpty(*cmdDB, *dbFlag, e.getenv("SSHCA_DATABASE"))
-	return c.run(e, fs, pos)
+	cmdHome, cmdDB := flagString(fs, "home"), flagString(fs, "database")
+	e.home = firstNonEmpty(cmdHome, *homeFlag, e.getenv("SSHCA_HOME"), "sshca-data")
+	e.database = firstNonEmpty(cmdDB, *dbFlag, e.getenv("SSHCA_DATABASE"))
+	return tlsHint(c.run(e, fs, pos))
+}
+
+// tlsHint adds the way out to a service's TLS certificate that this
+// machine does not trust or that is not the pinned one.
+func tlsHint(err error) error {
+	var he *hintError
+	if err == nil || errors.As(err, &he) {
+		return err
+	}
+	var pin *client.PinMismatchError
+	if errors.As(err, &pin) {
+		return withHint(err, "the service presents another TLS certificate than --ca-fingerprint pins: compare with the fingerprint `sshca serve` prints (it changes when the certificate is replaced); if it did not change, someone is in between")
+	}
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	var inv x509.CertificateInvalidError
+	var cv *tls.CertificateVerificationError
+	if errors.As(err, &ua) || errors.As(err, &hn) || errors.As(err, &inv) || errors.As(err, &cv) {
+		return withHint(err, "this machine does not trust the service's TLS certificate: pin it with --ca-fingerprint SHA256:... as `sshca serve` prints it at start")
+	}
+	return err
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -202,13 +214,27 @@ func firstNonEmpty(vals ...string) string {
 	return ""
 }
 
+// newFlagSet is the command's flag set, with --home and --database unless
+// the command does not use the CA home.
 func newFlagSet(c *command) *flag.FlagSet {
 	fs := flag.NewFlagSet("sshca "+c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	if c.flags != nil {
 		c.flags(fs)
 	}
+	if !c.noHome {
+		fs.String("home", "", "CA home `directory` (default $SSHCA_HOME or ./sshca-data)")
+		fs.String("database", "", "PostgreSQL `URL` instead of the home's SQLite file (or SSHCA_DATABASE; overrides sshca.yaml)")
+	}
 	return fs
+}
+
+// flagString is the value of a string flag, "" when fs has no such flag.
+func flagString(fs *flag.FlagSet, name string) string {
+	if f := fs.Lookup(name); f != nil {
+		return f.Value.String()
+	}
+	return ""
 }
 
 // findCommand matches the longest command name at the start of args.
@@ -258,7 +284,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 func printTopUsage(w io.Writer, commands []*command) {
 	fmt.Fprintln(w, "sshca — an SSH certificate authority for OpenSSH fleets")
 	fmt.Fprintln(w)
-	fmt.Fprintln(w, "Usage: sshca [--home DIR] COMMAND [flags] [args]")
+	fmt.Fprintln(w, "Usage: sshca [--home DIR] [--database URL] COMMAND [flags] [args]")
+	fmt.Fprintln(w, "       sshca --version")
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "Commands:")
 	cs := append([]*command(nil), commands...)
@@ -311,18 +338,18 @@ func (e *env) openHome(passFile string) (*home.Home, error) {
 	return h, nil
 }
 
-// readPassphrase reads the first line of a secret file (an API or
+// readTokenFile reads the first line of a token file (an API or
 // enrollment token), without the newline. Passphrases of CA keys are read
 // with readPassphraseFile, which also checks the file's mode.
-func readPassphrase(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+func readTokenFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path) // callers say "token file: ..."
 	if err != nil {
-		return nil, fmt.Errorf("passphrase file: %w", err)
+		return nil, err
 	}
 	line, _, _ := strings.Cut(string(data), "\n")
-	line = strings.TrimSuffix(line, "\r")
+	line = strings.TrimSpace(line)
 	if line == "" {
-		return nil, fmt.Errorf("passphrase file %s is empty", path)
+		return nil, fmt.Errorf("%s is empty", path)
 	}
 	return []byte(line), nil
 }
@@ -365,7 +392,7 @@ type serviceFlags struct{ url, fingerprint string }
 
 func (s *serviceFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&s.url, "server", "", "service `URL` (https://...)")
-	fs.StringVar(&s.fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate (SHA256:... as `sshca serve` prints it)")
+	fs.StringVar(&s.fingerprint, "ca-fingerprint", "", "pin the service's TLS certificate to this `fingerprint` (SHA256:..., as sshca serve prints it)")
 }
 
 // client checks --server and returns a client for the service; cmd names

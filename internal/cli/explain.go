@@ -18,8 +18,6 @@ import (
 	"github.com/sshca/sshca/internal/explain"
 )
 
-func init() { register(newExplainCommand) }
-
 // maxServerFile bounds the sshd files explain reads (OpenSSH itself cannot
 // load a KRL over 128 MiB).
 const maxServerFile = 128 << 20

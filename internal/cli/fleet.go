@@ -22,15 +22,6 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-func init() {
-	register(newSyncCommand)
-	register(newHostEnrollCommand)
-	register(newSSHDConfigCommand)
-	register(newSSHConfigCommand)
-	register(newFleetStatusCommand)
-	register(newFleetWaitCommand)
-}
-
 func newSyncCommand() *command {
 	var svc serviceFlags
 	var dir, hostKey, interval, renewBefore, pidFile, reloadCmd string
@@ -120,7 +111,7 @@ func newHostEnrollCommand() *command {
 			if err != nil {
 				return err
 			}
-			tok, err := readPassphrase(tokenFile)
+			tok, err := readTokenFile(tokenFile)
 			if err != nil {
 				return fmt.Errorf("token file: %w", err)
 			}

@@ -12,8 +12,6 @@ import (
 	"github.com/sshca/sshca/internal/signer"
 )
 
-func init() { register(newInitCommand) }
-
 func newInitCommand() *command {
 	var keyType, passFile string
 	return &command{

@@ -16,8 +16,6 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-func init() { register(newInspectCommand) }
-
 func newInspectCommand() *command {
 	var asJSON bool
 	return &command{

@@ -95,13 +95,6 @@ func parseSerialRange(s string) (uint64, uint64, error) {
 	return lo, hi, nil
 }
 
-func init() {
-	register(newRevokeCommand)
-	register(newKRLCommand)
-	register(newKRLCheckCommand)
-	register(newKRLVerifyCommand)
-}
-
 func newRevokeCommand() *command {
 	var caType, serial, serialRange, keyID, keyFile, fp, caKeyFile, reason, spec, specCA, identity string
 	var force bool

@@ -13,8 +13,6 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-func init() { register(newListCommand) }
-
 func newListCommand() *command {
 	var keyID, caType string
 	var active, asJSON bool

@@ -17,11 +17,6 @@ import (
 	"github.com/sshca/sshca/internal/oidc"
 )
 
-func init() {
-	register(newLoginCommand)
-	register(newStatusCommand)
-}
-
 func defaultKeyPath(e *env) string {
 	home := e.getenv("HOME")
 	if home == "" {
@@ -113,7 +108,7 @@ func newLoginCommand() *command {
 				}
 			} else {
 				if tokenFile != "" {
-					tok, err := readPassphrase(tokenFile)
+					tok, err := readTokenFile(tokenFile)
 					if err != nil {
 						return fmt.Errorf("token file: %w", err)
 					}

@@ -20,8 +20,6 @@ import (
 	"github.com/sshca/sshca/internal/signer"
 )
 
-func init() { register(newServeCommand) }
-
 // oidcAdapter turns the oidc package's verifier into the server's interface.
 type oidcAdapter struct{ p *oidc.Pending }
 

@@ -20,11 +20,6 @@ import (
 	"github.com/sshca/sshca/internal/signer"
 )
 
-func init() {
-	register(func() *command { return newSignCommand("user") })
-	register(func() *command { return newSignCommand("host") })
-}
-
 // newSignCommand builds "sign user" or "sign host".
 func newSignCommand(kind string) *command {
 	var role, keyID, principals, ttl, out, passFile, keysFrom string
@@ -178,6 +173,9 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 		if err != nil {
 			var de *policy.DenyError
 			if errors.As(err, &de) {
+				if de.Rule == policy.RuleUnknownRole {
+					return withHint(err, rolesHint(h.Config.Roles, t))
+				}
 				return withHint(err, denyHint(de.Rule, kind))
 			}
 			if errors.Is(err, signer.ErrWrongPassphrase) {
@@ -207,6 +205,21 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 // certPath is where ssh-keygen -s puts the certificate of key file p.
 func certPath(p string) string {
 	return strings.TrimSuffix(p, ".pub") + "-cert.pub"
+}
+
+// rolesHint names the roles sshca.yaml defines for certificates of type t.
+func rolesHint(roles map[string]*policy.Role, t policy.CertType) string {
+	var names []string
+	for name, r := range roles {
+		if r != nil && r.Type == t {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return fmt.Sprintf("sshca.yaml defines no %s roles; add one under roles:", t)
+	}
+	slices.Sort(names)
+	return fmt.Sprintf("%s roles in sshca.yaml: %s", t, strings.Join(names, ", "))
 }
 
 func denyHint(rule, kind string) string {

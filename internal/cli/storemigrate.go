@@ -21,8 +21,6 @@ import (
 	"github.com/sshca/sshca/internal/witness"
 )
 
-func init() { register(newStoreMigrateCommand) }
-
 func newStoreMigrateCommand() *command {
 	var to, from string
 	return &command{

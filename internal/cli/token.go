@@ -15,12 +15,6 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-func init() {
-	register(newTokenCreateCommand)
-	register(newTokenListCommand)
-	register(newTokenRevokeCommand)
-}
-
 func splitList(s string) []string {
 	var out []string
 	for _, p := range strings.Split(s, ",") {
@@ -93,7 +87,11 @@ func newTokenCreateCommand() *command {
 			for _, r := range rlist {
 				role, ok := h.Config.Roles[r]
 				if !ok || role == nil {
-					return withHint(fmt.Errorf("unknown role %q", r), "roles are defined in sshca.yaml")
+					t := policy.UserCert
+					if enroll {
+						t = policy.HostCert
+					}
+					return withHint(fmt.Errorf("unknown role %q", r), rolesHint(h.Config.Roles, t))
 				}
 				if enroll && role.Type != policy.HostCert {
 					return fmt.Errorf("enrollment tokens need a host role; %q is a %s role", r, role.Type)

@@ -14,11 +14,6 @@ import (
 	"github.com/sshca/sshca/internal/store"
 )
 
-func init() {
-	register(newTOTPResetCommand)
-	register(newTOTPInviteCommand)
-}
-
 // newTOTPInviteCommand issues a one-time TOTP enrollment code for a person:
 // the only way someone without an MFA sign-in may enroll a second factor.
 func newTOTPInviteCommand() *command {

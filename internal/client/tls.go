@@ -23,9 +23,17 @@ func PinnedTLSConfig(fingerprint string) *tls.Config {
 				return errors.New("tls: server sent no certificate")
 			}
 			if got := api.CertFingerprint(cs.PeerCertificates[0].Raw); got != fingerprint {
-				return fmt.Errorf("tls: server certificate is %s, not the pinned %s", got, fingerprint)
+				return &PinMismatchError{Got: got, Pinned: fingerprint}
 			}
 			return nil
 		},
 	}
+}
+
+// PinMismatchError is the refusal of a server whose TLS certificate is not
+// the pinned one.
+type PinMismatchError struct{ Got, Pinned string }
+
+func (e *PinMismatchError) Error() string {
+	return fmt.Sprintf("tls: server certificate is %s, not the pinned %s", e.Got, e.Pinned)
 }
