@@ -5,6 +5,7 @@
 package buildinfo
 
 import (
+	"regexp"
 	"runtime"
 	"runtime/debug"
 	"sync"
@@ -23,6 +24,11 @@ type Info struct {
 	Time      string // commit time (RFC 3339), when known
 	GoVersion string
 }
+
+// pseudoVersion matches the versions Go makes up for untagged commits
+// (v0.0.0-20261203101651-3aa16dd6285e, +dirty): those stay "devel", the
+// revision says which commit.
+var pseudoVersion = regexp.MustCompile(`\d{14}-[0-9a-f]{12}(\+dirty)?$`)
 
 var (
 	once   sync.Once
@@ -45,7 +51,7 @@ func fromBuildInfo(version string, bi *debug.BuildInfo) Info {
 	if in.GoVersion == "" {
 		in.GoVersion = runtime.Version()
 	}
-	if (in.Version == "" || in.Version == "devel") && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+	if (in.Version == "" || in.Version == "devel") && bi.Main.Version != "" && bi.Main.Version != "(devel)" && !pseudoVersion.MatchString(bi.Main.Version) {
 		in.Version = bi.Main.Version // go install module@version
 	}
 	if in.Version == "" {

@@ -22,6 +22,10 @@ func TestFromBuildInfo(t *testing.T) {
 	if in := fromBuildInfo("1.2.0", bi); in.Version != "1.2.0" {
 		t.Errorf("ldflags version lost: %+v", in)
 	}
+	bi.Main.Version = "v0.0.0-20261203101651-3aa16dd6285e+dirty"
+	if in := fromBuildInfo("devel", bi); in.Version != "devel" {
+		t.Errorf("pseudo-version used: %+v", in)
+	}
 	bi.Main.Version = "v1.3.0"
 	if in := fromBuildInfo("devel", bi); in.Version != "v1.3.0" {
 		t.Errorf("module version not used: %+v", in)

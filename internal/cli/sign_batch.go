@@ -140,7 +140,11 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 		if rule == "" {
 			return err
 		}
-		return b.refusal(h.Authority.Deny(e.ctx, first, rule, err))
+		err = h.Authority.Deny(e.ctx, first, rule, err)
+		if rule == policy.RuleUnknownRole {
+			return withHint(err, rolesHint(h.Config.Roles, t))
+		}
+		return b.refusal(err)
 	}
 	// Open the CA key before any serial is reserved: a locked key is a
 	// refusal, audited like one, as in the single-key path.

@@ -136,7 +136,9 @@ func TestUnknownRoleListsRoles(t *testing.T) {
     principals: ["*.example.com"]
     max_ttl: 1h
 `)
-	pub := newKey(t, t.TempDir(), "id", "-t", "ed25519")
+	keys := t.TempDir()
+	pub := newKey(t, keys, "id", "-t", "ed25519")
+	pub2 := newKey(t, keys, "id2", "-t", "ed25519")
 	for _, tc := range []struct {
 		args []string
 		hint string
@@ -144,6 +146,7 @@ func TestUnknownRoleListsRoles(t *testing.T) {
 		{[]string{"sign", "user", "--role", "deplyo", "--id", "x", pub}, "sshca: hint: user roles in sshca.yaml: deploy, rsync\n"},
 		{[]string{"sign", "host", "--role", "server", "--id", "x", "--principals", "a.example.com", pub}, "sshca: hint: host roles in sshca.yaml: servers\n"},
 		{[]string{"token", "create", "--role", "nope", "--name", "ci"}, "sshca: hint: user roles in sshca.yaml: deploy, rsync\n"},
+		{[]string{"sign", "user", "--role", "deplyo", "--id", "x", pub, pub2}, "sshca: hint: user roles in sshca.yaml: deploy, rsync\n"},
 	} {
 		r := runCLI(t, append([]string{"--home", h}, tc.args...)...)
 		if r.code == 0 || !strings.Contains(r.stderr, tc.hint) {
