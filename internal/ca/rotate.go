@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -48,18 +47,23 @@ func Generations(ctx context.Context, st RotationStore, caType string) ([]Genera
 		out[i] = Generation{CAKey: k}
 		byFP[k.Fingerprint] = &out[i]
 	}
-	bySubject := map[string][]store.CertRecord{}
+	// A host certificate that was renewed (its host proved possession of
+	// the host key and took the new certificate: what sync does after a
+	// promotion) no longer holds its generation back, although it stays
+	// valid until it expires. Certificates signed by hand are not renewals
+	// and still count.
+	renewed := map[uint64]bool{}
 	if caType == "host" {
 		for _, c := range certs {
-			bySubject[c.SubjectFingerprint] = append(bySubject[c.SubjectFingerprint], c)
+			if c.Lineage.Renews != 0 && c.Cert != "" {
+				renewed[c.Lineage.Renews] = true
+			}
 		}
 	}
 	for _, c := range certs {
 		if g := byFP[c.CAFingerprint]; g != nil {
 			g.Issued++
-			if caType == "host" && supersededHostCert(c, bySubject[c.SubjectFingerprint]) {
-				// The host's agent was re-certified under another key: the
-				// old certificate no longer holds the generation back.
+			if renewed[c.Serial] {
 				continue
 			}
 			if c.ValidBefore.After(g.LastExpiry) {
@@ -68,31 +72,6 @@ func Generations(ctx context.Context, st RotationStore, caType string) ([]Genera
 		}
 	}
 	return out, nil
-}
-
-// supersededHostCert reports whether a later host certificate for the same
-// host key, naming at least the same hosts, was signed by another CA key:
-// the renewal a fleet agent makes after a host CA promotion. The old
-// certificate stays valid until it expires, but its holder serves the new
-// one, so it does not keep the old generation from being retired.
-func supersededHostCert(c store.CertRecord, sameKey []store.CertRecord) bool {
-	for _, d := range sameKey {
-		if d.Serial == c.Serial || d.SubjectFingerprint != c.SubjectFingerprint || d.CAFingerprint == c.CAFingerprint ||
-			d.Cert == "" || !d.IssuedAt.After(c.IssuedAt) || !d.ValidBefore.After(c.IssuedAt) {
-			continue
-		}
-		covers := true
-		for _, p := range c.Principals {
-			if !slices.Contains(d.Principals, p) {
-				covers = false
-				break
-			}
-		}
-		if covers {
-			return true
-		}
-	}
-	return false
 }
 
 // NextGeneration returns the number the next key of caType gets.

@@ -43,6 +43,7 @@ func commands() []*command {
 		newHostEnrollCommand().local(),
 		newSSHDConfigCommand().local(),
 		newSSHConfigCommand().local(),
+		newKnownHostsCommand().local(),
 		newFleetStatusCommand(),
 		newFleetWaitCommand(),
 		// sshca itself.

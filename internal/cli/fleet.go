@@ -247,12 +247,16 @@ func newSSHConfigCommand() *command {
 				fmt.Fprintf(e.stdout, "@cert-authority %s %s\n", hosts, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
 			}
 			fmt.Fprintln(e.stdout)
+			fmt.Fprintln(e.stdout, "# ~/.ssh/config. RevokedHostKeys is the host KRL, signed by the host CA: ssh refuses revoked host")
+			fmt.Fprintln(e.stdout, "# certificates, and every host while the file is missing. `sshca login --key KEY` (and `sshca known-hosts")
+			fmt.Fprintln(e.stdout, "# --file PATH`) fetch it, check the signature and install it; run one from cron to keep it current.")
 			fmt.Fprintln(e.stdout, "# ~/.ssh/config")
 			block := func(pattern, jump string) {
 				fmt.Fprintf(e.stdout, "Host %s\n", pattern)
 				fmt.Fprintf(e.stdout, "    IdentityFile %s\n", keyPath)
 				fmt.Fprintf(e.stdout, "    CertificateFile %s-cert.pub\n", keyPath)
 				fmt.Fprintln(e.stdout, "    StrictHostKeyChecking yes")
+				fmt.Fprintf(e.stdout, "    RevokedHostKeys %s\n", hostKRLBeside(keyPath))
 				fmt.Fprintf(e.stdout, "    ProxyJump %s\n", jump)
 			}
 			if bastion == "" {

@@ -76,6 +76,9 @@ func newLoginCommand() *command {
 					if cert, err := client.ParseCert(data); err == nil && time.Unix(int64(cert.ValidAfter), 0).Before(now) {
 						if left := client.Remaining(cert, now); left > d {
 							fmt.Fprintf(e.stdout, "certificate %s is valid for %s more; nothing to do\n", client.CertPath(keyPath), left.Round(time.Second))
+							if c, err := svc.client("login"); err == nil {
+								updateHostKRL(e, c, keyPath)
+							}
 							return nil
 						}
 					}
@@ -155,6 +158,7 @@ func newLoginCommand() *command {
 					fmt.Fprintf(e.stdout, "added to ssh-agent for %s\n", client.Remaining(cert, time.Now()).Round(time.Second))
 				}
 			}
+			updateHostKRL(e, c, keyPath)
 			return nil
 		},
 	}
