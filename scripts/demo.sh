@@ -8,7 +8,7 @@ if ! command -v ssh-keygen >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-client >/dev/null
 fi
 mkdir -p bin
-go build -o bin/sshca ./cmd/sshca
+CGO_ENABLED=0 go build -o bin/sshca ./cmd/sshca # static: no libc (SQLite is pure Go)
 export SSHCA_HOME="${SSHCA_HOME:-$PWD/sshca-data}"
 sshca=bin/sshca
 if [ ! -e "$SSHCA_HOME/sshca.db" ]; then
