@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 
 	"golang.org/x/term"
@@ -96,7 +97,32 @@ func Run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	return runEnv(&env{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, getenv: getenv}, args)
 }
 
+// lockedWriter serialises writes to w: background work of a command (the
+// audit head's witness reporting a notice) may write while the command
+// prints, and stdout and stderr may be one writer.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Sync flushes w when it can (a file), so that a supervisor reading the
+// output sees what was printed.
+func (l lockedWriter) Sync() error {
+	if f, ok := l.w.(interface{ Sync() error }); ok {
+		return f.Sync()
+	}
+	return nil
+}
+
 func runEnv(e *env, args []string) int {
+	mu := &sync.Mutex{}
+	e.stdout, e.stderr = lockedWriter{mu, e.stdout}, lockedWriter{mu, e.stderr}
 	stderr := e.stderr
 	err := run(e, args)
 	if err == nil {
