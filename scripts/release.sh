@@ -27,6 +27,9 @@ if ! [[ "$version" =~ ^[0-9][A-Za-z0-9.+~-]*$ ]]; then
   exit 2
 fi
 arches="${ARCHES:-amd64 arm64}"
+# Reproducible packages: file times in the .deb are clamped to the commit time.
+SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || date +%s)}"
+export SOURCE_DATE_EPOCH
 dist="${DIST:-dist}"
 mkdir -p "$dist"
 dist=$(cd "$dist" && pwd)

@@ -254,9 +254,9 @@ func TestDebianPackage(t *testing.T) {
 			break
 		}
 	}
-	cancel()
-	serve.Wait()
 	if !healthy {
+		cancel()
+		serve.Wait()
 		log, _ := os.ReadFile(logPath)
 		t.Fatalf("sshca-serve's ExecStart never answered /healthz:\n%s", log)
 	}
@@ -269,10 +269,9 @@ func TestDebianPackage(t *testing.T) {
 			t.Errorf("%s owned by uid %d, want sshca (%d)", f, st.Uid, uid)
 		}
 	}
-	syncUnit := readUnit(t, "/lib/systemd/system/sshca-sync.service")
-	if !strings.HasPrefix(syncUnit["ExecStart"], "/usr/bin/sshca sync ") {
-		t.Errorf("sshca-sync.service ExecStart=%q", syncUnit["ExecStart"])
-	}
+	syncUnitCommand(t, asUnit, logPath, port, uid, gid)
+	cancel()
+	serve.Wait()
 
 	// Remove, then purge: the binary and units go, the CA home stays.
 	run(t, "dpkg", "-r", "sshca")
@@ -288,6 +287,105 @@ func TestDebianPackage(t *testing.T) {
 	if out, _ := exec.Command("dpkg", "-L", "sshca").CombinedOutput(); !strings.Contains(string(out), "not installed") {
 		t.Errorf("dpkg -L sshca after purge: %s", out)
 	}
+}
+
+// syncUnitCommand runs sshca-sync.service's ExecStart as the unit runs it
+// (as root, ${SSHCA_SERVER} and ${SSHCA_CA_FINGERPRINT} from its
+// EnvironmentFile) against the running service, for a host whose key the CA
+// signed, with --dir, --host-key and --reload-command pointed at a scratch
+// directory instead of /etc/ssh.
+func syncUnitCommand(t *testing.T, asUnit func(context.Context, ...string) *exec.Cmd, serveLog string, port, uid, gid int) {
+	t.Helper()
+	unit := readUnit(t, "/lib/systemd/system/sshca-sync.service")
+	if unit["EnvironmentFile"] != "/etc/default/sshca-sync" {
+		t.Errorf("sshca-sync.service EnvironmentFile=%q", unit["EnvironmentFile"])
+	}
+	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		t.Log("ssh-keygen missing: sshca-sync's command not run")
+		return
+	}
+	log, _ := os.ReadFile(serveLog)
+	_, fp, ok := strings.Cut(string(log), "TLS certificate fingerprint: ")
+	if !ok {
+		t.Fatalf("serve printed no TLS fingerprint:\n%s", log)
+	}
+	fp, _, _ = strings.Cut(fp, "\n")
+	dir, err := os.MkdirTemp("", "sshca-sync-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	hostKey := filepath.Join(dir, "ssh_host_ed25519_key")
+	run(t, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", hostKey)
+	if err := os.Chown(dir, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := asUnit(context.Background(), "/usr/bin/sshca", "sign", "host", "--role", "servers", "--id", "pkg-test",
+		"--principals", "pkg-test.corp", hostKey+".pub").CombinedOutput(); err != nil {
+		t.Fatalf("sign host as the sshca user: %v\n%s", err, out)
+	}
+	vars := map[string]string{
+		"SSHCA_SERVER":         fmt.Sprintf("https://127.0.0.1:%d", port),
+		"SSHCA_CA_FINGERPRINT": strings.TrimSpace(fp),
+	}
+	replace := map[string]string{"--dir": filepath.Join(dir, "sshca"), "--host-key": hostKey, "--reload-command": "true"}
+	args := splitExec(t, unit["ExecStart"])
+	for i, a := range args {
+		for k, v := range vars {
+			a = strings.ReplaceAll(a, "${"+k+"}", v)
+		}
+		if i > 0 {
+			if v, ok := replace[args[i-1]]; ok {
+				a = v
+			}
+		}
+		args[i] = a
+	}
+	for k := range replace {
+		if !slices.Contains(args, k) {
+			t.Errorf("sshca-sync.service ExecStart lacks %s: %q", k, unit["ExecStart"])
+		}
+	}
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("sshca-sync's ExecStart %q: %v\n%s", args, err, out)
+	}
+	for _, f := range []string{"sshca/trusted_user_ca_keys", "sshca/revoked.krl"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("after sshca-sync's command: %v\n%s", err, out)
+		}
+	}
+}
+
+// splitExec splits an ExecStart line into words, honouring double quotes
+// (enough for the units sshca ships).
+func splitExec(t *testing.T, line string) []string {
+	t.Helper()
+	var words []string
+	var w strings.Builder
+	in, quoted := false, false
+	for _, r := range line {
+		switch {
+		case r == '"':
+			quoted, in = !quoted, true
+		case r == ' ' && !quoted:
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		default:
+			w.WriteRune(r)
+			in = true
+		}
+	}
+	if quoted {
+		t.Fatalf("unbalanced quotes in %q", line)
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words
 }
 
 // readUnit returns a unit file's Key=Value settings (the last of each key).
