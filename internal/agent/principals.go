@@ -4,15 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"unicode"
-	"unicode/utf8"
+
+	"github.com/sshca/sshca/internal/policy"
 )
 
 // principalsHeader opens every principals file the agent writes.
 const principalsHeader = "# written by sshca sync; do not edit\n"
-
-// maxPrincipalLen bounds one principal, as the service's policy does.
-const maxPrincipalLen = 255
 
 // maxAccountLen is the longest account name Linux's useradd allows.
 const maxAccountLen = 32
@@ -42,35 +39,16 @@ func accountProblem(a string) string {
 }
 
 // principalProblem says why p cannot be a line of an AuthorizedPrincipalsFile,
-// or "". The rules are the service policy's (not empty, at most 255 bytes
-// of UTF-8, no control or invisible characters, whitespace, commas or
-// wildcards) plus '#': sshd cuts a principals line at '#', so "admin#x"
-// would grant "admin". Whitespace matters as much: sshd reads a line with
-// a space as options followed by a principal.
+// or "": the service policy's own rule (policy.ValidPrincipal: not empty, at
+// most 255 bytes of UTF-8, no control or invisible characters, whitespace,
+// commas, wildcards or '#', at which sshd cuts a principals line).
 func principalProblem(p string) string {
-	switch {
-	case p == "":
-		return "empty"
-	case len(p) > maxPrincipalLen:
-		return fmt.Sprintf("longer than %d bytes", maxPrincipalLen)
-	case !utf8.ValidString(p):
-		return "not valid UTF-8"
-	}
-	for _, r := range p {
-		switch {
-		case unicode.IsControl(r):
-			return "contains a control character"
-		case unicode.IsSpace(r):
-			return "contains whitespace"
-		case unicode.Is(unicode.Cf, r):
-			return "contains an invisible formatting character"
-		case r == ',':
-			return "contains a comma"
-		case r == '*' || r == '?':
-			return "contains a wildcard"
-		case r == '#':
-			return "contains '#' (sshd cuts the line there)"
+	if err := policy.ValidPrincipal(p); err != nil {
+		msg := strings.TrimPrefix(err.Error(), "policy: ")
+		if _, why, ok := strings.Cut(msg, ": "); ok {
+			return why
 		}
+		return msg
 	}
 	return ""
 }
