@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/sshca/sshca/internal/ca"
@@ -139,8 +140,9 @@ func newServeCommand() *command {
 			if err != nil {
 				return err
 			}
+			inflight := &requestCounter{h: srv.Handler()}
 			hs := &http.Server{
-				Handler:           srv.Handler(),
+				Handler:           inflight,
 				TLSConfig:         &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}},
 				ReadHeaderTimeout: 10 * time.Second,
 				ReadTimeout:       30 * time.Second,
@@ -184,7 +186,7 @@ func newServeCommand() *command {
 			log.Info("shutting down: finishing in-flight requests")
 			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			if err := hs.Shutdown(sctx); err != nil {
+			if err := gracefulShutdown(sctx, hs, inflight); err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
 			log.Info("stopped")
@@ -220,5 +222,47 @@ func tuneGC(getenv func(string) string) {
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(128 << 20)
+	}
+}
+
+// requestCounter counts the requests being served.
+type requestCounter struct {
+	h    http.Handler
+	busy atomic.Int64
+}
+
+func (c *requestCounter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.busy.Add(1)
+	defer c.busy.Add(-1)
+	c.h.ServeHTTP(w, r)
+}
+
+// gracefulShutdown stops accepting connections and waits for the requests
+// being served, then closes what is left. http.Server.Shutdown alone can
+// wait until its deadline for an HTTP/2 connection whose TLS handshake
+// finished after its one GOAWAY sweep and that never opens a stream
+// (golang/go#81153): once no request has been in flight for a moment after
+// Shutdown began, such connections carry nothing and are closed.
+func gracefulShutdown(ctx context.Context, hs *http.Server, c *requestCounter) error {
+	done := make(chan error, 1)
+	go func() { done <- hs.Shutdown(ctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	idle := 0
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if c.busy.Load() != 0 {
+				idle = 0
+				continue
+			}
+			if idle++; idle >= 10 { // 500 ms without a request in flight
+				_ = hs.Close()
+				<-done
+				return nil
+			}
+		}
 	}
 }
