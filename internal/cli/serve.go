@@ -21,26 +21,6 @@ import (
 	"github.com/sshca/sshca/internal/signer"
 )
 
-// oidcAdapter turns the oidc package's verifier into the server's interface.
-type oidcAdapter struct{ p *oidc.Pending }
-
-func (a oidcAdapter) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
-	id, err := a.p.Verify(ctx, raw)
-	if errors.Is(err, oidc.ErrUnavailable) {
-		return nil, fmt.Errorf("%w: %w", server.ErrOIDCUnavailable, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
-}
-
-// OIDCStatus reports the issuer's health to /readyz and /metrics.
-func (a oidcAdapter) OIDCStatus() (bool, time.Time, int) {
-	st := a.p.Status()
-	return st.Ready, st.Since, st.Attempts
-}
-
 // startOIDC runs the issuer's discovery. An issuer that cannot be reached
 // does not stop the service: everything but ID tokens works meanwhile, and
 // discovery is retried in the background with bounded, jittered back-off;
@@ -126,7 +106,7 @@ func newServeCommand() *command {
 				if err != nil {
 					return err
 				}
-				verifier = oidcAdapter{p}
+				verifier = server.OIDC(p)
 			}
 			// Every committed audit entry reaches service.audit_file through
 			// the home (home.Open), as for every other command.

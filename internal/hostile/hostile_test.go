@@ -634,7 +634,7 @@ func newHTTPFixture(t *testing.T) *httpFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: oidcAdapter{v}})
+	srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: server.OIDC(v)})
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	subj, err := Signer("subject")
@@ -695,18 +695,6 @@ func (f *httpFixture) secrets() []string {
 		}
 	}
 	return out
-}
-
-// oidcAdapter turns the oidc package's verifier into the server's
-// interface, as sshca serve does.
-type oidcAdapter struct{ v *oidc.Verifier }
-
-func (a oidcAdapter) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
-	id, err := a.v.Verify(ctx, raw)
-	if err != nil {
-		return nil, err
-	}
-	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
 }
 
 // challenge fetches a renewal challenge and signs it with the subject key

@@ -53,11 +53,8 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 		// The identity names certificates and audit entries; refuse odd ones.
 		return policy.Caller{}, unauthorized("ID token identity is not usable", err)
 	}
-	auth := id.AuthTime
-	if auth.IsZero() || auth.After(s.now()) {
-		auth = s.now()
-	}
-	return policy.Caller{Kind: policy.CallerPerson, Identity: policy.Identity{User: id.User, Groups: id.Groups}, MFA: id.MFA, AuthTime: auth}, nil
+	// The lineage's session (max_session) counts from this request.
+	return policy.Caller{Kind: policy.CallerPerson, Identity: policy.Identity{User: id.User, Groups: id.Groups}, MFA: id.MFA, AuthTime: s.now()}, nil
 }
 
 // authToken checks an API token's secret and returns its caller, with the

@@ -256,18 +256,6 @@ type authzFixture struct {
 	n       int
 }
 
-// authzVerifier adapts oidc.Verifier to the server's interface, as sshca
-// serve does.
-type authzVerifier struct{ v *oidc.Verifier }
-
-func (a authzVerifier) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
-	id, err := a.v.Verify(ctx, raw)
-	if err != nil {
-		return nil, err
-	}
-	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
-}
-
 func newAuthzFixture(t testing.TB) *authzFixture {
 	t.Helper()
 	ctx := context.Background()
@@ -289,7 +277,7 @@ func newAuthzFixture(t testing.TB) *authzFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: authzVerifier{v}})
+	srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: server.OIDC(v)})
 	signer, line := newKey(t)
 	f := &authzFixture{t: t, home: h, handler: srv.Handler(), iss: iss, pub: signer.PublicKey(), pubLine: line, creds: map[string]string{}}
 	for _, m := range authzMethods {

@@ -27,17 +27,6 @@ import (
 	"github.com/sshca/sshca/internal/totp"
 )
 
-// verifier adapts oidc.Verifier to the server's interface, as sshca serve does.
-type verifier struct{ v *oidc.Verifier }
-
-func (a verifier) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
-	id, err := a.v.Verify(ctx, raw)
-	if err != nil {
-		return nil, err
-	}
-	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
-}
-
 // newOIDCFixture is a service that accepts ID tokens from an in-test issuer
 // (real discovery and JWKS over HTTPS) with the default user claim, sub.
 func newOIDCFixture(t *testing.T) (*fixture, *oidctest.Issuer) {
@@ -55,7 +44,7 @@ func newOIDCFixtureWith(t *testing.T, userClaim, policy string) (*fixture, *oidc
 	if err != nil {
 		t.Fatal(err)
 	}
-	return newFixture(t, fixtureOptions{oidc: verifier{v}, policy: policy}), iss
+	return newFixture(t, fixtureOptions{oidc: server.OIDC(v), policy: policy}), iss
 }
 
 // TestOIDCTokenAttacks sends ID tokens that a careless verifier would take

@@ -1,9 +1,6 @@
 package server_test
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net/http"
 	"regexp"
 	"strings"
@@ -15,26 +12,6 @@ import (
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/server"
 )
-
-// pendingVerifier adapts oidc.Pending to the server's interfaces, as sshca
-// serve does.
-type pendingVerifier struct{ p *oidc.Pending }
-
-func (a pendingVerifier) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
-	id, err := a.p.Verify(ctx, raw)
-	if errors.Is(err, oidc.ErrUnavailable) {
-		return nil, fmt.Errorf("%w: %w", server.ErrOIDCUnavailable, err)
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
-}
-
-func (a pendingVerifier) OIDCStatus() (bool, time.Time, int) {
-	st := a.p.Status()
-	return st.Ready, st.Since, st.Attempts
-}
 
 // TestOIDCUnavailable starts the service while its identity provider refuses
 // connections: API tokens get certificates, ID tokens get 503
@@ -49,7 +26,7 @@ func TestOIDCUnavailable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := newFixture(t, fixtureOptions{oidc: pendingVerifier{p}})
+	f := newFixture(t, fixtureOptions{oidc: server.OIDC(p)})
 	ci := f.roleToken("ci", "deploy")
 	_, key := newKey(t)
 	idTok := iss.Mint(map[string]any{"sub": "alice"}, "RS256")

@@ -41,9 +41,6 @@ type OIDCIdentity struct {
 	User   string
 	Groups []string
 	MFA    bool // the token's amr claim shows a second factor
-	// AuthTime is when the person authenticated (auth_time, else iat);
-	// zero for now.
-	AuthTime time.Time
 }
 
 // IDTokenVerifier checks OIDC ID tokens.

@@ -51,17 +51,6 @@ func (c *clock) Advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-// verifier adapts oidc.Verifier to the service as `sshca serve` does.
-type verifier struct{ v *oidc.Verifier }
-
-func (a verifier) Verify(ctx context.Context, raw string) (*server.OIDCIdentity, error) {
-	id, err := a.v.Verify(ctx, raw)
-	if err != nil {
-		return nil, err
-	}
-	return &server.OIDCIdentity{User: id.User, Groups: id.Groups, MFA: id.HasMFA()}, nil
-}
-
 // world is one CA home on disk, the service over it behind HTTPS, an OIDC
 // issuer, and the real CLI run in-process against the same home.
 type world struct {
@@ -69,7 +58,7 @@ type world struct {
 	work   string // keys, certificates, token files
 	clk    *clock
 	iss    *oidctest.Issuer
-	oidc   verifier
+	oidc   server.IDTokenVerifier
 	totp   map[string][]byte // TOTP secrets by person
 	h      *home.Home
 	ts     *httptest.Server
@@ -91,7 +80,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.oidc = verifier{v}
+	w.oidc = server.OIDC(v) // what sshca serve uses
 	t.Cleanup(w.close)
 	return w
 }
