@@ -71,6 +71,20 @@ func Monitor(ctx context.Context, st MonitorStore, grace time.Duration, now time
 		if err != nil {
 			return nil, err
 		}
+		if typ == "host" && hasRetiring(keys) {
+			// A host certificate its host renewed under another key no
+			// longer holds its generation back (see Generations): the
+			// deadline a pager sees is the one `ca retire` enforces. This
+			// reads every host certificate, so only while a host
+			// generation is retiring; otherwise the aggregate is the same.
+			gens, err := Generations(ctx, st, typ)
+			if err != nil {
+				return nil, err
+			}
+			for _, g := range gens {
+				last[[2]string{typ, g.Fingerprint}] = g.LastExpiry
+			}
+		}
 		for _, k := range keys {
 			g := GenerationExpiry{CAType: typ, Generation: k.Generation, State: k.State, LastExpiry: last[[2]string{typ, k.Fingerprint}]}
 			if k.State == store.StateRetiring {
@@ -115,4 +129,13 @@ func Monitor(ctx context.Context, st MonitorStore, grace time.Duration, now time
 		return nil, err
 	}
 	return snap, nil
+}
+
+func hasRetiring(keys []store.CAKey) bool {
+	for _, k := range keys {
+		if k.State == store.StateRetiring {
+			return true
+		}
+	}
+	return false
 }

@@ -31,8 +31,16 @@ type Generation struct {
 	Issued int
 }
 
-// Generations lists caType's keys with the expiry of their last certificate.
-func Generations(ctx context.Context, st RotationStore, caType string) ([]Generation, error) {
+// GenerationStore is what Generations reads.
+type GenerationStore interface {
+	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
+	ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error)
+}
+
+// Generations lists caType's keys with the expiry of their last certificate
+// that holds the key back (see below); `ca retire`, the service's
+// auto-retire and the /metrics gauges (Monitor) all read it from here.
+func Generations(ctx context.Context, st GenerationStore, caType string) ([]Generation, error) {
 	keys, err := st.ListCAKeys(ctx, caType)
 	if err != nil {
 		return nil, err
