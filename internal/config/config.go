@@ -61,6 +61,16 @@ type Service struct {
 	AnonymousRateLimit int `yaml:"anonymous_rate_limit,omitempty"`
 	// AuditFile, when set, also receives every audit entry as a JSON line.
 	AuditFile string `yaml:"audit_file,omitempty"`
+	// SSHListen, when set, starts the SSH front door (docs/frontdoor.md)
+	// on this address: local users (sshca user add) get certificates over
+	// plain ssh. Off by default.
+	SSHListen string `yaml:"ssh_listen,omitempty"`
+	// SSHHostRole is the host role under which the front door's host key
+	// is certified by sshca's own host CA; required with ssh_listen.
+	SSHHostRole string `yaml:"ssh_host_role,omitempty"`
+	// SSHHostNames are the front door's host names, the principals of its
+	// host certificate; required with ssh_listen.
+	SSHHostNames []string `yaml:"ssh_host_names,omitempty"`
 }
 
 // OIDC configures the identity provider whose ID tokens the service accepts.
@@ -385,7 +395,8 @@ func (c *Config) PolicyRoles() map[string]policy.Role {
 		role.SourceAddress = slices.Clone(r.SourceAddress)
 		role.TemplateGroups = slices.Clone(r.TemplateGroups)
 		if r.Allow != nil {
-			role.Allow = &policy.Allow{Users: slices.Clone(r.Allow.Users), Groups: slices.Clone(r.Allow.Groups)}
+			role.Allow = &policy.Allow{Users: slices.Clone(r.Allow.Users), Groups: slices.Clone(r.Allow.Groups),
+				LocalUsers: slices.Clone(r.Allow.LocalUsers), LocalGroups: slices.Clone(r.Allow.LocalGroups)}
 		}
 		out[name] = role
 	}
@@ -426,6 +437,30 @@ const (
 	DefaultAnonymousRateLimit = 600
 )
 
+// validateFrontDoor checks the SSH front door's keys of the service section.
+func (c *Config) validateFrontDoor(v *validator, s *Service) {
+	if s.SSHListen == "" {
+		if s.SSHHostRole != "" || len(s.SSHHostNames) > 0 {
+			v.add("service.ssh_listen", "ssh_host_role and ssh_host_names need ssh_listen")
+		}
+		return
+	}
+	if _, _, err := net.SplitHostPort(s.SSHListen); err != nil {
+		v.add("service.ssh_listen", "must be host:port, e.g. 0.0.0.0:2222")
+	}
+	switch r := c.Roles[s.SSHHostRole]; {
+	case s.SSHHostRole == "":
+		v.add("service.ssh_host_role", "name the host role that certifies the front door's host key")
+	case r == nil:
+		v.add("service.ssh_host_role", "unknown role %q", s.SSHHostRole)
+	case r.Type != policy.HostCert:
+		v.add("service.ssh_host_role", "role %q is not a host role", s.SSHHostRole)
+	}
+	if len(s.SSHHostNames) == 0 {
+		v.add("service.ssh_host_names", "name the front door's host names (its host certificate's principals)")
+	}
+}
+
 // ServiceOrDefault returns the service section with defaults filled in.
 func (c *Config) ServiceOrDefault() Service {
 	s := Service{}
@@ -460,6 +495,7 @@ func (c *Config) validateService(v *validator) {
 		if s.AnonymousRateLimit < 0 {
 			v.add("service.anonymous_rate_limit", "must be >= 0")
 		}
+		c.validateFrontDoor(v, s)
 	}
 	if o := c.OIDC; o != nil {
 		u, err := url.Parse(o.Issuer)

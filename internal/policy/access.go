@@ -22,6 +22,12 @@ const (
 	CallerToken = "token"
 	// CallerEnroll is a host holding a one-time enrollment token.
 	CallerEnroll = "enroll"
+	// CallerLocal is a local user: a person without an identity provider,
+	// registered by the admin (sshca user add) with SSH keys and groups,
+	// who authenticates at the SSH front door with one of those keys. MFA
+	// is what that connection proved: a TOTP code, or a FIDO (sk) key's
+	// signature with user presence.
+	CallerLocal = "local"
 )
 
 // Renewal modes of a role (Role.Renewal).
@@ -55,10 +61,15 @@ const (
 	RuleUnknownCaller    = "unknown-caller"
 )
 
-// Allow names the people who may use a role through the service.
+// Allow names the people who may use a role through the service: users
+// and groups of the identity provider, and local users and their groups
+// (sshca user add), which are separate names: a local user "alice" is not
+// the identity provider's "alice".
 type Allow struct {
-	Users  []string `yaml:"users,omitempty"`
-	Groups []string `yaml:"groups,omitempty"`
+	Users       []string `yaml:"users,omitempty"`
+	Groups      []string `yaml:"groups,omitempty"`
+	LocalUsers  []string `yaml:"local_users,omitempty"`
+	LocalGroups []string `yaml:"local_groups,omitempty"`
 }
 
 // Token is what the decision needs of an API token: its scope and state as
@@ -107,10 +118,22 @@ func (c Caller) Actor() string {
 		return "token:" + c.User
 	case CallerAdmin:
 		return "cli:" + c.User
+	case CallerLocal:
+		return "local:" + c.User
 	case "":
 		return "unauthenticated"
 	}
 	return "unknown:" + c.User
+}
+
+// FactorID is the name under which c's TOTP second factor is enrolled: the
+// identity provider's user name for a person, "local:NAME" for a local
+// user, so that neither can use the other's enrollment.
+func (c Caller) FactorID() string {
+	if c.Kind == CallerLocal {
+		return "local:" + c.User
+	}
+	return c.User
 }
 
 // Renewal says that a request renews an existing certificate; the Caller
@@ -148,6 +171,21 @@ func access(name string, role Role, c Caller, req Request) (string, *DenyError) 
 		}
 		if because == "" {
 			return "", deny(RuleRoleNotAllowed, "%s may not use role %s", quote(c.User), quote(name))
+		}
+	case CallerLocal:
+		switch {
+		case role.Allow != nil && slices.Contains(role.Allow.LocalUsers, c.User):
+			because = "allow.local_users: " + c.User
+		default:
+			for _, g := range c.Groups {
+				if role.Allow != nil && slices.Contains(role.Allow.LocalGroups, g) {
+					because = "allow.local_groups: " + g
+					break
+				}
+			}
+		}
+		if because == "" {
+			return "", deny(RuleRoleNotAllowed, "local user %s may not use role %s", quote(c.User), quote(name))
 		}
 	case CallerToken, CallerEnroll:
 		t := c.Token
@@ -188,6 +226,8 @@ func access(name string, role Role, c Caller, req Request) (string, *DenyError) 
 			return "", deny(RuleMFARequired, "role %s requires a second factor; API tokens cannot provide one", quote(name))
 		case c.Kind == CallerPerson:
 			return "", deny(RuleMFARequired, "role %s requires a second factor: sign in with MFA or give a TOTP code", quote(name))
+		case c.Kind == CallerLocal:
+			return "", deny(RuleMFARequired, "role %s requires a second factor: answer the TOTP prompt when connecting, or use a registered FIDO (sk) key", quote(name))
 		}
 		// The admin at the CA host holds the CA keys: the factor is moot.
 	}
@@ -284,17 +324,17 @@ const (
 // unexpired. One factor alone never suffices: a stolen password session
 // must not become a permanent second factor.
 func MayEnrollTOTP(c Caller, invite *Token, now time.Time) error {
-	if c.Kind != CallerPerson {
-		return deny(RuleOIDCOnly, "TOTP enrollment is for people signed in with SSO")
+	if c.Kind != CallerPerson && c.Kind != CallerLocal {
+		return deny(RuleOIDCOnly, "TOTP enrollment is for people: signed in with SSO, or local users")
 	}
 	if invite == nil {
 		if c.MFA {
 			return nil
 		}
-		return deny(RuleMFARequired, "enrolling a second factor needs a second factor: sign in with MFA, or ask an admin for an enrollment code (sshca totp invite %s)", c.User)
+		return deny(RuleMFARequired, "enrolling a second factor needs a second factor: sign in with MFA, or ask an admin for an enrollment code (sshca totp invite %s)", c.FactorID())
 	}
 	switch {
-	case !slices.Contains(invite.Principals, c.User):
+	case !slices.Contains(invite.Principals, c.FactorID()):
 		return deny(RuleEnrollmentCode, "this enrollment code was issued for someone else")
 	case !invite.RevokedAt.IsZero():
 		return deny(RuleEnrollmentCode, "this enrollment code was revoked")

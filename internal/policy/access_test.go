@@ -12,9 +12,9 @@ func TestAccess(t *testing.T) {
 	now := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
 	roles := map[string]Role{
 		"deploy": {Name: "deploy", Type: UserCert, Principals: []string{"role-deploy"}, DefaultTTL: time.Hour, MaxTTL: 2 * time.Hour,
-			Allow: &Allow{Users: []string{"alice"}, Groups: []string{"ops"}}},
+			Allow: &Allow{Users: []string{"alice"}, Groups: []string{"ops"}, LocalUsers: []string{"lou"}, LocalGroups: []string{"local-ops"}}},
 		"secure": {Name: "secure", Type: UserCert, Principals: []string{"role-secure"}, DefaultTTL: time.Hour, MaxTTL: time.Hour,
-			Allow: &Allow{Users: []string{"alice"}}, RequireMFA: true},
+			Allow: &Allow{Users: []string{"alice"}, LocalUsers: []string{"lou"}}, RequireMFA: true},
 		"cli-renewable": {Name: "cli-renewable", Type: UserCert, Principals: []string{"p"}, DefaultTTL: time.Hour, MaxTTL: time.Hour, Renewal: RenewAny},
 		"no-renew": {Name: "no-renew", Type: UserCert, Principals: []string{"p"}, DefaultTTL: time.Hour, MaxTTL: time.Hour,
 			Allow: &Allow{Users: []string{"alice"}}, Renewal: RenewNone},
@@ -35,6 +35,13 @@ func TestAccess(t *testing.T) {
 		return TokenCaller(tk, now)
 	}
 	admin := Caller{Kind: CallerAdmin, Identity: Identity{User: "root"}}
+	lou := Caller{Kind: CallerLocal, Identity: Identity{User: "lou"}, AuthTime: now}
+	louMFA := lou
+	louMFA.MFA = true
+	// A local user named like an identity provider's user, and in a group
+	// named like one of its groups, gains nothing from either.
+	localAlice := Caller{Kind: CallerLocal, Identity: Identity{User: "alice", Groups: []string{"ops"}}, AuthTime: now}
+	localOps := Caller{Kind: CallerLocal, Identity: Identity{User: "lee", Groups: []string{"local-ops"}}, AuthTime: now}
 	renew := &Renewal{Serial: 7, KeyID: "k", Principals: []string{"role-deploy"}}
 	renewP := &Renewal{Serial: 7, KeyID: "k", Principals: []string{"p"}}
 	old := func(c Caller, age time.Duration) Caller { c.AuthTime = now.Add(-age); return c }
@@ -51,6 +58,13 @@ func TestAccess(t *testing.T) {
 		{name: "fail/person-no-allow-list", c: alice, req: Request{Type: UserCert, Role: "cli-renewable"}, wantRule: RuleRoleNotAllowed},
 		{name: "fail/person-mfa-missing", c: alice, req: Request{Type: UserCert, Role: "secure"}, wantRule: RuleMFARequired},
 		{name: "ok/person-mfa", c: aliceMFA, req: Request{Type: UserCert, Role: "secure"}, because: "allow.users: alice, with a second factor"},
+		{name: "ok/local-by-user", c: lou, req: Request{Type: UserCert, Role: "deploy"}, because: "allow.local_users: lou"},
+		{name: "ok/local-by-group", c: localOps, req: Request{Type: UserCert, Role: "deploy"}, because: "allow.local_groups: local-ops"},
+		{name: "fail/local-named-like-person", c: localAlice, req: Request{Type: UserCert, Role: "deploy"}, wantRule: RuleRoleNotAllowed},
+		{name: "fail/local-mfa-missing", c: lou, req: Request{Type: UserCert, Role: "secure"}, wantRule: RuleMFARequired},
+		{name: "ok/local-mfa", c: louMFA, req: Request{Type: UserCert, Role: "secure"}, because: "allow.local_users: lou, with a second factor"},
+		{name: "fail/local-no-allow-list", c: lou, req: Request{Type: UserCert, Role: "cli-renewable"}, wantRule: RuleRoleNotAllowed},
+		{name: "fail/person-named-like-local", c: Caller{Kind: CallerPerson, Identity: Identity{User: "lou", Groups: []string{"local-ops"}}, AuthTime: now}, req: Request{Type: UserCert, Role: "deploy"}, wantRule: RuleRoleNotAllowed},
 		{name: "ok/admin-any-role", c: admin, req: Request{Type: UserCert, Role: "secure"}, because: "admin at the CA"},
 		{name: "ok/role-token", c: tok(TokenRole, []string{"deploy"}, nil), req: Request{Type: UserCert, Role: "deploy"}},
 		{name: "fail/role-token-other-role", c: tok(TokenRole, []string{"deploy"}, nil), req: Request{Type: UserCert, Role: "no-renew"}, wantRule: RuleRoleNotAllowed},
@@ -172,6 +186,9 @@ func TestMayEnrollTOTP(t *testing.T) {
 		{"fail/invite-expired", p, inv("carol", func(t *Token) { t.ExpiresAt = now }), RuleEnrollmentCode},
 		{"fail/invite-used", p, inv("carol", func(t *Token) { t.UsedAt = now }), RuleEnrollmentCode},
 		{"fail/invite-revoked", p, inv("carol", func(t *Token) { t.RevokedAt = now }), RuleEnrollmentCode},
+		{"ok/local-invite", Caller{Kind: CallerLocal, Identity: Identity{User: "carol"}}, inv("local:carol", nil), ""},
+		{"fail/local-with-persons-invite", Caller{Kind: CallerLocal, Identity: Identity{User: "carol"}}, inv("carol", nil), RuleEnrollmentCode},
+		{"fail/person-with-locals-invite", p, inv("local:carol", nil), RuleEnrollmentCode},
 		{"fail/token-caller", Caller{Kind: CallerToken, Identity: Identity{User: "ci"}, MFA: true}, nil, RuleOIDCOnly},
 	}
 	for _, tt := range tests {
