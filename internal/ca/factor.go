@@ -16,17 +16,22 @@ import (
 // and spends it. A refusal comes back with its rule; rule "" is a failure
 // to check (storage).
 func (a *Authority) verifyTOTP(ctx context.Context, c policy.Caller, code string) (rule string, err error) {
-	if c.Kind != policy.CallerPerson {
-		return policy.RuleMFARequired, &policy.DenyError{Rule: policy.RuleMFARequired, Msg: "TOTP codes are for people signed in with SSO"}
+	if c.Kind != policy.CallerPerson && c.Kind != policy.CallerLocal {
+		return policy.RuleMFARequired, &policy.DenyError{Rule: policy.RuleMFARequired, Msg: "TOTP codes are for people: signed in with SSO, or local users"}
 	}
-	secret, last, err := a.Store.GetTOTP(ctx, c.User)
+	id := c.FactorID()
+	secret, last, err := a.Store.GetTOTP(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return policy.RuleMFARequired, &policy.DenyError{Rule: policy.RuleMFARequired, Msg: fmt.Sprintf("no TOTP enrolled for %s; enroll with POST /v1/totp/enroll (with an MFA sign-in or an admin's code from sshca totp invite)", c.User)}
+		how := "enroll with POST /v1/totp/enroll (with an MFA sign-in or an admin's code from sshca totp invite)"
+		if c.Kind == policy.CallerLocal {
+			how = "enroll at the SSH front door with `totp-enroll CODE` (a code from sshca totp invite " + id + ")"
+		}
+		return policy.RuleMFARequired, &policy.DenyError{Rule: policy.RuleMFARequired, Msg: fmt.Sprintf("no TOTP enrolled for %s; %s", id, how)}
 	}
 	if errors.Is(err, store.ErrTampered) {
 		// Fail closed, as a refusal the audit log shows: the enrollment was
 		// changed outside sshca.
-		return "mfa-failed", &policy.DenyError{Rule: "mfa-failed", Msg: fmt.Sprintf("the TOTP enrollment of %s cannot be used (changed outside sshca); an admin must reset it", c.User)}
+		return "mfa-failed", &policy.DenyError{Rule: "mfa-failed", Msg: fmt.Sprintf("the TOTP enrollment of %s cannot be used (changed outside sshca); an admin must reset it", id)}
 	}
 	if err != nil {
 		return "", fmt.Errorf("ca: read TOTP enrollment: %w", err)
@@ -35,7 +40,7 @@ func (a *Authority) verifyTOTP(ctx context.Context, c policy.Caller, code string
 	if err != nil {
 		return "mfa-failed", &policy.DenyError{Rule: "mfa-failed", Msg: "TOTP code rejected"}
 	}
-	if err := a.Store.AdvanceTOTP(ctx, c.User, step); err != nil {
+	if err := a.Store.AdvanceTOTP(ctx, id, step); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			return "mfa-failed", &policy.DenyError{Rule: "mfa-failed", Msg: "TOTP code already used"}
 		}
@@ -101,12 +106,12 @@ func (a *Authority) EnrollTOTP(ctx context.Context, st TOTPStore, c policy.Calle
 	if inv != nil {
 		how = "with enrollment code " + inv.ID
 	}
-	d := map[string]string{"user": c.User, "how": how}
+	d := map[string]string{"user": c.FactorID(), "how": how}
 	for k, v := range details {
 		d[k] = v
 	}
 	ev := audit.Entry{Time: a.now(), Actor: c.Actor(), Action: audit.ActionAdmin, Outcome: "ok", Reason: "totp enrolled", Details: d}
-	if err := st.PutTOTP(ctx, c.User, secret, ev); err != nil {
+	if err := st.PutTOTP(ctx, c.FactorID(), secret, ev); err != nil {
 		if errors.Is(err, store.ErrExists) {
 			return refuse("already-enrolled", ErrAlreadyEnrolled)
 		}
