@@ -1,5 +1,6 @@
 // Package agent is the server side of sshca: it keeps a server's trusted
-// user CA keys, KRL, principals files and host certificate current, and
+// user CA keys, KRL (and, when asked, the host KRL), principals files and
+// host certificate current, and
 // reports what it installed. It installs every file atomically and never
 // replaces a good file with a worse one (unparsable, unsigned, older, or
 // empty); the trusted CA keys and principals files hold only what it
@@ -57,14 +58,26 @@ type Config struct {
 	SSHDPidFile string
 	// ReloadCommand, when set, is run (sh -c) after a host certificate change.
 	ReloadCommand string
-	Log           *slog.Logger
-	Now           func() time.Time
+	// HostKRL, when set, is the absolute path at which the host CA's KRL
+	// is kept for sshd: the file `sshca sshd-config --host-krl` names on
+	// the RevokedKeys line beside the user KRL for OpenSSH 10.3 and later,
+	// so that a key revoked as a host key is refused as a user key too.
+	// It is verified against the host CA's published keys and installed
+	// like the user KRL (see syncKRL); an empty one is written before the
+	// first fetch, since sshd refuses every key login if it is missing.
+	HostKRL string
+	Log     *slog.Logger
+	Now     func() time.Time
 }
 
 // State is what the agent remembers between runs.
 type State struct {
-	KRLVersion     uint64    `json:"krl_version"`
-	KRLETag        string    `json:"krl_etag,omitempty"`
+	KRLVersion uint64 `json:"krl_version"`
+	KRLETag    string `json:"krl_etag,omitempty"`
+	// HostKRLVersion and HostKRLETag are those of the host KRL installed
+	// at Config.HostKRL (zero when none is kept).
+	HostKRLVersion uint64    `json:"host_krl_version,omitempty"`
+	HostKRLETag    string    `json:"host_krl_etag,omitempty"`
 	LastSuccess    time.Time `json:"last_success"`
 	LastAttempt    time.Time `json:"last_attempt"`
 	LastError      string    `json:"last_error,omitempty"`
@@ -113,7 +126,11 @@ func saveState(dir string, s State) error {
 // EnsureEmptyKRL writes an empty, valid KRL when none exists, so that
 // RevokedKeys can be switched on before the first successful sync.
 func EnsureEmptyKRL(dir string) (bool, error) {
-	path := filepath.Join(dir, KRLFile)
+	return ensureEmptyKRLAt(filepath.Join(dir, KRLFile))
+}
+
+// ensureEmptyKRLAt writes an empty, valid KRL at path when nothing is there.
+func ensureEmptyKRLAt(path string) (bool, error) {
 	if _, err := os.Stat(path); err == nil {
 		return false, nil
 	}
@@ -121,13 +138,48 @@ func EnsureEmptyKRL(dir string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, err
+	}
 	return true, atomicfile.Write(path, data, 0o644)
+}
+
+// krlTarget is one KRL the agent keeps: the user CA's in the agent's
+// directory, or the host CA's at Config.HostKRL.
+type krlTarget struct {
+	typ     string  // "user" or "host", as GET /v1/krl?type= takes it
+	path    string  // where it is installed; its signature goes to path.sig
+	name    string  // how results and logs name it
+	version *uint64 // the State fields it updates
+	etag    *string
+}
+
+func (c *Config) userKRL(res *Result) krlTarget {
+	return krlTarget{typ: "user", path: filepath.Join(c.Dir, KRLFile), name: KRLFile,
+		version: &res.State.KRLVersion, etag: &res.State.KRLETag}
+}
+
+func (c *Config) hostKRL(res *Result) krlTarget {
+	name := c.HostKRL
+	if rel, err := filepath.Rel(c.Dir, c.HostKRL); err == nil && filepath.IsLocal(rel) {
+		name = rel
+	}
+	return krlTarget{typ: "host", path: c.HostKRL, name: name,
+		version: &res.State.HostKRLVersion, etag: &res.State.HostKRLETag}
 }
 
 // Sync runs once: trusted CA keys, KRL, principals, host certificate, report.
 // Files that fail validation are refused and the last good copy stays; the
 // returned error says what could not be refreshed.
 func Sync(ctx context.Context, c Config) (*Result, error) {
+	if c.HostKRL != "" {
+		if !filepath.IsAbs(c.HostKRL) {
+			return nil, fmt.Errorf("host KRL: %q is not an absolute path", c.HostKRL)
+		}
+		if user, err := filepath.Abs(filepath.Join(c.Dir, KRLFile)); err == nil && filepath.Clean(c.HostKRL) == user {
+			return nil, fmt.Errorf("host KRL: %s is the user KRL's path", c.HostKRL)
+		}
+	}
 	if err := os.MkdirAll(filepath.Join(c.Dir, PrincipalsDir), 0o755); err != nil {
 		return nil, err
 	}
@@ -139,13 +191,25 @@ func Sync(ctx context.Context, c Config) (*Result, error) {
 	} else if made {
 		res.Installed = append(res.Installed, KRLFile+" (empty)")
 	}
+	if c.HostKRL != "" {
+		if made, err := ensureEmptyKRLAt(c.HostKRL); err != nil {
+			return res, fmt.Errorf("host KRL: %w", err)
+		} else if made {
+			res.Installed = append(res.Installed, c.hostKRL(res).name+" (empty)")
+		}
+	}
 	var errs []error
 	caKeys, err := c.syncTrustedCAs(ctx, res)
 	if err != nil {
 		errs = append(errs, err)
 	}
 	if caKeys != nil {
-		if err := c.syncKRL(ctx, caKeys, res); err != nil {
+		if err := c.syncKRL(ctx, c.userKRL(res), caKeys, res); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.HostKRL != "" {
+		if err := c.syncHostKRL(ctx, res); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -223,26 +287,52 @@ func (c *Config) syncTrustedCAs(ctx context.Context, res *Result) ([]ssh.PublicK
 	return keys, nil
 }
 
-// syncKRL fetches the KRL and its signature and installs the KRL only if the
-// signature verifies against a published CA key, it parses, and its version
-// is not lower than the installed one.
-func (c *Config) syncKRL(ctx context.Context, caKeys []ssh.PublicKey, res *Result) error {
-	path := filepath.Join(c.Dir, KRLFile)
-	etag := res.State.KRLETag
+// syncHostKRL keeps the host KRL at Config.HostKRL: its signature must
+// verify against the host CA's published keys (strictly parsed, as the
+// trusted user CA keys are), as the user KRL's against the user CA's.
+func (c *Config) syncHostKRL(ctx context.Context, res *Result) error {
+	raw, err := c.Client.CAKeysRaw(ctx, "host")
+	if err != nil {
+		return fmt.Errorf("host KRL: fetch host CA keys: %w", err)
+	}
+	keys, err := parseTrustedCAKeys(raw)
+	if err == nil && len(keys) == 0 {
+		err = errors.New("the service published no host CA keys")
+	}
+	t := c.hostKRL(res)
+	if err != nil {
+		why := "cannot verify it: host CA keys: " + err.Error()
+		res.Refused = append(res.Refused, t.name+": "+why)
+		c.log().Warn("refused host KRL", "reason", why)
+		return fmt.Errorf("host KRL: refused (%s); keeping the installed one", why)
+	}
+	return c.syncKRL(ctx, t, keys, res)
+}
+
+// syncKRL fetches the KRL of t.typ and its signature and installs the KRL
+// at t.path only if the signature verifies against one of caKeys, it parses
+// strictly, and its version is not lower than the installed one.
+func (c *Config) syncKRL(ctx context.Context, t krlTarget, caKeys []ssh.PublicKey, res *Result) error {
+	path := t.path
+	what := "KRL"
+	if t.typ != "user" {
+		what = t.typ + " KRL"
+	}
+	etag := *t.etag
 	if _, err := os.Stat(path); err != nil {
 		etag = ""
 	}
-	data, sig, newETag, notModified, err := c.Client.KRL(ctx, "user", etag)
+	data, sig, newETag, notModified, err := c.Client.KRL(ctx, t.typ, etag)
 	if err != nil {
-		return fmt.Errorf("fetch KRL: %w", err)
+		return fmt.Errorf("fetch %s: %w", what, err)
 	}
 	if notModified {
 		return nil
 	}
 	refuse := func(why string) error {
-		res.Refused = append(res.Refused, KRLFile+": "+why)
-		c.log().Warn("refused KRL", "reason", why)
-		return fmt.Errorf("KRL: refused (%s); keeping the installed one", why)
+		res.Refused = append(res.Refused, t.name+": "+why)
+		c.log().Warn("refused "+what, "reason", why)
+		return fmt.Errorf("%s: refused (%s); keeping the installed one", what, why)
 	}
 	if _, err := sshsig.Verify(sig, bytes.NewReader(data), sshsig.Namespace, caKeys); err != nil {
 		return refuse("signature does not verify: " + err.Error())
@@ -266,10 +356,10 @@ func (c *Config) syncKRL(ctx context.Context, caKeys []ssh.PublicKey, res *Resul
 		return err
 	}
 	if changed {
-		res.Installed = append(res.Installed, KRLFile)
-		c.log().Info("installed KRL", "version", k.Version)
+		res.Installed = append(res.Installed, t.name)
+		c.log().Info("installed "+what, "version", k.Version)
 	}
-	res.State.KRLVersion, res.State.KRLETag = k.Version, newETag
+	*t.version, *t.etag = k.Version, newETag
 	return nil
 }
 
@@ -458,6 +548,11 @@ func (c *Config) removeStaleTemps() {
 		cert := client.CertPath(c.HostKey)
 		globs = append(globs, filepath.Join(filepath.Dir(cert), "."+filepath.Base(cert)+".tmp-*"))
 	}
+	if c.HostKRL != "" {
+		for _, f := range []string{c.HostKRL, c.HostKRL + ".sig"} {
+			globs = append(globs, filepath.Join(filepath.Dir(f), "."+filepath.Base(f)+".tmp-*"))
+		}
+	}
 	for _, g := range globs {
 		matches, _ := filepath.Glob(g)
 		for _, m := range matches {
@@ -494,6 +589,9 @@ func Run(ctx context.Context, c Config, interval time.Duration) error {
 	if c.HostKey != "" {
 		what = append(what, "host_key", c.HostKey)
 	}
+	if c.HostKRL != "" {
+		what = append(what, "host_krl", c.HostKRL)
+	}
 	c.log().Info("sync daemon started: keeps the trusted user CA keys, the KRL, the principals files and the host certificate current", what...)
 	for {
 		res, err := Sync(ctx, c)
@@ -507,6 +605,9 @@ func Run(ctx context.Context, c Config, interval time.Duration) error {
 		} else {
 			backoff = 5 * time.Second
 			attrs := []any{"krl_version", res.State.KRLVersion, "ca_keys", len(res.State.CAKeys)}
+			if c.HostKRL != "" {
+				attrs = append(attrs, "host_krl_version", res.State.HostKRLVersion)
+			}
 			if !res.State.HostCertExpiry.IsZero() {
 				attrs = append(attrs, "host_cert_valid_until", res.State.HostCertExpiry.UTC().Format(time.RFC3339))
 			}
