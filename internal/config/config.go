@@ -71,6 +71,8 @@ type Service struct {
 	// SSHHostNames are the front door's host names, the principals of its
 	// host certificate; required with ssh_listen.
 	SSHHostNames []string `yaml:"ssh_host_names,omitempty"`
+	// Console, when set, serves the admin console under /ui/ (see Console).
+	Console *Console `yaml:"console,omitempty"`
 }
 
 // OIDC configures the identity provider whose ID tokens the service accepts.
@@ -496,6 +498,7 @@ func (c *Config) validateService(v *validator) {
 			v.add("service.anonymous_rate_limit", "must be >= 0")
 		}
 		c.validateFrontDoor(v, s)
+		validateConsole(v, s.Console)
 	}
 	if o := c.OIDC; o != nil {
 		u, err := url.Parse(o.Issuer)

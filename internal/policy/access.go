@@ -120,6 +120,8 @@ func (c Caller) Actor() string {
 		return "cli:" + c.User
 	case CallerLocal:
 		return "local:" + c.User
+	case CallerConsole:
+		return "console:" + c.User
 	case "":
 		return "unauthenticated"
 	}
