@@ -257,7 +257,12 @@ func svcRunBackend(ctx context.Context, o *options, name, db string, subj *loadS
 	}
 
 	logPath := filepath.Join(dir, "serve.log")
-	srv, err := svcStart(ctx, o.SSHCA, append(global, "serve"), logPath)
+	serveArgs := append(global, "serve")
+	if d := os.Getenv("SSHCA_BENCH_PROFILE_DIR"); d != "" {
+		// Diagnostics: a CPU profile of this backend's whole run.
+		serveArgs = append(serveArgs, "--cpuprofile", filepath.Join(d, "serve-"+strings.ToLower(name)+".pprof"))
+	}
+	srv, err := svcStart(ctx, o.SSHCA, serveArgs, logPath)
 	if err != nil {
 		return nil, err
 	}

@@ -244,7 +244,7 @@ func (a *Authority) Check(ctx context.Context, req Request) (rule string, err er
 	if err != nil {
 		return "", err
 	}
-	rx, err := a.revokedIndexOf(ctx, CAType(req.Type))
+	rx, err := a.revokedIndexOf(ctx, CAType(req.Type), true)
 	if err != nil {
 		return "", err
 	}
@@ -402,12 +402,13 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 	}
 	caType := CAType(req.Type)
 	spent := false
+	freshKRL := false
 	for attempt := 1; ; attempt++ {
 		key, err := a.cachedActiveKey(ctx, caType)
 		if err != nil {
 			return nil, err
 		}
-		rx, err := a.revokedIndexOf(ctx, caType)
+		rx, err := a.revokedIndexOf(ctx, caType, freshKRL)
 		if err != nil {
 			return nil, err
 		}
@@ -436,11 +437,19 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		if err := a.signPrepared(p, serial, sgn); err != nil {
 			return nil, err
 		}
-		err = a.commits.commit(ctx, a.Store, store.BatchItem{Cert: p.rec, Event: p.ev, TokenID: req.tokenID()})
+		item := store.BatchItem{Cert: p.rec, Event: p.ev, TokenID: req.tokenID()}
+		if rx != nil {
+			item.CheckRevocations, item.RevocationsAt = true, rx.version
+		}
+		err = a.commits.commit(ctx, a.Store, item)
 		switch {
 		case errors.Is(err, store.ErrCAKeyNotActive) && attempt < maxSignAttempts:
 			// Rotated meanwhile: sign again with the new active key.
 			a.forgetActiveKey(caType)
+			continue
+		case errors.Is(err, store.ErrRevocationsChanged) && attempt < maxSignAttempts:
+			// Something was revoked since the cached index: check again.
+			freshKRL = true
 			continue
 		case errors.Is(err, store.ErrTokenInvalid):
 			return nil, a.Deny(ctx, req, "token-invalid", fmt.Errorf("ca: %w", err))
@@ -541,6 +550,7 @@ type Batch struct {
 	a     *Authority
 	preps []*prepared
 	errs  []error
+	rxs   map[string]*revokedIndex // by CA type, the revocations checked
 }
 
 // PrepareMany checks and signs reqs (see SignMany) without recording them.
@@ -548,6 +558,7 @@ func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, er
 	b := &Batch{a: a, preps: make([]*prepared, len(reqs)), errs: make([]error, len(reqs))}
 	keys := map[string]store.CAKey{}
 	rxs := map[string]*revokedIndex{}
+	b.rxs = rxs
 	for _, req := range reqs {
 		caType := CAType(req.Type)
 		if _, seen := keys[caType]; !seen {
@@ -556,7 +567,7 @@ func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, er
 				return nil, err
 			}
 			keys[caType] = k
-			if rxs[caType], err = a.revokedIndexOf(ctx, caType); err != nil {
+			if rxs[caType], err = a.revokedIndexOf(ctx, caType, true); err != nil {
 				return nil, err
 			}
 		}
@@ -628,6 +639,9 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 		items[i] = store.BatchItem{Cert: p.rec, Event: p.ev}
 		if p.rec != nil {
 			items[i].TokenID = p.req.tokenID()
+			if rx := b.rxs[p.rec.CAType]; rx != nil {
+				items[i].CheckRevocations, items[i].RevocationsAt = true, rx.version
+			}
 		}
 	}
 	for lo := 0; lo < len(items); lo += maxBatch {

@@ -45,20 +45,32 @@ type revokedCache struct {
 	m  map[string]*revokedIndex
 }
 
-// revokedIndexOf returns the index of caType for the store's current KRL
-// version: one query per issuance (or batch) while nothing was revoked,
-// a scan of the key and key ID revocations when something was. A store
-// that cannot list revocations gives nil: nothing is checked.
-func (a *Authority) revokedIndexOf(ctx context.Context, caType string) (*revokedIndex, error) {
+// revokedIndexOf returns the index of caType. With fresh it is the index of
+// the store's current KRL version (one query while nothing was revoked, a
+// scan of the key and key ID revocations when something was); without, the
+// cached index when there is one, with no query: the service's issuance
+// path, whose records carry the version they were checked at and are
+// refused inside the recording transaction if it moved on
+// (store.ErrRevocationsChanged), upon which Sign asks again with fresh. A
+// store that cannot list revocations gives nil: nothing is checked.
+func (a *Authority) revokedIndexOf(ctx context.Context, caType string, fresh bool) (*revokedIndex, error) {
 	ks, ok := a.Store.(KRLStore)
 	if !ok {
 		return nil, nil
+	}
+	c := &a.revokedIx
+	if !fresh {
+		c.mu.Lock()
+		x := c.m[caType]
+		c.mu.Unlock()
+		if x != nil {
+			return x, nil
+		}
 	}
 	v, err := ks.KRLVersion(ctx, caType)
 	if err != nil {
 		return nil, err
 	}
-	c := &a.revokedIx
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if x := c.m[caType]; x != nil && x.version == v {

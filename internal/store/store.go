@@ -33,6 +33,9 @@ var (
 	// ErrRenewedRevoked: a batch item renews a certificate whose serial was
 	// revoked by the time the item would be recorded.
 	ErrRenewedRevoked = errors.New("store: the renewed certificate was revoked")
+	// ErrRevocationsChanged: a revocation was committed between an item's
+	// revocation check and its recording (see BatchItem.CheckRevocations).
+	ErrRevocationsChanged = errors.New("store: revocations changed since the request was checked")
 )
 
 // BatchItem is one record of an issuance batch (see Store.CommitBatch).
@@ -49,6 +52,13 @@ type BatchItem struct {
 	// that renews another (Cert.Lineage.Renews) is likewise refused
 	// (ErrRenewedRevoked) if a serial revocation covers the renewed one.
 	TokenID string
+	// CheckRevocations, when set, says that issuance checked Cert's subject
+	// key and key ID against the key and key ID revocations of Cert.CAType as
+	// of KRL version RevocationsAt: the item is refused
+	// (ErrRevocationsChanged) if that CA type's KRL version differs inside
+	// the transaction, so a revocation committed meanwhile is never missed.
+	CheckRevocations bool
+	RevocationsAt    uint64
 }
 
 // CertRecord is one issued (or being issued) certificate.

@@ -58,7 +58,7 @@ const (
 
 // cachedQueries are the statements of the write path kept prepared.
 func cachedQueries() []string {
-	q := []string{reserveSQL, updateHeadSQL}
+	q := []string{reserveSQL, updateHeadSQL, serialNextSQL, auditHeadSQL, krlVersionSQL, caKeyActiveSQL, renewedRevokedSQL, tokenStateSQL}
 	for _, n := range insertShapes {
 		q = append(q, multiRow(insertCertHead, 14, n), multiRow(insertAuditHead, 12, n))
 	}
@@ -110,6 +110,27 @@ func (s *DB) execCached(ctx context.Context, tx *sql.Tx, query string, args ...a
 	return tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 }
 
+// queryRowCached is execCached for a query of one row: the row is read
+// and its statement reset by Scan, so it never stays active.
+func (s *DB) queryRowCached(ctx context.Context, tx *sql.Tx, query string, args ...any) *sql.Row {
+	var st *sql.Stmt
+	if m := s.stmts.Load(); m != nil {
+		st = (*m)[query]
+	}
+	if st == nil {
+		return tx.QueryRowContext(ctx, s.q(query), args...)
+	}
+	return tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+// The one-row queries of the write path, kept prepared.
+const (
+	serialNextSQL     = `SELECT next FROM serial_counter WHERE id = 1`
+	caKeyActiveSQL    = `SELECT COUNT(*) FROM ca_keys WHERE ca_type = ? AND fingerprint = ? AND state = 'active'`
+	renewedRevokedSQL = `SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = 'serial' AND lo <= ? AND hi >= ?`
+	tokenStateSQL     = `SELECT revoked_us, expires_us FROM tokens WHERE id = ?`
+)
+
 // reserveSQL moves the serial counter on by n.
 const reserveSQL = `UPDATE serial_counter SET next = next + ? WHERE id = 1`
 
@@ -136,7 +157,7 @@ func (s *DB) reserve(ctx context.Context, tx *sql.Tx, n int) (uint64, error) {
 		}
 	}
 	if err == nil {
-		err = tx.QueryRowContext(ctx, s.q(`SELECT next FROM serial_counter WHERE id = 1`)).Scan(&next)
+		err = s.queryRowCached(ctx, tx, serialNextSQL).Scan(&next)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("store: reserve serials: %w", err)
@@ -190,9 +211,11 @@ func (s *DB) CommitBatch(ctx context.Context, items []store.BatchItem) ([]error,
 	return errs, nil
 }
 
-// checkBatch sets errs[i] for items whose CA key or token is no longer valid.
+// checkBatch sets errs[i] for items whose CA key or token is no longer
+// valid, or whose revocation check is out of date.
 func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem, errs []error) error {
 	keyOK := map[string]bool{}
+	krlAt := map[string]uint64{} // CA type -> its KRL version now
 	type tok struct{ revoked, expires int64 }
 	toks := map[string]*tok{}
 	for i, it := range items {
@@ -201,8 +224,7 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 			ok, seen := keyOK[k]
 			if !seen {
 				var n int
-				err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM ca_keys WHERE ca_type = ? AND fingerprint = ? AND state = 'active'`),
-					c.CAType, c.CAFingerprint).Scan(&n)
+				err := s.queryRowCached(ctx, tx, caKeyActiveSQL, c.CAType, c.CAFingerprint).Scan(&n)
 				if err != nil {
 					return fmt.Errorf("store: check CA key: %w", err)
 				}
@@ -213,13 +235,28 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 				errs[i] = fmt.Errorf("store: %s CA key %s: %w", c.CAType, c.CAFingerprint, store.ErrCAKeyNotActive)
 				continue
 			}
+			if it.CheckRevocations {
+				v, seen := krlAt[c.CAType]
+				if !seen {
+					var n int64
+					err := s.queryRowCached(ctx, tx, krlVersionSQL, c.CAType).Scan(&n)
+					if err != nil && !errors.Is(err, sql.ErrNoRows) {
+						return fmt.Errorf("store: check KRL version: %w", err)
+					}
+					v = uint64(n)
+					krlAt[c.CAType] = v
+				}
+				if v != it.RevocationsAt {
+					errs[i] = fmt.Errorf("store: %s KRL version %d, checked at %d: %w", c.CAType, v, it.RevocationsAt, store.ErrRevocationsChanged)
+					continue
+				}
+			}
 			if r := c.Lineage.Renews; r != 0 {
 				// A renewal checked its certificate against the KRL before
 				// signing; a serial revocation (revoke --serial, --identity)
 				// committed since must still stop it.
 				var n int
-				err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = 'serial' AND lo <= ? AND hi >= ?`),
-					c.CAType, int64(r), int64(r)).Scan(&n)
+				err := s.queryRowCached(ctx, tx, renewedRevokedSQL, c.CAType, int64(r), int64(r)).Scan(&n)
 				if err != nil {
 					return fmt.Errorf("store: check renewed certificate: %w", err)
 				}
@@ -233,7 +270,7 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 			t, seen := toks[it.TokenID]
 			if !seen {
 				t = &tok{}
-				err := tx.QueryRowContext(ctx, s.q(`SELECT revoked_us, expires_us FROM tokens WHERE id = ?`), it.TokenID).Scan(&t.revoked, &t.expires)
+				err := s.queryRowCached(ctx, tx, tokenStateSQL, it.TokenID).Scan(&t.revoked, &t.expires)
 				if errors.Is(err, sql.ErrNoRows) {
 					t = nil
 				} else if err != nil {

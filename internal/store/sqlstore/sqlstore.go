@@ -161,7 +161,7 @@ func (s *DB) auditHeadForUpdate(ctx context.Context, tx *sql.Tx) (prev *audit.En
 	// databases created before that.
 	var seq int64
 	var hash string
-	err = tx.QueryRowContext(ctx, s.q(`SELECT seq, hash FROM audit_head WHERE id = 1`)).Scan(&seq, &hash)
+	err = s.queryRowCached(ctx, tx, auditHeadSQL).Scan(&seq, &hash)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return nil, false, nil
@@ -172,6 +172,8 @@ func (s *DB) auditHeadForUpdate(ctx context.Context, tx *sql.Tx) (prev *audit.En
 	}
 	return nil, true, nil
 }
+
+const auditHeadSQL = `SELECT seq, hash FROM audit_head WHERE id = 1`
 
 const updateHeadSQL = `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`
 
@@ -528,9 +530,17 @@ func (s *DB) ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, erro
 }
 
 // KRLVersion returns caType's KRL version counter.
+const krlVersionSQL = `SELECT version FROM krl_versions WHERE ca_type = ?`
+
 func (s *DB) KRLVersion(ctx context.Context, caType string) (uint64, error) {
 	var v int64
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT version FROM krl_versions WHERE ca_type = ?`), caType).Scan(&v)
+	var row *sql.Row
+	if m := s.stmts.Load(); m != nil && (*m)[krlVersionSQL] != nil {
+		row = (*m)[krlVersionSQL].QueryRowContext(ctx, caType)
+	} else {
+		row = s.db.QueryRowContext(ctx, s.q(krlVersionSQL), caType)
+	}
+	err := row.Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
