@@ -49,6 +49,7 @@ type Host struct {
 type ServiceStore interface {
 	Store
 	StatsStore
+	UserStore
 
 	CreateToken(ctx context.Context, t Token, ev audit.Entry) error
 	GetToken(ctx context.Context, id string) (*Token, error)

@@ -120,6 +120,10 @@ var schema = []string{
 		detail TEXT NOT NULL
 	)`,
 	`INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, 0, '` + audit.GenesisHash + `')`,
+	// Local users of the SSH front door (PostgreSQL migration 6).
+	`CREATE TABLE IF NOT EXISTS local_users (name TEXT PRIMARY KEY, groups_json TEXT NOT NULL, created_by TEXT NOT NULL, created_us INTEGER NOT NULL)`,
+	`CREATE TABLE IF NOT EXISTS local_user_keys (fingerprint TEXT PRIMARY KEY, name TEXT NOT NULL, public_key TEXT NOT NULL, added_us INTEGER NOT NULL)`,
+	`CREATE INDEX IF NOT EXISTS local_user_keys_name ON local_user_keys (name)`,
 }
 
 // Dialect is the SQLite dialect for sqlstore.

@@ -36,6 +36,9 @@ type dumpTable struct {
 	// singleton tables hold one row that the schema creates (the import
 	// updates it); they are not counted.
 	singleton bool
+	// optional tables came after the first dump format: a dump of an older
+	// sshca has none, and imports with them empty.
+	optional bool
 }
 
 func cols(spec string) []dumpColumn {
@@ -60,6 +63,8 @@ var dumpTables = []dumpTable{
 	{name: "tokens", columns: cols("id name kind roles principals hash created_by created_us:i expires_us:i revoked_us:i used_us:i"), order: "id"},
 	{name: "totp", columns: cols("identity secret last_step:i created_us:i"), order: "identity"},
 	{name: "hosts", columns: cols("name last_seen_us:i krl_version:i ca_keys cert_expiry_us:i stale:i detail host_cert_ca"), order: "name"},
+	{name: "local_users", columns: cols("name groups_json created_by created_us:i"), order: "name", optional: true},
+	{name: "local_user_keys", columns: cols("fingerprint name public_key added_us:i"), order: "fingerprint", optional: true},
 	{name: "certs", columns: cols("serial:i ca_type ca_fp role key_id principals valid_after:i valid_before:i subject_fp subject_type requester issued_us:i cert lineage"), order: "serial"},
 	{name: "audit", columns: cols("seq:i time_us:i actor action role serial:i key_id outcome reason details prev_hash hash"), order: "seq"},
 }
@@ -220,7 +225,7 @@ func (s *DB) Counts(ctx context.Context) (store.DumpCounts, error) {
 }
 
 // dataTables are what must be empty for an import.
-var dataTables = []string{"ca_keys", "certs", "revocations", "krl_versions", "audit", "tokens", "totp", "hosts"}
+var dataTables = []string{"ca_keys", "certs", "revocations", "krl_versions", "audit", "tokens", "totp", "hosts", "local_users", "local_user_keys"}
 
 // BeginImport implements store.Dumper.
 func (s *DB) BeginImport(ctx context.Context) (store.Import, error) {
@@ -480,7 +485,7 @@ func (m *importTx) Commit(ctx context.Context) (store.DumpCounts, error) {
 
 func (m *importTx) finish(ctx context.Context) error {
 	for _, t := range dumpTables {
-		if !m.seen[t.name] {
+		if !m.seen[t.name] && !t.optional {
 			return fmt.Errorf("store: import: the dump has no table %s (cut short?)", t.name)
 		}
 	}

@@ -21,6 +21,7 @@ func RunService(t *testing.T, open ServiceOpener) {
 	t.Run("ok/challenges-once", func(t *testing.T) { testChallenges(t, open(t)) })
 	t.Run("ok/hosts", func(t *testing.T) { testHosts(t, open(t)) })
 	t.Run("ok/row-seals", func(t *testing.T) { testRowSeals(t, open(t)) })
+	t.Run("ok/local-users", func(t *testing.T) { testLocalUsers(t, open(t)) })
 }
 
 func testTokens(t *testing.T, st store.ServiceStore) {
