@@ -2,8 +2,8 @@ package config
 
 import (
 	"github.com/sshca/sshca/internal/policy"
+	"github.com/sshca/sshca/internal/testkit"
 
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -11,26 +11,12 @@ import (
 	"time"
 )
 
-// needTool returns the path of an OpenSSH tool, skipping the test when it
-// is missing (failing it when CI=true).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return path
-}
-
 // TestSourceAddressOpenSSH asks ssh-keygen, which checks source-address
 // with the same addr_match_cidr_list as sshd, about every entry: whatever
 // Validate accepts, OpenSSH must accept too, since sshd refuses a whole
 // certificate whose source-address it cannot parse.
 func TestSourceAddressOpenSSH(t *testing.T) {
-	keygen := needTool(t, "ssh-keygen")
+	keygen := testkit.RequireTool(t, "ssh-keygen")
 	dir := t.TempDir()
 	for _, name := range []string{"ca", "user"} {
 		out, err := exec.CommandContext(t.Context(), keygen, "-q", "-t", "ed25519", "-N", "", "-C", "", "-f", filepath.Join(dir, name)).CombinedOutput()

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // benchOp is one revocation: a serial range or, with id set, a key ID.
@@ -84,7 +86,7 @@ func buildBench(ca ssh.PublicKey, ops []benchOp) (*KRL, error) {
 // file in the same iterations, reporting its time, the ratio of the two
 // and both sizes.
 func BenchmarkKRLGenerate(b *testing.B) {
-	keygen := sshKeygen(b)
+	keygen := testkit.RequireTool(b, "ssh-keygen")
 	_, ca := edKey(b, 1)
 	ops, serials := benchOps()
 	if serials != 1000000 {

@@ -5,26 +5,11 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
 )
-
-// sshKeygen returns the path of ssh-keygen, skipping the test when it is
-// missing (failing under CI=true, where the oracle must be present).
-func sshKeygen(tb testing.TB) string {
-	tb.Helper()
-	p, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			tb.Fatalf("ssh-keygen not found: %v", err)
-		}
-		tb.Skipf("ssh-keygen not found: %v", err)
-	}
-	return p
-}
 
 func readPub(tb testing.TB, path string) ssh.PublicKey {
 	tb.Helper()

@@ -7,21 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// needTool returns the path of an OpenSSH tool, skipping the test when it
-// is missing (failing it when CI=true).
-func needTool(t *testing.T, name string) string {
-	t.Helper()
-	path, err := exec.LookPath(name)
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s not found: %v", name, err)
-		}
-		t.Skipf("%s not found: %v", name, err)
-	}
-	return path
-}
+	"github.com/sshca/sshca/internal/testkit"
+)
 
 func TestValidPrincipal(t *testing.T) {
 	tests := []struct {
@@ -168,7 +156,7 @@ func TestMatchHostPattern(t *testing.T) {
 // match_pattern, reached through "Host" blocks of ssh_config and ssh -G.
 // ssh -G does not fold case, so the names here are lower case.
 func TestMatchHostPatternOpenSSH(t *testing.T) {
-	ssh := needTool(t, "ssh")
+	ssh := testkit.RequireTool(t, "ssh")
 	pairs := []struct{ pattern, host string }{
 		{"*.corp", "web.corp"},
 		{"*.corp", "a.b.corp"},

@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"encoding/pem"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -66,20 +65,6 @@ func testKey(t testing.TB, name string) (crypto.Signer, ssh.Signer) {
 		t.Fatalf("signer %s: %v", name, err)
 	}
 	return priv, signer
-}
-
-// sshKeygen returns the path of ssh-keygen, skipping the test when it is
-// missing (failing under CI=true).
-func sshKeygen(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ssh-keygen not found: %v", err)
-		}
-		t.Skipf("ssh-keygen not found: %v", err)
-	}
-	return path
 }
 
 // writeFile writes data to dir/name with mode 0600 and returns the path.

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/opensshtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // keygenVerify runs `ssh-keygen -Y verify` on sig and message and returns
@@ -166,7 +167,7 @@ func agreesWithSSHKeygen(t *testing.T, keygen string) {
 // TestOpenSSHHashSHA256 checks that Verify accepts ssh-keygen's
 // -O hashalg=sha256 signatures and ssh-keygen accepts our forged sha256 one.
 func TestOpenSSHHashSHA256(t *testing.T) {
-	keygen := sshKeygen(t)
+	keygen := testkit.RequireTool(t, "ssh-keygen")
 	priv, signer := testKey(t, "ecdsa-p256")
 	dir := t.TempDir()
 	message := []byte("sha256 message")
