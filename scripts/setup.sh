@@ -10,6 +10,9 @@ ruby -e 'require "net/ssh"' >/dev/null 2>&1 || need+=(ruby-net-ssh)
 ruby -e 'require "ed25519"' >/dev/null 2>&1 || need+=(ruby-ed25519)
 ruby -e 'require "bcrypt_pbkdf"' >/dev/null 2>&1 || need+=(ruby-bcrypt-pbkdf)
 command -v plink >/dev/null 2>&1 || need+=(putty-tools)
+# The completion tests load `sshca completion zsh|fish` into the real shells.
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
+command -v fish >/dev/null 2>&1 || need+=(fish)
 # OpenSSH 10.5p1 is built from internal/opensshtest/testdata once per machine.
 command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || need+=(build-essential)
 [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)

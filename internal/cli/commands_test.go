@@ -12,6 +12,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // TestCommandTable: commands() lists every command constructor of the
@@ -143,7 +145,7 @@ func TestCompletion(t *testing.T) {
 				if shell == "bash" {
 					t.Fatal("bash is required")
 				}
-				t.Skipf("%s not installed", shell)
+				opensshtest.SkipOrFatal(t, "%s not installed (scripts/setup.sh installs it)", shell)
 			}
 			p := filepath.Join(t.TempDir(), "sshca."+shell)
 			if err := os.WriteFile(p, []byte(script), 0o644); err != nil {
