@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +23,7 @@ import (
 	"github.com/sshca/sshca/internal/signer"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 var roles = map[string]policy.Role{
@@ -64,15 +64,7 @@ func newAuthority(t testing.TB, path string, caKey ed25519.PrivateKey) (*ca.Auth
 
 func testKey(t testing.TB) ssh.PublicKey {
 	t.Helper()
-	pub, _, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sp
+	return testkit.NewSigner(t).PublicKey()
 }
 
 var caSeed = make([]byte, ed25519.SeedSize)
@@ -186,8 +178,7 @@ func TestSerialsConcurrentAndAfterKill(t *testing.T) {
 	st.Close()
 
 	// A child process signs until killed.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperSignLoop$")
-	cmd.Env = append(os.Environ(), "SSHCA_TEST_SIGN_LOOP_DB="+db)
+	cmd := testkit.ChildTest(t, "TestHelperSignLoop", "SSHCA_TEST_SIGN_LOOP_DB="+db)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -233,10 +224,10 @@ func TestSerialsConcurrentAndAfterKill(t *testing.T) {
 
 // TestHelperSignLoop is the child of TestSerialsConcurrentAndAfterKill.
 func TestHelperSignLoop(t *testing.T) {
-	db := os.Getenv("SSHCA_TEST_SIGN_LOOP_DB")
-	if db == "" {
+	if !testkit.IsChild(t) {
 		t.Skip("helper process only")
 	}
+	db := os.Getenv("SSHCA_TEST_SIGN_LOOP_DB")
 	a, _ := newAuthority(t, db, ed25519.NewKeyFromSeed(caSeed))
 	key := testKey(t)
 	deadline := time.Now().Add(20 * time.Second)

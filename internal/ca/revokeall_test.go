@@ -3,7 +3,6 @@ package ca_test
 import (
 	"bytes"
 	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha1"
 	"crypto/sha256"
 	"errors"
@@ -21,20 +20,13 @@ import (
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // foreignCA returns the public key of a fresh CA that is not this home's.
 func foreignCA(t *testing.T) ssh.PublicKey {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.PublicKey()
+	return testkit.NewSigner(t).PublicKey()
 }
 
 // TestRevokeAllMatchesRevoke records the same requests with RevokeAll and

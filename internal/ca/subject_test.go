@@ -12,6 +12,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 func TestParseSubjectKey(t *testing.T) {
@@ -25,12 +26,7 @@ func TestParseSubjectKey(t *testing.T) {
 		}
 		return p
 	}
-	if _, err := exec.LookPath("ssh-keygen"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("ssh-keygen missing")
-		}
-		t.Skip("ssh-keygen missing")
-	}
+	testkit.RequireTool(t, "ssh-keygen")
 	read := func(p string) []byte {
 		b, err := os.ReadFile(p)
 		if err != nil {
