@@ -14,17 +14,6 @@ type CertRequest struct {
 	TOTP       string   `json:"totp,omitempty"`       // second factor for require_mfa roles
 }
 
-// CertResponse carries a signed certificate.
-type CertResponse struct {
-	Certificate string    `json:"certificate"` // authorized_keys line, as in <key>-cert.pub
-	Serial      uint64    `json:"serial"`
-	KeyID       string    `json:"key_id"`
-	Principals  []string  `json:"principals"`
-	ValidAfter  time.Time `json:"valid_after"`
-	ValidBefore time.Time `json:"valid_before"`
-	RequestID   string    `json:"request_id"`
-}
-
 // Challenge is a one-time nonce for renewal by proof of possession.
 type Challenge struct {
 	Challenge string    `json:"challenge"` // base64url
@@ -54,13 +43,6 @@ type RevocationRequest struct {
 	Fingerprint string `json:"fingerprint,omitempty"` // SHA256:...
 	Reason      string `json:"reason,omitempty"`
 	Force       bool   `json:"force,omitempty"`
-}
-
-// RevocationResponse reports the outcome.
-type RevocationResponse struct {
-	Added      bool   `json:"added"` // false: it was already revoked
-	KRLVersion uint64 `json:"krl_version"`
-	RequestID  string `json:"request_id"`
 }
 
 // AuthConfig tells clients how to authenticate people.

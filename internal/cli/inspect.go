@@ -14,6 +14,9 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/krl"
 )
 
 func newInspectCommand() *command {
@@ -26,7 +29,7 @@ func newInspectCommand() *command {
   sshca inspect --json ~/.ssh/id_ed25519-cert.pub | jq .principals
   sshca inspect /etc/ssh/sshca/revoked.krl`,
 		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&asJSON, "json", false, "print JSON for machines")
+			fs.BoolVar(&asJSON, "json", false, "print the JSON certificate object (docs/json.md) or KRL description")
 		},
 		minArgs: 1, maxArgs: 1,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -42,9 +45,9 @@ func newInspectCommand() *command {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(certJSON(cert))
+				out := api.CertificateOf(cert, time.Now())
+				out.File = args[0]
+				return printJSON(e, out)
 			}
 			fmt.Fprint(e.stdout, describeCert(args[0], cert, time.Local))
 			return nil
@@ -120,15 +123,7 @@ func sshKeyTypeName(pub ssh.PublicKey) string {
 	return name
 }
 
-func certTypeName(t uint32) string {
-	switch t {
-	case ssh.UserCert:
-		return "user"
-	case ssh.HostCert:
-		return "host"
-	}
-	return fmt.Sprintf("unknown(%d)", t)
-}
+func certTypeName(t uint32) string { return api.CertTypeName(t) }
 
 // formatValidity renders the validity window as ssh-keygen -L does.
 func formatValidity(after, before uint64, loc *time.Location) string {
@@ -226,42 +221,16 @@ func sortedKeys(m map[string]string) []string {
 	return keys
 }
 
-type certInfo struct {
-	Type            string            `json:"type"`
-	CertType        string            `json:"cert_type"`
-	PublicKey       string            `json:"public_key"`
-	KeyType         string            `json:"key_type"`
-	SigningCA       string            `json:"signing_ca"`
-	SignatureAlgo   string            `json:"signature_algorithm"`
-	KeyID           string            `json:"key_id"`
-	Serial          uint64            `json:"serial"`
-	ValidAfter      *time.Time        `json:"valid_after,omitempty"`
-	ValidBefore     *time.Time        `json:"valid_before,omitempty"`
-	Principals      []string          `json:"principals"`
-	CriticalOptions map[string]string `json:"critical_options"`
-	Extensions      []string          `json:"extensions"`
-}
-
-func certJSON(c *ssh.Certificate) certInfo {
-	ci := certInfo{
-		Type: c.Type(), CertType: certTypeName(c.CertType), PublicKey: ssh.FingerprintSHA256(c.Key), KeyType: c.Key.Type(),
-		SigningCA: ssh.FingerprintSHA256(c.SignatureKey), KeyID: c.KeyId, Serial: c.Serial,
-		Principals: append([]string{}, c.ValidPrincipals...), CriticalOptions: map[string]string{}, Extensions: []string{},
+func inspectKRL(e *env, name string, data []byte, asJSON bool) error {
+	k, err := krl.Parse(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	if c.Signature != nil {
-		ci.SignatureAlgo = c.Signature.Format
+	if asJSON {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(k.Describe())
 	}
-	if c.ValidAfter != 0 {
-		t := time.Unix(int64(c.ValidAfter), 0).UTC()
-		ci.ValidAfter = &t
-	}
-	if c.ValidBefore != ssh.CertTimeInfinity {
-		t := time.Unix(int64(c.ValidBefore), 0).UTC()
-		ci.ValidBefore = &t
-	}
-	for k, v := range c.CriticalOptions {
-		ci.CriticalOptions[k] = v
-	}
-	ci.Extensions = append(ci.Extensions, sortedKeys(c.Extensions)...)
-	return ci
+	fmt.Fprintf(e.stdout, "%s: OpenSSH KRL, %d bytes\n", name, len(data))
+	return k.Dump(e.stdout)
 }

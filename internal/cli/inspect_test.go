@@ -195,9 +195,9 @@ func parseKeygenL(t *testing.T, out string) listing {
 type inspectJSON struct {
 	Type            string            `json:"type"`
 	CertType        string            `json:"cert_type"`
-	PublicKey       string            `json:"public_key"`
+	PublicKey       string            `json:"key_fingerprint"`
 	KeyType         string            `json:"key_type"`
-	SigningCA       string            `json:"signing_ca"`
+	SigningCA       string            `json:"ca_fingerprint"`
 	SignatureAlgo   string            `json:"signature_algorithm"`
 	KeyID           string            `json:"key_id"`
 	Serial          uint64            `json:"serial"`

@@ -163,8 +163,10 @@ func TestRevokedIssuanceAndList(t *testing.T) {
 	var serials []uint64
 	for _, line := range strings.Split(strings.TrimSpace(active), "\n") {
 		var c struct {
-			Serial  uint64
-			Revoked *struct{ Kind string }
+			Serial  uint64 `json:"serial"`
+			Revoked *struct {
+				Kind string `json:"kind"`
+			} `json:"revoked"`
 		}
 		if err := json.Unmarshal([]byte(line), &c); err != nil {
 			t.Fatal(err)
@@ -179,7 +181,7 @@ func TestRevokedIssuanceAndList(t *testing.T) {
 		t.Errorf("list --active serials %v, want 4,5,6", serials)
 	}
 	all := mustRun(t, "--home", h, "list", "--json", "--id", "by-keyid")
-	if !strings.Contains(all, `"revoked":{"id":2,"kind":"key-id","reason":"left","actor":`) {
+	if !strings.Contains(all, `"revoked":{"id":2,"ca_type":"user","kind":"key-id","key_id":"by-keyid","reason":"left","actor":`) {
 		t.Errorf("list --json: %s", all)
 	}
 }

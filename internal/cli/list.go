@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"flag"
 	"fmt"
 	"slices"
@@ -9,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/store"
 )
@@ -26,7 +26,7 @@ func newListCommand() *command {
 			fs.StringVar(&keyID, "id", "", "only certificates with this key ID")
 			fs.BoolVar(&active, "active", false, "only certificates valid now and not revoked")
 			fs.StringVar(&caType, "type", "", "only user or host certificates")
-			fs.BoolVar(&asJSON, "json", false, "print JSON lines")
+			fs.BoolVar(&asJSON, "json", false, "print one JSON certificate object per line (docs/json.md)")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -55,21 +55,15 @@ func newListCommand() *command {
 				certs = slices.DeleteFunc(certs, func(c store.CertRecord) bool { _, r := revoked[c.Serial]; return r })
 			}
 			if asJSON {
-				enc := json.NewEncoder(e.stdout)
-				for _, c := range certs {
-					c.Cert = ""
-					out := struct {
-						store.CertRecord
-						Revoked *revokedJSON `json:"revoked,omitempty"`
-					}{CertRecord: c}
+				out := make([]api.Certificate, len(certs))
+				for i, c := range certs {
+					var rev *store.Revocation
 					if r, ok := revoked[c.Serial]; ok {
-						out.Revoked = &revokedJSON{ID: r.ID, Kind: r.Kind, Reason: r.Reason, Actor: r.Actor, At: r.CreatedAt.UTC()}
+						rev = &r
 					}
-					if err := enc.Encode(out); err != nil {
-						return err
-					}
+					out[i] = certOfRecord(c, rev, now)
 				}
-				return nil
+				return printJSON(e, out...)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SERIAL\tTYPE\tROLE\tKEY ID\tPRINCIPALS\tVALID UNTIL\tSTATUS")
@@ -94,15 +88,6 @@ func newListCommand() *command {
 			return tw.Flush()
 		},
 	}
-}
-
-// revokedJSON is the revocation that covers a listed certificate.
-type revokedJSON struct {
-	ID     int64     `json:"id"`
-	Kind   string    `json:"kind"` // serial, key-id, key, sha256, sha1, ca-key
-	Reason string    `json:"reason,omitempty"`
-	Actor  string    `json:"actor"`
-	At     time.Time `json:"at"`
 }
 
 // revokedStatus is the STATUS of a revoked certificate: what revoked it,

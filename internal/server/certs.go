@@ -148,7 +148,7 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 	}
 	s.metrics.issued(s.roleLabel(certRole(cert, req.Role)), ca.CAType(t))
 	noteSerial(w, cert.Serial)
-	writeJSON(w, http.StatusOK, certResponse(cert, reqID))
+	writeJSON(w, http.StatusOK, s.certResponse(cert, certRole(cert, req.Role), reqID))
 	return nil
 }
 
@@ -165,14 +165,11 @@ func certRole(cert *ssh.Certificate, asked string) string {
 	return ""
 }
 
-func certResponse(cert *ssh.Certificate, reqID string) api.CertResponse {
-	return api.CertResponse{
-		Certificate: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))),
-		Serial:      cert.Serial, KeyID: cert.KeyId, Principals: cert.ValidPrincipals,
-		ValidAfter:  time.Unix(int64(cert.ValidAfter), 0).UTC(),
-		ValidBefore: time.Unix(int64(cert.ValidBefore), 0).UTC(),
-		RequestID:   reqID,
-	}
+func (s *Server) certResponse(cert *ssh.Certificate, role, reqID string) api.CertResponse {
+	out := api.CertificateOf(cert, s.now())
+	out.Role = role
+	out.RequestID = reqID
+	return out
 }
 
 func (s *Server) handleChallenge(w http.ResponseWriter, r *http.Request) error {
@@ -268,7 +265,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) error {
 	role := certRole(newCert, "")
 	s.metrics.issued(s.roleLabel(role), ca.CAType(policy.CertType(newCert.CertType)))
 	noteSerial(w, newCert.Serial)
-	writeJSON(w, http.StatusOK, certResponse(newCert, reqID))
+	writeJSON(w, http.StatusOK, s.certResponse(newCert, role, reqID))
 	return nil
 }
 

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+
+	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/signer"
+	"github.com/sshca/sshca/internal/sshsig"
+)
+
+func newKRLVerifyCommand() *command {
+	var verifyType string
+	return &command{
+		name:    "krl verify",
+		summary: "check a KRL against its detached signature FILE.sig and this CA's live keys",
+		usage:   "[--type user|host] FILE",
+		example: `  sshca krl verify revoked.krl`,
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&verifyType, "type", "user", "which CA signed it: user or host")
+		},
+		minArgs: 1, maxArgs: 1,
+		run: func(e *env, fs *flag.FlagSet, args []string) error {
+			if err := checkCAType("krl verify", verifyType); err != nil {
+				return err
+			}
+			data, err := readLimited(args[0], maxKRLFile)
+			if err != nil {
+				return err
+			}
+			sig, err := readLimited(args[0]+".sig", sshsig.MaxArmoredSize)
+			if err != nil {
+				return withHint(err, "sign KRLs with `sshca krl --out FILE --sign`")
+			}
+			h, err := e.openHome("")
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			trusted, err := liveKeys(e, h, verifyType)
+			if err != nil {
+				return err
+			}
+			signedBy, err := sshsig.Verify(sig, bytes.NewReader(data), sshsig.Namespace, trusted)
+			if err != nil {
+				return fmt.Errorf("%s: signature does not verify: %w", args[0], err)
+			}
+			k, err := krl.Parse(data)
+			if err != nil {
+				return fmt.Errorf("%s: signed but not a valid KRL: %w", args[0], err)
+			}
+			fmt.Fprintf(e.stdout, "%s: good signature by %s CA key %s; KRL version %d\n", args[0], verifyType, signer.Fingerprint(signedBy), k.Version)
+			return nil
+		},
+	}
+}
