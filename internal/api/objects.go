@@ -30,9 +30,9 @@ type Certificate struct {
 	// Type is the certificate's key type ("ssh-ed25519-cert-v01@openssh.com").
 	Type string `json:"type,omitempty"`
 	// CertType is "user" or "host".
-	CertType string   `json:"cert_type"`
-	Serial   uint64   `json:"serial"`
-	KeyID    string   `json:"key_id"`
+	CertType string `json:"cert_type"`
+	Serial   uint64 `json:"serial"`
+	KeyID    string `json:"key_id"`
 	// Principals are the user names or host names it is valid for.
 	Principals []string `json:"principals"`
 	// ValidAfter is the start of the validity window.
