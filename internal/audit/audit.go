@@ -88,8 +88,15 @@ func (e *VerifyError) Error() string {
 // Verify checks a whole log, given in storage order. It reports the first
 // changed, missing or reordered entry.
 func Verify(entries []Entry) error {
-	prevHash := GenesisHash
-	var want uint64 = 1
+	return VerifyFrom(0, GenesisHash, entries)
+}
+
+// VerifyFrom checks entries that continue a log already verified through
+// entry seq, whose hash is hash (0 and GenesisHash for a whole log), so
+// that a long log can be verified a part at a time.
+func VerifyFrom(seq uint64, hash string, entries []Entry) error {
+	prevHash := hash
+	want := seq + 1
 	for _, e := range entries {
 		if e.Seq != want {
 			if e.Seq > want {

@@ -31,6 +31,7 @@ func Run(t *testing.T, open Opener) {
 	t.Run("ok/audit-chain", func(t *testing.T) { testAudit(t, open(t)) })
 	runBatch(t, open)
 	runRevocations(t, open)
+	runConsole(t, open)
 }
 
 func ev(action string) audit.Entry {
