@@ -13,7 +13,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sshca/sshca/internal/opensshtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // TestCommandTable: commands() lists every command constructor of the
@@ -145,7 +145,7 @@ func TestCompletion(t *testing.T) {
 				if shell == "bash" {
 					t.Fatal("bash is required")
 				}
-				opensshtest.SkipOrFatal(t, "%s not installed (scripts/setup.sh installs it)", shell)
+				testkit.SkipOrFatal(t, "%s not installed (scripts/setup.sh installs it)", shell)
 			}
 			p := filepath.Join(t.TempDir(), "sshca."+shell)
 			if err := os.WriteFile(p, []byte(script), 0o644); err != nil {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sshca/sshca/internal/opensshtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // shellTimeout bounds one shell run of a completion test.
@@ -131,10 +131,7 @@ zpty -d z
 // TestZshCompletionCompletes loads `sshca completion zsh` into a real
 // interactive zsh with compinit and checks what Tab offers.
 func TestZshCompletionCompletes(t *testing.T) {
-	bin, err := exec.LookPath("zsh")
-	if err != nil {
-		opensshtest.SkipOrFatal(t, "zsh is not installed (scripts/setup.sh installs it): %v", err)
-	}
+	bin := testkit.RequireTool(t, "zsh") // scripts/setup.sh installs it
 	dir := t.TempDir()
 	writeScript(t, "zsh", dir, "_sshca") // the name compinit looks for
 	driver := filepath.Join(dir, "driver.zsh")
@@ -195,10 +192,7 @@ func readFile(t *testing.T, path string) string {
 // TestFishCompletionCompletes sources `sshca completion fish` into a real
 // fish and asks it what it completes (complete -C, what Tab shows).
 func TestFishCompletionCompletes(t *testing.T) {
-	bin, err := exec.LookPath("fish")
-	if err != nil {
-		opensshtest.SkipOrFatal(t, "fish is not installed (scripts/setup.sh installs it): %v", err)
-	}
+	bin := testkit.RequireTool(t, "fish") // scripts/setup.sh installs it
 	script := writeScript(t, "fish", t.TempDir(), "sshca.fish")
 	for _, c := range completionCases() {
 		// fish's own quoting of the line: single quotes, ' and \ escaped.
