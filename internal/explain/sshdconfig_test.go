@@ -14,23 +14,12 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sshca/sshca/internal/opensshtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 const (
 	keygenPath = "/usr/bin/ssh-keygen"
 )
-
-// requireTool skips the test when an OpenSSH program is missing, or fails
-// it when CI=true.
-func requireTool(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is required under CI=true: %v", path, err)
-		}
-		t.Skipf("%s not available: %v", path, err)
-	}
-}
 
 var (
 	hostKeyOnce sync.Once
@@ -43,8 +32,7 @@ var (
 // value lines (9.2 prints them lower-cased, 10.5 not).
 func sshdT(t *testing.T, sshd, config string) map[string]string {
 	t.Helper()
-	requireTool(t, sshd)
-	requireTool(t, keygenPath)
+	testkit.RequireTools(t, sshd, keygenPath)
 	hostKeyOnce.Do(func() {
 		hostKeyDir, hostKeyErr = os.MkdirTemp("", "explain-sshd-T-")
 		if hostKeyErr == nil {

@@ -24,6 +24,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // Flavour is one OpenSSH release: its programs and its version.
@@ -87,7 +89,7 @@ func System(t testing.TB) *Flavour {
 	t.Helper()
 	systemOnce.Do(func() { systemFlav, systemErr = loadSystem() })
 	if systemErr != nil {
-		SkipOrFatal(t, "opensshtest: system OpenSSH: %v (install openssh-server and openssh-client; scripts/setup.sh does)", systemErr)
+		testkit.SkipOrFatal(t, "opensshtest: system OpenSSH: %v (install openssh-server and openssh-client; scripts/setup.sh does)", systemErr)
 	}
 	return systemFlav
 }
@@ -119,7 +121,7 @@ func Latest(t testing.TB) *Flavour {
 		latestFlav, latestErr = installed(dir)
 	})
 	if latestErr != nil {
-		SkipOrFatal(t, "opensshtest: OpenSSH %s: %v", Version, latestErr)
+		testkit.SkipOrFatal(t, "opensshtest: OpenSSH %s: %v", Version, latestErr)
 	}
 	return latestFlav
 }
@@ -168,13 +170,4 @@ func (f *Flavour) readVersion() error {
 	f.Release = strings.TrimSpace(rel)
 	f.Name = "openssh-" + f.Version
 	return nil
-}
-
-// SkipOrFatal skips the test, or fails it when CI is "true".
-func SkipOrFatal(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
 }

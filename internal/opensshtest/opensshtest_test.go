@@ -6,7 +6,6 @@ import (
 	"compress/gzip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 )
@@ -78,37 +77,6 @@ func TestExtractRefusesEscapes(t *testing.T) {
 			err := extract(buf.Bytes(), t.TempDir())
 			if (err == nil) != tt.ok {
 				t.Errorf("extract: %v, want ok=%v", err, tt.ok)
-			}
-		})
-	}
-}
-
-// recorder is a testing.TB whose Fatal and Skip end only the calling
-// goroutine and record which it was.
-type recorder struct {
-	testing.TB
-	ended string
-}
-
-func (r *recorder) Helper()                           {}
-func (r *recorder) Fatalf(format string, args ...any) { r.ended = "fatal"; runtime.Goexit() }
-func (r *recorder) Skipf(format string, args ...any)  { r.ended = "skip"; runtime.Goexit() }
-
-// TestSkipOrFatal: a missing release skips a test, except under CI=true,
-// where it fails it.
-func TestSkipOrFatal(t *testing.T) {
-	for _, tc := range []struct{ ci, want string }{{"", "skip"}, {"false", "skip"}, {"true", "fatal"}} {
-		t.Run("CI="+tc.ci, func(t *testing.T) {
-			t.Setenv("CI", tc.ci)
-			r := &recorder{TB: t}
-			done := make(chan struct{})
-			go func() {
-				defer close(done)
-				SkipOrFatal(r, "missing")
-			}()
-			<-done
-			if r.ended != tc.want {
-				t.Errorf("ended with %q, want %q", r.ended, tc.want)
 			}
 		})
 	}

@@ -12,23 +12,6 @@ import (
 	"golang.org/x/crypto/ssh"
 )
 
-// requireTool skips the test when an OpenSSH program is missing, or fails
-// it when CI=true, where a missing oracle must not pass silently.
-func requireTool(t testing.TB, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		skipOrFatal(t, "sshdtest: %s not available: %v", path, err)
-	}
-}
-
-func skipOrFatal(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // keygen makes a key pair with the ssh-keygen program at path (private)
 // and path.pub and returns the public key.
 func keygen(t testing.TB, program, path string, typeArgs []string, comment string) ssh.PublicKey {

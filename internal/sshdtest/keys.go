@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // GenerateKey makes an unencrypted key pair with ssh-keygen in dir and
@@ -18,7 +20,7 @@ import (
 // id_<typ>, or id_<typ>_N if that exists.
 func GenerateKey(t testing.TB, dir, typ string) (privPath string, pub ssh.PublicKey) {
 	t.Helper()
-	requireTool(t, KeygenPath)
+	testkit.RequireTool(t, KeygenPath)
 	typeArgs, err := keygenTypeArgs(typ)
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +50,7 @@ func WriteCertificate(t testing.TB, keyPath string, cert *ssh.Certificate) strin
 // t.Cleanup.
 func StartAgent(t testing.TB) (sockPath string) {
 	t.Helper()
-	requireTool(t, AgentPath)
+	testkit.RequireTool(t, AgentPath)
 	// Not t.TempDir: a long test name would exceed the 108-byte limit of a
 	// Unix socket path.
 	dir, err := os.MkdirTemp("", "sshdtest-agent-")
@@ -88,7 +90,7 @@ func StartAgent(t testing.TB) (sockPath string) {
 // the real ssh-add, which also loads <keyPath>-cert.pub if it exists.
 func AgentAdd(t testing.TB, sock, keyPath string) {
 	t.Helper()
-	requireTool(t, SSHAddPath)
+	testkit.RequireTool(t, SSHAddPath)
 	cmd := exec.Command(SSHAddPath, keyPath)
 	cmd.Env = []string{"PATH=/usr/bin:/bin", "SSH_AUTH_SOCK=" + sock}
 	if out, err := cmd.CombinedOutput(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/opensshtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // DefaultCommand is the remote command Login runs unless told otherwise;
@@ -98,7 +99,7 @@ func (s *Server) Login(t testing.TB, o LoginOptions) Result {
 	if client == nil {
 		client = s.OpenSSH
 	}
-	requireTool(t, client.SSH)
+	testkit.RequireTool(t, client.SSH)
 	account := o.User
 	if account == "" {
 		u, err := user.Current()
@@ -219,11 +220,11 @@ func ensureLoginAllowed(t testing.TB, account string) {
 	if !shadowLocked(string(b), account) {
 		return
 	}
-	if account != "root" && os.Getenv("CI") != "true" {
-		skipOrFatal(t, "sshdtest: account %q is locked in /etc/shadow, so sshd refuses it; unlock it with: usermod -p '*' %s", account, account)
+	if account != "root" && !testkit.CI() {
+		testkit.SkipOrFatal(t, "sshdtest: account %q is locked in /etc/shadow, so sshd refuses it; unlock it with: usermod -p '*' %s", account, account)
 	}
 	const usermod = "/usr/sbin/usermod"
-	requireTool(t, usermod)
+	testkit.RequireTool(t, usermod)
 	var out []byte
 	for attempt := 0; attempt < 5; attempt++ {
 		// Parallel tests may race for /etc/shadow's lock; the loser retries.

@@ -36,6 +36,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/opensshtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // Paths of the system's OpenSSH programs, which the harness runs unless
@@ -100,14 +101,14 @@ func Start(t testing.TB, cfg Config) *Server {
 	if flavour == nil {
 		flavour = opensshtest.System(t)
 	}
-	requireTool(t, flavour.SSHD)
-	requireTool(t, flavour.Keygen)
+	testkit.RequireTool(t, flavour.SSHD)
+	testkit.RequireTool(t, flavour.Keygen)
 	cfg = cfg.normalize()
 	if err := cfg.validate(); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(privsepPath, 0o755); err != nil {
-		skipOrFatal(t, "sshdtest: sshd needs %s: %v", privsepPath, err)
+		testkit.SkipOrFatal(t, "sshdtest: sshd needs %s: %v", privsepPath, err)
 	}
 
 	// Not t.TempDir: its parent is mode 0700, and sshd opens the principals
