@@ -1,6 +1,9 @@
 package policy
 
-import "slices"
+import (
+	"slices"
+	"time"
+)
 
 // CallerConsole is a person signed in to the admin console (sshca serve's
 // /ui/), through a one-time login link made on the CA host or through the
@@ -34,4 +37,29 @@ func MayAdministerConsole(c Caller, admins ConsoleAdmins) error {
 		}
 	}
 	return deny(RuleAdminOnly, "%s is not a console admin (service.console.admins)", quote(c.User))
+}
+
+// TokenConsoleLink is the kind of a one-time login link to the console
+// (`sshca console link --user NAME`, made on the CA host); its Principals
+// hold the user name it signs in.
+const TokenConsoleLink = "console-link"
+
+// RuleLoginLink refuses a console login link that is not (or no longer) one.
+const RuleLoginLink = "login-link"
+
+// MayUseLoginLink decides whether link signs a person in to the console
+// now: a login link, neither revoked, used nor expired, naming one user.
+// Whether that user may then do anything is MayAdministerConsole's.
+func MayUseLoginLink(link *Token, now time.Time) error {
+	switch {
+	case link == nil || link.Kind != TokenConsoleLink || len(link.Principals) != 1:
+		return deny(RuleLoginLink, "this is not a console login link")
+	case !link.RevokedAt.IsZero():
+		return deny(RuleLoginLink, "this login link was revoked")
+	case !link.UsedAt.IsZero():
+		return deny(RuleLoginLink, "this login link was already used")
+	case !now.Before(link.ExpiresAt):
+		return deny(RuleLoginLink, "this login link expired at %s", link.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 )
@@ -35,5 +36,31 @@ func TestMayAdministerConsole(t *testing.T) {
 	c := Caller{Kind: CallerConsole, Identity: Identity{User: "alice"}}
 	if got := c.Actor(); got != "console:alice" {
 		t.Fatalf("Actor = %q", got)
+	}
+}
+
+func TestMayUseLoginLink(t *testing.T) {
+	now := time.Now()
+	ok := Token{Kind: TokenConsoleLink, Principals: []string{"alice"}, ExpiresAt: now.Add(time.Minute)}
+	for _, tc := range []struct {
+		name string
+		edit func(t *Token)
+		want string
+	}{
+		{name: "ok/fresh", edit: func(*Token) {}},
+		{name: "fail/used", edit: func(t *Token) { t.UsedAt = now.Add(-time.Second) }, want: "already used"},
+		{name: "fail/revoked", edit: func(t *Token) { t.RevokedAt = now.Add(-time.Second) }, want: "revoked"},
+		{name: "fail/expired", edit: func(t *Token) { t.ExpiresAt = now }, want: "expired"},
+		{name: "fail/other-kind", edit: func(t *Token) { t.Kind = TokenAdmin }, want: "not a console login link"},
+		{name: "fail/no-user", edit: func(t *Token) { t.Principals = nil }, want: "not a console login link"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tok := ok
+			tc.edit(&tok)
+			err := MayUseLoginLink(&tok, now)
+			if (err == nil) != (tc.want == "") || (err != nil && !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("MayUseLoginLink = %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
