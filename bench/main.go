@@ -7,7 +7,7 @@
 //
 //	go run ./bench                 # long mode: the figures in BENCHMARKS.md
 //	go run ./bench -short          # seconds: what CI runs so the suite cannot rot
-//	go run ./bench -suite service  # one suite (sign, cli, service, krl)
+//	go run ./bench -suite service  # one suite (sign, cli, service, stepca, krl)
 //
 // It only listens on 127.0.0.1 and bounds every load loop in count and time.
 package main
@@ -32,6 +32,7 @@ type options struct {
 	Short  bool   // a few seconds per suite, for CI
 	Work   string // scratch directory, removed at the end
 	SSHCA  string // the sshca binary (built without the race detector)
+	StepCA string // the step-ca binary of the stepca suite ("": the cached build of stepcaVersion)
 	Keygen string // ssh-keygen
 	Log    io.Writer
 }
@@ -74,6 +75,7 @@ var suites = []suite{
 	{"sign", runSign},
 	{"cli", runCLI},
 	{"service", runService},
+	{"stepca", runStepCA},
 	{"krl", runKRL},
 }
 
@@ -85,8 +87,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	short := fs.Bool("short", false, "run every suite for seconds (CI mode)")
-	only := fs.String("suite", "", "comma-separated suites to run (sign, cli, service, krl); default all")
+	only := fs.String("suite", "", "comma-separated suites to run ("+suiteNames()+"); default all")
 	sshca := fs.String("sshca", "", "sshca binary to measure (default: build ./cmd/sshca)")
+	stepca := fs.String("stepca", "", "step-ca binary for the stepca suite (default: go install it once into ~/.cache/sshca-bench)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -96,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	secs, err := runSuites(ctx, *short, *only, *sshca, stderr)
+	secs, err := runSuites(ctx, *short, *only, *sshca, *stepca, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: error: %v\n", err)
 		return 1
@@ -106,7 +109,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // runSuites runs the selected suites and returns their sections.
-func runSuites(ctx context.Context, short bool, only, sshca string, log io.Writer) ([]section, error) {
+func runSuites(ctx context.Context, short bool, only, sshca, stepca string, log io.Writer) ([]section, error) {
 	want := map[string]bool{}
 	for _, s := range strings.Split(only, ",") {
 		if s = strings.TrimSpace(s); s != "" {
@@ -119,7 +122,7 @@ func runSuites(ctx context.Context, short bool, only, sshca string, log io.Write
 			known = known || s.name == name
 		}
 		if !known {
-			return nil, fmt.Errorf("unknown suite %q (have sign, cli, service, krl)", name)
+			return nil, fmt.Errorf("unknown suite %q (have %s)", name, suiteNames())
 		}
 	}
 	work, err := os.MkdirTemp("", "sshca-bench-")
@@ -127,7 +130,7 @@ func runSuites(ctx context.Context, short bool, only, sshca string, log io.Write
 		return nil, err
 	}
 	defer os.RemoveAll(work)
-	o := &options{Short: short, Work: work, SSHCA: sshca, Log: log}
+	o := &options{Short: short, Work: work, SSHCA: sshca, StepCA: stepca, Log: log}
 	if o.Keygen, err = exec.LookPath("ssh-keygen"); err != nil {
 		return nil, errors.New("ssh-keygen not found: it is the comparison (apt-get install openssh-client)")
 	}
@@ -151,6 +154,15 @@ func runSuites(ctx context.Context, short bool, only, sshca string, log io.Write
 		secs = append(secs, got...)
 	}
 	return secs, nil
+}
+
+// suiteNames lists the suites for messages.
+func suiteNames() string {
+	names := make([]string, len(suites))
+	for i, s := range suites {
+		names[i] = s.name
+	}
+	return strings.Join(names, ", ")
 }
 
 // buildSSHCA builds ./cmd/sshca of this module into dir.
