@@ -21,6 +21,7 @@ import (
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/signer"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // goAuthFixture is an sshca ed25519 CA home, the CA's own signer (to forge
@@ -68,15 +69,7 @@ func newGoAuthFixture(t *testing.T) *goAuthFixture {
 // newUserKey returns a fresh ed25519 subject signer.
 func newUserKey(t testing.TB) ssh.Signer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return testkit.NewSigner(t)
 }
 
 // forge signs a certificate directly with x/crypto, bypassing sshca's
@@ -270,9 +263,7 @@ func loginFrom(srv *goServer, user string, key ssh.Signer) (string, error) {
 // revokes cert exactly when the test says so.
 func assertKeygenRevoked(t *testing.T, krlPath string, cert *ssh.Certificate, want bool) {
 	t.Helper()
-	if _, err := os.Stat(sshdtest.KeygenPath); err != nil {
-		skipOrFatal(t, "interop: %s not available: %v", sshdtest.KeygenPath, err)
-	}
+	testkit.RequireTool(t, sshdtest.KeygenPath)
 	path := filepath.Join(t.TempDir(), "cert.pub")
 	writeFile(t, path, ssh.MarshalAuthorizedKey(cert), 0o644)
 	out, err := exec.Command(sshdtest.KeygenPath, "-Q", "-f", krlPath, path).CombinedOutput()

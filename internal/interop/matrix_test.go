@@ -19,6 +19,7 @@ import (
 	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/signer"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 var update = flag.Bool("update", false, "rewrite docs/compatibility.md and testdata/expected.json from this run")
@@ -146,14 +147,14 @@ func TestMatrix(t *testing.T) {
 	var userCALines []string
 	var userCAs []ssh.PublicKey
 	for _, ct := range caTypes {
-		userCALines = append(userCALines, authorizedLine(cas[ct].userCA))
+		userCALines = append(userCALines, testkit.AuthorizedKey(cas[ct].userCA))
 		userCAs = append(userCAs, cas[ct].userCA)
 	}
 	principals := map[string][]string{account: {principal}}
 	hostServer := func(f *opensshtest.Flavour, sign func(ssh.PublicKey) ([]byte, error)) *sshdtest.Server {
 		return sshdtest.Start(t, sshdtest.Config{
 			OpenSSH:           f,
-			TrustedUserCAKeys: []string{authorizedLine(cas[hostSubject].userCA)},
+			TrustedUserCAKeys: []string{testkit.AuthorizedKey(cas[hostSubject].userCA)},
 			Principals:        principals,
 			HostKeyType:       hostKeyType,
 			SignHostKey:       sign,
@@ -205,7 +206,7 @@ func TestMatrix(t *testing.T) {
 		return path
 	}
 	pinned := func(host string, port int, key ssh.PublicKey) string {
-		return fmt.Sprintf("[%s]:%d %s", host, port, authorizedLine(key))
+		return fmt.Sprintf("[%s]:%d %s", host, port, testkit.AuthorizedKey(key))
 	}
 	khSSHD := map[string]string{}
 	for _, f := range releases {
@@ -319,7 +320,7 @@ func TestMatrix(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			if r.missing != "" {
 				skipped[c.name] = r.missing
-				skipOrFatal(t, "interop: client %s not available: %s", c.name, r.missing)
+				testkit.SkipOrFatal(t, "interop: client %s not available: %s", c.name, r.missing)
 			}
 			if r.err != nil {
 				t.Fatalf("interop: run %s: %v", c.name, r.err)

@@ -166,21 +166,6 @@ func loginAccount(t *testing.T) string {
 	return u.Username
 }
 
-// skipOrFatal skips the test when a tool is missing, or fails it under
-// CI=true, where a missing oracle must not pass silently.
-func skipOrFatal(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format, args...)
-}
-
-// authorizedLine renders pub as one authorized-keys line without newline.
-func authorizedLine(pub ssh.PublicKey) string {
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
-}
-
 // writeFile writes a test file or fails the test.
 func writeFile(t testing.TB, path string, data []byte, perm os.FileMode) {
 	t.Helper()
