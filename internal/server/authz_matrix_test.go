@@ -8,8 +8,6 @@ import (
 	"maps"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -25,6 +23,7 @@ import (
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/testkit/testhome"
 )
 
 // authzPolicy is the policy of the authorization matrix: two user roles
@@ -259,18 +258,7 @@ type authzFixture struct {
 func newAuthzFixture(t testing.TB) *authzFixture {
 	t.Helper()
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "ca")
-	if err := home.Init(ctx, dir, home.InitOptions{Actor: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, home.ConfigFile), []byte(authzPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h, err := home.Open(ctx, dir, home.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := testhome.New(t, authzPolicy, testhome.Options{})
 	iss := oidctest.New(t)
 	iss.Lifetime = time.Hour
 	v, err := oidc.NewVerifier(ctx, oidc.Config{Issuer: iss.URL(), ClientID: oidctest.ClientID, HTTPClient: iss.Client()})

@@ -3,14 +3,10 @@ package server_test
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -24,46 +20,9 @@ import (
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/testkit"
+	"github.com/sshca/sshca/internal/testkit/testhome"
 )
-
-// testPolicy is the sshca.yaml of every handler test.
-const testPolicy = `backdate: 5m
-service:
-  rate_limit: 100000
-  anonymous_rate_limit: 100000
-roles:
-  deploy:
-    type: user
-    principals: [role-deploy, ci]
-    default_ttl: 30m
-    max_ttl: 1h
-    extensions: [permit-pty]
-    allow:
-      users: [alice]
-      groups: [deployers]
-  other:
-    type: user
-    principals: [role-other]
-    max_ttl: 1h
-  secure:
-    type: user
-    principals: [role-secure]
-    max_ttl: 1h
-    require_mfa: true
-    allow:
-      users: [alice, carol]
-  personal:
-    type: user
-    principals: ["u-{{.User}}", "grp-{{.Groups}}"]
-    template_groups: [dev]
-    max_ttl: 1h
-    allow:
-      groups: [dev, admins]
-  servers:
-    type: host
-    principals: ["*.corp"]
-    max_ttl: 24h
-`
 
 // clock is a settable clock shared by the server and the authority.
 type clock struct {
@@ -101,22 +60,10 @@ type fixtureOptions struct {
 func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	t.Helper()
 	if o.policy == "" {
-		o.policy = testPolicy
-	}
-	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "ca")
-	if err := home.Init(ctx, dir, home.InitOptions{Actor: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, home.ConfigFile), []byte(o.policy), 0o600); err != nil {
-		t.Fatal(err)
+		o.policy = testkit.Policy
 	}
 	clk := &clock{}
-	h, err := home.Open(ctx, dir, home.Options{Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := testhome.New(t, o.policy, testhome.Options{Now: clk.Now})
 	srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: o.oidc, Now: clk.Now})
 	ts := httptest.NewTLSServer(srv.Handler())
 	t.Cleanup(ts.Close)
@@ -296,15 +243,8 @@ func (f *fixture) verifyAudit() {
 // newKey returns a fresh ed25519 signer and its authorized_keys line.
 func newKey(t testing.TB) (ssh.Signer, string) {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(s.PublicKey())))
+	s := testkit.NewSigner(t)
+	return s, testkit.AuthorizedKey(s.PublicKey())
 }
 
 // wantError checks a refusal's status, code and message.

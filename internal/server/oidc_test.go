@@ -24,6 +24,7 @@ import (
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/testkit"
 	"github.com/sshca/sshca/internal/totp"
 )
 
@@ -53,8 +54,8 @@ func newOIDCFixtureWith(t *testing.T, userClaim, policy string) (*fixture, *oidc
 func TestOIDCTokenAttacks(t *testing.T) {
 	t.Parallel()
 	f, iss := newOIDCFixture(t)
-	emailPolicy := strings.Replace(testPolicy, "users: [alice]\n", "users: [alice@example.com]\n", 1)
-	if emailPolicy == testPolicy {
+	emailPolicy := strings.Replace(testkit.Policy, "users: [alice]\n", "users: [alice@example.com]\n", 1)
+	if emailPolicy == testkit.Policy {
 		t.Fatal("test policy changed: deploy no longer allows alice")
 	}
 	fe, isse := newOIDCFixtureWith(t, "email", emailPolicy)

@@ -17,6 +17,7 @@ import (
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/testkit"
 	"github.com/sshca/sshca/internal/totp"
 )
 
@@ -210,7 +211,7 @@ func TestRenewalIsIssuance(t *testing.T) {
 // per source address before anything is written.
 func TestBoundedByConstruction(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{policy: strings.Replace(testPolicy, "anonymous_rate_limit: 100000", "anonymous_rate_limit: 20", 1)})
+	f := newFixture(t, fixtureOptions{policy: strings.Replace(testkit.Policy, "anonymous_rate_limit: 100000", "anonymous_rate_limit: 20", 1)})
 	ci := f.roleToken("ci", "deploy")
 	_, key := newKey(t)
 	huge := strings.Repeat("r", 60000)

@@ -21,20 +21,10 @@ import (
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/sshsig"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 func asAPIError(err error, target **client.APIError) bool { return errors.As(err, target) }
-
-// requireTool skips without an OpenSSH tool, or fails under CI=true.
-func requireTool(t *testing.T, path string) {
-	t.Helper()
-	if _, err := exec.LookPath(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing", path)
-		}
-		t.Skipf("%s is missing", path)
-	}
-}
 
 func (f *fixture) get(path string, header ...string) response {
 	f.t.Helper()
@@ -118,7 +108,7 @@ func TestKRLEndpoint(t *testing.T) {
 		}
 	})
 	t.Run("ok/ssh-keygen-agrees", func(t *testing.T) {
-		requireTool(t, "ssh-keygen")
+		testkit.RequireTool(t, "ssh-keygen")
 		if revoked.body == nil {
 			t.Skip("revocation failed")
 		}
@@ -178,7 +168,7 @@ func verifySig(t *testing.T, f *fixture, data []byte) {
 		t.Fatal("signature verifies a changed KRL")
 	}
 	// ssh-keygen -Y verify is the oracle: missing, it fails under CI.
-	requireTool(t, "ssh-keygen")
+	testkit.RequireTool(t, "ssh-keygen")
 	dir := t.TempDir()
 	allowed, sigPath := filepath.Join(dir, "allowed"), filepath.Join(dir, "krl.sig")
 	line := strings.SplitN(strings.TrimSpace(string(raw)), "\n", 2)[0]
@@ -199,7 +189,7 @@ func verifySig(t *testing.T, f *fixture, data []byte) {
 // caller gets 429 with Retry-After, and other identities are unaffected.
 func TestRateLimit(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t, fixtureOptions{policy: strings.Replace(testPolicy, "rate_limit: 100000", "rate_limit: 3", 1)})
+	f := newFixture(t, fixtureOptions{policy: strings.Replace(testkit.Policy, "rate_limit: 100000", "rate_limit: 3", 1)})
 	_, key := newKey(t)
 	req := api.CertRequest{PublicKey: key, Role: "deploy"}
 	ci := f.roleToken("ci", "deploy")
