@@ -37,6 +37,9 @@ func (a *Authority) verifyTOTP(ctx context.Context, c policy.Caller, code string
 		return "", fmt.Errorf("ca: read TOTP enrollment: %w", err)
 	}
 	step, err := totp.Verify(secret, code, a.now(), last)
+	if errors.Is(err, totp.ErrReplay) {
+		return "mfa-failed", &policy.DenyError{Rule: "mfa-failed", Msg: "TOTP code already used"}
+	}
 	if err != nil {
 		return "mfa-failed", &policy.DenyError{Rule: "mfa-failed", Msg: "TOTP code rejected"}
 	}
