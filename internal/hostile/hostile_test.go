@@ -43,6 +43,8 @@ import (
 	"github.com/sshca/sshca/internal/sshsig"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/testkit"
+	"github.com/sshca/sshca/internal/testkit/testhome"
 )
 
 // corpusDir is testdata/hostile at the module root.
@@ -114,12 +116,7 @@ const keygen = "/usr/bin/ssh-keygen"
 // that sshca refuses no less than OpenSSH does.
 func oracleEntry(args func(in, pub string) []string) func(*corpus, *testing.T, Case, []byte) {
 	return func(c *corpus, t *testing.T, tc Case, in []byte) {
-		if _, err := os.Stat(keygen); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("ssh-keygen is required under CI=true: %v", err)
-			}
-			t.Skipf("ssh-keygen not available: %v", err)
-		}
+		testkit.RequireTool(t, keygen)
 		dir := t.TempDir()
 		input := filepath.Join(dir, "input")
 		if err := os.WriteFile(input, in, 0o600); err != nil {
@@ -262,32 +259,6 @@ func truncate(b []byte) string {
 
 // ---- command line ----
 
-// testPolicy is the sshca.yaml of the CLI and HTTP fixtures.
-const testPolicy = `backdate: 5m
-service:
-  rate_limit: 100000
-roles:
-  deploy:
-    type: user
-    principals: [role-deploy, ci]
-    default_ttl: 30m
-    max_ttl: 1h
-    extensions: [permit-pty]
-    allow:
-      users: [alice]
-  secure:
-    type: user
-    principals: [role-secure]
-    max_ttl: 1h
-    require_mfa: true
-    allow:
-      users: [alice]
-  servers:
-    type: host
-    principals: ["*.corp"]
-    max_ttl: 24h
-`
-
 // cliFixture is a CA home with a certificate, a revocation and a token in
 // its store, a subject key, and a signed KRL, made through the CLI.
 type cliFixture struct {
@@ -322,7 +293,7 @@ func newCLIFixture(t *testing.T) *cliFixture {
 	root := t.TempDir()
 	f := &cliFixture{home: filepath.Join(root, "ca"), keys: filepath.Join(root, "keys")}
 	mustCLI(t, "--home", f.home, "init")
-	if err := os.WriteFile(filepath.Join(f.home, home.ConfigFile), []byte(testPolicy), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(f.home, home.ConfigFile), []byte(testkit.Policy), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Mkdir(f.keys, 0o700); err != nil {
@@ -617,18 +588,7 @@ type httpFixture struct {
 func newHTTPFixture(t *testing.T) *httpFixture {
 	t.Helper()
 	ctx := context.Background()
-	dir := filepath.Join(t.TempDir(), "ca")
-	if err := home.Init(ctx, dir, home.InitOptions{Actor: "hostile"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, home.ConfigFile), []byte(testPolicy), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h, err := home.Open(ctx, dir, home.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
+	h := testhome.New(t, testkit.Policy, testhome.Options{Actor: "hostile"})
 	iss := oidctest.New(t)
 	v, err := oidc.NewVerifier(ctx, oidc.Config{Issuer: iss.URL(), ClientID: oidctest.ClientID, HTTPClient: iss.Client()})
 	if err != nil {
