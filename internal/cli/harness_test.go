@@ -15,6 +15,7 @@ import (
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 const keygenPath = "/usr/bin/ssh-keygen"
@@ -55,12 +56,7 @@ func mustRun(t *testing.T, args ...string) string {
 // requireKeygen skips the test without ssh-keygen, or fails it under CI=true.
 func requireKeygen(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(keygenPath); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ssh-keygen is required under CI=true: %v", err)
-		}
-		t.Skipf("ssh-keygen not available: %v", err)
-	}
+	testkit.RequireTool(t, keygenPath)
 }
 
 // keygen runs ssh-keygen with args and returns its stdout.
