@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/home"
@@ -45,14 +46,16 @@ func caTypes(t string) ([]string, error) {
 
 func newCAListCommand() *command {
 	var caType string
+	var asJSON bool
 	return &command{
 		name:    "ca list",
 		summary: "list CA key generations with their state, fingerprint and last certificate expiry",
-		usage:   "[--type user|host]",
+		usage:   "[--type user|host] [--json]",
 		example: `  sshca ca list
-  sshca ca list --type user`,
+  sshca ca list --type user --json`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&caType, "type", "", "only the user or host CA")
+			fs.BoolVar(&asJSON, "json", false, "print one JSON CA key object per line (docs/json.md)")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -67,6 +70,19 @@ func newCAListCommand() *command {
 			defer h.Close()
 			if err := autoRetire(e, h); err != nil {
 				return err
+			}
+			if asJSON {
+				var out []api.CAKey
+				for _, t := range types {
+					gens, err := ca.Generations(e.ctx, h.Store, t)
+					if err != nil {
+						return err
+					}
+					for _, g := range gens {
+						out = append(out, caKeyJSON(g))
+					}
+				}
+				return printJSON(e, out...)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "CA\tGEN\tSTATE\tTYPE\tSIGNER\tFINGERPRINT\tCREATED\tCERTS\tLAST CERT EXPIRES")

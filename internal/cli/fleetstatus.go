@@ -8,6 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/config"
 	"github.com/sshca/sshca/internal/store"
 )
@@ -79,15 +80,18 @@ func caGenerations(fps []string, gens map[string]int) string {
 
 func newFleetStatusCommand() *command {
 	var staleAfter, expiringWithin string
+	var asJSON bool
 	return &command{
 		name:    "fleet status",
 		summary: "list servers with last report, KRL version lag, trusted CA generations and host certificate expiry",
-		usage:   "[--stale-after D] [--expiring-within D]",
+		usage:   "[--stale-after D] [--expiring-within D] [--json]",
 		example: `  sshca fleet status
-  sshca fleet status --stale-after 30m --expiring-within 7d`,
+  sshca fleet status --stale-after 30m --expiring-within 7d
+  sshca fleet status --json | jq -r 'select(.ok | not) | .name'`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&staleAfter, "stale-after", "15m", "a host not heard from for this long is stale")
 			fs.StringVar(&expiringWithin, "expiring-within", "24h", "flag host certificates that expire sooner than this")
+			fs.BoolVar(&asJSON, "json", false, "print one JSON fleet host object per line (docs/json.md)")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -139,6 +143,17 @@ func newFleetStatusCommand() *command {
 				}
 			}
 			now := time.Now()
+			if asJSON {
+				out := make([]api.FleetHost, len(hosts))
+				for i, x := range hosts {
+					flags := hostState(x, latest, fps, now, sa, ew)
+					if x.HostCertCA != "" && activeHostCA != "" && x.HostCertCA != activeHostCA {
+						flags = append(flags, "host-cert-old-ca")
+					}
+					out[i] = fleetHostJSON(x, latest, gens, hostGens, flags, now)
+				}
+				return printJSON(e, out...)
+			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "HOST\tLAST SEEN\tKRL\tCA GENS\tHOST CA GEN\tHOST CERT EXPIRES\tSTATUS\n")
 			for _, x := range hosts {
@@ -172,4 +187,16 @@ func newFleetStatusCommand() *command {
 			return nil
 		},
 	}
+}
+
+// fleetHostJSON is the FleetHost object of a reported host.
+func fleetHostJSON(x store.Host, latest uint64, gens, hostGens map[string]int, flags []string, now time.Time) api.FleetHost {
+	out := api.FleetHost{Name: x.Name, LastSeen: utcOrZero(x.LastSeen), LastSeenAgeSeconds: max(int64(now.Sub(x.LastSeen)/time.Second), 0),
+		KRLVersion: x.KRLVersion, KRLLatest: latest, CAKeys: []api.FleetCAKey{}, HostCertExpiry: utcOrZero(x.HostCertExpiry),
+		HostCertCAFingerprint: x.HostCertCA, HostCertCAGeneration: hostGens[x.HostCertCA], SyncFailing: x.Stale, Detail: x.Detail,
+		Flags: append([]string{}, flags...), OK: len(flags) == 0}
+	for _, fp := range x.CAKeys {
+		out.CAKeys = append(out.CAKeys, api.FleetCAKey{Fingerprint: fp, Generation: gens[fp]})
+	}
+	return out
 }

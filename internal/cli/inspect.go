@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -227,9 +226,7 @@ func inspectKRL(e *env, name string, data []byte, asJSON bool) error {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(k.Describe())
+		return printJSON(e, k.Describe())
 	}
 	fmt.Fprintf(e.stdout, "%s: OpenSSH KRL, %d bytes\n", name, len(data))
 	return k.Dump(e.stdout)

@@ -43,13 +43,13 @@ func certOfRecord(c store.CertRecord, rev *store.Revocation, now time.Time) api.
 	if out.Certificate == "" {
 		// A record without a readable certificate: what the record says.
 		out = api.Certificate{CertType: c.CAType, Serial: c.Serial, KeyID: c.KeyID, Principals: append([]string{}, c.Principals...),
-			ValidAfter: c.ValidAfter.UTC(), ValidBefore: c.ValidBefore.UTC(), KeyType: c.SubjectType, KeyFingerprint: c.SubjectFingerprint,
+			ValidAfter: utcOrZero(c.ValidAfter), ValidBefore: utcOrZero(c.ValidBefore), KeyType: c.SubjectType, KeyFingerprint: c.SubjectFingerprint,
 			CAFingerprint: c.CAFingerprint, CriticalOptions: map[string]string{}, Extensions: []string{}}
 		out.SetTimes(now)
 	}
 	out.Role = c.Role
 	out.Requester = c.Requester
-	out.IssuedAt = c.IssuedAt.UTC()
+	out.IssuedAt = utcOrZero(c.IssuedAt)
 	if rev != nil {
 		r := revocationJSON(*rev)
 		out.Revoked = &r
@@ -61,7 +61,7 @@ func certOfRecord(c store.CertRecord, rev *store.Revocation, now time.Time) api.
 // revocationJSON is the Revocation object of a recorded revocation.
 func revocationJSON(r store.Revocation) api.Revocation {
 	out := api.Revocation{ID: r.ID, CAType: r.CAType, Kind: r.Kind, Reason: r.Reason, Actor: r.Actor,
-		RevokedAt: r.CreatedAt.UTC(), CoversUntil: utcOrZero(r.Expires)}
+		RevokedAt: utcOrZero(r.CreatedAt), CoversUntil: utcOrZero(r.Expires)}
 	switch r.Kind {
 	case store.RevokeSerial:
 		out.SerialFrom, out.SerialTo = r.Lo, r.Hi
@@ -89,21 +89,22 @@ func sha256Fingerprint(sum []byte) string {
 // caKeyJSON is the CAKey object of a CA generation.
 func caKeyJSON(g ca.Generation) api.CAKey {
 	return api.CAKey{CAType: g.CAType, Generation: g.Generation, State: g.State, KeyType: g.KeyType, Signer: g.Signer,
-		Fingerprint: g.Fingerprint, PublicKey: strings.TrimSpace(g.PublicKey), CreatedAt: g.CreatedAt.UTC(),
+		Fingerprint: g.Fingerprint, PublicKey: strings.TrimSpace(g.PublicKey), CreatedAt: utcOrZero(g.CreatedAt),
 		Certificates: g.Issued, LastCertExpiry: utcOrZero(g.LastExpiry)}
 }
 
 // tokenJSON is the Token object of a stored token; status as `token list` shows it.
 func tokenJSON(t store.Token, status string) api.Token {
 	return api.Token{ID: t.ID, Name: t.Name, Kind: t.Kind, Roles: t.Roles, Principals: t.Principals, CreatedBy: t.CreatedBy,
-		CreatedAt: t.CreatedAt.UTC(), ExpiresAt: t.ExpiresAt.UTC(), RevokedAt: utcOrZero(t.RevokedAt), UsedAt: utcOrZero(t.UsedAt),
+		CreatedAt: utcOrZero(t.CreatedAt), ExpiresAt: utcOrZero(t.ExpiresAt), RevokedAt: utcOrZero(t.RevokedAt), UsedAt: utcOrZero(t.UsedAt),
 		Status: status}
 }
 
-// utcOrZero is t in UTC, and the zero time (left out by omitzero) for zero.
+// utcOrZero is t in UTC to the second, and the zero time (left out by
+// omitzero) for zero.
 func utcOrZero(t time.Time) time.Time {
 	if t.IsZero() {
 		return time.Time{}
 	}
-	return t.UTC()
+	return t.UTC().Truncate(time.Second)
 }

@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/krl"
@@ -49,11 +50,11 @@ func parseSerialRange(s string) (uint64, uint64, error) {
 
 func newRevokeCommand() *command {
 	var caType, serial, serialRange, keyID, keyFile, fp, caKeyFile, reason, spec, specCA, identity string
-	var force bool
+	var force, asJSON bool
 	return &command{
 		name:    "revoke",
 		summary: "record a revocation (idempotent); `sshca krl` then writes it into the KRL",
-		usage:   "(--serial N | --serial-range A-B | --key-id ID | --key PUBFILE | --fingerprint SHA256:... | --ca-key PUBFILE | --identity NAME | --spec FILE) [--type user|host] [--reason TEXT] [--force]",
+		usage:   "(--serial N | --serial-range A-B | --key-id ID | --key PUBFILE | --fingerprint SHA256:... | --ca-key PUBFILE | --identity NAME | --spec FILE) [--type user|host] [--reason TEXT] [--force] [--json]",
 		example: `  sshca revoke --serial 42 --reason "laptop stolen"
   sshca revoke --key-id alice-2026-11-22
   sshca revoke --key ~/.ssh/id_ed25519.pub          # the key and every certificate over it
@@ -74,6 +75,7 @@ func newRevokeCommand() *command {
 			fs.StringVar(&specCA, "spec-ca", "", "CA public key `file` that the spec's serial:/id: lines refer to (default: this CA)")
 			fs.StringVar(&reason, "reason", "", "why (recorded in the audit log)")
 			fs.BoolVar(&force, "force", false, "revoke serials or key IDs this CA never issued")
+			fs.BoolVar(&asJSON, "json", false, "print the JSON revocation result (docs/json.md)")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -132,7 +134,7 @@ func newRevokeCommand() *command {
 			}
 			defer h.Close()
 			if spec != "" {
-				return importSpec(e, h, caType, spec, specCA, r)
+				return importSpec(e, h, caType, spec, specCA, r, asJSON)
 			}
 			if identity != "" {
 				serials, err := ca.RevokeIdentity(e.ctx, h.Store, identity, reason, e.actor(), time.Now())
@@ -141,6 +143,13 @@ func newRevokeCommand() *command {
 				}
 				if len(serials) == 0 {
 					return withHint(fmt.Errorf("no valid certificate was issued to %q", identity), "`sshca list` shows the certificates and their requesters")
+				}
+				if asJSON {
+					v, err := h.Store.KRLVersion(e.ctx, caType)
+					if err != nil {
+						return err
+					}
+					return printJSON(e, api.RevocationResponse{Added: true, CAType: caType, KRLVersion: v, RevokedSerials: serials})
 				}
 				strs := make([]string, len(serials))
 				for i, s := range serials {
@@ -163,6 +172,9 @@ func newRevokeCommand() *command {
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return printJSON(e, api.RevocationResponse{Added: added, CAType: caType, KRLVersion: v})
+			}
 			if added {
 				fmt.Fprintf(e.stdout, "revoked; %s KRL version is now %d (run `sshca krl --type %s --out FILE` to publish)\n", caType, v, caType)
 			} else {
@@ -174,7 +186,7 @@ func newRevokeCommand() *command {
 }
 
 // importSpec imports an ssh-keygen -k specification into the store.
-func importSpec(e *env, h *home.Home, caType, path, specCA string, base ca.Revocation) error {
+func importSpec(e *env, h *home.Home, caType, path, specCA string, base ca.Revocation, asJSON bool) error {
 	var scope ssh.PublicKey
 	if specCA != "" {
 		pub, err := readPublicKeyFile(specCA)
@@ -258,6 +270,9 @@ func importSpec(e *env, h *home.Home, caType, path, specCA string, base ca.Revoc
 	v, err := h.Store.KRLVersion(e.ctx, caType)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return printJSON(e, api.RevocationResponse{Added: added > 0, CAType: caType, KRLVersion: v, Entries: len(revs), NewEntries: added})
 	}
 	fmt.Fprintf(e.stdout, "imported %s: %d entries, %d new; %s KRL version is now %d\n", path, len(revs), added, caType, v)
 	return nil

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,17 +14,21 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/atomicfile"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/config"
+	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/signer"
+	"github.com/sshca/sshca/internal/store"
 )
 
 // newSignCommand builds "sign user" or "sign host".
 func newSignCommand(kind string) *command {
 	var role, keyID, principals, ttl, out, passFile, keysFrom string
 	var validFrom, validUntil, validity string
+	var asJSON bool
 	c := &command{
 		name:    "sign " + kind,
 		minArgs: 0, maxArgs: -1,
@@ -36,6 +41,7 @@ func newSignCommand(kind string) *command {
 			fs.StringVar(&validity, "validity", "", "validity window as ssh-keygen -V takes it: `FROM:TO` (-5m:+1w) or TO alone (+1w, from now)")
 			fs.StringVar(&out, "out", "", "write the certificate to this `file` instead of <key>-cert.pub")
 			fs.StringVar(&passFile, "passphrase-file", "", "`file` with the passphrase of an encrypted CA key")
+			fs.BoolVar(&asJSON, "json", false, "print one JSON certificate object per certificate signed (docs/json.md)")
 			fs.StringVar(&keysFrom, "keys-from", "", "also sign the public key files listed in this `file` (- for stdin): one path per line, # comments")
 			if kind == "user" {
 				fs.StringVar(&principals, "principals", "", "comma-separated subset of the role's principals (default: all of them)")
@@ -124,7 +130,7 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 				return withHint(usagef("sign %s: - (a key on stdin) works only as the only PUBKEY", kind),
 					"to read a list of key files on stdin, use --keys-from -")
 			}
-			b := batchSign{kind: kind, role: role, keyID: keyID, principals: plist, ttl: d, validFrom: from, validUntil: until, passFile: passFile}
+			b := batchSign{kind: kind, role: role, keyID: keyID, principals: plist, ttl: d, validFrom: from, validUntil: until, passFile: passFile, asJSON: asJSON}
 			return b.run(e, args, keysFrom)
 		}
 		pubPath := args[0]
@@ -184,12 +190,21 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 			return err
 		}
 		line := ssh.MarshalAuthorizedKey(cert)
-		if dest == "" {
+		if dest == "" && !asJSON {
 			_, err = e.stdout.Write(line)
 			return err
 		}
-		if err := atomicfile.Write(dest, line, 0o644); err != nil {
-			return fmt.Errorf("certificate %d was issued but could not be written: %w", cert.Serial, err)
+		if dest != "" {
+			if err := atomicfile.Write(dest, line, 0o644); err != nil {
+				return fmt.Errorf("certificate %d was issued but could not be written: %w", cert.Serial, err)
+			}
+		}
+		if asJSON {
+			out, err := issuedJSON(e, h, cert, map[uint64]string{cert.Serial: dest})
+			if err != nil {
+				return err
+			}
+			return printJSON(e, out...)
 		}
 		fmt.Fprintf(e.stdout, "Signed %s certificate %s\n", kind, dest)
 		fmt.Fprintf(e.stdout, "  serial:     %d\n", cert.Serial)
@@ -200,6 +215,36 @@ prints one "SERIAL CERTFILE" line per certificate, then a summary line.`
 		return nil
 	}
 	return c
+}
+
+// issuedJSON describes certificates just issued, from the CA's records,
+// with the files they were written to (by serial; "" for stdout).
+func issuedJSON(e *env, h *home.Home, cert *ssh.Certificate, files map[uint64]string) ([]api.Certificate, error) {
+	f := store.CertFilter{Serial: cert.Serial}
+	if len(files) > 1 {
+		// A batch shares its key ID: one query for all of it.
+		f = store.CertFilter{KeyID: cert.KeyId, CAType: api.CertTypeName(cert.CertType)}
+	}
+	recs, err := h.Store.ListCerts(e.ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	var out []api.Certificate
+	for _, r := range recs {
+		file, ok := files[r.Serial]
+		if !ok {
+			continue
+		}
+		c := certOfRecord(r, nil, now)
+		c.File = file
+		out = append(out, c)
+	}
+	if len(out) != len(files) {
+		return nil, fmt.Errorf("issued %d certificates but found %d in the records", len(files), len(out))
+	}
+	slices.SortFunc(out, func(a, b api.Certificate) int { return cmp.Compare(a.Serial, b.Serial) })
+	return out, nil
 }
 
 // certPath is where ssh-keygen -s puts the certificate of key file p.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/sshca/sshca/internal/atomicfile"
 	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/signer"
 )
@@ -37,6 +38,7 @@ type batchSign struct {
 	// validFrom, validUntil: the validity window asked for (zero: none).
 	validFrom, validUntil time.Time
 	passFile              string
+	asJSON                bool
 }
 
 // batchKey is one subject key of a batch.
@@ -224,27 +226,45 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 		lo, hi := serialRange(issued)
 		return fmt.Errorf("certificates %d-%d were issued but not all could be written: %w", lo, hi, stage.err)
 	}
-	w := bufio.NewWriter(e.stdout)
-	for i, c := range issued {
-		fmt.Fprintf(w, "%d %s\n", c.Serial, dests[i])
-	}
-	if len(issued) > 0 {
-		lo, hi := serialRange(issued)
-		after, before := issued[0].ValidAfter, issued[0].ValidBefore
-		for _, c := range issued {
-			after, before = min(after, c.ValidAfter), max(before, c.ValidBefore)
-		}
-		fmt.Fprintf(w, "Signed %d %s certificates: serials %d-%d, key id %q, principals %s, valid %s to %s\n",
-			len(issued), b.kind, lo, hi, b.keyID, strings.Join(issued[0].ValidPrincipals, ","),
-			time.Unix(int64(after), 0).UTC().Format(time.RFC3339), time.Unix(int64(before), 0).UTC().Format(time.RFC3339))
-	}
-	if err := w.Flush(); err != nil {
+	if err := b.report(e, h, issued, dests); err != nil {
 		return err
 	}
 	if len(refused) > 0 {
 		return fmt.Errorf("%d of %d certificates refused: %w", len(refused), len(keys), refused[0])
 	}
 	return nil
+}
+
+// report prints what was issued: one "SERIAL CERTFILE" line each and a
+// summary, or with --json one certificate object each.
+func (b *batchSign) report(e *env, h *home.Home, issued []*ssh.Certificate, dests []string) error {
+	if len(issued) == 0 {
+		return nil
+	}
+	if b.asJSON {
+		files := make(map[uint64]string, len(issued))
+		for i, c := range issued {
+			files[c.Serial] = dests[i]
+		}
+		out, err := issuedJSON(e, h, issued[0], files)
+		if err != nil {
+			return err
+		}
+		return printJSON(e, out...)
+	}
+	w := bufio.NewWriter(e.stdout)
+	for i, c := range issued {
+		fmt.Fprintf(w, "%d %s\n", c.Serial, dests[i])
+	}
+	lo, hi := serialRange(issued)
+	after, before := issued[0].ValidAfter, issued[0].ValidBefore
+	for _, c := range issued {
+		after, before = min(after, c.ValidAfter), max(before, c.ValidBefore)
+	}
+	fmt.Fprintf(w, "Signed %d %s certificates: serials %d-%d, key id %q, principals %s, valid %s to %s\n",
+		len(issued), b.kind, lo, hi, b.keyID, strings.Join(issued[0].ValidPrincipals, ","),
+		time.Unix(int64(after), 0).UTC().Format(time.RFC3339), time.Unix(int64(before), 0).UTC().Format(time.RFC3339))
+	return w.Flush()
 }
 
 // refusal adds the hint the single-key path gives to a policy denial.

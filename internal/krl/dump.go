@@ -20,7 +20,7 @@ type Description struct {
 	Version       uint64            `json:"version"`
 	GeneratedDate uint64            `json:"generated_date"`
 	Generated     string            `json:"generated"` // RFC 3339, UTC
-	Comment       string            `json:"comment"`
+	Comment       string            `json:"comment,omitempty"`
 	Certificates  []CertDescription `json:"certificates"`
 	ExplicitKeys  []KeyDescription  `json:"explicit_keys"`
 	SHA256        []string          `json:"sha256"` // SHA256:base64, as ssh-keygen -l prints
