@@ -21,9 +21,10 @@ import (
 // accepts a certificate from `sshca login`, the client verifies its host
 // certificate through `sshca ssh-config`'s @cert-authority line; after a
 // revocation at the service, `fleet wait` fails until the server syncs,
-// then sshd refuses the certificate and `fleet wait` succeeds.
+// then sshd refuses the certificate and `fleet wait` succeeds. An sshd of
+// each OpenSSH release serves the same synced files.
 func TestEnrollSyncLoginRevoke(t *testing.T) {
-	requireOpenSSH(t)
+	releases := requireOpenSSH(t)
 	t.Parallel()
 	svc := newService(t)
 	h := svc.newHost("1h", "127.0.0.1", "web-01.test")
@@ -49,32 +50,39 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 	}
 	assertModes(t, h.Dir)
 
-	srv := h.startSSHD()
-	known := svc.knownHosts(srv)
+	srvs := h.startSSHDs(releases)
+	known := map[*sshdtest.Server][]string{}
+	for _, srv := range srvs {
+		known[srv] = svc.knownHosts(srv)
+	}
 	alice, aliceCert := svc.userCert("alice")
 
 	t.Run("ok/login-verifies-host-certificate", func(t *testing.T) {
-		r := mustLogin(t, srv, alice, known)
-		// ssh says which host certificate it verified: the enrolled one.
-		want := fmt.Sprintf("serial %d ID %q", enrolled.Serial, enrolled.KeyId)
-		if !strings.Contains(r.Stderr, "Server host certificate: ssh-ed25519-cert-v01@openssh.com") || !strings.Contains(r.Stderr, want) {
-			t.Fatalf("ssh did not verify the enrolled host certificate (%s):\n%s", want, r.Stderr)
-		}
-		if !strings.Contains(r.Stderr, "matches the ED25519-CERT host certificate") {
-			t.Fatalf("ssh did not match the host certificate against the @cert-authority line:\n%s", r.Stderr)
-		}
-		if !strings.Contains(r.ServerLog, fmt.Sprintf("serial %d", aliceCert.Serial)) {
-			t.Fatalf("sshd log does not show the user certificate:\n%s", r.ServerLog)
-		}
+		eachSSHD(t, srvs, func(t *testing.T, srv *sshdtest.Server) {
+			r := mustLogin(t, srv, alice, known[srv])
+			// ssh says which host certificate it verified: the enrolled one.
+			want := fmt.Sprintf("serial %d ID %q", enrolled.Serial, enrolled.KeyId)
+			if !strings.Contains(r.Stderr, "Server host certificate: ssh-ed25519-cert-v01@openssh.com") || !strings.Contains(r.Stderr, want) {
+				t.Fatalf("ssh did not verify the enrolled host certificate (%s):\n%s", want, r.Stderr)
+			}
+			if !strings.Contains(r.Stderr, "matches the ED25519-CERT host certificate") {
+				t.Fatalf("ssh did not match the host certificate against the @cert-authority line:\n%s", r.Stderr)
+			}
+			if !strings.Contains(r.ServerLog, fmt.Sprintf("serial %d", aliceCert.Serial)) {
+				t.Fatalf("sshd log does not show the user certificate:\n%s", r.ServerLog)
+			}
+		})
 	})
 	t.Run("fail/host-ca-not-trusted", func(t *testing.T) {
-		// The same login with another CA in known_hosts fails under
-		// StrictHostKeyChecking=yes: the line above is what made it pass.
-		_, pub := sshdtest.GenerateKey(t, t.TempDir(), "ed25519")
-		r := login(t, srv, alice, []string{srv.CertAuthorityLine(pub)})
-		if r.OK || !strings.Contains(r.Stderr, "Host key verification failed") {
-			t.Fatalf("login with an untrusted host CA: ok=%v\n%s", r.OK, r.Stderr)
-		}
+		eachSSHD(t, srvs, func(t *testing.T, srv *sshdtest.Server) {
+			// The same login with another CA in known_hosts fails under
+			// StrictHostKeyChecking=yes: the line above is what made it pass.
+			_, pub := sshdtest.GenerateKey(t, t.TempDir(), "ed25519")
+			r := login(t, srv, alice, []string{srv.CertAuthorityLine(pub)})
+			if r.OK || !strings.Contains(r.Stderr, "Host key verification failed") {
+				t.Fatalf("login with an untrusted host CA: ok=%v\n%s", r.OK, r.Stderr)
+			}
+		})
 	})
 
 	// Revoke alice's certificate at the service with an admin token.
@@ -106,7 +114,7 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 		}
 		// sshd still has the old KRL: the login still works, so what
 		// refuses it below is the sync.
-		mustLogin(t, srv, alice, known)
+		eachSSHD(t, srvs, func(t *testing.T, srv *sshdtest.Server) { mustLogin(t, srv, alice, known[srv]) })
 	})
 
 	// fleet wait, started before the sync, returns 0 only after it.
@@ -133,13 +141,15 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 	}
 
 	t.Run("ok/ssh-keygen-finds-the-certificate-revoked", func(t *testing.T) {
-		out, _ := exec.Command(sshdtest.KeygenPath, "-Q", "-f", filepath.Join(h.Dir, "revoked.krl"), alice+"-cert.pub").CombinedOutput()
-		if !strings.Contains(string(out), "REVOKED") {
-			t.Fatalf("ssh-keygen -Q on the synced KRL: %s", out)
+		for _, rel := range releases {
+			out, _ := exec.Command(rel.Keygen, "-Q", "-f", filepath.Join(h.Dir, "revoked.krl"), alice+"-cert.pub").CombinedOutput()
+			if !strings.Contains(string(out), "REVOKED") {
+				t.Fatalf("%s ssh-keygen -Q on the synced KRL: %s", rel, out)
+			}
 		}
 	})
 	t.Run("fail/login-after-sync", func(t *testing.T) {
-		mustRefuse(t, srv, alice, known, "revoked")
+		eachSSHD(t, srvs, func(t *testing.T, srv *sshdtest.Server) { mustRefuse(t, srv, alice, known[srv], "revoked") })
 	})
 	t.Run("ok/fleet-wait-after-sync", func(t *testing.T) {
 		var r result
@@ -160,7 +170,7 @@ func TestEnrollSyncLoginRevoke(t *testing.T) {
 	})
 	t.Run("ok/fresh-certificate-still-logs-in", func(t *testing.T) {
 		bob, _ := svc.userCert("bob")
-		mustLogin(t, srv, bob, known)
+		eachSSHD(t, srvs, func(t *testing.T, srv *sshdtest.Server) { mustLogin(t, srv, bob, known[srv]) })
 	})
 }
 

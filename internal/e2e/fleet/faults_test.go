@@ -26,15 +26,14 @@ import (
 // (issue 18: options, junk lines, certificates). Each time sync fails, refuses what it was given,
 // leaves every installed file byte for byte as it was, and sshd keeps
 // working: a good certificate still logs in, a revoked one is still
-// refused.
+// refused, by the sshd of every OpenSSH release.
 func TestFaults(t *testing.T) {
-	requireOpenSSH(t)
+	releases := requireOpenSSH(t)
 	t.Parallel()
 	svc := newService(t)
 	h := svc.newHost("1h", "127.0.0.1")
 	h.mustSync()
-	srv := h.startSSHD()
-	known := svc.knownHosts(srv)
+	sshds := svc.startSSHDSet(h, releases)
 	alice, _ := svc.userCert("alice")
 	mallory, malloryCert := svc.userCert("mallory")
 
@@ -62,8 +61,8 @@ func TestFaults(t *testing.T) {
 	if err != nil || cur.Version == 0 {
 		t.Fatalf("current KRL: version %v, %v", cur, err)
 	}
-	mustLogin(t, srv, alice, known)
-	mustRefuse(t, srv, mallory, known, "revoked")
+	sshds.mustLogin(t, alice)
+	sshds.mustRefuse(t, mallory, "revoked")
 
 	// The service's CA key signs a KRL that does not parse; an attacker's
 	// key signs an empty KRL of a higher version that would unrevoke
@@ -203,7 +202,7 @@ func TestFaults(t *testing.T) {
 				if err := os.WriteFile(path, l.data, 0o644); err != nil {
 					t.Fatal(err)
 				}
-				mustRefuse(t, srv, alice, known, l.why)
+				sshds.mustRefuse(t, alice, l.why)
 				if err := os.WriteFile(path, good, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -231,8 +230,8 @@ func TestFaults(t *testing.T) {
 			if st.LastError == "" || !st.LastSuccess.Equal(st0.LastSuccess) || st.KRLVersion != cur.Version {
 				t.Errorf("state after a refused sync: %+v", st)
 			}
-			mustLogin(t, srv, alice, known)
-			mustRefuse(t, srv, mallory, known, "revoked")
+			sshds.mustLogin(t, alice)
+			sshds.mustRefuse(t, mallory, "revoked")
 		})
 	}
 
@@ -260,8 +259,8 @@ func TestFaults(t *testing.T) {
 		if !strings.Contains(st.LastError, "connection refused") || !st.LastSuccess.Equal(st0.LastSuccess) || !st.LastAttempt.After(st.LastSuccess) {
 			t.Errorf("state does not show staleness: %+v", st)
 		}
-		mustLogin(t, srv, alice, known)
-		mustRefuse(t, srv, mallory, known, "revoked")
+		sshds.mustLogin(t, alice)
+		sshds.mustRefuse(t, mallory, "revoked")
 
 		// A server that never synced still gets an empty, valid KRL, so
 		// RevokedKeys can be switched on without locking everyone out.
@@ -287,7 +286,7 @@ func TestFaults(t *testing.T) {
 		if st := h.state(); st.LastError != "" || st.LastSuccess.Before(st.LastAttempt) {
 			t.Errorf("state after recovery: %+v", st)
 		}
-		mustLogin(t, srv, alice, known)
+		sshds.mustLogin(t, alice)
 	})
 }
 

@@ -10,6 +10,13 @@
 // The package holds tests only. It never touches the system's sshd, ssh
 // configuration or CA; every sshd runs on its own port of 127.0.0.1 with its
 // own configuration directory.
+//
+// Every login and refusal is judged by each OpenSSH release the tests know
+// (package opensshtest: Debian's 9.2 and the newest upstream release),
+// server and client of the same release: a host runs one sshd per release
+// on the same synced files, or, where sshd's reloads are what is tested,
+// the service enrolls one host per release. The service, the CA and the
+// syncs are shared; only the OpenSSH parts are repeated.
 package fleet
 
 import (
@@ -29,6 +36,7 @@ import (
 	"github.com/sshca/sshca/internal/agent"
 	"github.com/sshca/sshca/internal/cli"
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -67,11 +75,11 @@ accounts:
   deploy: [role-deploy, ci]
 `
 
-func requireOpenSSH(t testing.TB) {
+// requireOpenSSH returns every OpenSSH release the tests run against (it
+// skips the test when one is missing, and fails it under CI=true).
+func requireOpenSSH(t testing.TB) []*opensshtest.Flavour {
 	t.Helper()
-	for _, p := range []string{sshdtest.SSHDPath, sshdtest.SSHPath, sshdtest.KeygenPath} {
-		e2etest.RequireTool(t, p)
-	}
+	return opensshtest.All(t)
 }
 
 // cliEnv is the whole environment of in-process CLI runs: nothing from the
@@ -198,13 +206,20 @@ type host struct {
 	base    string // world-readable directory (sshd reads principals as the target user)
 	Key     string // host private key; its certificate is Key-cert.pub
 	Dir     string // the sync directory
-	PidFile string // sshd's PidFile, for --sshd-pid-file
+	PidFile string // the PidFile of the first sshd started, for --sshd-pid-file
+	sshds   int    // sshd servers started on this host's files
 }
 
 // newHost makes a host key and enrolls it with a one-time enrollment token
 // bound to principals (the first is the host's name), with lifetime ttl.
 func (s *service) newHost(ttl string, principals ...string) *host {
-	t := s.T
+	s.T.Helper()
+	return s.newHostFor(s.T, ttl, principals...)
+}
+
+// newHostFor is newHost for a subtest t of the service's test: the host's
+// checks fail t, and its files go at t's end.
+func (s *service) newHostFor(t testing.TB, ttl string, principals ...string) *host {
 	t.Helper()
 	base, err := os.MkdirTemp("", "fleet-host-")
 	if err != nil {
@@ -255,22 +270,47 @@ func (h *host) mustSync(extra ...string) string {
 	return out
 }
 
-// startSSHD starts a real sshd whose CA keys, principals, KRL and host
-// certificate are exactly what `sshca sshd-config` prints for the sync
-// directory. The harness writes its own defaults after these lines, and
-// sshd keeps the first value of each keyword, so ours win; HostKey
-// accumulates, and sshd presents the first ed25519 key, ours.
-func (h *host) startSSHD() *sshdtest.Server {
+// startSSHD starts a real sshd of release rel whose CA keys, principals,
+// KRL and host certificate are exactly what `sshca sshd-config
+// --sshd-version REL flags...` prints for the sync directory. The harness
+// writes its own defaults after these lines, and sshd keeps the first value
+// of each keyword, so ours win; HostKey accumulates, and sshd presents the
+// first ed25519 key, ours. The first sshd of the host writes h.PidFile.
+func (h *host) startSSHD(rel *opensshtest.Flavour, flags ...string) *sshdtest.Server {
 	h.t.Helper()
-	cfg := h.svc.Must("sshd-config", "--dir", h.Dir, "--host-key", h.Key)
-	extra := []string{"HostKey " + h.Key, "PidFile " + h.PidFile}
+	args := append([]string{"sshd-config", "--dir", h.Dir, "--host-key", h.Key, "--sshd-version", rel.SSHDVersion()}, flags...)
+	cfg := h.svc.Must(args...)
+	pid := h.PidFile
+	if h.sshds > 0 {
+		pid = filepath.Join(h.base, fmt.Sprintf("sshd-%d.pid", h.sshds+1))
+	}
+	h.sshds++
+	extra := []string{"HostKey " + h.Key, "PidFile " + pid}
 	extra = append(extra, strings.Split(strings.TrimSpace(cfg), "\n")...)
 	for _, want := range []string{"TrustedUserCAKeys ", "AuthorizedPrincipalsFile ", "RevokedKeys ", "HostCertificate "} {
 		if !strings.Contains(cfg, "\n"+want) {
 			h.t.Fatalf("sshd-config lacks %q:\n%s", want, cfg)
 		}
 	}
-	return sshdtest.Start(h.t, sshdtest.Config{Extra: extra})
+	return sshdtest.Start(h.t, sshdtest.Config{OpenSSH: rel, Extra: extra})
+}
+
+// startSSHDs starts one sshd per release on the host's files.
+func (h *host) startSSHDs(releases []*opensshtest.Flavour) []*sshdtest.Server {
+	h.t.Helper()
+	srvs := make([]*sshdtest.Server, len(releases))
+	for i, rel := range releases {
+		srvs[i] = h.startSSHD(rel)
+	}
+	return srvs
+}
+
+// eachSSHD runs f as a subtest per server, named after its release.
+func eachSSHD(t *testing.T, srvs []*sshdtest.Server, f func(t *testing.T, srv *sshdtest.Server)) {
+	t.Helper()
+	for _, srv := range srvs {
+		t.Run(srv.OpenSSH.Name, func(t *testing.T) { f(t, srv) })
+	}
 }
 
 // listenCount counts sshd's "Server listening" lines: one per start or reload.
@@ -300,8 +340,8 @@ func (h *host) waitReloaded(srv *sshdtest.Server, before int) {
 }
 
 // login logs in with key, verifying the host certificate through the
-// @cert-authority lines; ssh runs at DEBUG1 so that its stderr names the
-// host certificate it verified.
+// @cert-authority lines, with the ssh of the server's release; ssh runs at
+// DEBUG1 so that its stderr names the host certificate it verified.
 func login(t *testing.T, srv *sshdtest.Server, key string, knownHosts []string) sshdtest.Result {
 	t.Helper()
 	return srv.Login(t, sshdtest.LoginOptions{IdentityFile: key, KnownHosts: knownHosts, Options: []string{"LogLevel=DEBUG1"}})
@@ -311,7 +351,7 @@ func mustLogin(t *testing.T, srv *sshdtest.Server, key string, knownHosts []stri
 	t.Helper()
 	r := login(t, srv, key, knownHosts)
 	if !r.OK {
-		t.Fatalf("login with %s refused (exit %d):\n%s\n--- sshd\n%s", filepath.Base(key), r.ExitCode, r.Stderr, r.ServerLog)
+		t.Fatalf("%s: login with %s refused (exit %d):\n%s\n--- sshd\n%s", srv.OpenSSH, filepath.Base(key), r.ExitCode, r.Stderr, r.ServerLog)
 	}
 	return r
 }
@@ -320,10 +360,43 @@ func mustRefuse(t *testing.T, srv *sshdtest.Server, key string, knownHosts []str
 	t.Helper()
 	r := login(t, srv, key, knownHosts)
 	if r.OK {
-		t.Fatalf("login with %s succeeded; want it refused (%s)", filepath.Base(key), why)
+		t.Fatalf("%s: login with %s succeeded; want it refused (%s)", srv.OpenSSH, filepath.Base(key), why)
 	}
 	if !strings.Contains(r.ServerLog, why) {
-		t.Fatalf("login with %s refused, but sshd does not say %q:\n%s", filepath.Base(key), why, r.ServerLog)
+		t.Fatalf("%s: login with %s refused, but sshd does not say %q:\n%s", srv.OpenSSH, filepath.Base(key), why, r.ServerLog)
+	}
+}
+
+// sshdSet is one sshd per release on one host's files, with the
+// @cert-authority lines through which each is trusted.
+type sshdSet struct {
+	srvs  []*sshdtest.Server
+	known map[*sshdtest.Server][]string
+}
+
+// startSSHDSet starts one sshd per release on h's files.
+func (s *service) startSSHDSet(h *host, releases []*opensshtest.Flavour) *sshdSet {
+	s.T.Helper()
+	set := &sshdSet{srvs: h.startSSHDs(releases), known: map[*sshdtest.Server][]string{}}
+	for _, srv := range set.srvs {
+		set.known[srv] = s.knownHosts(srv)
+	}
+	return set
+}
+
+// mustLogin logs in with key to every server, each with its release's ssh.
+func (set *sshdSet) mustLogin(t *testing.T, key string) {
+	t.Helper()
+	for _, srv := range set.srvs {
+		mustLogin(t, srv, key, set.known[srv])
+	}
+}
+
+// mustRefuse checks that every server refuses key, saying why.
+func (set *sshdSet) mustRefuse(t *testing.T, key, why string) {
+	t.Helper()
+	for _, srv := range set.srvs {
+		mustRefuse(t, srv, key, set.known[srv], why)
 	}
 }
 
@@ -355,10 +428,11 @@ func (h *host) snapshot() map[string]string {
 
 func (h *host) state() agent.State { return agent.LoadState(h.Dir) }
 
-// keyscanCert asks sshd for its host certificate with the real ssh-keyscan.
+// keyscanCert asks sshd for its host certificate with the real ssh-keyscan
+// of the server's release.
 func keyscanCert(t *testing.T, srv *sshdtest.Server) *ssh.Certificate {
 	t.Helper()
-	const keyscan = "/usr/bin/ssh-keyscan"
+	keyscan := srv.OpenSSH.Keyscan
 	e2etest.RequireTool(t, keyscan)
 	out, err := exec.Command(keyscan, "-c", "-t", "ed25519", "-T", "5", "-p", strconv.Itoa(srv.Port), srv.Host).Output()
 	if err != nil {

@@ -25,7 +25,7 @@ type proxy struct {
 	URL, FP string
 
 	mu       sync.Mutex
-	override map[string]canned // by URL path
+	override map[string]canned // by URL path, or path?query for one query only
 }
 
 func newProxy(t *testing.T, svc *service) *proxy {
@@ -35,7 +35,10 @@ func newProxy(t *testing.T, svc *service) *proxy {
 	t.Cleanup(upstream.CloseIdleConnections)
 	ts := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p.mu.Lock()
-		c, ok := p.override[r.URL.Path]
+		c, ok := p.override[r.URL.Path+"?"+r.URL.RawQuery]
+		if !ok {
+			c, ok = p.override[r.URL.Path]
+		}
 		p.mu.Unlock()
 		if ok {
 			w.WriteHeader(c.status)

@@ -7,17 +7,29 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/opensshtest"
 )
 
 // TestHostRenewal is acceptance 4: a host enrolled with a short lifetime is
 // renewed by `sshca sync` (proof of possession of the host key) before it
 // expires, sync makes sshd reload, and sshd serves the new certificate, as
 // ssh-keyscan -c and a client verifying it through @cert-authority show.
+// The service enrolls one host per OpenSSH release, each with an sshd of
+// that release (sync reloads it by its pid file).
 func TestHostRenewal(t *testing.T) {
-	requireOpenSSH(t)
+	releases := requireOpenSSH(t)
 	t.Parallel()
 	svc := newService(t)
-	h := svc.newHost("1m", "127.0.0.1", "app-01.test")
+	for i, rel := range releases {
+		t.Run(rel.Name, func(t *testing.T) {
+			hostRenewal(t, svc, rel, fmt.Sprintf("app-%02d.test", i+1))
+		})
+	}
+}
+
+func hostRenewal(t *testing.T, svc *service, rel *opensshtest.Flavour, name string) {
+	h := svc.newHostFor(t, "1m", name, "127.0.0.1")
 	first := h.Cert()
 	certFile := "installed ssh_host_ed25519_key-cert.pub"
 
@@ -25,9 +37,9 @@ func TestHostRenewal(t *testing.T) {
 	if out := h.mustSync("--renew-before", "10s"); strings.Contains(out, certFile) {
 		t.Fatalf("sync renewed a certificate with more than --renew-before left:\n%s", out)
 	}
-	srv := h.startSSHD()
+	srv := h.startSSHD(rel)
 	known := svc.knownHosts(srv)
-	alice, _ := svc.userCert("alice")
+	alice, _ := svc.userCert("alice-" + rel.Name)
 	if got := keyscanCert(t, srv); got.Serial != first.Serial {
 		t.Fatalf("sshd serves serial %d, want the enrolled %d", got.Serial, first.Serial)
 	}

@@ -9,8 +9,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 const statusGolden = "testdata/fleet-status.txt"
@@ -21,7 +21,7 @@ const statusGolden = "testdata/fleet-status.txt"
 // output is logged and, with -update, written to testdata for the README;
 // the host/status pairs of that file must match a fresh run.
 func TestFleetStatus(t *testing.T) {
-	e2etest.RequireTool(t, "/usr/bin/ssh-keygen")
+	testkit.RequireTool(t, "/usr/bin/ssh-keygen")
 	t.Parallel()
 	// db-01's last report is moved an hour back in the database instead of
 	// sleeping, so the states do not depend on how fast the machine is.
