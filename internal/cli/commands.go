@@ -46,6 +46,7 @@ func commands() []*command {
 		newKnownHostsCommand().local(),
 		newFleetStatusCommand(),
 		newFleetWaitCommand(),
+		newConsoleLinkCommand(),
 		// sshca itself.
 		newVersionCommand().local(),
 		newCompletionCommand().local(),

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/console"
 	"github.com/sshca/sshca/internal/oidc"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/signer"
@@ -110,7 +111,15 @@ func newServeCommand() *command {
 			}
 			// Every committed audit entry reaches service.audit_file through
 			// the home (home.Open), as for every other command.
-			srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: verifier, Logger: log})
+			var ui http.Handler
+			if svc.Console != nil {
+				c, err := console.New(console.Options{Config: h.Config, Store: h.Store, Logger: log})
+				if err != nil {
+					return err
+				}
+				ui = c
+			}
+			srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: verifier, Logger: log, Console: ui})
 			host, _, _ := net.SplitHostPort(listen)
 			cert, err := server.LoadOrCreateTLS(svc.TLSCert, svc.TLSKey, h.Dir, []string{host})
 			if err != nil {
@@ -136,7 +145,7 @@ func newServeCommand() *command {
 			if f, ok := e.stdout.(interface{ Sync() error }); ok {
 				_ = f.Sync()
 			}
-			log.Info("service started", "addr", ln.Addr().String(), "oidc", verifier != nil)
+			log.Info("service started", "addr", ln.Addr().String(), "oidc", verifier != nil, "console", ui != nil)
 			errc := make(chan error, 1)
 			go func() { errc <- hs.ServeTLS(ln, "", "") }()
 			go func() {

@@ -57,6 +57,9 @@ type Options struct {
 	Logger    *slog.Logger
 	Now       func() time.Time
 	Metrics   *Metrics
+	// Console, when set, serves the admin console under /ui/ (package
+	// console; sshca.yaml's service.console turns it on).
+	Console http.Handler
 }
 
 // Server is the certificate service.
@@ -121,6 +124,9 @@ func (s *Server) Handler() http.Handler {
 	})
 	s.route(mux, "GET /readyz", "readyz", s.handleReady)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+	if s.o.Console != nil {
+		mux.Handle("/ui/", s.o.Console)
+	}
 	// Through route, so that a 404 carries a request ID like every other error.
 	s.route(mux, "/", "not_found", func(w http.ResponseWriter, r *http.Request) error {
 		return &httpError{status: http.StatusNotFound, msg: "no such endpoint", code: "not-found"}
