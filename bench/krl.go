@@ -298,6 +298,12 @@ type krlProc struct {
 // the memory the child shared until exec), which at 10^6 serials is the
 // workload's 200 MiB, whatever the command itself uses.
 func krlExec(ctx context.Context, limit time.Duration, ok []int, name string, args ...string) (krlProc, error) {
+	return benchExec(ctx, limit, ok, nil, name, args...)
+}
+
+// benchExec is krlExec with the command's standard output sent to out
+// instead of kept (nil keeps it in krlProc.stdout).
+func benchExec(ctx context.Context, limit time.Duration, ok []int, out io.Writer, name string, args ...string) (krlProc, error) {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	self, err := os.Executable()
@@ -317,6 +323,9 @@ func krlExec(ctx context.Context, limit time.Duration, ok []int, name string, ar
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if out != nil {
+		cmd.Stdout = out
+	}
 	start := time.Now()
 	err = cmd.Start()
 	w.Close()

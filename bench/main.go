@@ -77,6 +77,7 @@ var suites = []suite{
 	{"service", runService},
 	{"stepca", runStepCA},
 	{"krl", runKRL},
+	{"scale", runScale},
 }
 
 func main() {

@@ -15,6 +15,7 @@ type MonitorStore interface {
 	KRLStore
 	store.StatsStore
 	ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error)
+	GenerationStats(ctx context.Context, caType string) (map[string]store.GenerationStat, error)
 	ListHosts(ctx context.Context) ([]store.Host, error)
 	KRLVersion(ctx context.Context, caType string) (uint64, error)
 }
@@ -74,9 +75,9 @@ func Monitor(ctx context.Context, st MonitorStore, grace time.Duration, now time
 		if typ == "host" && hasRetiring(keys) {
 			// A host certificate its host renewed under another key no
 			// longer holds its generation back (see Generations): the
-			// deadline a pager sees is the one `ca retire` enforces. This
-			// reads every host certificate, so only while a host
-			// generation is retiring; otherwise the aggregate is the same.
+			// deadline a pager sees is the one `ca retire` enforces (only
+			// while a host generation is retiring; otherwise the aggregate
+			// is the same).
 			gens, err := Generations(ctx, st, typ)
 			if err != nil {
 				return nil, err

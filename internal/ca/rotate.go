@@ -18,7 +18,7 @@ type RotationStore interface {
 	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
 	AddCAKey(ctx context.Context, k store.CAKey, ev audit.Entry) error
 	SetCAKeyStates(ctx context.Context, caType string, states map[int]string, ev audit.Entry) error
-	ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error)
+	GenerationStats(ctx context.Context, caType string) (map[string]store.GenerationStat, error)
 }
 
 // Generation describes a CA key generation with what it signed.
@@ -34,49 +34,33 @@ type Generation struct {
 // GenerationStore is what Generations reads.
 type GenerationStore interface {
 	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
-	ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error)
+	// GenerationStats counts, per CA key fingerprint, the certificates it
+	// signed and the latest expiry of those not renewed by a later one
+	// (host certificates only), without reading certificate bodies.
+	GenerationStats(ctx context.Context, caType string) (map[string]store.GenerationStat, error)
 }
 
 // Generations lists caType's keys with the expiry of their last certificate
-// that holds the key back (see below); `ca retire`, the service's
-// auto-retire and the /metrics gauges (Monitor) all read it from here.
+// that holds the key back; `ca retire`, the service's auto-retire and the
+// /metrics gauges (Monitor) all read it from here. A host certificate that
+// was renewed (its host proved possession of the host key and took the new
+// certificate: what sync does after a promotion) no longer holds its
+// generation back, although it stays valid until it expires. Certificates
+// signed by hand are not renewals and still count.
 func Generations(ctx context.Context, st GenerationStore, caType string) ([]Generation, error) {
 	keys, err := st.ListCAKeys(ctx, caType)
 	if err != nil {
 		return nil, err
 	}
-	certs, err := st.ListCerts(ctx, store.CertFilter{CAType: caType})
+	stats, err := st.GenerationStats(ctx, caType)
 	if err != nil {
 		return nil, err
 	}
-	byFP := map[string]*Generation{}
 	out := make([]Generation, len(keys))
 	for i, k := range keys {
 		out[i] = Generation{CAKey: k}
-		byFP[k.Fingerprint] = &out[i]
-	}
-	// A host certificate that was renewed (its host proved possession of
-	// the host key and took the new certificate: what sync does after a
-	// promotion) no longer holds its generation back, although it stays
-	// valid until it expires. Certificates signed by hand are not renewals
-	// and still count.
-	renewed := map[uint64]bool{}
-	if caType == "host" {
-		for _, c := range certs {
-			if c.Lineage.Renews != 0 && c.Cert != "" {
-				renewed[c.Lineage.Renews] = true
-			}
-		}
-	}
-	for _, c := range certs {
-		if g := byFP[c.CAFingerprint]; g != nil {
-			g.Issued++
-			if renewed[c.Serial] {
-				continue
-			}
-			if c.ValidBefore.After(g.LastExpiry) {
-				g.LastExpiry = c.ValidBefore
-			}
+		if s, ok := stats[k.Fingerprint]; ok {
+			out[i].Issued, out[i].LastExpiry = s.Issued, s.LastExpiry
 		}
 	}
 	return out, nil

@@ -20,4 +20,7 @@ type StatsStore interface {
 	// CAExpiries returns, per CA key that signed anything, the number of
 	// certificates it signed and the latest expiry among them.
 	CAExpiries(ctx context.Context) ([]CAExpiry, error)
+	// GenerationStats is CAExpiries for one CA type as rotation counts it:
+	// a host certificate renewed by a later one does not hold its key back.
+	GenerationStats(ctx context.Context, caType string) (map[string]GenerationStat, error)
 }

@@ -236,3 +236,11 @@ func (r Revocation) Digest() string {
 	sum := sha256.Sum256([]byte(fmt.Sprintf("%s\x00%s\x00%d\x00%d\x00%s\x00%s", r.CAType, r.Kind, r.Lo, r.Hi, r.KeyID, r.Value)))
 	return hex.EncodeToString(sum[:16])
 }
+
+// GenerationStat is what one CA key signed, as CA rotation needs it: how
+// many certificates, and the latest expiry of those that hold the key back
+// (see GenerationStats in the SQL store).
+type GenerationStat struct {
+	Issued     int
+	LastExpiry time.Time // zero when none holds it back
+}
