@@ -7,15 +7,16 @@ import (
 	"testing"
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
 // TestKeyIDRevocationAcrossRotation: a key ID revoked under the old CA
 // generation stays revoked there, while a certificate of the new generation
 // that reuses the key ID logs in to a real sshd trusting both generations
-// with sshca's KRL.
+// with sshca's KRL, of each OpenSSH release.
 func TestKeyIDRevocationAcrossRotation(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	releases := opensshtest.All(t)
 	h := newHome(t, "ed25519")
 	dir := t.TempDir()
 	keys := map[string]string{}
@@ -41,15 +42,18 @@ func TestKeyIDRevocationAcrossRotation(t *testing.T) {
 	if len(trusted) < 2 {
 		t.Fatalf("ca show lists %d keys after rotation, want both generations", len(trusted))
 	}
-	srv := sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: trusted,
-		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
-		RevokedKeysFile:   krlPath,
-	})
-	if r := srv.Login(t, sshdtest.LoginOptions{IdentityFile: keys["old"]}); r.OK {
-		t.Errorf("old generation's certificate with the revoked key ID logged in\n%s", r.ServerLog)
-	}
-	if r := srv.Login(t, sshdtest.LoginOptions{IdentityFile: keys["new"]}); !r.OK {
-		t.Errorf("new generation's certificate reusing the key ID refused: %s\n%s", r.Stderr, r.ServerLog)
+	for _, rel := range releases {
+		srv := sshdtest.Start(t, sshdtest.Config{
+			OpenSSH:           rel,
+			TrustedUserCAKeys: trusted,
+			Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
+			RevokedKeysFile:   krlPath,
+		})
+		if r := srv.Login(t, sshdtest.LoginOptions{IdentityFile: keys["old"]}); r.OK {
+			t.Errorf("%s: old generation's certificate with the revoked key ID logged in\n%s", rel, r.ServerLog)
+		}
+		if r := srv.Login(t, sshdtest.LoginOptions{IdentityFile: keys["new"]}); !r.OK {
+			t.Errorf("%s: new generation's certificate reusing the key ID refused: %s\n%s", rel, r.Stderr, r.ServerLog)
+		}
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
 
@@ -42,15 +43,16 @@ roles:
 // lineageEnv is the whole environment of the in-process CLI and serve.
 func lineageEnv() map[string]string { return map[string]string{"USER": "revocation-e2e"} }
 
-// lineageCA is `sshca serve` on a fresh home with SSO, a real sshd that
-// trusts its user CA and reads RevokedKeys from krlPath, and the helpers
-// that get, renew, snapshot and try certificates.
+// lineageCA is `sshca serve` on a fresh home with SSO, a real sshd of
+// each OpenSSH release that trusts its user CA and reads RevokedKeys from
+// krlPath, and the helpers that get, renew, snapshot and try certificates
+// (every login on every sshd, with the ssh of its release).
 type lineageCA struct {
 	t       *testing.T
 	h       *e2etest.Home
 	iss     *oidctest.Issuer
 	srv     *e2etest.Server
-	sshd    *sshdtest.Server
+	sshds   []*sshdtest.Server
 	krlPath string
 	dir     string
 }
@@ -65,9 +67,7 @@ type gen struct {
 
 func newLineageCA(t *testing.T) *lineageCA {
 	t.Helper()
-	for _, p := range []string{sshdtest.SSHDPath, sshdtest.SSHPath, sshdtest.KeygenPath} {
-		e2etest.RequireTool(t, p)
-	}
+	releases := opensshtest.All(t)
 	c := &lineageCA{t: t, iss: oidctest.NewHTTP(t), dir: t.TempDir()}
 	c.h = &e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca"), Env: lineageEnv()}
 	c.h.Must("init")
@@ -86,11 +86,14 @@ func newLineageCA(t *testing.T) *lineageCA {
 	})
 	c.krlPath = filepath.Join(c.dir, "revoked.krl")
 	c.installServiceKRL()
-	c.sshd = sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: []string{strings.TrimSpace(c.h.Must("ca", "show", "--type", "user"))},
-		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
-		RevokedKeysFile:   c.krlPath,
-	})
+	for _, rel := range releases {
+		c.sshds = append(c.sshds, sshdtest.Start(t, sshdtest.Config{
+			OpenSSH:           rel,
+			TrustedUserCAKeys: []string{strings.TrimSpace(c.h.Must("ca", "show", "--type", "user"))},
+			Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
+			RevokedKeysFile:   c.krlPath,
+		}))
+	}
 	return c
 }
 
@@ -262,13 +265,15 @@ func (c *lineageCA) mustLogIn(g gen, label string) {
 // the key ID of the lineage's original certificate.
 func (c *lineageCA) mustLogInAs(g gen, keyID, label string) {
 	c.t.Helper()
-	r := c.sshd.Login(c.t, sshdtest.LoginOptions{IdentityFile: g.key})
-	if !r.OK {
-		c.t.Fatalf("%s: login refused (exit %d): %s\nsshd:\n%s", label, r.ExitCode, r.Stderr, r.ServerLog)
-	}
-	want := fmt.Sprintf("ID %s (serial %d)", keyID, g.cert.Serial)
-	if !acceptedWith(r.ServerLog, want) {
-		c.t.Fatalf("%s: sshd did not log %q on the accepted login:\n%s", label, want, r.ServerLog)
+	for _, sshd := range c.sshds {
+		r := sshd.Login(c.t, sshdtest.LoginOptions{IdentityFile: g.key})
+		if !r.OK {
+			c.t.Fatalf("%s: %s: login refused (exit %d): %s\nsshd:\n%s", sshd.OpenSSH, label, r.ExitCode, r.Stderr, r.ServerLog)
+		}
+		want := fmt.Sprintf("ID %s (serial %d)", keyID, g.cert.Serial)
+		if !acceptedWith(r.ServerLog, want) {
+			c.t.Fatalf("%s: %s: sshd did not log %q on the accepted login:\n%s", sshd.OpenSSH, label, want, r.ServerLog)
+		}
 	}
 }
 
@@ -287,17 +292,19 @@ func acceptedWith(log, want string) bool {
 // ssh-keygen -Q finds it in the installed KRL.
 func (c *lineageCA) mustBeRefused(g gen, label string) {
 	c.t.Helper()
-	r := c.sshd.Login(c.t, sshdtest.LoginOptions{IdentityFile: g.key})
-	if r.OK {
-		c.t.Errorf("%s (serial %d, key ID %q): revoked certificate still logs in:\n%s", label, g.cert.Serial, g.cert.KeyId, r.ServerLog)
-		return
-	}
-	if !strings.Contains(r.ServerLog, "revoked") {
-		c.t.Errorf("%s: refused, but sshd does not say revoked:\n%s", label, r.ServerLog)
-	}
-	out, _ := exec.Command(sshdtest.KeygenPath, "-Q", "-f", c.krlPath, g.key+"-cert.pub").CombinedOutput()
-	if !strings.Contains(string(out), "REVOKED") {
-		c.t.Errorf("%s: ssh-keygen -Q does not find it in the KRL: %s", label, out)
+	for _, sshd := range c.sshds {
+		r := sshd.Login(c.t, sshdtest.LoginOptions{IdentityFile: g.key})
+		if r.OK {
+			c.t.Errorf("%s: %s (serial %d, key ID %q): revoked certificate still logs in:\n%s", sshd.OpenSSH, label, g.cert.Serial, g.cert.KeyId, r.ServerLog)
+			continue
+		}
+		if !strings.Contains(r.ServerLog, "revoked") {
+			c.t.Errorf("%s: %s: refused, but sshd does not say revoked:\n%s", sshd.OpenSSH, label, r.ServerLog)
+		}
+		out, _ := exec.Command(sshd.OpenSSH.Keygen, "-Q", "-f", c.krlPath, g.key+"-cert.pub").CombinedOutput()
+		if !strings.Contains(string(out), "REVOKED") {
+			c.t.Errorf("%s: %s: ssh-keygen -Q does not find it in the KRL: %s", sshd.OpenSSH, label, out)
+		}
 	}
 }
 

@@ -11,7 +11,9 @@ import (
 	"testing"
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 const policy = `backdate: 5m
@@ -36,9 +38,10 @@ func newHome(t *testing.T, keyType string) *e2etest.Home {
 
 // TestSSHDEnforcesKRL revokes by serial, key ID, subject key and CA key and
 // checks that a real sshd with RevokedKeys pointing at sshca's KRL refuses
-// exactly the revoked certificates.
+// exactly the revoked certificates: an sshd of each OpenSSH release reads
+// the same KRL, each judged with its own ssh and ssh-keygen -Q.
 func TestSSHDEnforcesKRL(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	releases := opensshtest.All(t)
 	h := newHome(t, "ed25519")
 	dir := t.TempDir()
 	krlPath := filepath.Join(dir, "revoked.krl")
@@ -56,18 +59,29 @@ func TestSSHDEnforcesKRL(t *testing.T) {
 		h.Must("sign", "user", "--role", "deploy", "--id", "kid-"+name, "--ttl", "30m", p+".pub")
 		keys[name] = p
 	}
-	srv := sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: []string{h.Must("ca", "show", "--type", "user")},
-		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
-		RevokedKeysFile:   krlPath,
-	})
-	login := func(name string) sshdtest.Result {
-		return srv.Login(t, sshdtest.LoginOptions{IdentityFile: keys[name]})
+	var srvs []*sshdtest.Server
+	for _, rel := range releases {
+		srvs = append(srvs, sshdtest.Start(t, sshdtest.Config{
+			OpenSSH:           rel,
+			TrustedUserCAKeys: []string{h.Must("ca", "show", "--type", "user")},
+			Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
+			RevokedKeysFile:   krlPath,
+		}))
+	}
+	// each logs in with name's certificate to every sshd and checks each
+	// result.
+	each := func(name string, check func(rel *opensshtest.Flavour, r sshdtest.Result)) {
+		t.Helper()
+		for _, srv := range srvs {
+			check(srv.OpenSSH, srv.Login(t, sshdtest.LoginOptions{IdentityFile: keys[name]}))
+		}
 	}
 	for name := range keys {
-		if r := login(name); !r.OK {
-			t.Fatalf("%s: login before revocation failed: %s\n%s", name, r.Stderr, r.ServerLog)
-		}
+		each(name, func(rel *opensshtest.Flavour, r sshdtest.Result) {
+			if !r.OK {
+				t.Fatalf("%s: %s: login before revocation failed: %s\n%s", rel, name, r.Stderr, r.ServerLog)
+			}
+		})
 	}
 
 	serial := serialOf(t, keys["serial"]+"-cert.pub")
@@ -77,39 +91,47 @@ func TestSSHDEnforcesKRL(t *testing.T) {
 	h.Must("krl", "--out", krlPath)
 
 	for _, name := range []string{"serial", "keyid", "subject"} {
-		r := login(name)
-		if r.OK {
-			t.Errorf("%s: revoked certificate still logs in", name)
-			continue
-		}
-		if !strings.Contains(r.ServerLog, "revoked") {
-			t.Errorf("%s: sshd log does not say revoked:\n%s", name, r.ServerLog)
-		}
+		each(name, func(rel *opensshtest.Flavour, r sshdtest.Result) {
+			if r.OK {
+				t.Errorf("%s: %s: revoked certificate still logs in", rel, name)
+				return
+			}
+			if !strings.Contains(r.ServerLog, "revoked") {
+				t.Errorf("%s: %s: sshd log does not say revoked:\n%s", rel, name, r.ServerLog)
+			}
+		})
 	}
-	if r := login("fresh"); !r.OK {
-		t.Fatalf("non-revoked certificate refused: %s\n%s", r.Stderr, r.ServerLog)
-	}
+	each("fresh", func(rel *opensshtest.Flavour, r sshdtest.Result) {
+		if !r.OK {
+			t.Fatalf("%s: non-revoked certificate refused: %s\n%s", rel, r.Stderr, r.ServerLog)
+		}
+	})
 
-	// ssh-keygen -Q agrees with sshca krl check on every certificate.
+	// ssh-keygen -Q of every release agrees with sshca krl check on every
+	// certificate.
 	for name, p := range keys {
 		cert := p + "-cert.pub"
-		out, _ := exec.Command("ssh-keygen", "-Q", "-f", krlPath, cert).CombinedOutput()
 		ours, _, code := h.Run("krl", "check", "--krl", krlPath, cert)
-		theirsRevoked := strings.Contains(string(out), "REVOKED")
-		if oursRevoked := code == 1 && strings.Contains(ours, "REVOKED"); oursRevoked != theirsRevoked {
-			t.Errorf("%s: ssh-keygen -Q says %q, sshca krl check says %q (exit %d)", name, out, ours, code)
-		}
-		if want := name != "fresh"; theirsRevoked != want {
-			t.Errorf("%s: ssh-keygen -Q revoked=%v, want %v", name, theirsRevoked, want)
+		for _, rel := range releases {
+			out, _ := exec.Command(rel.Keygen, "-Q", "-f", krlPath, cert).CombinedOutput()
+			theirsRevoked := strings.Contains(string(out), "REVOKED")
+			if oursRevoked := code == 1 && strings.Contains(ours, "REVOKED"); oursRevoked != theirsRevoked {
+				t.Errorf("%s: %s: ssh-keygen -Q says %q, sshca krl check says %q (exit %d)", rel, name, out, ours, code)
+			}
+			if want := name != "fresh"; theirsRevoked != want {
+				t.Errorf("%s: %s: ssh-keygen -Q revoked=%v, want %v", rel, name, theirsRevoked, want)
+			}
 		}
 	}
 
 	// Revoking the CA key itself refuses everything it signed.
 	h.Must("revoke", "--ca-key", filepath.Join(h.Dir, "keys", "user-ca-1.pub"), "--reason", "compromised")
 	h.Must("krl", "--out", krlPath)
-	if r := login("fresh"); r.OK {
-		t.Fatal("certificate of a revoked CA key still logs in")
-	}
+	each("fresh", func(rel *opensshtest.Flavour, r sshdtest.Result) {
+		if r.OK {
+			t.Fatalf("%s: certificate of a revoked CA key still logs in", rel)
+		}
+	})
 }
 
 func serialOf(t *testing.T, certPath string) string {
@@ -130,7 +152,7 @@ func serialOf(t *testing.T, certPath string) string {
 // TestKRLSignatures signs KRLs with every CA key type; ssh-keygen -Y verify
 // accepts them and a flipped byte fails sshca krl verify.
 func TestKRLSignatures(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	testkit.RequireTool(t, "ssh-keygen")
 	for _, kt := range []string{"ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-3072", "rsa-4096"} {
 		t.Run("ok/"+kt, func(t *testing.T) {
 			t.Parallel()
@@ -184,7 +206,7 @@ func TestKRLSignatures(t *testing.T) {
 // TestSpecImport brings an ssh-keygen -k specification over and checks that
 // the KRL sshca writes revokes the same certificates as ssh-keygen's own.
 func TestSpecImport(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	testkit.RequireTool(t, "ssh-keygen")
 	h := newHome(t, "ed25519")
 	dir := t.TempDir()
 	// A foreign CA that signed certificates with ssh-keygen until now.
