@@ -140,6 +140,14 @@ func newServeCommand() *command {
 				MaxHeaderBytes:    32 << 10,
 				ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			}
+			stopFrontDoor, err := startFrontDoor(e.ctx, e, h, svc, log)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("front door: %w", err)
+			}
+			if stopFrontDoor != nil {
+				defer stopFrontDoor()
+			}
 			fmt.Fprintf(e.stdout, "TLS certificate fingerprint: %s\n", server.CertFingerprint(cert.Certificate[0]))
 			fmt.Fprintf(e.stdout, "listening on https://%s\n", ln.Addr())
 			if f, ok := e.stdout.(interface{ Sync() error }); ok {
