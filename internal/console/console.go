@@ -30,6 +30,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/config"
@@ -307,7 +308,36 @@ func (c *Console) render(w http.ResponseWriter, s *session, status int, page, ti
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
-	_, _ = io.WriteString(w, b.String())
+	_, _ = io.WriteString(w, visibleControls(b.String()))
+}
+
+// visibleControls shows the control characters that stored text may hold
+// (key IDs and reasons from any door, a restored dump) as the Unicode
+// control pictures (␀, ␇, ␛, ␡), and C1 controls and bidirectional
+// overrides as U+FFFD, so that a page never carries them: html/template
+// escapes markup but passes them through.
+func visibleControls(s string) string {
+	if !strings.ContainsFunc(s, hiddenRune) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\n' || r == '\t' || r == '\r':
+			return r
+		case r < 0x20:
+			return 0x2400 + r
+		case r == 0x7f:
+			return 0x2421
+		case hiddenRune(r):
+			return utf8.RuneError
+		}
+		return r
+	}, s)
+}
+
+func hiddenRune(r rune) bool {
+	return (r < 0x20 && r != '\n' && r != '\t' && r != '\r') || (r >= 0x7f && r <= 0x9f) ||
+		(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
 }
 
 var funcs = template.FuncMap{
