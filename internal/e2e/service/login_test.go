@@ -15,7 +15,9 @@ import (
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/client"
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // TestLoginThroughAgent is acceptance 1: `sshca serve` on 127.0.0.1, an API
@@ -23,11 +25,11 @@ import (
 // ssh-agent, then a real ssh, offering only what the agent holds, into a
 // real sshd that trusts the user CA. sshd's log names the key ID, which
 // leads to the audit entry. A principal outside the token's role is refused
-// with 403 and recorded.
+// with 403 and recorded. The ssh and sshd of each OpenSSH release judge
+// the same certificate (the agent is the system's).
 func TestLoginThroughAgent(t *testing.T) {
-	for _, tool := range []string{sshdtest.SSHDPath, sshdtest.SSHPath, sshdtest.AgentPath} {
-		e2etest.RequireTool(t, tool)
-	}
+	releases := opensshtest.All(t)
+	testkit.RequireTool(t, sshdtest.AgentPath)
 	h := newHome(t, "")
 	rep := h.serve()
 	secret, tokenFile := h.token("--role", "deploy", "--name", "ci-deploy", "--ttl", "1h")
@@ -71,23 +73,29 @@ func TestLoginThroughAgent(t *testing.T) {
 	if err := os.WriteFile(krlPath, krlData, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	srv := sshdtest.Start(t, sshdtest.Config{
-		TrustedUserCAKeys: []string{strings.TrimSpace(h.Must("ca", "show", "--type", "user"))},
-		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
-		RevokedKeysFile:   krlPath,
-	})
+	var srvs []*sshdtest.Server
+	for _, rel := range releases {
+		srvs = append(srvs, sshdtest.Start(t, sshdtest.Config{
+			OpenSSH:           rel,
+			TrustedUserCAKeys: []string{strings.TrimSpace(h.Must("ca", "show", "--type", "user"))},
+			Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
+			RevokedKeysFile:   krlPath,
+		}))
+	}
 	for _, p := range []string{keyPath, keyPath + ".pub", client.CertPath(keyPath)} {
 		if err := os.Remove(p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	res := srv.Login(t, sshdtest.LoginOptions{UseAgentOnly: true, Env: []string{"SSH_AUTH_SOCK=" + sock}})
-	if !res.OK {
-		t.Fatalf("ssh through the agent failed (exit %d): %s\nsshd:\n%s", res.ExitCode, res.Stderr, res.ServerLog)
-	}
-	// sshd logs the key ID; its request ID finds the audit entry.
-	if !strings.Contains(res.ServerLog, cert.KeyId) {
-		t.Errorf("sshd log does not name key ID %q:\n%s", cert.KeyId, res.ServerLog)
+	for _, srv := range srvs {
+		res := srv.Login(t, sshdtest.LoginOptions{UseAgentOnly: true, Env: []string{"SSH_AUTH_SOCK=" + sock}})
+		if !res.OK {
+			t.Fatalf("%s: ssh through the agent failed (exit %d): %s\nsshd:\n%s", srv.OpenSSH, res.ExitCode, res.Stderr, res.ServerLog)
+		}
+		// sshd logs the key ID; its request ID finds the audit entry.
+		if !strings.Contains(res.ServerLog, cert.KeyId) {
+			t.Errorf("%s: sshd log does not name key ID %q:\n%s", srv.OpenSSH, cert.KeyId, res.ServerLog)
+		}
 	}
 	reqID := regexp.MustCompile(`req=([0-9a-f]+)`).FindStringSubmatch(cert.KeyId)[1]
 	entries := auditJSON(t, h, "audit", "list", "--action", audit.ActionIssue, "--json")
@@ -112,9 +120,11 @@ func TestLoginThroughAgent(t *testing.T) {
 		if err := os.WriteFile(krlPath, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		res := srv.Login(t, sshdtest.LoginOptions{UseAgentOnly: true, Env: []string{"SSH_AUTH_SOCK=" + sock}})
-		if res.OK || !strings.Contains(res.ServerLog, "revoked") {
-			t.Fatalf("revoked certificate: login OK=%v\nsshd:\n%s", res.OK, res.ServerLog)
+		for _, srv := range srvs {
+			res := srv.Login(t, sshdtest.LoginOptions{UseAgentOnly: true, Env: []string{"SSH_AUTH_SOCK=" + sock}})
+			if res.OK || !strings.Contains(res.ServerLog, "revoked") {
+				t.Fatalf("%s: revoked certificate: login OK=%v\nsshd:\n%s", srv.OpenSSH, res.OK, res.ServerLog)
+			}
 		}
 	})
 	t.Run("fail/principal-outside-role", func(t *testing.T) {
