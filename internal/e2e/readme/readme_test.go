@@ -269,7 +269,7 @@ func TestReadmePolicies(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sawOIDC := false
+	sawOIDC, loaded := false, 0
 	for i, b := range blocks(string(data), "yaml") {
 		if b == "" || b[0] == ' ' || b[0] == '#' && !strings.Contains(b, "\nroles:") {
 			continue // a fragment of a role
@@ -283,12 +283,17 @@ func TestReadmePolicies(t *testing.T) {
 			t.Errorf("README yaml block %d is not a policy sshca accepts: %v\n%s", i+1, err, b)
 			continue
 		}
+		loaded++
 		if c.OIDC != nil && len(c.Accounts) > 0 {
 			sawOIDC = true
 			if c.OIDC.Issuer == "" || len(c.Roles) == 0 {
 				t.Errorf("the oidc: example is incomplete:\n%s", b)
 			}
 		}
+	}
+	t.Logf("%d full policies loaded", loaded)
+	if loaded < 2 {
+		t.Errorf("%d full sshca.yaml files in the README; want the policy section's and the single sign-on example", loaded)
 	}
 	if !sawOIDC {
 		t.Error("the README shows no full sshca.yaml with oidc: and accounts:")
