@@ -4,9 +4,6 @@ import (
 	"context"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
-	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/store"
 )
 
@@ -14,7 +11,10 @@ import (
 type MonitorStore interface {
 	KRLStore
 	store.StatsStore
-	ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error)
+	// EachCert streams the certificates f selects (memory does not grow
+	// with their number).
+	EachCert(ctx context.Context, f store.CertFilter, fn func(store.CertRecord) error) error
+	ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error)
 	GenerationStats(ctx context.Context, caType string) (map[string]store.GenerationStat, error)
 	ListHosts(ctx context.Context) ([]store.Host, error)
 	KRLVersion(ctx context.Context, caType string) (uint64, error)
@@ -102,26 +102,32 @@ func Monitor(ctx context.Context, st MonitorStore, grace time.Duration, now time
 		}
 		snap.KRLVersion[typ] = v
 	}
-	active, err := st.ListCerts(ctx, store.CertFilter{ActiveAt: now})
-	if err != nil {
-		return nil, err
-	}
-	// Revoked means what servers enforce: the certificate fails the KRL of
-	// its type, as BuildKRL makes it for them.
-	krls := map[string]*krl.KRL{}
-	counts := map[[2]string]int{}
-	for _, c := range active {
-		k := krls[c.CAType]
-		if k == nil {
-			if k, err = BuildKRL(ctx, st, c.CAType, now); err != nil {
-				return nil, err
-			}
-			krls[c.CAType] = k
+	// Revoked means what `sshca list` says (RevokedCerts): a revocation
+	// covers the certificate, by serial or key ID under its generation, by
+	// key or by CA key. The certificates are streamed: a store of millions
+	// costs time here, not memory.
+	matchers := map[string]*statusMatcher{}
+	for _, typ := range []string{"user", "host"} {
+		revs, err := st.ListRevocations(ctx, typ)
+		if err != nil {
+			return nil, err
 		}
-		if pub, _, _, _, perr := ssh.ParseAuthorizedKey([]byte(c.Cert)); perr == nil && k.Check(pub) != nil {
-			continue
+		if len(revs) > 0 {
+			matchers[typ] = newStatusMatcher(revs)
+		}
+	}
+	counts := map[[2]string]int{}
+	err = st.EachCert(ctx, store.CertFilter{ActiveAt: now}, func(c store.CertRecord) error {
+		if m := matchers[c.CAType]; m != nil {
+			if _, revoked := m.match(&c); revoked {
+				return nil
+			}
 		}
 		counts[[2]string{c.CAType, c.Role}]++
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for k, n := range counts {
 		snap.Outstanding = append(snap.Outstanding, RoleCount{CAType: k[0], Role: k[1], Count: n})

@@ -57,7 +57,8 @@ func RevokedCerts(ctx context.Context, st StatusStore, certs []store.CertRecord)
 type statusMatcher struct {
 	revs    []store.Revocation // in ID order
 	serials map[uint64][]int   // single serials
-	ranges  []int
+	ranges  []int    // serial ranges, by Lo
+	rangeHi []uint64 // rangeHi[k]: the highest Hi of ranges[0..k]
 	keyIDs  map[string][]int
 	keys    map[string][]int // subject or CA fingerprint (SHA256:...) of key, sha256 and ca-key rows
 	sha1    []int
@@ -106,6 +107,14 @@ func newStatusMatcher(revs []store.Revocation) *statusMatcher {
 			m.sha1 = append(m.sha1, i)
 		}
 	}
+	slices.SortFunc(m.ranges, func(a, b int) int { return cmp.Compare(m.revs[a].Lo, m.revs[b].Lo) })
+	m.rangeHi = make([]uint64, len(m.ranges))
+	for k, i := range m.ranges {
+		m.rangeHi[k] = m.revs[i].Hi
+		if k > 0 {
+			m.rangeHi[k] = max(m.rangeHi[k], m.rangeHi[k-1])
+		}
+	}
 	return m
 }
 
@@ -123,8 +132,17 @@ func (m *statusMatcher) match(c *store.CertRecord) (store.Revocation, bool) {
 			consider(i)
 		}
 	}
-	for _, i := range m.ranges {
-		if r := &m.revs[i]; r.Lo <= c.Serial && c.Serial <= r.Hi && inScope(i) {
+	// The ranges that start at or below the serial, walked down from the
+	// last until none of those left reaches it: a few steps unless ranges
+	// overlap a lot, rather than every range for every certificate.
+	k, _ := slices.BinarySearchFunc(m.ranges, c.Serial, func(i int, s uint64) int {
+		if m.revs[i].Lo <= s {
+			return -1
+		}
+		return 1
+	})
+	for k--; k >= 0 && m.rangeHi[k] >= c.Serial; k-- {
+		if i := m.ranges[k]; m.revs[i].Hi >= c.Serial && inScope(i) {
 			consider(i)
 		}
 	}

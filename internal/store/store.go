@@ -180,6 +180,9 @@ type Store interface {
 	CommitBatch(ctx context.Context, items []BatchItem) (errs []error, err error)
 	GetCert(ctx context.Context, serial uint64) (*CertRecord, error)
 	ListCerts(ctx context.Context, f CertFilter) ([]CertRecord, error)
+	// EachCert is ListCerts one certificate at a time, for scans whose
+	// memory must not grow with the store.
+	EachCert(ctx context.Context, f CertFilter, fn func(CertRecord) error) error
 	// MaxSerial returns the highest serial ever assigned (0 if none).
 	MaxSerial(ctx context.Context) (uint64, error)
 

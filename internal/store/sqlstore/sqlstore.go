@@ -374,6 +374,18 @@ func (s *DB) GetCert(ctx context.Context, serial uint64) (*store.CertRecord, err
 
 // ListCerts lists certificates in serial order.
 func (s *DB) ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error) {
+	var out []store.CertRecord
+	err := s.EachCert(ctx, f, func(r store.CertRecord) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
+}
+
+// EachCert calls fn for each certificate that f selects, in serial order,
+// as it reads them: memory does not grow with the number of rows. An error
+// from fn stops the scan and is returned.
+func (s *DB) EachCert(ctx context.Context, f store.CertFilter, fn func(store.CertRecord) error) error {
 	var where []string
 	var args []any
 	if f.KeyID != "" {
@@ -410,18 +422,19 @@ func (s *DB) ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRec
 	}
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, fmt.Errorf("store: list certificates: %w", err)
+		return fmt.Errorf("store: list certificates: %w", err)
 	}
 	defer rows.Close()
-	var out []store.CertRecord
 	for rows.Next() {
 		r, err := scanCert(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: scan certificate: %w", err)
+			return fmt.Errorf("store: scan certificate: %w", err)
 		}
-		out = append(out, r)
+		if err := fn(r); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // MaxSerial returns the highest serial assigned so far.
