@@ -57,8 +57,8 @@ func RevokedCerts(ctx context.Context, st StatusStore, certs []store.CertRecord)
 type statusMatcher struct {
 	revs    []store.Revocation // in ID order
 	serials map[uint64][]int   // single serials
-	ranges  []int    // serial ranges, by Lo
-	rangeHi []uint64 // rangeHi[k]: the highest Hi of ranges[0..k]
+	ranges  []int              // serial ranges, by Lo
+	rangeHi []uint64           // rangeHi[k]: the highest Hi of ranges[0..k]
 	keyIDs  map[string][]int
 	keys    map[string][]int // subject or CA fingerprint (SHA256:...) of key, sha256 and ca-key rows
 	sha1    []int
