@@ -12,6 +12,13 @@ type CertRequest struct {
 	Principals []string `json:"principals,omitempty"` // subset; empty = all of the role's (user)
 	TTL        string   `json:"ttl,omitempty"`        // e.g. "8h"; empty = role default
 	TOTP       string   `json:"totp,omitempty"`       // second factor for require_mfa roles
+	// ValidAfter and ValidBefore ask for a validity window, as ssh-keygen -V
+	// does: RFC 3339 times, or relative to the service's clock ("-5m",
+	// "+1w", "now"; see ParseWindowTime). Empty ValidAfter: from now; empty
+	// ValidBefore: ValidAfter plus TTL (or the role's default). The role's
+	// max_ttl bounds the window from now (or its start, if later).
+	ValidAfter  string `json:"valid_after,omitempty"`
+	ValidBefore string `json:"valid_before,omitempty"`
 }
 
 // Challenge is a one-time nonce for renewal by proof of possession.

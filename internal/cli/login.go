@@ -28,14 +28,22 @@ func defaultKeyPath(e *env) string {
 func newLoginCommand() *command {
 	var svc serviceFlags
 	var role, keyPath, tokenFile, principals, ttl, totpCode, renewBefore string
+	var validFrom, validUntil, validity string
 	var renew, noAgent bool
 	return &command{
 		name:    "login",
 		summary: "get a user certificate from the service (SSO device flow, API token, or renewal)",
-		usage:   "--server URL --role R [--key PATH] [--token-file F | --renew] [--principals a,b] [--ttl D] [--totp CODE] [--renew-before D]",
+		usage:   "--server URL --role R [--key PATH] [--token-file F | --renew] [--principals a,b] [--ttl D | --valid-from T --valid-until T | --validity FROM:TO] [--totp CODE] [--renew-before D]",
 		example: `  sshca login --server https://ca.corp:8443 --role deploy          # SSO: open the printed URL, enter the code
   sshca login --server https://ca.corp:8443 --ca-fingerprint SHA256:... --role deploy --token-file /run/ci.token
-  sshca login --server https://ca.corp:8443 --renew --renew-before 1h   # automation: renew by proof of possession`,
+  sshca login --server https://ca.corp:8443 --renew --renew-before 1h   # automation: renew by proof of possession
+  sshca login --server https://ca.corp:8443 --role deploy --validity -5m:+1w   # a window, like ssh-keygen -V
+
+--valid-from/--valid-until/--validity take the forms of sshca sign (see
+sshca sign user -h). Relative times (-5m, +1w) are sent as they are and
+placed by the service's clock; absolute ones are sent in RFC 3339. The
+service's policy decides the window as for sshca sign: within the role's
+max_ttl, starting at most 24h ago or 31 days ahead.`,
 		flags: func(fs *flag.FlagSet) {
 			svc.register(fs)
 			fs.StringVar(&role, "role", "", "role to request")
@@ -44,6 +52,9 @@ func newLoginCommand() *command {
 			fs.BoolVar(&renew, "renew", false, "renew the current certificate by proving possession of its key (no token, no SSO)")
 			fs.StringVar(&principals, "principals", "", "comma-separated subset of the role's principals")
 			fs.StringVar(&ttl, "ttl", "", "lifetime (default: the role's)")
+			fs.StringVar(&validFrom, "valid-from", "", "start of the validity `time`: -5m, +1d, 2026-05-01[T09:00[:00]], RFC 3339 (default: now)")
+			fs.StringVar(&validUntil, "valid-until", "", "end of the validity `time`, in the same forms (default: start + --ttl)")
+			fs.StringVar(&validity, "validity", "", "validity window as ssh-keygen -V takes it: `FROM:TO` (-5m:+1w) or TO alone")
 			fs.StringVar(&totpCode, "totp", "", "TOTP code for roles that require a second factor")
 			fs.StringVar(&renewBefore, "renew-before", "", "do nothing while the current certificate is valid for longer than this")
 			fs.BoolVar(&noAgent, "no-agent", false, "do not add the key and certificate to ssh-agent")
@@ -65,6 +76,13 @@ func newLoginCommand() *command {
 						return usagef("login: %q is not a positive duration", d)
 					}
 				}
+			}
+			if renew && (validFrom != "" || validUntil != "" || validity != "") {
+				return usagef("login: --renew takes no validity window (a renewal is decided like the first certificate; give --ttl)")
+			}
+			validAfter, validBefore, err := windowRequest("login", validFrom, validUntil, validity, ttl != "", time.Now())
+			if err != nil {
+				return err
 			}
 			if keyPath == "" {
 				keyPath = defaultKeyPath(e)
@@ -138,7 +156,7 @@ func newLoginCommand() *command {
 					c.Bearer = idt
 				}
 				req := api.CertRequest{PublicKey: strings.TrimSpace(string(ssh.MarshalAuthorizedKey(sgn.PublicKey()))), Role: role,
-					Principals: splitList(principals), TTL: ttl, TOTP: totpCode}
+					Principals: splitList(principals), TTL: ttl, TOTP: totpCode, ValidAfter: validAfter, ValidBefore: validBefore}
 				if resp, cert, err = c.RequestCert(e.ctx, "user", req); err != nil {
 					return err
 				}

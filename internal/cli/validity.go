@@ -3,9 +3,10 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sshca/sshca/internal/api"
 )
 
 // Validity windows for `sign --valid-from/--valid-until/--validity`, in the
@@ -34,7 +35,7 @@ func parseValidTime(s string, now time.Time) (time.Time, error) {
 		return now, nil
 	}
 	if s[0] == '+' || s[0] == '-' {
-		d, err := parseKeygenDuration(s[1:])
+		d, err := api.ParseKeygenDuration(s[1:])
 		if err != nil {
 			return time.Time{}, fmt.Errorf("%q: %v", s, err)
 		}
@@ -61,81 +62,50 @@ func parseValidTime(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q: not a time (use -5m, +1w, 2026-05-01, 2026-05-01T09:00, RFC 3339 or YYYYMMDD[HHMM[SS]])", s)
 }
 
-// parseKeygenDuration reads ssh-keygen's time format (convtime): numbers
-// each followed by an optional unit s, m, h, d or w (no unit: seconds).
-func parseKeygenDuration(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, errors.New("no duration after the sign")
-	}
-	var total time.Duration
-	for s != "" {
-		i := 0
-		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
-			i++
-		}
-		if i == 0 {
-			return 0, fmt.Errorf("bad duration at %q", s)
-		}
-		n, err := strconv.ParseInt(s[:i], 10, 64)
-		if err != nil || n > 10*365*24*3600 {
-			return 0, fmt.Errorf("duration %q is too large", s[:i])
-		}
-		unit := time.Second
-		s = s[i:]
-		if s != "" {
-			switch s[0] {
-			case 's', 'S':
-			case 'm', 'M':
-				unit = time.Minute
-			case 'h', 'H':
-				unit = time.Hour
-			case 'd', 'D':
-				unit = 24 * time.Hour
-			case 'w', 'W':
-				unit = 7 * 24 * time.Hour
-			default:
-				return 0, fmt.Errorf("unknown unit %q (use s, m, h, d or w)", s[:1])
-			}
-			s = s[1:]
-		}
-		total += time.Duration(n) * unit
-		if total > 10*365*24*time.Hour {
-			return 0, errors.New("duration is too large")
-		}
-	}
-	return total, nil
-}
-
 // parseValidity reads ssh-keygen's -V: FROM:TO, or TO alone (from now).
 // Absolute times may hold colons themselves; the separator is the colon
 // that leaves a valid time on both sides.
 func parseValidity(spec string, now time.Time) (from, until time.Time, err error) {
+	f, u, err := splitValidity(spec, now)
+	if err != nil {
+		return from, until, err
+	}
+	if f != "" {
+		from, _ = parseValidTime(f, now)
+	}
+	until, _ = parseValidTime(u, now)
+	return from, until, nil
+}
+
+// splitValidity splits ssh-keygen's -V into its FROM ("" when only TO is
+// given) and TO, each a valid time.
+func splitValidity(spec string, now time.Time) (from, until string, err error) {
 	for i := 0; i < len(spec); i++ {
 		if spec[i] != ':' {
 			continue
 		}
-		f, ferr := parseValidTime(spec[:i], now)
-		u, uerr := parseValidTime(spec[i+1:], now)
+		_, ferr := parseValidTime(spec[:i], now)
+		_, uerr := parseValidTime(spec[i+1:], now)
 		if ferr == nil && uerr == nil {
-			return f, u, nil
+			return spec[:i], spec[i+1:], nil
 		}
 	}
-	u, uerr := parseValidTime(spec, now)
+	_, uerr := parseValidTime(spec, now)
 	if uerr == nil {
-		return time.Time{}, u, nil
+		return "", spec, nil
 	}
 	if f, u, ok := strings.Cut(spec, ":"); ok && !strings.Contains(u, ":") {
 		if _, err := parseValidTime(f, now); err != nil {
-			return from, until, err
+			return "", "", err
 		}
 		if _, err := parseValidTime(u, now); err != nil {
-			return from, until, err
+			return "", "", err
 		}
 	}
 	if strings.Contains(spec, ":") {
-		return from, until, fmt.Errorf("%q: not FROM:TO (e.g. -5m:+1w, 20260501:20260508)", spec)
+		return "", "", fmt.Errorf("%q: not FROM:TO (e.g. -5m:+1w, 20260501:20260508)", spec)
 	}
-	return from, until, uerr
+	return "", "", uerr
 }
 
 // validityFlags turns the window flags into the request's window; zero
@@ -164,4 +134,29 @@ func validityFlags(cmd, validFrom, validUntil, validity string, ttlGiven bool, n
 		}
 	}
 	return from, until, nil
+}
+
+// windowRequest turns the window flags into the valid_after and
+// valid_before of a certificate request to the service ("" where nothing
+// was asked). Relative times ("-5m", "+1w", "now") are sent as they are, so
+// that the service's clock, which decides, also places them; absolute ones
+// are read here (local time unless a zone is given) and sent in RFC 3339.
+func windowRequest(cmd, validFrom, validUntil, validity string, ttlGiven bool, now time.Time) (after, before string, err error) {
+	// The same checks, and error messages, as for sign.
+	if _, _, err := validityFlags(cmd, validFrom, validUntil, validity, ttlGiven, now); err != nil {
+		return "", "", err
+	}
+	if validity != "" {
+		if validFrom, validUntil, err = splitValidity(validity, now); err != nil {
+			return "", "", usagef("%s: --validity: %v", cmd, err)
+		}
+	}
+	wire := func(s string) string {
+		if s == "" || api.IsRelativeTime(s) {
+			return s
+		}
+		t, _ := parseValidTime(s, now) // checked above
+		return t.UTC().Format(time.RFC3339)
+	}
+	return wire(validFrom), wire(validUntil), nil
 }

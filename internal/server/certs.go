@@ -72,6 +72,7 @@ const (
 	maxPrincipalLen = 255
 	maxTTLLen       = 32
 	maxTOTPLen      = 16
+	maxWindowLen    = 40
 )
 
 // checkCertRequest bounds the fields of req.
@@ -83,6 +84,8 @@ func checkCertRequest(req *api.CertRequest) error {
 		return badRequest("too-many-principals", "at most %d principals", policy.MaxPrincipals)
 	case len(req.TOTP) > maxTOTPLen:
 		return badRequest("bad-request", "totp is longer than %d bytes", maxTOTPLen)
+	case len(req.ValidAfter) > maxWindowLen || len(req.ValidBefore) > maxWindowLen:
+		return badRequest("bad-validity", "valid_after and valid_before are at most %d bytes", maxWindowLen)
 	}
 	for _, p := range req.Principals {
 		if len(p) > maxPrincipalLen {
@@ -104,6 +107,24 @@ func parseTTL(v string) (time.Duration, error) {
 		return 0, badRequest("bad-ttl", "ttl %q is not a positive duration", v)
 	}
 	return ttl, nil
+}
+
+// parseWindow reads the validity window of a request against the
+// service's clock; zero times where none was asked. Whether the window is
+// allowed is policy's to decide.
+func (s *Server) parseWindow(req *api.CertRequest) (after, before time.Time, err error) {
+	now := s.now()
+	if req.ValidAfter != "" {
+		if after, err = api.ParseWindowTime(req.ValidAfter, now); err != nil {
+			return after, before, badRequest("bad-validity", "valid_after %v", err)
+		}
+	}
+	if req.ValidBefore != "" {
+		if before, err = api.ParseWindowTime(req.ValidBefore, now); err != nil {
+			return after, before, badRequest("bad-validity", "valid_before %v", err)
+		}
+	}
+	return after, before, nil
 }
 
 // handleCert is the HTTPS door for new certificates: it turns the request
@@ -136,9 +157,13 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 	if err != nil {
 		return deny(err)
 	}
+	after, before, err := s.parseWindow(&req)
+	if err != nil {
+		return deny(err)
+	}
 	reqID := RequestID(r.Context())
 	caReq := ca.Request{Caller: c, Type: t, Role: req.Role, Principals: req.Principals, TTL: ttl, PublicKey: pub, TOTP: req.TOTP,
-		Details: map[string]string{"request_id": reqID, "source": "service"}}
+		ValidAfter: after, ValidBefore: before, Details: map[string]string{"request_id": reqID, "source": "service"}}
 	cert, err := s.o.Authority.Sign(r.Context(), caReq)
 	if err != nil {
 		if rule := ruleOf(err); rule != "error" {
