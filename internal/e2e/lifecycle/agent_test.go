@@ -20,7 +20,8 @@ import (
 // TestAgentCA is acceptance 2 of issue 6: a CA key that only a real
 // ssh-agent holds (added with ssh-add, its file deleted) becomes the user
 // CA through rotation and signs certificates that sshd accepts, while the
-// home never holds its private key.
+// home never holds its private key. The sshd, ssh and ssh-keygen of each
+// OpenSSH release judge the certificate.
 func TestAgentCA(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
@@ -52,7 +53,7 @@ func TestAgentCA(t *testing.T) {
 			if gens[2].fingerprint != caFP || gens[2].signer != "agent" {
 				t.Fatalf("ca list: generation 2 is %+v, want the agent's key %s with signer agent", gens[2], caFP)
 			}
-			srv := sshdtest.Start(t, sshdtest.Config{
+			srvs := startSSHDs(t, sshdtest.Config{
 				TrustedUserCAKeys: h.wantPublished(gens, []int{1, 2}, "--type", "user"),
 				Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 			})
@@ -66,15 +67,17 @@ func TestAgentCA(t *testing.T) {
 			if cert.Signature == nil || cert.Signature.Format != tc.sigAlg {
 				t.Fatalf("certificate signature algorithm %v, want %s", cert.Signature, tc.sigAlg)
 			}
-			// ssh-keygen agrees on the signing CA and algorithm.
-			out, err := exec.Command(sshdtest.KeygenPath, "-L", "-f", key+"-cert.pub").CombinedOutput()
-			if err != nil {
-				t.Fatalf("ssh-keygen -L: %v: %s", err, out)
+			for _, srv := range srvs {
+				// ssh-keygen agrees on the signing CA and algorithm.
+				out, err := exec.Command(srv.OpenSSH.Keygen, "-L", "-f", key+"-cert.pub").CombinedOutput()
+				if err != nil {
+					t.Fatalf("%s: ssh-keygen -L: %v: %s", srv.OpenSSH, err, out)
+				}
+				if !strings.Contains(string(out), caFP+" (using "+tc.sigAlg+")") {
+					t.Fatalf("%s: ssh-keygen -L does not show signing CA %s using %s:\n%s", srv.OpenSSH, caFP, tc.sigAlg, out)
+				}
+				mustLogin(t, srv, key, srv.OpenSSH.Name+": certificate signed through ssh-agent")
 			}
-			if !strings.Contains(string(out), caFP+" (using "+tc.sigAlg+")") {
-				t.Fatalf("ssh-keygen -L does not show signing CA %s using %s:\n%s", caFP, tc.sigAlg, out)
-			}
-			mustLogin(t, srv, key, "certificate signed through ssh-agent")
 
 			// Without SSH_AUTH_SOCK sshca cannot sign, says why, and writes nothing.
 			bare, _ := sshdtest.GenerateKey(t, dir, "ed25519")

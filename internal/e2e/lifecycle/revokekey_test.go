@@ -7,13 +7,27 @@ import (
 	"testing"
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
 )
+
+// startSSHDs starts an sshd of each OpenSSH release with cfg; Login then
+// runs the ssh of the server's release.
+func startSSHDs(t *testing.T, cfg sshdtest.Config) []*sshdtest.Server {
+	t.Helper()
+	var srvs []*sshdtest.Server
+	for _, rel := range opensshtest.All(t) {
+		cfg.OpenSSH = rel
+		srvs = append(srvs, sshdtest.Start(t, cfg))
+	}
+	return srvs
+}
 
 // TestRevokeKey is acceptance 4 of issue 6: after `ca revoke-key` and a
 // new KRL, a real sshd refuses every certificate of the old CA key, even
 // while it still trusts that key, and certificates of the fresh key log in
-// once the server trusts what `ca show` publishes.
+// once the server trusts what `ca show` publishes. An sshd of each OpenSSH
+// release judges every login.
 func TestRevokeKey(t *testing.T) {
 	h := newHome(t, "ed25519")
 	dir := t.TempDir()
@@ -28,13 +42,15 @@ func TestRevokeKey(t *testing.T) {
 		oldKeys = append(oldKeys, key)
 	}
 	oldTrust := h.wantPublished(gens, []int{1}, "--type", "user")
-	srv := sshdtest.Start(t, sshdtest.Config{
+	srvs := startSSHDs(t, sshdtest.Config{
 		TrustedUserCAKeys: oldTrust,
 		Principals:        map[string][]string{e2etest.CurrentUser(t): {"role-deploy"}},
 		RevokedKeysFile:   krlPath,
 	})
-	for _, k := range oldKeys {
-		mustLogin(t, srv, k, filepath.Base(k)+" before revoke-key")
+	for _, srv := range srvs {
+		for _, k := range oldKeys {
+			mustLogin(t, srv, k, srv.OpenSSH.Name+": "+filepath.Base(k)+" before revoke-key")
+		}
 	}
 
 	out := h.Must("ca", "revoke-key", "--type", "user", "--reason", "e2e: CA key leaked", "1")
@@ -45,20 +61,24 @@ func TestRevokeKey(t *testing.T) {
 	h.Must("krl", "--out", krlPath)
 
 	// The server has not refreshed its trusted CAs: the KRL alone refuses.
-	for _, k := range oldKeys {
-		mustBeRefused(t, srv, k, filepath.Base(k)+" after revoke-key", "revoked")
-		out, _ := exec.Command(sshdtest.KeygenPath, "-Q", "-f", krlPath, k+"-cert.pub").CombinedOutput()
-		if !strings.Contains(string(out), "REVOKED") {
-			t.Errorf("ssh-keygen -Q does not find %s revoked: %s", filepath.Base(k), out)
+	for _, srv := range srvs {
+		for _, k := range oldKeys {
+			mustBeRefused(t, srv, k, srv.OpenSSH.Name+": "+filepath.Base(k)+" after revoke-key", "revoked")
+			out, _ := exec.Command(srv.OpenSSH.Keygen, "-Q", "-f", krlPath, k+"-cert.pub").CombinedOutput()
+			if !strings.Contains(string(out), "REVOKED") {
+				t.Errorf("%s: ssh-keygen -Q does not find %s revoked: %s", srv.OpenSSH, filepath.Base(k), out)
+			}
 		}
 	}
 
 	newKey, newCert := h.signUser(dir, "fresh", "30m")
 	signedBy(t, "certificate after revoke-key", newCert, gens[2].fingerprint)
-	srv.SetTrustedUserCAKeys(t, h.wantPublished(gens, []int{2}, "--type", "user")...)
-	mustLogin(t, srv, newKey, "certificate of the fresh key")
-	for _, k := range oldKeys {
-		mustBeRefused(t, srv, k, filepath.Base(k)+" after the trust refresh", "")
+	for _, srv := range srvs {
+		srv.SetTrustedUserCAKeys(t, h.wantPublished(gens, []int{2}, "--type", "user")...)
+		mustLogin(t, srv, newKey, srv.OpenSSH.Name+": certificate of the fresh key")
+		for _, k := range oldKeys {
+			mustBeRefused(t, srv, k, srv.OpenSSH.Name+": "+filepath.Base(k)+" after the trust refresh", "")
+		}
 	}
 
 	// The audit log records it, and stays verifiable.
