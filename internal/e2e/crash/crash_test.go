@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -25,10 +26,12 @@ import (
 	"github.com/sshca/sshca/internal/client"
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/krl"
+	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/postgres"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // Kill test parameters: 20 kills per store (issue 7), a handful of clients,
@@ -63,7 +66,7 @@ roles:
 // signature and has its cert.issue audit entry; `sshca audit verify` passes;
 // every acknowledged revocation is in the KRL and no untouched certificate is.
 func TestKillServe(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	testkit.RequireTool(t, "ssh-keygen")
 	for _, tc := range []struct {
 		name     string
 		database func(t *testing.T) string // "" means the home's SQLite file
@@ -620,8 +623,9 @@ func (v *verifier) servedKRL(ctx context.Context, admin *client.Client, snap sna
 	v.checkKRL(k, snap, "KRL served after restart")
 }
 
-// oracle asks OpenSSH itself: ssh-keygen -Q must call a sample of the
-// acknowledged revocations REVOKED and a sample of untouched certificates ok.
+// oracle asks OpenSSH itself: the ssh-keygen -Q of every release must call
+// a sample of the acknowledged revocations REVOKED and a sample of
+// untouched certificates ok.
 func (v *verifier) oracle(res result) {
 	t := v.t
 	t.Helper()
@@ -646,22 +650,25 @@ func (v *verifier) oracle(res result) {
 			n++
 		}
 	}
-	out, _ := exec.Command("ssh-keygen", append([]string{"-Q", "-f", v.krlPath}, files...)...).CombinedOutput()
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		// "FILE (FILE): REVOKED" or "FILE (FILE): ok"
-		file, rest, ok := strings.Cut(line, " (")
-		_, verdict, ok2 := strings.Cut(rest, "): ")
-		if !ok || !ok2 {
-			continue
-		}
-		if w, known := want[file]; known {
-			if got := strings.Contains(verdict, "REVOKED"); got != w {
-				t.Errorf("ssh-keygen -Q: %s: %s, want revoked=%v", filepath.Base(file), verdict, w)
+	for _, rel := range opensshtest.All(t) {
+		unseen := maps.Clone(want)
+		out, _ := exec.Command(rel.Keygen, append([]string{"-Q", "-f", v.krlPath}, files...)...).CombinedOutput()
+		for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			// "FILE (FILE): REVOKED" or "FILE (FILE): ok"
+			file, rest, ok := strings.Cut(line, " (")
+			_, verdict, ok2 := strings.Cut(rest, "): ")
+			if !ok || !ok2 {
+				continue
 			}
-			delete(want, file)
+			if w, known := unseen[file]; known {
+				if got := strings.Contains(verdict, "REVOKED"); got != w {
+					t.Errorf("%s ssh-keygen -Q: %s: %s, want revoked=%v", rel, filepath.Base(file), verdict, w)
+				}
+				delete(unseen, file)
+			}
 		}
-	}
-	for f := range want {
-		t.Errorf("ssh-keygen -Q said nothing about %s:\n%s", filepath.Base(f), out)
+		for f := range unseen {
+			t.Errorf("%s ssh-keygen -Q said nothing about %s:\n%s", rel, filepath.Base(f), out)
+		}
 	}
 }

@@ -1,8 +1,9 @@
 // Package e2etest is test support for sshca's end-to-end test packages
 // under internal/e2e: it runs the sshca command line on a CA home
 // (in-process through cli.Run, or as a built binary), starts and stops
-// `sshca serve`, and holds the small helpers those packages share (tool
-// requirements, the current user, certificate files).
+// `sshca serve`, and holds the small helpers those packages share (the
+// current user, certificate files); the helpers every package's tests share
+// are in package testkit.
 //
 // It is test support only: every function takes a testing.TB or is meant
 // for a TestMain, and it is never imported by product code. It never
@@ -12,25 +13,22 @@ package e2etest
 
 import (
 	"os"
-	"os/exec"
 	"os/user"
 	"strings"
 	"testing"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
-// RequireTool skips the test when the program name (a name looked up in
-// PATH, or a path) is missing, or fails it when the environment variable CI
-// is "true", where a missing oracle must not pass silently.
+// RequireTool is testkit.RequireTool, kept for the tests that still call
+// it here.
+//
+// Deprecated: use testkit.RequireTool, the one test kit's.
 func RequireTool(t testing.TB, name string) {
 	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing: %v", name, err)
-		}
-		t.Skipf("%s is missing: %v", name, err)
-	}
+	testkit.RequireTool(t, name)
 }
 
 // CurrentUser returns the name of the account the test runs as: the one a

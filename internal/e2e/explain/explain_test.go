@@ -33,6 +33,7 @@ import (
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // caKey is a CA; sha1 is set for RSA and signs with ssh-rsa (SHA-1).
@@ -139,16 +140,6 @@ var required = []string{
 	explain.CheckEmptyPrincipals, explain.CheckExpired, explain.CheckNotYetValid, explain.CheckSourceAddress,
 }
 
-func requireTool(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat(path); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is missing", path)
-		}
-		t.Skipf("%s is missing", path)
-	}
-}
-
 func writeAtomic(t *testing.T, path string, data []byte) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -177,14 +168,11 @@ func mustKRL(t *testing.T, build func(k *krl.KRL) error) []byte {
 // switch to the account, and as root the tests log in as root.
 func requireSSHDAsRoot(t *testing.T) {
 	t.Helper()
-	requireTool(t, sshdtest.SSHDPath)
-	requireTool(t, sshdtest.SSHPath)
-	requireTool(t, sshdtest.KeygenPath)
+	testkit.RequireTool(t, sshdtest.SSHDPath)
+	testkit.RequireTool(t, sshdtest.SSHPath)
+	testkit.RequireTool(t, sshdtest.KeygenPath)
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the sshd acceptance test must run as root")
-		}
-		t.Skip("the sshd acceptance test must run as root")
+		testkit.SkipOrFatal(t, "the sshd acceptance test must run as root")
 	}
 }
 

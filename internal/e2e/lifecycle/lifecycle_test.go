@@ -19,6 +19,7 @@ import (
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // policy is the sshca.yaml of every test home. retire_grace is short so
@@ -47,7 +48,7 @@ type caHome struct{ *e2etest.Home }
 
 func newHome(t *testing.T, keyType string) *caHome {
 	t.Helper()
-	e2etest.RequireTool(t, sshdtest.KeygenPath)
+	testkit.RequireTool(t, sshdtest.KeygenPath)
 	h := &caHome{&e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca"), Env: map[string]string{"USER": "e2e"}}}
 	h.Must("init", "--key-type", keyType)
 	if err := os.WriteFile(filepath.Join(h.Dir, home.ConfigFile), []byte(policy), 0o600); err != nil {

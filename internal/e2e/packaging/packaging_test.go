@@ -27,6 +27,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 const version = "0.16.0~test1"
@@ -46,10 +48,7 @@ func release(t *testing.T) string {
 		t.Skip("releases are linux binaries")
 	}
 	if _, err := exec.LookPath("dpkg-deb"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dpkg-deb missing (scripts/setup.sh installs dpkg-dev)")
-		}
-		t.Skip("dpkg-deb missing")
+		testkit.SkipOrFatal(t, "dpkg-deb missing (scripts/setup.sh installs dpkg-dev)")
 	}
 	releaseOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "sshca-release-")
@@ -128,13 +127,10 @@ const home = "/var/lib/sshca"
 
 func TestDebianPackage(t *testing.T) {
 	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("CI=true: the package test installs a .deb and needs root")
-		}
-		t.Skip("installing a .deb needs root")
+		testkit.SkipOrFatal(t, "installing a .deb needs root (CI runs this test as root)")
 	}
 	if _, err := exec.LookPath("dpkg"); err != nil {
-		t.Skip("not a Debian system")
+		testkit.SkipOrFatal(t, "not a Debian system: %v", err)
 	}
 	if exec.Command("dpkg", "-s", "sshca").Run() == nil {
 		t.Skip("an sshca package is installed on this machine; not touching it")
@@ -301,6 +297,9 @@ func syncUnitCommand(t *testing.T, asUnit func(context.Context, ...string) *exec
 		t.Errorf("sshca-sync.service EnvironmentFile=%q", unit["EnvironmentFile"])
 	}
 	if _, err := exec.LookPath("ssh-keygen"); err != nil {
+		if testkit.CI() {
+			t.Fatalf("ssh-keygen is missing: %v", err)
+		}
 		t.Log("ssh-keygen missing: sshca-sync's command not run")
 		return
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/sshca/sshca/internal/client"
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // hygienePolicy is written to sshca.yaml; %s are the audit file and the
@@ -59,7 +60,7 @@ type haystack struct {
 // then looks for every secret involved in every output, the service's log,
 // the audit file and the database (each text column, and the raw files).
 func TestSecretsHygiene(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	testkit.RequireTool(t, "ssh-keygen")
 	bin := sshcaBin.Path(t)
 	tmp := t.TempDir()
 	userHome := filepath.Join(tmp, "user")

@@ -18,8 +18,8 @@ import (
 
 	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/client"
-	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // benchWorkers is the number of concurrent clients of the load run.
@@ -69,7 +69,7 @@ func BenchmarkIssuance(b *testing.B) {
 	}
 
 	b.Run("ssh-keygen", func(b *testing.B) {
-		e2etest.RequireTool(b, "ssh-keygen")
+		testkit.RequireTool(b, "ssh-keygen")
 		h := newHome(b, "")
 		dir := b.TempDir()
 		files := make([]string, b.N)

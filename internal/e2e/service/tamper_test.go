@@ -12,10 +12,10 @@ import (
 	"testing"
 
 	"github.com/sshca/sshca/internal/audit"
-	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/postgres"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
 	"github.com/sshca/sshca/internal/store/sqlite"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // auditCols are the audit table's columns after seq, in both schemas.
@@ -25,7 +25,7 @@ var auditCols = []string{"time_us", "actor", "action", "role", "serial", "key_id
 // with another directly in the database (SQLite and PostgreSQL) makes
 // `sshca audit verify` exit 1 naming the entry.
 func TestAuditTamper(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	testkit.RequireTool(t, "ssh-keygen")
 	for _, backend := range []string{"sqlite", "postgres"} {
 		for _, tc := range []struct {
 			name string
@@ -204,7 +204,7 @@ type rowTamper struct {
 // again. Columns that name the row (serial, id, CA type and generation)
 // make the row sealed by the log disappear, which is reported too.
 func TestRowTamper(t *testing.T) {
-	e2etest.RequireTool(t, "ssh-keygen")
+	testkit.RequireTool(t, "ssh-keygen")
 	cases := []rowTamper{
 		{table: "certs", col: "ca_type", set: "ca_type || 'x'", field: "ca_type"},
 		{table: "certs", col: "ca_fp", set: "ca_fp || 'x'", field: "ca_fingerprint"},
