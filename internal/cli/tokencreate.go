@@ -5,10 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
-	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/config"
@@ -130,94 +128,6 @@ func newTokenCreateCommand() *command {
 			fmt.Fprintln(e.stdout, secret)
 			fmt.Fprintf(e.stderr, "token %s (%s, id %s) expires %s; store the secret now, it is not shown again\n", name, kind, tok.ID, tok.ExpiresAt.UTC().Format(time.RFC3339))
 			return nil
-		},
-	}
-}
-
-func newTokenListCommand() *command {
-	var asJSON bool
-	return &command{
-		name:    "token list",
-		summary: "list API tokens (never their secrets)",
-		usage:   "[--json]",
-		example: `  sshca token list
-  sshca token list --json | jq -r 'select(.status == "active") | .name'`,
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&asJSON, "json", false, "print one JSON token object per line (docs/json.md)")
-		},
-		maxArgs: 0,
-		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			h, err := e.openHome("")
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			toks, err := h.Store.ListTokens(e.ctx)
-			if err != nil {
-				return err
-			}
-			now := time.Now()
-			if asJSON {
-				out := make([]api.Token, len(toks))
-				for i, t := range toks {
-					out[i] = tokenJSON(t, tokenStatus(t, now))
-				}
-				return printJSON(e, out...)
-			}
-			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tKIND\tROLES\tPRINCIPALS\tEXPIRES\tSTATUS")
-			for _, t := range toks {
-				status := tokenStatus(t, now)
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Kind, strings.Join(t.Roles, ","), strings.Join(t.Principals, ","),
-					t.ExpiresAt.UTC().Format(time.RFC3339), status)
-			}
-			return tw.Flush()
-		},
-	}
-}
-
-// tokenStatus is active, revoked, expired or used.
-func tokenStatus(t store.Token, now time.Time) string {
-	switch {
-	case !t.RevokedAt.IsZero():
-		return "revoked"
-	case !now.Before(t.ExpiresAt):
-		return "expired"
-	case !t.UsedAt.IsZero():
-		return "used"
-	}
-	return "active"
-}
-
-func newTokenRevokeCommand() *command {
-	return &command{
-		name:    "token revoke",
-		summary: "revoke an API token by name or ID (it stops working at once)",
-		usage:   "NAME|ID",
-		example: `  sshca token revoke ci-deploy`,
-		minArgs: 1, maxArgs: 1,
-		run: func(e *env, fs *flag.FlagSet, args []string) error {
-			h, err := e.openHome("")
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			toks, err := h.Store.ListTokens(e.ctx)
-			if err != nil {
-				return err
-			}
-			for _, t := range toks {
-				if t.Name == args[0] || t.ID == args[0] {
-					ev := audit.Entry{Time: time.Now(), Actor: e.actor(), Action: audit.ActionToken, Outcome: "ok", Reason: "token revoked",
-						Details: map[string]string{"token": t.ID, "name": t.Name}}
-					if err := h.Store.RevokeToken(e.ctx, t.ID, time.Now(), ev); err != nil {
-						return err
-					}
-					fmt.Fprintf(e.stdout, "revoked token %s (%s)\n", t.Name, t.ID)
-					return nil
-				}
-			}
-			return fmt.Errorf("no token named %q", args[0])
 		},
 	}
 }
