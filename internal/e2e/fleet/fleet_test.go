@@ -38,19 +38,17 @@ import (
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/opensshtest"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // update rewrites testdata/fleet-status.txt (README material).
 var update = flag.Bool("update", false, "rewrite testdata/fleet-status.txt")
 
-// helperEnv makes the test binary act as the sshca binary, so that a test
-// can run `sshca sync` in a process of its own and SIGKILL it.
-const helperEnv = "SSHCA_FLEET_E2E_AS_SSHCA"
-
+// TestMain lets the test binary act as the sshca binary (see
+// testkit.MainCommand), so that a test can run `sshca sync` in a process of
+// its own and SIGKILL it.
 func TestMain(m *testing.M) {
-	if os.Getenv(helperEnv) == "1" {
-		os.Exit(cli.Main(os.Args[1:]))
-	}
+	testkit.AsMain(cli.Main)
 	os.Exit(m.Run())
 }
 
@@ -103,7 +101,7 @@ type service struct {
 // newService creates a home with policyTemplate and starts serving it.
 func newService(t *testing.T) *service {
 	t.Helper()
-	e2etest.RequireTool(t, sshdtest.KeygenPath)
+	testkit.RequireTool(t, sshdtest.KeygenPath)
 	s := &service{Home: &e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca"), Env: cliEnv()},
 		logPath: filepath.Join(t.TempDir(), "serve.log")}
 	s.Must("init")
@@ -433,7 +431,7 @@ func (h *host) state() agent.State { return agent.LoadState(h.Dir) }
 func keyscanCert(t *testing.T, srv *sshdtest.Server) *ssh.Certificate {
 	t.Helper()
 	keyscan := srv.OpenSSH.Keyscan
-	e2etest.RequireTool(t, keyscan)
+	testkit.RequireTool(t, keyscan)
 	out, err := exec.Command(keyscan, "-c", "-t", "ed25519", "-T", "5", "-p", strconv.Itoa(srv.Port), srv.Host).Output()
 	if err != nil {
 		t.Fatalf("ssh-keyscan -c: %v", err)

@@ -2,8 +2,6 @@ package fleet
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -27,6 +25,7 @@ import (
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/sshsig"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // Sizes of what the churning service publishes: large enough that a file
@@ -53,17 +52,7 @@ type churn struct {
 func newChurn(t *testing.T) (*churn, *httptest.Server) {
 	t.Helper()
 	c := &churn{}
-	newKey := func() ssh.Signer {
-		_, priv, err := ed25519.GenerateKey(rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := ssh.NewSignerFromKey(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	newKey := func() ssh.Signer { return testkit.NewSigner(t) }
 	c.ca = newKey()
 	for i := 0; i < churnKeys+50; i++ {
 		c.pool = append(c.pool, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(newKey().PublicKey())))+fmt.Sprintf(" extra-%d", i))
@@ -207,18 +196,13 @@ func (w *watcher) run(stop <-chan struct{}, done chan<- struct{}) {
 // replaces every file, and a reader that keeps reading the files never sees
 // a missing, partial or unparsable one.
 func TestKilledMidInstall(t *testing.T) {
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
 	_, fake := newChurn(t)
 	fp := server.CertFingerprint(fake.Certificate().Raw)
 	dir := filepath.Join(t.TempDir(), "sshca")
 	syncCmd := func() *exec.Cmd {
-		cmd := exec.Command(exe, "sync", "--server", fake.URL, "--ca-fingerprint", fp, "--dir", dir)
 		// Under -race the runtime would sleep a second at exit, waiting for reports.
-		cmd.Env = []string{helperEnv + "=1", "PATH=/usr/bin:/bin", "GORACE=atexit_sleep_ms=0 halt_on_error=1"}
-		return cmd
+		env := []string{"PATH=/usr/bin:/bin", "GORACE=atexit_sleep_ms=0 halt_on_error=1"}
+		return testkit.MainCommand(t, env, "sync", "--server", fake.URL, "--ca-fingerprint", fp, "--dir", dir)
 	}
 
 	// A complete sync first: the files exist from then on.
