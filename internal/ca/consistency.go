@@ -13,7 +13,7 @@ import (
 
 // ConsistencyStore is what CheckConsistency reads.
 type ConsistencyStore interface {
-	ListCerts(ctx context.Context, f store.CertFilter) ([]store.CertRecord, error)
+	EachCert(ctx context.Context, f store.CertFilter, fn func(store.CertRecord) error) error
 	ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error)
 	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
 	ListTokens(ctx context.Context) ([]store.Token, error)
@@ -85,24 +85,21 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 	}
 
 	// Certificates: one issuance entry per row, with the same key ID and role.
-	issued := map[uint64]audit.Entry{}
-	for _, e := range entries {
-		if e.Action == audit.ActionIssue && e.Serial != 0 {
+	// The rows are streamed, not held: a store of millions is read once.
+	issued := map[uint64]*audit.Entry{}
+	for i := range entries {
+		if e := &entries[i]; e.Action == audit.ActionIssue && e.Serial != 0 {
 			if prev, dup := issued[e.Serial]; dup {
 				add("serial %d was issued twice (entries %d and %d)", e.Serial, prev.Seq, e.Seq)
 			}
 			issued[e.Serial] = e
 		}
 	}
-	certs, err := st.ListCerts(ctx, store.CertFilter{})
-	if err != nil {
-		return nil, err
-	}
 	rows := map[uint64]bool{}
-	for _, c := range certs {
+	err := st.EachCert(ctx, store.CertFilter{}, func(c store.CertRecord) error {
 		rows[c.Serial] = true
 		if sealed(store.CertRowKey(c.Serial), fmt.Sprintf("certificate %d", c.Serial), &c) {
-			continue
+			return nil
 		}
 		e, ok := issued[c.Serial]
 		switch {
@@ -113,6 +110,10 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 		case e.Details["principals"] != "" && e.Details["principals"] != strings.Join(c.Principals, ","):
 			add("certificate %d differs from its issuance entry %d (principals changed)", c.Serial, e.Seq)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for serial, e := range issued {
 		if !rows[serial] {
