@@ -18,18 +18,7 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/ssh"
-
-	"github.com/sshca/sshca/internal/testkit"
 )
-
-// RequireTool is testkit.RequireTool, kept for the tests that still call
-// it here.
-//
-// Deprecated: use testkit.RequireTool, the one test kit's.
-func RequireTool(t testing.TB, name string) {
-	t.Helper()
-	testkit.RequireTool(t, name)
-}
 
 // CurrentUser returns the name of the account the test runs as: the one a
 // real sshd logs a test's ssh client in as.
