@@ -3,9 +3,11 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/sshca/sshca/internal/config"
@@ -75,4 +77,51 @@ func startFrontDoor(ctx context.Context, e *env, h *home.Home, svc config.Servic
 		close(done)
 		fd.Close()
 	}, nil
+}
+
+// frontDoorAddr checks ssh-config's --front-door HOST:PORT (and --role and
+// --key, which go into a shell command line) and splits it; "" when not given.
+func frontDoorAddr(addr, role, keyPath string) (host, port string, err error) {
+	if addr == "" {
+		if role != "" {
+			return "", "", usagef("ssh-config: --role goes with --front-door")
+		}
+		return "", "", nil
+	}
+	host, port, err = net.SplitHostPort(addr)
+	if err != nil || host == "" || port == "" {
+		return "", "", usagef("ssh-config: --front-door must be HOST:PORT, e.g. ca.corp:2222")
+	}
+	for _, v := range []struct{ what, s, extra string }{{"--front-door", host, ""}, {"--role", role, ""}, {"--key", keyPath, "~/"}} {
+		for _, r := range v.s {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-"+v.extra, r)) {
+				return "", "", usagef("ssh-config: %s %q cannot go into the Match exec line: letters, digits, '.', '_', '-' only", v.what, v.s)
+			}
+		}
+	}
+	return host, port, nil
+}
+
+// printFrontDoor prints the client side of the SSH front door: its Host
+// block, and a Match exec line that, before ssh connects to any of hosts,
+// fetches a certificate for keyPath from the front door when the current
+// one is missing or expired. The fetch uses ssh itself (ssh -F /dev/null,
+// so that it does not match the line again) and ssh-keygen -L for the
+// expiry: nothing else is needed on the client. %% is ssh_config's
+// escape for a literal %.
+func printFrontDoor(w io.Writer, host, port, role, hosts, keyPath string) {
+	cert := keyPath + "-cert.pub"
+	args := "cert"
+	if role != "" {
+		args += " --role " + role
+	}
+	fmt.Fprintln(w, "# ~/.ssh/config: the SSH front door; `ssh "+host+" cert` prints a certificate for your key.")
+	fmt.Fprintf(w, "Host %s\n    Port %s\n    IdentityFile %s\n    IdentitiesOnly yes\n    StrictHostKeyChecking yes\n    ProxyJump none\n", host, port, keyPath)
+	fmt.Fprintln(w, "# Before connecting to "+hosts+": a fresh certificate when "+cert+" is missing or expired (a TOTP")
+	fmt.Fprintln(w, "# prompt, if your roles need one, comes from ssh). The line sets nothing: its command always fails.")
+	fetch := fmt.Sprintf("ssh -F /dev/null -o UserKnownHostsFile=$HOME/.ssh/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -i %s -p %s %s %s > %s.new && mv %s.new %s",
+		keyPath, port, host, args, cert, cert, cert)
+	check := fmt.Sprintf("t=$(ssh-keygen -L -f %s 2>/dev/null | sed -n 's/^ *Valid: from .* to //p'); [ ${t:-0} \\> $(date +%%%%Y-%%%%m-%%%%dT%%%%H:%%%%M:%%%%S) ] || %s; false",
+		cert, fetch)
+	fmt.Fprintf(w, "Match host %s exec \"%s\"\n\n", strings.ReplaceAll(hosts, " ", ","), check)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"slices"
 	"strings"
 
 	"golang.org/x/crypto/ssh"
@@ -11,18 +12,21 @@ import (
 
 func newSSHConfigCommand() *command {
 	var svc serviceFlags
-	var hosts, bastion, bastionUser, keyPath string
+	var hosts, bastion, bastionUser, keyPath, frontDoor, frontDoorRole string
 	return &command{
 		name:    "ssh-config",
 		summary: "print the client side: @cert-authority lines for known_hosts and an ~/.ssh/config block",
-		usage:   "--server URL [--ca-fingerprint SHA256:...] [--hosts PATTERN] [--bastion HOST [--bastion-user U]]",
-		example: `  sshca ssh-config --server https://ca.corp:8443 --hosts '*.corp' --bastion bastion.corp`,
+		usage:   "--server URL [--ca-fingerprint SHA256:...] [--hosts PATTERN] [--bastion HOST [--bastion-user U]] [--front-door HOST:PORT [--role R]]",
+		example: `  sshca ssh-config --server https://ca.corp:8443 --hosts '*.corp' --bastion bastion.corp
+  sshca ssh-config --server https://ca.corp:8443 --hosts '*.corp' --front-door ca.corp:2222 --role deploy`,
 		flags: func(fs *flag.FlagSet) {
 			svc.register(fs)
 			fs.StringVar(&hosts, "hosts", "*", "host `patterns` (comma-separated) the host CA vouches for")
 			fs.StringVar(&bastion, "bastion", "", "jump host for the ~/.ssh/config block (ProxyJump)")
 			fs.StringVar(&bastionUser, "bastion-user", "", "user on the jump host")
 			fs.StringVar(&keyPath, "key", "~/.ssh/id_ed25519", "identity file in the config block")
+			fs.StringVar(&frontDoor, "front-door", "", "the SSH front door (`HOST:PORT`): add its Host block and a Match exec line that fetches a certificate there when the current one is missing or expired")
+			fs.StringVar(&frontDoorRole, "role", "", "role of the certificate the Match exec line fetches (default: the caller's only role)")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -31,6 +35,10 @@ func newSSHConfigCommand() *command {
 			}
 			if strings.ContainsAny(hosts, " \t\n") || strings.ContainsAny(bastion+bastionUser+keyPath, " \t\n") {
 				return usagef("ssh-config: patterns and names may not contain spaces")
+			}
+			fdHost, fdPort, err := frontDoorAddr(frontDoor, frontDoorRole, keyPath)
+			if err != nil {
+				return err
 			}
 			c, err := svc.client("ssh-config")
 			if err != nil {
@@ -47,7 +55,15 @@ func newSSHConfigCommand() *command {
 			for _, k := range keys {
 				fmt.Fprintf(e.stdout, "@cert-authority %s %s\n", hosts, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
 			}
+			if fdHost != "" && !slices.Contains(strings.Split(hosts, ","), fdHost) {
+				for _, k := range keys {
+					fmt.Fprintf(e.stdout, "@cert-authority %s %s\n", fdHost, strings.TrimSpace(string(ssh.MarshalAuthorizedKey(k))))
+				}
+			}
 			fmt.Fprintln(e.stdout)
+			if fdHost != "" {
+				printFrontDoor(e.stdout, fdHost, fdPort, frontDoorRole, hosts, keyPath)
+			}
 			fmt.Fprintln(e.stdout, "# ~/.ssh/config. RevokedHostKeys is the host KRL, signed by the host CA: ssh refuses revoked host")
 			fmt.Fprintln(e.stdout, "# certificates, and every host while the file is missing. `sshca login --key KEY` (and `sshca known-hosts")
 			fmt.Fprintln(e.stdout, "# --file PATH`) fetch it, check the signature and install it; run one from cron to keep it current.")
