@@ -39,6 +39,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // ErrNoPostgres means no PostgreSQL server binaries were found.
@@ -402,17 +404,18 @@ func server(t testing.TB) *Server {
 		shared.srv, shared.err = StartServer(context.Background())
 	})
 	if shared.err != nil {
-		skipOrFail(t, shared.err, os.Getenv("CI") == "true")
+		skipOrFail(t, shared.err)
 	}
 	return shared.srv
 }
 
 // skipOrFail ends the test: a skip when PostgreSQL is simply not installed
-// (unless in CI, where a missing tool is a failure), a failure otherwise.
-func skipOrFail(t testing.TB, err error, ci bool) {
+// (unless under CI, where a missing tool is a failure: testkit.SkipOrFatal),
+// a failure otherwise.
+func skipOrFail(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, ErrNoPostgres) && !ci {
-		t.Skip(err)
+	if errors.Is(err, ErrNoPostgres) {
+		testkit.SkipOrFatal(t, "%v", err)
 	}
 	t.Fatal(err)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // recorder captures how a test would end instead of ending it.
@@ -17,7 +19,7 @@ type recorder struct {
 }
 
 func (r *recorder) Helper()               {}
-func (r *recorder) Skip(...any)           { r.ended = "skip"; runtime.Goexit() }
+func (r *recorder) Skipf(string, ...any)  { r.ended = "skip"; runtime.Goexit() }
 func (r *recorder) Fatal(...any)          { r.ended = "fatal"; runtime.Goexit() }
 func (r *recorder) Fatalf(string, ...any) { r.ended = "fatal"; runtime.Goexit() }
 
@@ -35,11 +37,16 @@ func TestSkipOrFail(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ci := ""
+			if tt.ci {
+				ci = "true"
+			}
+			t.Setenv("CI", ci)
 			r := &recorder{TB: t}
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
-				skipOrFail(r, tt.err, tt.ci)
+				skipOrFail(r, tt.err)
 			}()
 			<-done
 			if r.ended != tt.want {
@@ -86,8 +93,8 @@ func TestRemoveStale(t *testing.T) {
 
 func TestFindBinDir(t *testing.T) {
 	dir, err := FindBinDir()
-	if errors.Is(err, ErrNoPostgres) && os.Getenv("CI") != "true" {
-		t.Skip(err)
+	if errors.Is(err, ErrNoPostgres) {
+		testkit.SkipOrFatal(t, "%v", err)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +107,8 @@ func TestFindBinDir(t *testing.T) {
 }
 
 func TestStartServerWithDurable(t *testing.T) {
-	if _, err := FindBinDir(); errors.Is(err, ErrNoPostgres) && os.Getenv("CI") != "true" {
-		t.Skip(err)
+	if _, err := FindBinDir(); errors.Is(err, ErrNoPostgres) {
+		testkit.SkipOrFatal(t, "%v", err)
 	}
 	tests := []struct {
 		name string
