@@ -29,7 +29,7 @@ type completionCase struct {
 // of a group after "sshca GROUP ", and a few commands' flags.
 func completionCases() []completionCase {
 	t := newCommandTree(commands())
-	cases := []completionCase{{line: "sshca ", want: t.top, not: []string{"user", "show", "--role"}}}
+	cases := []completionCase{{line: "sshca ", want: t.top, not: []string{"rotate", "revoke-key", "--role"}}}
 	for _, top := range t.top {
 		if subs := t.subs[top]; len(subs) > 0 {
 			cases = append(cases, completionCase{line: "sshca " + top + " ", want: subs, not: []string{"init", "serve"}})
@@ -209,5 +209,28 @@ func TestFishCompletionCompletes(t *testing.T) {
 			}
 		}
 		checkOffers(t, "fish", c, got)
+	}
+}
+
+// TestBashCompletionFromTable runs the bash function as bash's programmable
+// completion calls it (COMP_WORDS, COMP_CWORD, then COMPREPLY) on the
+// cases the zsh and fish tests check.
+func TestBashCompletionFromTable(t *testing.T) {
+	bin := testkit.RequireTool(t, "bash")
+	script := writeScript(t, "bash", t.TempDir(), "sshca.bash")
+	for _, c := range completionCases() {
+		words := strings.Split(c.line, " ") // a trailing space: an empty word being completed
+		var quoted []string
+		for _, w := range words {
+			quoted = append(quoted, singleQuote(w))
+		}
+		cmd := shellCommand(t, bin, "--norc", "--noprofile", "-c",
+			`source "$1"; COMP_WORDS=(`+strings.Join(quoted, " ")+`); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _sshca; printf '%s\n' "${COMPREPLY[@]}"`,
+			"bash", script)
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash, %q: %v\n%s", c.line, err, b)
+		}
+		checkOffers(t, "bash", c, strings.Fields(string(b)))
 	}
 }
