@@ -2,9 +2,10 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"sync"
 	"testing"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 var (
@@ -27,13 +28,7 @@ func TestMain(m *testing.M) {
 // sshca binary (built once per test binary). In CI a missing ssh-keygen fails.
 func testOptions(t *testing.T) *options {
 	t.Helper()
-	kg, err := exec.LookPath("ssh-keygen")
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("ssh-keygen is required in CI: %v", err)
-		}
-		t.Skipf("ssh-keygen not installed: %v", err)
-	}
+	kg := testkit.RequireTool(t, "ssh-keygen")
 	binOnce.Do(func() {
 		if binDir, binErr = os.MkdirTemp("", "sshca-bench-bin-"); binErr == nil {
 			binPath, binErr = buildSSHCA(binDir)

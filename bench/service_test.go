@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // TestServiceShort runs the service suite in short mode: both backends
@@ -20,7 +20,7 @@ func TestServiceShort(t *testing.T) {
 	o := testOptions(t)
 	_, pgErr := pgtest.FindBinDir()
 	if pgErr != nil {
-		if os.Getenv("CI") == "true" {
+		if testkit.CI() {
 			t.Fatalf("PostgreSQL is required in CI: %v", pgErr)
 		}
 		t.Logf("PostgreSQL rows skipped: %v", pgErr)
