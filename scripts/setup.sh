@@ -10,6 +10,8 @@ ruby -e 'require "net/ssh"' >/dev/null 2>&1 || need+=(ruby-net-ssh)
 ruby -e 'require "ed25519"' >/dev/null 2>&1 || need+=(ruby-ed25519)
 ruby -e 'require "bcrypt_pbkdf"' >/dev/null 2>&1 || need+=(ruby-bcrypt-pbkdf)
 command -v plink >/dev/null 2>&1 || need+=(putty-tools)
+# The admin console's tests drive a real headless Chromium (chromedp).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The completion tests load `sshca completion zsh|fish` into the real shells.
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)

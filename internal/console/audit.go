@@ -184,7 +184,7 @@ type chartLegend struct {
 // no script and no library, and every number also in the legend and each
 // bar's title for readers that do not see the chart.
 func drawChart(hours []store.HourCount, now time.Time) chart {
-	const w, h, left, top, barGap = 760, 260, 48, 12, 2
+	const w, h, left, top, barGap = 760, 260, 80, 12, 2
 	start := now.Truncate(time.Hour).Add(-(chartHours - 1) * time.Hour)
 	type key struct {
 		slot int
@@ -257,8 +257,13 @@ func drawChart(hours []store.HourCount, now time.Time) chart {
 			ch.XLabels = append(ch.XLabels, chartLabel{X: x + slotW/2, Y: h - 8, Text: hour.UTC().Format("15h")})
 		}
 	}
-	ch.YLabels = []chartLabel{{X: left - 6, Y: top + 10, Text: strconv.Itoa(maxUp)}, {X: left - 6, Y: ch.Axis + 4, Text: "0"},
-		{X: left - 6, Y: top + plotH, Text: "-" + strconv.Itoa(maxDown)}}
+	ch.YLabels = []chartLabel{{X: left - 6, Y: ch.Axis + 4, Text: "0"}}
+	if maxUp > 0 {
+		ch.YLabels = append(ch.YLabels, chartLabel{X: left - 6, Y: top + 10, Text: strconv.Itoa(maxUp) + " issued"})
+	}
+	if maxDown > 0 {
+		ch.YLabels = append(ch.YLabels, chartLabel{X: left - 6, Y: top + plotH, Text: strconv.Itoa(maxDown) + " denied"})
+	}
 	var parts []string
 	for _, role := range roles {
 		ch.Legend = append(ch.Legend, *totals[role])

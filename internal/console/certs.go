@@ -245,7 +245,7 @@ func (c *Console) certsPage(w http.ResponseWriter, r *http.Request, s *session) 
 	default:
 		return badInput("Unknown sort column.")
 	}
-	within := 7 * 24 * time.Hour
+	within := time.Hour
 	if f.Within != "" {
 		d, err := config.ParseDuration(f.Within)
 		if err != nil || d <= 0 {
@@ -379,7 +379,7 @@ func (c *Console) certPage(w http.ResponseWriter, r *http.Request, s *session) e
 		return err
 	}
 	now := c.now()
-	rows, err := c.rows(ctx, []store.CertRecord{*rec}, now, 7*24*time.Hour)
+	rows, err := c.rows(ctx, []store.CertRecord{*rec}, now, time.Hour)
 	if err != nil {
 		return err
 	}
