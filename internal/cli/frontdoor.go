@@ -102,6 +102,9 @@ func frontDoorAddr(addr, role, keyPath string) (host, port string, err error) {
 	return host, port, nil
 }
 
+// frontDoorAlias is the Host alias of the front door in ssh-config's output.
+const frontDoorAlias = "sshca-front-door"
+
 // printFrontDoor prints the client side of the SSH front door: its Host
 // block, and a Match exec line that, before ssh connects to any of hosts,
 // fetches a certificate for keyPath from the front door when the current
@@ -115,8 +118,11 @@ func printFrontDoor(w io.Writer, host, port, role, hosts, keyPath string) {
 	if role != "" {
 		args += " --role " + role
 	}
-	fmt.Fprintln(w, "# ~/.ssh/config: the SSH front door; `ssh "+host+" cert` prints a certificate for your key.")
-	fmt.Fprintf(w, "Host %s\n    Port %s\n    IdentityFile %s\n    IdentitiesOnly yes\n    StrictHostKeyChecking yes\n    ProxyJump none\n", host, port, keyPath)
+	// An alias, not the host name: the front door's host is often the
+	// bastion too, whose sshd (port 22) ProxyJump must still reach.
+	fmt.Fprintln(w, "# ~/.ssh/config: the SSH front door; `ssh "+frontDoorAlias+" cert` prints a certificate for your key.")
+	fmt.Fprintf(w, "Host %s\n    HostName %s\n    Port %s\n    HostKeyAlias %s\n    IdentityFile %s\n    IdentitiesOnly yes\n    StrictHostKeyChecking yes\n    ProxyJump none\n",
+		frontDoorAlias, host, port, host, keyPath)
 	fmt.Fprintln(w, "# Before connecting to "+hosts+": a fresh certificate when "+cert+" is missing or expired (a TOTP")
 	fmt.Fprintln(w, "# prompt, if your roles need one, comes from ssh). The line sets nothing: its command always fails.")
 	fetch := fmt.Sprintf("ssh -F /dev/null -o UserKnownHostsFile=$HOME/.ssh/known_hosts -o StrictHostKeyChecking=yes -o IdentitiesOnly=yes -i %s -p %s %s %s > %s.new && mv %s.new %s",
