@@ -78,6 +78,7 @@ var suites = []suite{
 	{"stepca", runStepCA},
 	{"krl", runKRL},
 	{"scale", runScale},
+	{"storm", runStorm},
 }
 
 func main() {
