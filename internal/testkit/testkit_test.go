@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -202,5 +204,67 @@ func TestNewSigner(t *testing.T) {
 	}
 	if !bytes.Equal(pub.Marshal(), a.PublicKey().Marshal()) || bytes.Equal(a.PublicKey().Marshal(), b.PublicKey().Marshal()) {
 		t.Error("keys not fresh or not round-tripping")
+	}
+}
+
+// TestClock: the zero Clock follows the real time; Advance moves it by
+// exactly the offset, forward and back.
+func TestClock(t *testing.T) {
+	var c Clock
+	before := time.Now()
+	if got := c.Now(); got.Before(before) || got.After(time.Now()) {
+		t.Fatalf("zero clock %v is not the real time (%v)", got, before)
+	}
+	c.Advance(time.Hour)
+	c.Advance(-10 * time.Minute)
+	start := time.Now()
+	got := c.Now()
+	end := time.Now()
+	if got.Before(start.Add(50*time.Minute)) || got.After(end.Add(50*time.Minute)) {
+		t.Errorf("after +1h -10m: %v, want 50m after %v", got, start)
+	}
+}
+
+// TestWriteFile: parents are created, the content is written, and the mode
+// is exactly the one asked for, even bits a umask would clear.
+func TestWriteFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a", "b", "pass")
+	if got := WriteFile(t, path, []byte("secret\n"), 0o666); got != path {
+		t.Errorf("returned %q, want %q", got, path)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o666 {
+		t.Errorf("mode %v, want 0666", fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(path); string(b) != "secret\n" {
+		t.Errorf("content %q", b)
+	}
+	WriteFile(t, path, []byte("x"), 0o600)
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("rewritten mode %v, want 0600", fi.Mode().Perm())
+	}
+}
+
+// TestNotInTheBinary: no product binary links the test kit (or any
+// package of it), so nothing test-only reaches an installation.
+func TestNotInTheBinary(t *testing.T) {
+	goBin := RequireTool(t, "go")
+	for _, pkg := range []string{"github.com/sshca/sshca/cmd/sshca"} {
+		out, err := exec.Command(goBin, "list", "-deps", pkg).CombinedOutput()
+		if err != nil {
+			t.Fatalf("go list -deps %s: %v\n%s", pkg, err, out)
+		}
+		deps := strings.Fields(string(out))
+		if len(deps) < 10 {
+			t.Fatalf("go list -deps %s listed only %q", pkg, deps)
+		}
+		for _, dep := range deps {
+			if strings.HasPrefix(dep, "github.com/sshca/sshca/internal/testkit") {
+				t.Errorf("%s depends on %s", pkg, dep)
+			}
+		}
 	}
 }
