@@ -211,6 +211,36 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 
 	t.Run("sshd", func(t *testing.T) { sshdRefuses(t, dir) })
+	t.Run("server-config", func(t *testing.T) { serverConfig(t, readme, filepath.Join(dir, "sshca")) })
+}
+
+// directives returns the sshd_config directives of text: its lines that
+// are neither empty nor comments.
+func directives(text string) []string {
+	var out []string
+	for _, l := range e2etest.Lines(text) {
+		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
+			out = append(out, strings.Join(strings.Fields(l), " "))
+		}
+	}
+	return out
+}
+
+// serverConfig: the sshd_config of "What a server needs" is what `sshca
+// sshd-config` prints, directive for directive.
+func serverConfig(t *testing.T, readme, bin string) {
+	bs := blocks(section(t, readme, "What a server needs"), "")
+	if len(bs) == 0 {
+		t.Fatal("What a server needs shows no sshd_config")
+	}
+	out, err := exec.Command(bin, "sshd-config").Output()
+	if err != nil {
+		t.Fatalf("sshca sshd-config: %v", err)
+	}
+	want, got := directives(string(out)), directives(bs[0])
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the README's server configuration:\n%s\nsshca sshd-config prints:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // sshdRefuses starts a real sshd on the files sync installed for app-01
