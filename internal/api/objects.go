@@ -126,7 +126,7 @@ func certTime(v uint64) time.Time {
 func (c *Certificate) SetTimes(now time.Time) {
 	c.RemainingSeconds = nil
 	if !c.ValidBefore.IsZero() {
-		left := max(int64(c.ValidBefore.Sub(now)/time.Second), 0)
+		left := max(c.ValidBefore.Unix()-now.Unix(), 0) // in seconds: a Duration ends in 2262
 		c.RemainingSeconds = &left
 	}
 	switch {

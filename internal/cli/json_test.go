@@ -318,6 +318,18 @@ func TestJSONOutputs(t *testing.T) {
 	if st[0].File != file || st[0].Serial != c.Serial || st[0].Status != api.StatusValid {
 		t.Errorf("status --json: %+v", st[0])
 	}
+	// An expired certificate (ssh-keygen signs one): the object, then exit 1.
+	otherCA := strings.TrimSuffix(newKey(t, work, "other-ca", "-t", "ed25519"), ".pub")
+	old := newKey(t, work, "old", "-t", "ed25519")
+	keygen(t, "-q", "-s", otherCA, "-I", "old", "-n", "bob", "-V", "20200101:20200102", old)
+	r := runCLI(t, "status", "--json", "--key", strings.TrimSuffix(old, ".pub"))
+	if r.code != 1 {
+		t.Errorf("status --json of an expired certificate: exit %d", r.code)
+	}
+	if exp := decodeLines[api.Certificate](t, r.stdout); exp[0].Status != api.StatusExpired || *exp[0].RemainingSeconds != 0 ||
+		exp[0].ValidBefore != time.Date(2020, 1, 2, 0, 0, 0, 0, time.Local).UTC() || exp[0].Role != "" {
+		t.Errorf("status --json of an expired certificate: %+v", exp[0])
+	}
 
 	// krl --out --json, and inspect of the KRL.
 	krlFile := filepath.Join(work, "revoked.krl")
