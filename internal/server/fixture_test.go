@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +23,6 @@ import (
 	"github.com/sshca/sshca/internal/testkit/testhome"
 )
 
-// clock is a settable clock shared by the server and the authority.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
-
 // fixture is a service over a fresh SQLite home behind an HTTPS test server.
 type fixture struct {
 	t     testing.TB
@@ -49,7 +30,7 @@ type fixture struct {
 	srv   *server.Server
 	ts    *httptest.Server
 	http  *http.Client
-	clock *clock
+	clock *testkit.Clock // shared by the server and the authority
 }
 
 type fixtureOptions struct {
@@ -62,7 +43,7 @@ func newFixture(t testing.TB, o fixtureOptions) *fixture {
 	if o.policy == "" {
 		o.policy = testkit.Policy
 	}
-	clk := &clock{}
+	clk := &testkit.Clock{}
 	h := testhome.New(t, o.policy, testhome.Options{Now: clk.Now})
 	srv := server.New(server.Options{Config: h.Config, Store: h.Store, Authority: h.Authority, OIDC: o.oidc, Now: clk.Now})
 	ts := httptest.NewTLSServer(srv.Handler())

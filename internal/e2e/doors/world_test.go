@@ -13,7 +13,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,34 +28,16 @@ import (
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/testkit"
 	"github.com/sshca/sshca/internal/totp"
 )
-
-// clock is a settable clock shared by the home's authority, the service
-// and the ID token verifier. The CLI runs on the real clock.
-type clock struct {
-	mu  sync.Mutex
-	off time.Duration
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return time.Now().Add(c.off)
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.off += d
-	c.mu.Unlock()
-}
 
 // world is one CA home on disk, the service over it behind HTTPS, an OIDC
 // issuer, and the real CLI run in-process against the same home.
 type world struct {
-	dir    string // the CA home
-	work   string // keys, certificates, token files
-	clk    *clock
+	dir    string         // the CA home
+	work   string         // keys, certificates, token files
+	clk    *testkit.Clock // shared by the home's authority, the service and the ID token verifier; the CLI runs on the real clock
 	iss    *oidctest.Issuer
 	oidc   server.IDTokenVerifier
 	totp   map[string][]byte // TOTP secrets by person
@@ -70,7 +51,7 @@ type world struct {
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	w := &world{dir: filepath.Join(t.TempDir(), "ca"), work: t.TempDir(), clk: &clock{}, totp: map[string][]byte{}}
+	w := &world{dir: filepath.Join(t.TempDir(), "ca"), work: t.TempDir(), clk: &testkit.Clock{}, totp: map[string][]byte{}}
 	if err := home.Init(ctx, w.dir, home.InitOptions{Actor: "test", Now: w.clk.Now}); err != nil {
 		t.Fatal(err)
 	}
