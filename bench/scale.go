@@ -44,7 +44,7 @@ const scaleMaxEnv = "SSHCA_BENCH_SCALE_MAX"
 
 func scaleMode(o *options) (scaleBounds, error) {
 	if o.Short {
-		return scaleBounds{sizes: []int{1_000, 10_000}, revocations: 1_000, hosts: 1_000,
+		return scaleBounds{sizes: []int{500, 5_000}, revocations: 500, hosts: 500,
 			cmdLimit: 2 * time.Minute, fillLimit: 3 * time.Minute}, nil
 	}
 	b := scaleBounds{sizes: []int{10_000, 100_000, 1_000_000}, revocations: 100_000, hosts: 10_000,
