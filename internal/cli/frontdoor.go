@@ -13,6 +13,7 @@ import (
 	"github.com/sshca/sshca/internal/config"
 	"github.com/sshca/sshca/internal/frontdoor"
 	"github.com/sshca/sshca/internal/home"
+	"github.com/sshca/sshca/internal/oidc"
 )
 
 // FrontDoorHostKey is the front door's host key file in the home.
@@ -23,7 +24,7 @@ const FrontDoorHostKey = "frontdoor_host_ed25519_key"
 // start) certified by the host CA through the issuance path, renewed when
 // half its validity has passed. It returns a stop function (nil when the
 // front door is off).
-func startFrontDoor(ctx context.Context, e *env, h *home.Home, svc config.Service, log *slog.Logger) (stop func(), err error) {
+func startFrontDoor(ctx context.Context, e *env, h *home.Home, svc config.Service, idp *oidc.Pending, log *slog.Logger) (stop func(), err error) {
 	if svc.SSHListen == "" {
 		return nil, nil
 	}
@@ -35,7 +36,13 @@ func startFrontDoor(ctx context.Context, e *env, h *home.Home, svc config.Servic
 	if err != nil {
 		return nil, withHint(err, "service.ssh_host_names must match the host patterns of role "+svc.SSHHostRole)
 	}
-	fd, err := frontdoor.New(frontdoor.Options{Authority: h.Authority, Users: h.Store, HostSigner: hs, Log: log})
+	o := frontdoor.Options{Authority: h.Authority, Users: h.Store, HostSigner: hs, Log: log}
+	if c := h.Config.OIDC; c != nil && idp != nil {
+		// People of the identity provider sign in with its device flow,
+		// verified by the HTTPS door's verifier.
+		o.Device = &frontdoor.Device{Flow: &oidc.DeviceFlow{Issuer: c.Issuer, ClientID: c.ClientID}, Verifier: idp}
+	}
+	fd, err := frontdoor.New(o)
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,7 @@ func newServeCommand() *command {
 			// The authority's own "certificate issued" line is left off: the
 			// request's log line names the serial, and the audit log has the rest.
 			var verifier server.IDTokenVerifier
+			var idp *oidc.Pending // also the front door's device flow
 			if o := h.Config.OIDC; o != nil {
 				p, err := startOIDC(e.ctx, oidc.Config{Issuer: o.Issuer, ClientID: o.ClientID, Audience: o.Audience,
 					UserClaim: o.UserClaim, GroupsClaim: o.GroupsClaim}, log)
@@ -108,6 +109,7 @@ func newServeCommand() *command {
 					return err
 				}
 				verifier = server.OIDC(p)
+				idp = p
 			}
 			// Every committed audit entry reaches service.audit_file through
 			// the home (home.Open), as for every other command.
@@ -140,7 +142,7 @@ func newServeCommand() *command {
 				MaxHeaderBytes:    32 << 10,
 				ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 			}
-			stopFrontDoor, err := startFrontDoor(e.ctx, e, h, svc, log)
+			stopFrontDoor, err := startFrontDoor(e.ctx, e, h, svc, idp, log)
 			if err != nil {
 				ln.Close()
 				return fmt.Errorf("front door: %w", err)

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/ca"
+	"github.com/sshca/sshca/internal/oidc"
 	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/store"
 )
@@ -99,6 +100,21 @@ type Options struct {
 	Limits     Limits
 	Log        *slog.Logger
 	Now        func() time.Time
+	// Device, when set, lets people of the identity provider in with plain
+	// ssh: a key that no local user has is proven, then bound for this
+	// connection to whoever approves the device flow it shows.
+	Device *Device
+}
+
+// Device is the identity provider's device flow (RFC 8628) at the front
+// door, and the verifier of the ID tokens it yields — the HTTPS door's.
+type Device struct {
+	Flow     *oidc.DeviceFlow
+	Verifier interface {
+		Verify(ctx context.Context, rawIDToken string) (*oidc.Identity, error)
+	}
+	// Timeout bounds the wait for approval; default 5 minutes.
+	Timeout time.Duration
 }
 
 // Server is a running front door.
@@ -249,6 +265,13 @@ const (
 	extKey  = "sshca-key"
 	extTOTP = "sshca-totp-code"
 	extSK   = "sshca-sk-presence"
+	// A person of the identity provider (device flow): name, groups (one
+	// per line), "1" for a multi-factor sign-in, and the bound key's wire
+	// form.
+	extPerson = "sshca-person"
+	extGroups = "sshca-groups"
+	extMFA    = "sshca-idp-mfa"
+	extBound  = "sshca-bound-key"
 )
 
 // maxCodeLen bounds a keyboard-interactive answer kept for verification.
@@ -257,6 +280,8 @@ const maxCodeLen = 16
 // connState is what the authentication callbacks of one connection learn.
 type connState struct {
 	src          string
+	raw          net.Conn
+	deviceTried  bool   // one device flow per connection
 	unregistered string // fingerprint of an offered key no local user has
 	lookupFailed bool
 }
@@ -266,7 +291,7 @@ type connState struct {
 func (s *Server) serveConn(raw net.Conn, src string) {
 	start := s.o.Now()
 	_ = raw.SetDeadline(time.Now().Add(s.lim.AuthTimeout))
-	st := &connState{src: src}
+	st := &connState{src: src, raw: raw}
 	cfg := s.config(st)
 	sc, chans, reqs, err := ssh.NewServerConn(raw, cfg)
 	if err != nil {
@@ -334,6 +359,13 @@ func (s *Server) config(st *connState) *ssh.ServerConfig {
 			return s.publicKey(st, key)
 		},
 		VerifiedPublicKeyCallback: func(c ssh.ConnMetadata, key ssh.PublicKey, perms *ssh.Permissions, alg string) (*ssh.Permissions, error) {
+			if perms.Extensions[extBound] != "" {
+				return nil, &ssh.PartialSuccessError{Next: ssh.ServerAuthCallbacks{
+					KeyboardInteractiveCallback: func(c ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+						return s.deviceFlow(st, perms, client)
+					},
+				}}
+			}
 			return s.verifiedKey(perms, key)
 		},
 		// Reached only when no registered key succeeded: it says why, in
@@ -369,6 +401,11 @@ func (s *Server) publicKey(st *connState, key ssh.PublicKey) (*ssh.Permissions, 
 	if err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			st.unregistered = fp
+			if s.o.Device != nil {
+				// Perhaps a person of the identity provider: once the key
+				// is proven, the device flow decides who holds it.
+				return &ssh.Permissions{Extensions: map[string]string{extKey: fp, extBound: string(key.Marshal())}}, nil
+			}
 			return nil, errUnregistered
 		}
 		st.lookupFailed = true

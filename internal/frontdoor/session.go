@@ -17,30 +17,45 @@ import (
 
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/policy"
-	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/totp"
 )
 
 // session is what one authenticated connection proved: who (a local user
-// as stored now), with which key, and which second factor.
+// as stored now, or a person the identity provider signed in for this
+// connection), with which key, and which second factor.
 type session struct {
-	s     *Server
-	sc    *ssh.ServerConn
-	src   string
-	start time.Time
-	key   ssh.PublicKey
-	user  *store.LocalUser
+	s      *Server
+	sc     *ssh.ServerConn
+	src    string
+	start  time.Time
+	key    ssh.PublicKey
+	kind   string // policy.CallerLocal or policy.CallerPerson
+	name   string
+	groups []string
 
-	mu   sync.Mutex // guards the factor: a code is spent by the first cert
-	sk   bool       // an sk key's signature with user presence
-	code string     // a TOTP code given at keyboard-interactive, unverified
-	totp bool       // that code was verified by a cert in this connection
+	mu     sync.Mutex // guards the factor: a code is spent by the first cert
+	sk     bool       // an sk key's signature with user presence
+	idpMFA bool       // the identity provider's multi-factor sign-in
+	code   string     // a TOTP code given at keyboard-interactive, unverified
+	totp   bool       // that code was verified by a cert in this connection
 }
 
-// newSession reads the authenticated user again (a user removed during the
-// handshake gets nothing) and the key the connection proved.
+// newSession reads the authenticated local user again (a user removed
+// during the handshake gets nothing) and the key the connection proved;
+// a person signed in by the device flow holds the key bound to them.
 func (s *Server) newSession(sc *ssh.ServerConn, src string, start time.Time) *session {
 	ext := sc.Permissions.Extensions
+	if p := ext[extPerson]; p != "" {
+		key, err := ssh.ParsePublicKey([]byte(ext[extBound]))
+		if err != nil {
+			return nil
+		}
+		var groups []string
+		if ext[extGroups] != "" {
+			groups = strings.Split(ext[extGroups], "\n")
+		}
+		return &session{s: s, sc: sc, src: src, start: start, key: key, kind: policy.CallerPerson, name: p, groups: groups, idpMFA: ext[extMFA] == "1"}
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()
 	u, err := s.o.Users.LocalUserByKey(ctx, ext[extKey])
@@ -59,15 +74,24 @@ func (s *Server) newSession(sc *ssh.ServerConn, src string, start time.Time) *se
 	if key == nil {
 		return nil
 	}
-	return &session{s: s, sc: sc, src: src, start: start, key: key, user: u, sk: ext[extSK] == "1", code: ext[extTOTP]}
+	return &session{s: s, sc: sc, src: src, start: start, key: key, kind: policy.CallerLocal, name: u.Name, groups: u.Groups,
+		sk: ext[extSK] == "1", code: ext[extTOTP]}
 }
 
 // caller is the policy's view of this connection.
 func (se *session) caller() policy.Caller {
 	se.mu.Lock()
 	defer se.mu.Unlock()
-	return policy.Caller{Kind: policy.CallerLocal, Identity: policy.Identity{User: se.user.Name, Groups: slices.Clone(se.user.Groups)},
-		MFA: se.sk || se.totp, AuthTime: se.start}
+	return policy.Caller{Kind: se.kind, Identity: policy.Identity{User: se.name, Groups: slices.Clone(se.groups)},
+		MFA: se.sk || se.totp || se.idpMFA, AuthTime: se.start}
+}
+
+// who names the caller for messages: "local user alice", "alice".
+func (se *session) who() string {
+	if se.kind == policy.CallerLocal {
+		return "local user " + se.name
+	}
+	return se.name
 }
 
 // maxExecLen bounds the command line of an exec request.
@@ -223,7 +247,7 @@ func (se *session) cert(stdout, stderr io.Writer, args []string) error {
 		}
 		ttl = d
 	}
-	if !se.s.usrLim.allow("local:"+se.user.Name, se.s.o.Now()) {
+	if !se.s.usrLim.allow(se.caller().Actor(), se.s.o.Now()) {
 		return errors.New("rate limit: too many certificate requests; wait a minute")
 	}
 	ctx, cancel := se.ctx()
@@ -234,7 +258,7 @@ func (se *session) cert(stdout, stderr io.Writer, args []string) error {
 		case 1:
 			*role = mine[0]
 		case 0:
-			return errors.New("no role is open to local user " + se.user.Name + "; ask an admin (allow.local_users / allow.local_groups)")
+			return errors.New("no role is open to " + se.who() + "; ask an admin")
 		default:
 			return &usageError{"cert: name a role with --role: " + strings.Join(mine, ", ")}
 		}
@@ -326,7 +350,7 @@ func (se *session) roles(stdout io.Writer, args []string) error {
 	defer cancel()
 	mine := se.allowedRoles(ctx)
 	if len(mine) == 0 {
-		fmt.Fprintf(stdout, "no role is open to local user %s\n", se.user.Name)
+		fmt.Fprintf(stdout, "no role is open to %s\n", se.who())
 		return nil
 	}
 	c := se.caller()
@@ -357,14 +381,20 @@ func (se *session) status(stdout io.Writer, args []string) error {
 	switch {
 	case se.sk:
 		factor = "FIDO security key (user presence)"
+	case se.idpMFA:
+		factor = "multi-factor sign-in at the identity provider"
 	case se.totp:
 		factor = "TOTP (verified)"
 	case se.code != "":
 		factor = "TOTP code given (verified by the first cert)"
 	}
 	se.mu.Unlock()
-	fmt.Fprintf(stdout, "local user:    %s\ngroups:        %s\nkey:           %s %s\nsecond factor: %s\nserver time:   %s\n",
-		se.user.Name, strings.Join(se.user.Groups, ","), se.key.Type(), ssh.FingerprintSHA256(se.key), factor,
+	kind := "local user:   "
+	if se.kind == policy.CallerPerson {
+		kind = "signed in as: "
+	}
+	fmt.Fprintf(stdout, "%s %s\ngroups:        %s\nkey:           %s %s\nsecond factor: %s\nserver time:   %s\n",
+		kind, se.name, strings.Join(se.groups, ","), se.key.Type(), ssh.FingerprintSHA256(se.key), factor,
 		se.s.o.Now().UTC().Format(time.RFC3339))
 	return nil
 }
@@ -385,7 +415,7 @@ func (se *session) enrollTOTP(stdout, stderr io.Writer, args []string) error {
 	secret, err := se.s.o.Authority.EnrollTOTP(ctx, se.s.o.Users, c, fs.Arg(0), map[string]string{"request_id": newRequestID(), "door": "ssh", "source": se.src})
 	if err != nil {
 		if errors.Is(err, ca.ErrAlreadyEnrolled) {
-			return errors.New("TOTP is already enrolled for local user " + se.user.Name + "; an admin resets it with: sshca totp reset " + c.FactorID())
+			return errors.New("TOTP is already enrolled for " + se.who() + "; an admin resets it with: sshca totp reset " + c.FactorID())
 		}
 		return publicError(err)
 	}

@@ -81,13 +81,21 @@ type door struct {
 // certified as ca.corp, with limits l (zero: defaults).
 func startDoor(t *testing.T, l Limits) *door {
 	t.Helper()
+	return startDoorWith(t, Options{Limits: l})
+}
+
+// startDoorWith is startDoor with more options (Authority, Users and
+// HostSigner are filled in).
+func startDoorWith(t *testing.T, o Options) *door {
+	t.Helper()
 	h := testhome.New(t, testPolicy, testhome.Options{})
 	hostKey := testkit.NewSigner(t)
 	hs, _, err := CertifyHost(t.Context(), h.Authority, hostKey, "servers", []string{"ca.corp"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Authority: h.Authority, Users: h.Store, HostSigner: hs, Limits: l})
+	o.Authority, o.Users, o.HostSigner = h.Authority, h.Store, hs
+	srv, err := New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
