@@ -9,20 +9,15 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // writePassFile writes a passphrase file with mode m (exactly, whatever
 // the umask).
 func writePassFile(t *testing.T, dir, name, pass string, m os.FileMode) string {
 	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, []byte(pass+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(p, m); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return testkit.WriteFile(t, filepath.Join(dir, name), []byte(pass+"\n"), m)
 }
 
 // TestPassphraseFileMode checks that every command taking --passphrase-file

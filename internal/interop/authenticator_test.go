@@ -137,7 +137,7 @@ func TestAuthenticator(t *testing.T) {
 		t.Fatal(err)
 	}
 	krlPath := filepath.Join(f.dir, "revoked.krl")
-	writeFile(t, krlPath, krlBytes, 0o644)
+	testkit.WriteFile(t, krlPath, krlBytes, 0o644)
 
 	// Set by a case before it logs in, read by the server's goroutines.
 	var krlBroken atomic.Bool
@@ -265,7 +265,7 @@ func assertKeygenRevoked(t *testing.T, krlPath string, cert *ssh.Certificate, wa
 	t.Helper()
 	testkit.RequireTool(t, sshdtest.KeygenPath)
 	path := filepath.Join(t.TempDir(), "cert.pub")
-	writeFile(t, path, ssh.MarshalAuthorizedKey(cert), 0o644)
+	testkit.WriteFile(t, path, ssh.MarshalAuthorizedKey(cert), 0o644)
 	out, err := exec.Command(sshdtest.KeygenPath, "-Q", "-f", krlPath, path).CombinedOutput()
 	var ee *exec.ExitError
 	switch {

@@ -135,7 +135,7 @@ func TestMatrix(t *testing.T) {
 		for _, s := range subjects {
 			cert := cas[ct].signUser(t, s.pub, "interop-"+ct+"-"+s.name)
 			path := filepath.Join(work, "certs", ct+"_"+s.name+"-cert.pub")
-			writeFile(t, path, ssh.MarshalAuthorizedKey(cert), 0o644)
+			testkit.WriteFile(t, path, ssh.MarshalAuthorizedKey(cert), 0o644)
 			certs[[2]string{ct, s.name}] = certFile{cert, path}
 		}
 	}
@@ -202,7 +202,7 @@ func TestMatrix(t *testing.T) {
 	phase("servers")
 	knownHosts := func(name, line string) string {
 		path := filepath.Join(work, "known_hosts", name)
-		writeFile(t, path, []byte(line+"\n"), 0o644)
+		testkit.WriteFile(t, path, []byte(line+"\n"), 0o644)
 		return path
 	}
 	pinned := func(host string, port int, key ssh.PublicKey) string {
@@ -406,8 +406,8 @@ func TestMatrix(t *testing.T) {
 	if len(skipped) > 0 {
 		t.Fatalf("interop: refusing to rewrite %s with clients missing: %v", docPath, skipped)
 	}
-	writeFile(t, expectedPath, marshalExpectations(got), 0o644)
-	writeFile(t, docPath, rep.markdown(), 0o644)
+	testkit.WriteFile(t, expectedPath, marshalExpectations(got), 0o644)
+	testkit.WriteFile(t, docPath, rep.markdown(), 0o644)
 	t.Logf("wrote %s and %s", docPath, expectedPath)
 }
 

@@ -166,17 +166,6 @@ func loginAccount(t *testing.T) string {
 	return u.Username
 }
 
-// writeFile writes a test file or fails the test.
-func writeFile(t testing.TB, path string, data []byte, perm os.FileMode) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, data, perm); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // commandOutput runs a program and returns its trimmed combined output, or
 // "" when it cannot be run.
 func commandOutput(name string, args ...string) string {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 const permsPolicy = `backdate: 5m
@@ -256,14 +257,7 @@ func TestPassphraseFilePermissions(t *testing.T) {
 	passphrase := "pp-" + randomHex(t, 12)
 	writePass := func(name, pass string, mode os.FileMode) string {
 		t.Helper()
-		p := filepath.Join(tmp, name)
-		if err := os.WriteFile(p, []byte(pass+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Chmod(p, mode); err != nil {
-			t.Fatal(err)
-		}
-		return p
+		return testkit.WriteFile(t, filepath.Join(tmp, name), []byte(pass+"\n"), mode)
 	}
 	loose := writePass("loose.pass", passphrase, 0o644)
 	private := writePass("private.pass", passphrase, 0o600)
