@@ -1,8 +1,6 @@
 package interop
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"errors"
 	"net"
 	"strconv"
@@ -11,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // loginMarker is what every test server prints for a successful login.
@@ -36,14 +36,7 @@ type goServer struct {
 // startGoServer starts the server; it is stopped at t.Cleanup.
 func startGoServer(t testing.TB, auth *Authenticator) *goServer {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostSigner, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := testkit.NewSigner(t)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -6,18 +6,15 @@
 package service
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // sshcaBin is the sshca binary, built on first use by the tests that want
@@ -117,13 +114,5 @@ func binary(t testing.TB) string {
 // newKeyLine returns the authorized_keys line of a fresh ed25519 key.
 func newKeyLine(t testing.TB) string {
 	t.Helper()
-	_, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := ssh.NewPublicKey(priv.Public())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pub)))
+	return testkit.AuthorizedKey(testkit.NewSigner(t).PublicKey())
 }

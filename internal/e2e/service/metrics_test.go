@@ -1,8 +1,6 @@
 package service
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
 	"io"
 	"net/http"
 	"os"
@@ -18,6 +16,7 @@ import (
 	"github.com/sshca/sshca/internal/config"
 	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
+	"github.com/sshca/sshca/internal/testkit"
 )
 
 // TestExpiryMetrics scrapes the expiry gauges of the built `sshca serve`
@@ -46,14 +45,7 @@ func testExpiryMetrics(t *testing.T, h *caHome) {
 	h.Must("ca", "rotate", "--type", "user", "--promote")
 	_, c3 := h.SignUser(dir, "--role", "deploy", "--id", "c", "--ttl", "20m")
 
-	_, hostPriv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hostSigner, err := ssh.NewSignerFromKey(hostPriv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hostSigner := testkit.NewSigner(t)
 	hostPub := filepath.Join(dir, "ssh_host_ed25519_key.pub")
 	if err := os.WriteFile(hostPub, ssh.MarshalAuthorizedKey(hostSigner.PublicKey()), 0o644); err != nil {
 		t.Fatal(err)
