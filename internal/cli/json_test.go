@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/api"
+	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/cli"
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/krl"
@@ -37,6 +38,7 @@ var schemaTypes = map[string]reflect.Type{
 	"krl.Description":        reflect.TypeFor[krl.Description](),
 	"krl.CertDescription":    reflect.TypeFor[krl.CertDescription](),
 	"krl.KeyDescription":     reflect.TypeFor[krl.KeyDescription](),
+	"audit.Entry":            reflect.TypeFor[audit.Entry](),
 }
 
 // jsonField is one field of a schema type, from its json tag.
@@ -378,6 +380,12 @@ func TestJSONOutputs(t *testing.T) {
 		default:
 			t.Errorf("token list --json: %+v", tk)
 		}
+	}
+
+	// audit list: every entry, strictly, the chain intact.
+	entries := jsonLines[audit.Entry](t, "--home", h, "audit", "list", "--json")
+	if len(entries) < 10 || entries[len(entries)-1].Action != audit.ActionToken || audit.Verify(entries) != nil {
+		t.Errorf("audit list --json: %d entries, last %+v, verify %v", len(entries), entries[len(entries)-1], audit.Verify(entries))
 	}
 
 	// fleet status, from a host report recorded as the service records it.
