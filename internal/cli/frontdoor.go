@@ -36,7 +36,11 @@ func startFrontDoor(ctx context.Context, e *env, h *home.Home, svc config.Servic
 	if err != nil {
 		return nil, withHint(err, "service.ssh_host_names must match the host patterns of role "+svc.SSHHostRole)
 	}
-	o := frontdoor.Options{Authority: h.Authority, Users: h.Store, HostSigner: hs, Log: log}
+	// The service's limits: anonymous_rate_limit bounds new connections per
+	// source address (before any credential), rate_limit certificates per
+	// caller, as at the HTTPS door.
+	o := frontdoor.Options{Authority: h.Authority, Users: h.Store, HostSigner: hs, Log: log,
+		Limits: frontdoor.Limits{ConnsPerMinute: svc.AnonymousRateLimit, CertsPerMinute: svc.RateLimit}}
 	if c := h.Config.OIDC; c != nil && idp != nil {
 		// People of the identity provider sign in with its device flow,
 		// verified by the HTTPS door's verifier.

@@ -61,7 +61,7 @@ type Limits struct {
 
 // DefaultLimits are the limits of a front door that sets none.
 var DefaultLimits = Limits{
-	ConnsPerMinute: 30, ConnsPerSource: 8, MaxConns: 256, CertsPerMinute: 10,
+	ConnsPerMinute: 30, ConnsPerSource: 32, MaxConns: 512, CertsPerMinute: 10,
 	AuthTimeout: 20 * time.Second, IdleTimeout: 60 * time.Second, SessionTimeout: 5 * time.Minute,
 	MaxAuthTries: 6,
 }
