@@ -275,7 +275,8 @@ type FleetCAKey struct {
 	Generation int `json:"generation,omitempty"`
 }
 
-// KRLResult reports a KRL written by `sshca krl --out FILE --json`.
+// KRLResult reports a KRL written by `sshca krl --out FILE --json`, or
+// verified by `sshca krl verify --json`.
 type KRLResult struct {
 	// CAType is the CA whose KRL it is: "user" or "host".
 	CAType string `json:"ca_type"`
@@ -291,4 +292,21 @@ type KRLResult struct {
 	SigningCAFingerprint string `json:"signing_ca_fingerprint,omitempty"`
 	// Pruned is how many expired revocations --prune-expired dropped.
 	Pruned *int `json:"pruned,omitempty"`
+}
+
+// KRLCheck is the verdict of a KRL on one key or certificate
+// (`sshca krl check --json`), as sshd would reach it.
+type KRLCheck struct {
+	// File is the key or certificate file checked.
+	File string `json:"file"`
+	// KeyFingerprint is the checked key's fingerprint (a certificate's
+	// certified key), and Serial a certificate's serial.
+	KeyFingerprint string `json:"key_fingerprint"`
+	Serial         uint64 `json:"serial,omitempty"`
+	Revoked        bool   `json:"revoked"`
+	// Section is the part of the KRL that revokes it: serial, key-id,
+	// explicit-key, sha1, sha256, ca-key (see docs/json.md).
+	Section string `json:"section,omitempty"`
+	// Detail says how, for people.
+	Detail string `json:"detail,omitempty"`
 }

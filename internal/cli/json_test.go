@@ -31,6 +31,7 @@ var schemaTypes = map[string]reflect.Type{
 	"api.Revocation":         reflect.TypeFor[api.Revocation](),
 	"api.RevocationResponse": reflect.TypeFor[api.RevocationResponse](),
 	"api.KRLResult":          reflect.TypeFor[api.KRLResult](),
+	"api.KRLCheck":           reflect.TypeFor[api.KRLCheck](),
 	"api.CAKey":              reflect.TypeFor[api.CAKey](),
 	"api.Token":              reflect.TypeFor[api.Token](),
 	"api.FleetHost":          reflect.TypeFor[api.FleetHost](),
@@ -346,6 +347,22 @@ func TestJSONOutputs(t *testing.T) {
 	}
 	if r := runCLI(t, "--home", h, "krl", "--json"); r.code != 2 || r.stdout != "" {
 		t.Errorf("krl --json without --out: exit %d, stdout %q", r.code, r.stdout)
+	}
+	ver := jsonLines[api.KRLResult](t, "--home", h, "krl", "verify", "--json", krlFile)
+	if v := ver[0]; v.File != krlFile || v.KRLVersion != kr[0].KRLVersion || v.SHA256 != kr[0].SHA256 || v.SigningCAFingerprint != kr[0].SigningCAFingerprint ||
+		v.SignatureFile != kr[0].SignatureFile || v.Pruned != nil {
+		t.Errorf("krl verify --json: %+v, krl --json %+v", v, kr[0])
+	}
+	r1Cert, aliceCert := strings.TrimSuffix(r1, ".pub")+"-cert.pub", file
+	r = runCLI(t, "krl", "check", "--json", "--krl", krlFile, aliceCert, r1Cert, r2)
+	if r.code != 1 {
+		t.Errorf("krl check --json with revoked keys: exit %d", r.code)
+	}
+	checks := decodeLines[api.KRLCheck](t, r.stdout)
+	if len(checks) != 3 || checks[0].Revoked || checks[0].Serial != c.Serial || checks[0].Section != "" ||
+		!checks[1].Revoked || checks[1].Section != krl.MatchSerial || checks[1].Serial != batch[0].Serial || checks[1].KeyFingerprint != batch[0].KeyFingerprint ||
+		!checks[2].Revoked || checks[2].Section != krl.MatchExplicitKey || checks[2].Serial != 0 || checks[2].Detail == "" {
+		t.Errorf("krl check --json: %+v", checks)
 	}
 	desc := jsonLines[krl.Description](t, "inspect", "--json", krlFile)
 	if d := desc[0]; d.Version != kr[0].KRLVersion || len(d.Certificates) != 1 || len(d.ExplicitKeys) != 1 {

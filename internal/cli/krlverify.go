@@ -2,9 +2,12 @@ package cli
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"flag"
 	"fmt"
 
+	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/krl"
 	"github.com/sshca/sshca/internal/signer"
 	"github.com/sshca/sshca/internal/sshsig"
@@ -12,13 +15,16 @@ import (
 
 func newKRLVerifyCommand() *command {
 	var verifyType string
+	var asJSON bool
 	return &command{
 		name:    "krl verify",
 		summary: "check a KRL against its detached signature FILE.sig and this CA's live keys",
-		usage:   "[--type user|host] FILE",
-		example: `  sshca krl verify revoked.krl`,
+		usage:   "[--type user|host] [--json] FILE",
+		example: `  sshca krl verify revoked.krl
+  sshca krl verify --json revoked.krl | jq .krl_version`,
 		flags: func(fs *flag.FlagSet) {
 			fs.StringVar(&verifyType, "type", "user", "which CA signed it: user or host")
+			fs.BoolVar(&asJSON, "json", false, "print the JSON KRL result of the verified file (docs/json.md)")
 		},
 		minArgs: 1, maxArgs: 1,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -49,6 +55,11 @@ func newKRLVerifyCommand() *command {
 			k, err := krl.Parse(data)
 			if err != nil {
 				return fmt.Errorf("%s: signed but not a valid KRL: %w", args[0], err)
+			}
+			if asJSON {
+				sum := sha256.Sum256(data)
+				return printJSON(e, api.KRLResult{CAType: verifyType, File: args[0], KRLVersion: k.Version, SizeBytes: len(data),
+					SHA256: hex.EncodeToString(sum[:]), SignatureFile: args[0] + ".sig", SigningCAFingerprint: signer.Fingerprint(signedBy)})
 			}
 			fmt.Fprintf(e.stdout, "%s: good signature by %s CA key %s; KRL version %d\n", args[0], verifyType, signer.Fingerprint(signedBy), k.Version)
 			return nil
