@@ -25,35 +25,82 @@ func MarshalLine(e Entry) []byte {
 // order of their sequence numbers when several processes append). It
 // refuses a line that is not exactly an entry, naming it.
 func ParseLines(r io.Reader) ([]Entry, error) {
-	br := bufio.NewReader(r)
 	var out []Entry
+	err := EachLine(r, func(e Entry) error {
+		out = append(out, e)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachLine is ParseLines one entry at a time: fn gets each line's entry in
+// file order, and an error from fn stops the reading.
+func EachLine(r io.Reader, fn func(Entry) error) error {
+	br := bufio.NewReader(r)
 	for n := 1; ; n++ {
 		line, err := br.ReadBytes('\n')
 		if len(line) > 0 {
 			if line[len(line)-1] != '\n' {
-				return nil, fmt.Errorf("audit file: line %d: truncated (no newline at the end of the file)", n)
+				return fmt.Errorf("audit file: line %d: truncated (no newline at the end of the file)", n)
 			}
 			dec := json.NewDecoder(bytes.NewReader(line))
 			dec.DisallowUnknownFields()
 			var e Entry
 			if derr := dec.Decode(&e); derr != nil {
-				return nil, fmt.Errorf("audit file: line %d: not an audit entry: %v", n, derr)
+				return fmt.Errorf("audit file: line %d: not an audit entry: %v", n, derr)
 			}
 			if dec.More() {
-				return nil, fmt.Errorf("audit file: line %d: more than one entry", n)
+				return fmt.Errorf("audit file: line %d: more than one entry", n)
 			}
 			if e.Seq == 0 || e.Hash == "" {
-				return nil, fmt.Errorf("audit file: line %d: not an audit entry (no sequence number or hash)", n)
+				return fmt.Errorf("audit file: line %d: not an audit entry (no sequence number or hash)", n)
 			}
-			out = append(out, e)
+			if ferr := fn(e); ferr != nil {
+				return ferr
+			}
 		}
 		if errors.Is(err, io.EOF) {
-			return out, nil
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("audit file: %w", err)
+			return fmt.Errorf("audit file: %w", err)
 		}
 	}
+}
+
+// Hashes is a verified log as the comparisons below need it: the hash of
+// entry i at index i-1, and nothing else of it.
+type Hashes []string
+
+// HashesOf returns the hashes of entries (complete: entry i at index i-1).
+func HashesOf(entries []Entry) Hashes {
+	h := make(Hashes, len(entries))
+	for i := range entries {
+		h[i] = entries[i].Hash
+	}
+	return h
+}
+
+// mirrorLine is what MirrorCheck keeps of one audit file line.
+type mirrorLine struct {
+	seq        uint64
+	hash, prev string
+	intact     bool // its hash is the hash of its contents
+}
+
+// MirrorCheck is CompareMirror fed one file entry at a time (see
+// EachLine): it keeps the sequence number and two hashes of each, not the
+// entries.
+type MirrorCheck struct {
+	lines []mirrorLine
+}
+
+// Add records one entry of the file, in file order.
+func (m *MirrorCheck) Add(e Entry) {
+	m.lines = append(m.lines, mirrorLine{seq: e.Seq, hash: e.Hash, prev: e.PrevHash, intact: ComputeHash(e) == e.Hash})
 }
 
 // CompareMirror checks entries copied out of the database as they were
@@ -64,15 +111,26 @@ func ParseLines(r io.Reader) ([]Entry, error) {
 // the file. It returns the difference with the lowest sequence number (a
 // *VerifyError), and how many entries the file held.
 func CompareMirror(file, db []Entry) (int, error) {
-	if len(file) == 0 {
+	var m MirrorCheck
+	for _, e := range file {
+		m.Add(e)
+	}
+	return m.Result(HashesOf(db))
+}
+
+// Result compares the entries added so far with a complete, verified
+// database log (db: the hash of entry i at index i-1), as CompareMirror
+// does.
+func (m *MirrorCheck) Result(db Hashes) (int, error) {
+	if len(m.lines) == 0 {
 		return 0, nil
 	}
-	sorted := slices.Clone(file)
-	slices.SortStableFunc(sorted, func(a, b Entry) int {
+	sorted := slices.Clone(m.lines)
+	slices.SortStableFunc(sorted, func(a, b mirrorLine) int {
 		switch {
-		case a.Seq < b.Seq:
+		case a.seq < b.seq:
 			return -1
-		case a.Seq > b.Seq:
+		case a.seq > b.seq:
 			return 1
 		}
 		return 0
@@ -85,38 +143,38 @@ func CompareMirror(file, db []Entry) (int, error) {
 	}
 	last := uint64(len(db))
 	inFile := map[uint64]bool{}
-	var prev *Entry
+	var prev *mirrorLine
 	for i := range sorted {
 		e := &sorted[i]
-		if prev != nil && prev.Seq == e.Seq {
-			if prev.Hash != e.Hash {
-				report(e.Seq, "is in the audit file twice, with different contents")
+		if prev != nil && prev.seq == e.seq {
+			if prev.hash != e.hash {
+				report(e.seq, "is in the audit file twice, with different contents")
 			}
 			continue
 		}
-		inFile[e.Seq] = true
+		inFile[e.seq] = true
 		switch {
-		case ComputeHash(*e) != e.Hash:
-			report(e.Seq, "the audit file's copy does not match its hash (changed in the file)")
-		case prev != nil && prev.Seq+1 == e.Seq && e.PrevHash != prev.Hash:
-			report(e.Seq, "does not chain to the previous entry in the audit file")
-		case e.Seq > last:
-			report(e.Seq, "is in the audit file but not in the database, whose log ends at entry %d (its tail was deleted)", last)
-		case db[e.Seq-1].Hash != e.Hash:
-			report(e.Seq, "differs between the audit file and the database (changed in one of them)")
+		case !e.intact:
+			report(e.seq, "the audit file's copy does not match its hash (changed in the file)")
+		case prev != nil && prev.seq+1 == e.seq && e.prev != prev.hash:
+			report(e.seq, "does not chain to the previous entry in the audit file")
+		case e.seq > last:
+			report(e.seq, "is in the audit file but not in the database, whose log ends at entry %d (its tail was deleted)", last)
+		case db[e.seq-1] != e.hash:
+			report(e.seq, "differs between the audit file and the database (changed in one of them)")
 		}
 		prev = e
 	}
-	for seq := sorted[0].Seq; seq <= last; seq++ {
+	for seq := sorted[0].seq; seq <= last; seq++ {
 		if !inFile[seq] {
-			report(seq, "is in the database but missing from the audit file (written after the file's first entry %d)", sorted[0].Seq)
+			report(seq, "is in the database but missing from the audit file (written after the file's first entry %d)", sorted[0].seq)
 			break
 		}
 	}
 	if first != nil {
-		return len(file), first
+		return len(m.lines), first
 	}
-	return len(file), nil
+	return len(m.lines), nil
 }
 
 // CheckHead checks the log (entries: complete and verified, entry i at
@@ -124,14 +182,19 @@ func CompareMirror(file, db []Entry) (int, error) {
 // hash, was committed once, so the log must still hold it unchanged. where
 // names the record in the report.
 func CheckHead(entries []Entry, seq uint64, hash, where string) error {
+	return CheckHeadHashes(HashesOf(entries), seq, hash, where)
+}
+
+// CheckHeadHashes is CheckHead given the log's hashes.
+func CheckHeadHashes(log Hashes, seq uint64, hash, where string) error {
 	if seq == 0 {
 		return nil
 	}
-	last := uint64(len(entries))
+	last := uint64(len(log))
 	if seq > last {
 		return &VerifyError{Seq: last + 1, Reason: fmt.Sprintf("missing: the log ends at entry %d, but entry %d was committed (%s); the tail of the log was deleted", last, seq, where)}
 	}
-	if entries[seq-1].Hash != hash {
+	if log[seq-1] != hash {
 		return &VerifyError{Seq: seq, Reason: fmt.Sprintf("differs from the one recorded outside the database (%s); the log was rewritten from here or before", where)}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -128,11 +129,8 @@ func newAuditVerifyCommand() *command {
 // head file to the last entry verified.
 func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]string, error) {
 	st := h.Store
-	entries, err := st.AuditEntries(e.ctx, store.AuditFilter{})
+	log, entries, err := readVerifiedLog(e.ctx, st)
 	if err != nil {
-		return nil, err
-	}
-	if err := audit.Verify(entries); err != nil {
 		return nil, err
 	}
 	seq, hash, err := st.AuditHead(e.ctx)
@@ -141,8 +139,8 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 	}
 	var lastSeq uint64
 	var lastHash string
-	if n := len(entries); n > 0 {
-		lastSeq, lastHash = entries[n-1].Seq, entries[n-1].Hash
+	if n := len(log); n > 0 {
+		lastSeq, lastHash = uint64(n), log[n-1]
 	}
 	if seq != lastSeq || hash != lastHash {
 		if seq > lastSeq {
@@ -150,7 +148,7 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 		}
 		return nil, errors.New("audit: the head record does not match the last entry")
 	}
-	report := []string{fmt.Sprintf("audit log intact: %d entries", len(entries))}
+	report := []string{fmt.Sprintf("audit log intact: %d entries", len(log))}
 
 	// The chain and the head row can be rewritten together; what was
 	// recorded outside the database cannot.
@@ -158,7 +156,7 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 	headPath := filepath.Join(h.Dir, home.HeadFile)
 	if head, err := witness.ReadHead(headPath); err != nil {
 		errs = append(errs, err)
-	} else if err := audit.CheckHead(entries, head.Seq, head.Hash, headPath); err != nil {
+	} else if err := audit.CheckHeadHashes(log, head.Seq, head.Hash, headPath); err != nil {
 		errs = append(errs, err)
 	} else if head.Seq == 0 {
 		report = append(report, fmt.Sprintf("head outside the database: none recorded yet (%s)", headPath))
@@ -166,7 +164,7 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 		report = append(report, fmt.Sprintf("head outside the database: entry %d matches (%s)", head.Seq, headPath))
 	}
 	if auditFile != "" {
-		line, err := compareAuditFile(auditFile, entries, explicit)
+		line, err := compareAuditFile(auditFile, log, explicit)
 		if err != nil {
 			errs = append(errs, err)
 		} else if line != "" {
@@ -189,10 +187,59 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 	return report, nil
 }
 
+// auditPage is how many entries audit verify reads at a time (a variable
+// for the tests, which verify across many page boundaries).
+var auditPage = 10_000
+
+// readVerifiedLog reads the whole audit log a page at a time, verifying the
+// chain as it goes, and returns the hash of every entry (entry i at index
+// i-1) and each entry as the consistency check needs it
+// (ca.ForConsistency): a long log is never held whole.
+func readVerifiedLog(ctx context.Context, st store.ServiceStore) (audit.Hashes, []audit.Entry, error) {
+	pager, ok := st.(interface {
+		AuditAfter(ctx context.Context, seq uint64, limit int) ([]audit.Entry, error)
+	})
+	if !ok {
+		all, err := st.AuditEntries(ctx, store.AuditFilter{})
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := audit.Verify(all); err != nil {
+			return nil, nil, err
+		}
+		log := audit.HashesOf(all)
+		for i := range all {
+			all[i] = ca.ForConsistency(all[i])
+		}
+		return log, all, nil
+	}
+	var log audit.Hashes
+	var entries []audit.Entry
+	seq, hash := uint64(0), audit.GenesisHash
+	for {
+		page, err := pager.AuditAfter(ctx, seq, auditPage)
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(page) == 0 {
+			return log, entries, nil
+		}
+		if err := audit.VerifyFrom(seq, hash, page); err != nil {
+			return nil, nil, err
+		}
+		for _, e := range page {
+			log = append(log, e.Hash)
+			entries = append(entries, ca.ForConsistency(e))
+		}
+		last := page[len(page)-1]
+		seq, hash = last.Seq, last.Hash
+	}
+}
+
 // compareAuditFile checks the audit file at path against the database's
 // log. A configured file that does not exist yet has nothing to compare; one
 // named with --file must exist.
-func compareAuditFile(path string, entries []audit.Entry, explicit bool) (string, error) {
+func compareAuditFile(path string, log audit.Hashes, explicit bool) (string, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) && !explicit {
 		return fmt.Sprintf("audit file %s: not written yet", path), nil
@@ -201,11 +248,11 @@ func compareAuditFile(path string, entries []audit.Entry, explicit bool) (string
 		return "", fmt.Errorf("audit file: %w", err)
 	}
 	defer f.Close()
-	lines, err := audit.ParseLines(f)
-	if err != nil {
+	var m audit.MirrorCheck
+	if err := audit.EachLine(f, func(e audit.Entry) error { m.Add(e); return nil }); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	n, err := audit.CompareMirror(lines, entries)
+	n, err := m.Result(log)
 	if err != nil {
 		return "", fmt.Errorf("%w (audit file %s)", err, path)
 	}

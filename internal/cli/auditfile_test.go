@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/cli"
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/sqlite"
@@ -152,6 +153,8 @@ func TestAuditFileMirrorsCLI(t *testing.T) {
 // service.audit_file) finds an entry deleted or changed on either side, a
 // line that is not an entry, and a tail cut from the database.
 func TestAuditVerifyFile(t *testing.T) {
+	// Two entries a page: every comparison crosses page boundaries.
+	defer cli.SetAuditPage(2)()
 	editLines := func(t *testing.T, path string, fn func(lines [][]byte) [][]byte) {
 		t.Helper()
 		data, err := os.ReadFile(path)
