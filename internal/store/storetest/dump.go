@@ -44,7 +44,8 @@ func RunDump(t *testing.T, from, to DumpOpener) {
 // Populate fills st with one of everything a dump carries: two CA key
 // generations per type after a rotation, certificates (one with a serial
 // near the top of the range), serials reserved and never used, revocations
-// of every kind (one pruned), tokens (one revoked, one consumed), a TOTP
+// of every kind (one pruned), tokens (one revoked, one consumed), a local
+// user with two keys, a TOTP
 // enrollment, hosts and the audit entries of all of it. It returns the
 // highest serial it reserved.
 func Populate(t testing.TB, st store.ServiceStore) uint64 {
@@ -117,6 +118,11 @@ func Populate(t testing.TB, st store.ServiceStore) uint64 {
 	if err := st.ConsumeToken(ctx, "tok0000000000002", now, ev(audit.ActionToken)); err != nil {
 		t.Fatal(err)
 	}
+	lu := store.LocalUser{Name: "lou", Groups: []string{"ops"}, CreatedBy: "cli:test", CreatedAt: now,
+		Keys: []store.LocalUserKey{{Fingerprint: "SHA256:lou-1", PublicKey: "ssh-ed25519 AAAAlou1", AddedAt: now}, {Fingerprint: "SHA256:lou-2", PublicKey: "ssh-ed25519 AAAAlou2", AddedAt: now.Add(time.Second)}}}
+	if err := st.AddLocalUser(ctx, lu, ev(audit.ActionAdmin)); err != nil {
+		t.Fatal(err)
+	}
 	if err := st.PutTOTP(ctx, "alice", []byte("0123456789abcdef0123"), ev(audit.ActionToken)); err != nil {
 		t.Fatal(err)
 	}
@@ -148,6 +154,7 @@ type dumpState struct {
 	TOTPStep           uint64
 	TOTPSecret         []byte
 	Hosts              []store.Host
+	LocalUsers         []store.LocalUser
 	Audit              []audit.Entry
 	HeadSeq            uint64
 	HeadHash           string
@@ -187,6 +194,8 @@ func readDumpState(t *testing.T, st store.ServiceStore) dumpState {
 	}
 	check(err)
 	s.Hosts, err = st.ListHosts(ctx)
+	check(err)
+	s.LocalUsers, err = st.ListLocalUsers(ctx)
 	check(err)
 	s.Audit, err = st.AuditEntries(ctx, store.AuditFilter{})
 	check(err)
@@ -423,6 +432,9 @@ func testDumpOlder(t *testing.T, from, to DumpStore) {
 		} else if r.Table == "certs" {
 			r.Row = append(append([]any(nil), r.Row[:drop]...), r.Row[drop+1:]...)
 		}
+		if r.Table == "local_users" || r.Table == "local_user_keys" {
+			return nil // dumps from before local users have no such tables
+		}
 		return imp.Add(ctx, r)
 	})
 	if err != nil {
@@ -439,5 +451,8 @@ func testDumpOlder(t *testing.T, from, to DumpStore) {
 		if c.Lineage.Identity != "" {
 			t.Fatalf("certificate %d has lineage %+v from a dump without lineages", c.Serial, c.Lineage)
 		}
+	}
+	if us, err := to.ListLocalUsers(ctx); err != nil || len(us) != 0 {
+		t.Fatalf("local users %v, %v from a dump without them", us, err)
 	}
 }
