@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -265,8 +266,8 @@ func (c *lineageCA) mustLogIn(g gen, label string) {
 // the key ID of the lineage's original certificate.
 func (c *lineageCA) mustLogInAs(g gen, keyID, label string) {
 	c.t.Helper()
-	for _, sshd := range c.sshds {
-		r := sshd.Login(c.t, sshdtest.LoginOptions{IdentityFile: g.key})
+	for i, r := range c.loginEach(g.key) {
+		sshd := c.sshds[i]
 		if !r.OK {
 			c.t.Fatalf("%s: %s: login refused (exit %d): %s\nsshd:\n%s", sshd.OpenSSH, label, r.ExitCode, r.Stderr, r.ServerLog)
 		}
@@ -275,6 +276,25 @@ func (c *lineageCA) mustLogInAs(g gen, keyID, label string) {
 			c.t.Fatalf("%s: %s: sshd did not log %q on the accepted login:\n%s", sshd.OpenSSH, label, want, r.ServerLog)
 		}
 	}
+}
+
+// loginEach logs in with key to every sshd at once, each with the ssh of
+// its release, and returns the results in c.sshds order. The releases'
+// logins touch nothing in common, and this test makes dozens of them.
+// (Login fails the test only when it cannot run ssh at all.)
+func (c *lineageCA) loginEach(key string) []sshdtest.Result {
+	c.t.Helper()
+	res := make([]sshdtest.Result, len(c.sshds))
+	var wg sync.WaitGroup
+	for i, sshd := range c.sshds {
+		wg.Add(1)
+		go func() {
+			defer wg.Done() // also when Login ends its goroutine with t.Fatal
+			res[i] = sshd.Login(c.t, sshdtest.LoginOptions{IdentityFile: key})
+		}()
+	}
+	wg.Wait()
+	return res
 }
 
 // acceptedWith reports whether an "Accepted publickey" line of log says want.
@@ -292,8 +312,8 @@ func acceptedWith(log, want string) bool {
 // ssh-keygen -Q finds it in the installed KRL.
 func (c *lineageCA) mustBeRefused(g gen, label string) {
 	c.t.Helper()
-	for _, sshd := range c.sshds {
-		r := sshd.Login(c.t, sshdtest.LoginOptions{IdentityFile: g.key})
+	for i, r := range c.loginEach(g.key) {
+		sshd := c.sshds[i]
 		if r.OK {
 			c.t.Errorf("%s: %s (serial %d, key ID %q): revoked certificate still logs in:\n%s", sshd.OpenSSH, label, g.cert.Serial, g.cert.KeyId, r.ServerLog)
 			continue
