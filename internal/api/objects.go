@@ -19,13 +19,13 @@ import (
 
 // Certificate is one OpenSSH certificate: as the service returns it from
 // POST /v1/certs/user, /v1/certs/host and /v1/certs/renew (CertResponse),
-// and as `sshca sign --json`, `list --json`, `inspect --json` and
-// `status --json` print it.
+// and as `sshca sign --json`, `list --json`, `inspect --json`,
+// `status --json` and `login --json` print it.
 type Certificate struct {
 	// Certificate is the authorized_keys line, what <key>-cert.pub holds.
 	Certificate string `json:"certificate,omitempty"`
-	// File is the file the certificate was written to (sign) or read from
-	// (inspect, status).
+	// File is the file the certificate was written to (sign, login) or
+	// read from (inspect, status).
 	File string `json:"file,omitempty"`
 	// Type is the certificate's key type ("ssh-ed25519-cert-v01@openssh.com").
 	Type string `json:"type,omitempty"`
@@ -63,7 +63,7 @@ type Certificate struct {
 	IssuedAt  time.Time `json:"issued_at,omitzero"`
 	// Revoked is the revocation that covers the certificate (list).
 	Revoked *Revocation `json:"revoked,omitempty"`
-	// RequestID names the service request that issued it (HTTP API).
+	// RequestID names the service request that issued it (HTTP API, login).
 	RequestID string `json:"request_id,omitempty"`
 }
 

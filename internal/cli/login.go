@@ -29,11 +29,11 @@ func newLoginCommand() *command {
 	var svc serviceFlags
 	var role, keyPath, tokenFile, principals, ttl, totpCode, renewBefore string
 	var validFrom, validUntil, validity string
-	var renew, noAgent bool
+	var renew, noAgent, asJSON bool
 	return &command{
 		name:    "login",
 		summary: "get a user certificate from the service (SSO device flow, API token, or renewal)",
-		usage:   "--server URL --role R [--key PATH] [--token-file F | --renew] [--principals a,b] [--ttl D | --valid-from T --valid-until T | --validity FROM:TO] [--totp CODE] [--renew-before D]",
+		usage:   "--server URL --role R [--key PATH] [--token-file F | --renew] [--principals a,b] [--ttl D | --valid-from T --valid-until T | --validity FROM:TO] [--totp CODE] [--renew-before D] [--json]",
 		example: `  sshca login --server https://ca.corp:8443 --role deploy          # SSO: open the printed URL, enter the code
   sshca login --server https://ca.corp:8443 --ca-fingerprint SHA256:... --role deploy --token-file /run/ci.token
   sshca login --server https://ca.corp:8443 --renew --renew-before 1h   # automation: renew by proof of possession
@@ -58,6 +58,7 @@ max_ttl, starting at most 24h ago or 31 days ahead.`,
 			fs.StringVar(&totpCode, "totp", "", "TOTP code for roles that require a second factor")
 			fs.StringVar(&renewBefore, "renew-before", "", "do nothing while the current certificate is valid for longer than this")
 			fs.BoolVar(&noAgent, "no-agent", false, "do not add the key and certificate to ssh-agent")
+			fs.BoolVar(&asJSON, "json", false, "print the JSON certificate object of the certificate now in place (docs/json.md); the rest goes to stderr")
 		},
 		maxArgs: 0,
 		run: func(e *env, fs *flag.FlagSet, args []string) error {
@@ -87,15 +88,28 @@ max_ttl, starting at most 24h ago or 31 days ahead.`,
 			if keyPath == "" {
 				keyPath = defaultKeyPath(e)
 			}
+			// With --json, stdout holds the certificate object alone; what
+			// login says besides goes to stderr.
+			info := e
+			if asJSON {
+				je := *e
+				je.stdout = e.stderr
+				info = &je
+			}
 			now := time.Now()
 			if renewBefore != "" {
 				d, _ := config.ParseDuration(renewBefore)
 				if data, err := os.ReadFile(client.CertPath(keyPath)); err == nil {
 					if cert, err := client.ParseCert(data); err == nil && time.Unix(int64(cert.ValidAfter), 0).Before(now) {
 						if left := client.Remaining(cert, now); left > d {
-							fmt.Fprintf(e.stdout, "certificate %s is valid for %s more; nothing to do\n", client.CertPath(keyPath), left.Round(time.Second))
+							fmt.Fprintf(info.stdout, "certificate %s is valid for %s more; nothing to do\n", client.CertPath(keyPath), left.Round(time.Second))
 							if c, err := svc.client("login"); err == nil {
-								updateHostKRL(e, c, keyPath)
+								updateHostKRL(info, c, keyPath)
+							}
+							if asJSON {
+								out := api.CertificateOf(cert, now)
+								out.File = client.CertPath(keyPath)
+								return printJSON(e, out)
 							}
 							return nil
 						}
@@ -167,16 +181,22 @@ max_ttl, starting at most 24h ago or 31 days ahead.`,
 			if err := client.WriteCert(keyPath, cert); err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "wrote %s: serial %d, principals %s, valid until %s\n", client.CertPath(keyPath), resp.Serial,
+			fmt.Fprintf(info.stdout, "wrote %s: serial %d, principals %s, valid until %s\n", client.CertPath(keyPath), resp.Serial,
 				strings.Join(resp.Principals, ","), resp.ValidBefore.Format(time.RFC3339))
 			if sock := e.getenv("SSH_AUTH_SOCK"); sock != "" && !noAgent {
 				if err := client.AddToAgent(sock, priv, cert, time.Now()); err != nil {
 					fmt.Fprintf(e.stderr, "sshca: warning: %v\n", err)
 				} else {
-					fmt.Fprintf(e.stdout, "added to ssh-agent for %s\n", client.Remaining(cert, time.Now()).Round(time.Second))
+					fmt.Fprintf(info.stdout, "added to ssh-agent for %s\n", client.Remaining(cert, time.Now()).Round(time.Second))
 				}
 			}
-			updateHostKRL(e, c, keyPath)
+			updateHostKRL(info, c, keyPath)
+			if asJSON {
+				// The service's answer is the certificate object already.
+				out := *resp
+				out.File = client.CertPath(keyPath)
+				return printJSON(e, out)
+			}
 			return nil
 		},
 	}

@@ -87,7 +87,18 @@ func TestJSONThroughTheService(t *testing.T) {
 		t.Fatal(err)
 	}
 	key := filepath.Join(dir, "id_ed25519")
-	run("login", "--server", f.ts.URL, "--ca-fingerprint", fp, "--token-file", tokFile, "--key", key, "--role", "deploy", "--no-agent")
+	out = run("login", "--server", f.ts.URL, "--ca-fingerprint", fp, "--token-file", tokFile, "--key", key, "--role", "deploy", "--no-agent", "--json")
+	var lg api.Certificate
+	if err := api.DecodeStrict(strings.NewReader(out), &lg); err != nil {
+		t.Fatalf("login --json: %v: %q", err, out)
+	}
+	// --renew-before with time left: nothing to do, and the same certificate.
+	out = run("login", "--server", f.ts.URL, "--ca-fingerprint", fp, "--token-file", tokFile, "--key", key, "--role", "deploy", "--no-agent",
+		"--renew-before", "5m", "--json")
+	var same api.Certificate
+	if err := api.DecodeStrict(strings.NewReader(out), &same); err != nil {
+		t.Fatalf("login --renew-before --json: %v: %q", err, out)
+	}
 	out = run("status", "--json", "--key", key)
 	var st api.Certificate
 	if err := api.DecodeStrict(strings.NewReader(out), &st); err != nil {
@@ -97,6 +108,10 @@ func TestJSONThroughTheService(t *testing.T) {
 	if st.File != key+"-cert.pub" || st.Serial != cert.Serial || st.Status != api.StatusValid || st.Certificate != strings.TrimSpace(string(ssh.MarshalAuthorizedKey(cert))) ||
 		*st.RemainingSeconds > 30*60 || *st.RemainingSeconds < 30*60-60 {
 		t.Errorf("status --json: %+v", st)
+	}
+	if lg.File != st.File || lg.Certificate != st.Certificate || lg.Role != "deploy" || lg.RequestID == "" ||
+		same.Certificate != st.Certificate || same.File != st.File || same.RequestID != "" {
+		t.Errorf("login --json %+v\nlogin --renew-before --json %+v\nstatus --json %+v", lg, same, st)
 	}
 	// The CA's record of it, through list --json, is the same object with what the CA knows.
 	out = run("--home", f.home.Dir, "list", "--json", "--type", "user")
