@@ -18,16 +18,18 @@ import (
 func newHostEnrollCommand() *command {
 	var svc serviceFlags
 	var tokenFile, hostKey, principals, ttl string
+	var asJSON bool
 	return &command{
 		name:    "host enroll",
 		summary: "get this server's first host certificate with a one-time enrollment token",
-		usage:   "--server URL [--ca-fingerprint SHA256:...] --token-file F --host-key KEY [--principals h1,h2]",
+		usage:   "--server URL [--ca-fingerprint SHA256:...] --token-file F --host-key KEY [--principals h1,h2] [--json]",
 		example: `  sshca host enroll --server https://ca.corp:8443 --token-file /root/enroll.token --host-key /etc/ssh/ssh_host_ed25519_key`,
 		flags: func(fs *flag.FlagSet) {
 			svc.register(fs)
 			fs.StringVar(&tokenFile, "token-file", "", "`file` holding the enrollment token")
 			fs.StringVar(&hostKey, "host-key", "", "host private key `file` (its .pub is certified)")
 			fs.StringVar(&principals, "principals", "", "host names (default: those the token is bound to)")
+			fs.BoolVar(&asJSON, "json", false, "print the JSON certificate object (docs/json.md); the sshd_config hint goes to stderr")
 			fs.StringVar(&ttl, "ttl", "", "lifetime (default: the host role's)")
 		},
 		maxArgs: 0,
@@ -63,6 +65,12 @@ func newHostEnrollCommand() *command {
 			path := client.CertPath(hostKey)
 			if err := atomicfile.Write(path, ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
 				return err
+			}
+			if asJSON {
+				out := *resp
+				out.File = path
+				fmt.Fprintf(e.stderr, "add to sshd_config: HostCertificate %s  (then reload sshd; `sshca sync --host-key %s` renews it)\n", path, hostKey)
+				return printJSON(e, out)
 			}
 			fmt.Fprintf(e.stdout, "wrote %s: serial %d, principals %s, valid until %s\n", path, resp.Serial, strings.Join(resp.Principals, ","), resp.ValidBefore.Format(time.RFC3339))
 			fmt.Fprintf(e.stdout, "add to sshd_config: HostCertificate %s  (then reload sshd; `sshca sync --host-key %s` renews it)\n", path, hostKey)

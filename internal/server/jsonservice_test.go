@@ -61,10 +61,17 @@ func TestJSONThroughTheService(t *testing.T) {
 	if err := os.WriteFile(enroll, []byte(tok), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	run("host", "enroll", "--server", f.ts.URL, "--ca-fingerprint", fp, "--token-file", enroll, "--host-key", hostKey)
+	out := run("host", "enroll", "--server", f.ts.URL, "--ca-fingerprint", fp, "--token-file", enroll, "--host-key", hostKey, "--json")
+	var enrolled api.Certificate
+	if err := api.DecodeStrict(strings.NewReader(out), &enrolled); err != nil {
+		t.Fatalf("host enroll --json: %v: %q", err, out)
+	}
+	if enrolled.File != hostKey+"-cert.pub" || enrolled.CertType != "host" || enrolled.Role != "servers" || enrolled.Principals[0] != "web-01.corp" {
+		t.Errorf("host enroll --json: %+v", enrolled)
+	}
 	run("sync", "--server", f.ts.URL, "--ca-fingerprint", fp, "--dir", filepath.Join(dir, "sshca"), "--host-key", hostKey)
 
-	out := run("--home", f.home.Dir, "fleet", "status", "--json", "--expiring-within", "1h") // the servers role gives 24h
+	out = run("--home", f.home.Dir, "fleet", "status", "--json", "--expiring-within", "1h") // the servers role gives 24h
 	var host api.FleetHost
 	if err := api.DecodeStrict(strings.NewReader(out), &host); err != nil {
 		t.Fatalf("fleet status --json: %v: %q", err, out)
