@@ -1,6 +1,9 @@
 // Package api holds the JSON types of the certificate service's HTTP API,
-// shared by the server, the user client and the fleet agent. It has no
-// behaviour beyond encoding.
+// shared by the server, the user client and the fleet agent, and the
+// objects every `sshca ... --json` prints (objects.go, docs/json.md). It
+// has no behaviour beyond encoding: describing a certificate as its JSON
+// object (CertificateOf) and reading the request fields that need it
+// (ParseWindowTime).
 package api
 
 import "time"
