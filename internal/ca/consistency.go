@@ -17,6 +17,7 @@ type ConsistencyStore interface {
 	ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error)
 	ListCAKeys(ctx context.Context, caType string) ([]store.CAKey, error)
 	ListTokens(ctx context.Context) ([]store.Token, error)
+	ListLocalUsers(ctx context.Context) ([]store.LocalUser, error)
 }
 
 // maxProblems bounds the report of CheckConsistency.
@@ -72,7 +73,10 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 	seals := map[string]seal{}
 	for _, e := range entries {
 		for k, v := range e.Details {
-			if store.IsRowKey(k) {
+			switch {
+			case store.IsRowKey(k) && v == store.RowDeleted:
+				delete(seals, k) // deleted through sshca
+			case store.IsRowKey(k):
 				seals[k] = seal{e.Seq, v}
 			}
 		}
@@ -251,6 +255,25 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 	for id, e := range made {
 		add("token %s (%s) was created (entry %d) but its row is missing", e.Details["name"], id, e.Seq)
 		gone[store.TokenRowKey(id)] = true
+	}
+
+	// Local users and their keys: sealed since they exist, so a row without
+	// a seal was added outside sshca (a key slipped in is a way in).
+	users, err := st.ListLocalUsers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range users {
+		row := store.LocalUserRow(u)
+		if !sealed(store.LocalUserRowKey(u.Name), "local user "+u.Name, &row) {
+			add("local user %s has no audit entry (row added outside sshca?)", u.Name)
+		}
+		for _, k := range u.Keys {
+			kr := store.LocalUserKeyRow{Fingerprint: k.Fingerprint, Name: u.Name, PublicKey: k.PublicKey, AddedAt: k.AddedAt}
+			if !sealed(store.LocalUserKeyRowKey(k.Fingerprint), "key "+k.Fingerprint+" of local user "+u.Name, &kr) {
+				add("key %s of local user %s has no audit entry (row added outside sshca?)", k.Fingerprint, u.Name)
+			}
+		}
 	}
 
 	// Any other sealed row that is gone.

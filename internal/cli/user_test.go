@@ -108,3 +108,44 @@ type auditEntry struct {
 	Reason, Actor string
 	Details       map[string]string
 }
+
+// TestUserRowsSealed: local users and their keys are sealed in the audit
+// log like tokens, so `sshca audit verify` finds a key slipped into the
+// database or a user's groups changed behind sshca's back, while users and
+// keys removed through sshca are not reported missing.
+func TestUserRowsSealed(t *testing.T) {
+	dir := initHome(t)
+	keys := t.TempDir()
+	k1 := newKey(t, keys, "alice", "-t", "ed25519")
+	k2 := newKey(t, keys, "alice2", "-t", "ed25519")
+	k3 := newKey(t, keys, "bob", "-t", "ed25519")
+	mustRun(t, "--home", dir, "user", "add", "alice", "--key", k1, "--groups", "ops")
+	mustRun(t, "--home", dir, "user", "key", "add", "alice", k2)
+	mustRun(t, "--home", dir, "user", "add", "bob", "--key", k3)
+	mustRun(t, "--home", dir, "user", "key", "remove", "alice", k2)
+	mustRun(t, "--home", dir, "user", "remove", "bob")
+	if r := runCLI(t, "--home", dir, "audit", "verify"); r.code != 0 {
+		t.Fatalf("audit verify after changes through sshca: %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "sshca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := st.SQL()
+	for _, q := range []string{
+		`INSERT INTO local_user_keys (fingerprint, name, public_key, added_us) VALUES ('SHA256:slipped', 'alice', 'ssh-ed25519 AAAAslipped', 1)`,
+		`UPDATE local_users SET groups_json = '["ops","admins"]' WHERE name = 'alice'`,
+	} {
+		if _, err := db.ExecContext(context.Background(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.Close()
+	r := runCLI(t, "--home", dir, "audit", "verify")
+	out := r.stdout + r.stderr
+	if r.code == 0 || !strings.Contains(out, "key SHA256:slipped of local user alice has no audit entry") ||
+		!strings.Contains(out, "local user alice: groups changed outside sshca") {
+		t.Fatalf("audit verify after tampering: exit %d\n%s", r.code, out)
+	}
+}

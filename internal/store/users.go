@@ -52,3 +52,29 @@ type UserStore interface {
 	// if that user has no such key.
 	RemoveLocalUserKey(ctx context.Context, name, fingerprint string, ev audit.Entry) error
 }
+
+// LocalUserRow is the row of a local user as row seals cover it (see
+// SealRow): the user without its keys.
+func LocalUserRow(u LocalUser) LocalUser {
+	return LocalUser{Name: u.Name, Groups: u.Groups, CreatedBy: u.CreatedBy, CreatedAt: u.CreatedAt}
+}
+
+// LocalUserKeyRow is the row of one key of a local user as row seals cover it.
+type LocalUserKeyRow struct {
+	Fingerprint string
+	Name        string // the user's
+	PublicKey   string
+	AddedAt     time.Time
+}
+
+// LocalUserRowKey is the Details key of the seal of local user name's row.
+func LocalUserRowKey(name string) string { return rowKeyPrefix + "local-user:" + name }
+
+// LocalUserKeyRowKey is the Details key of the seal of a local user key's row.
+func LocalUserKeyRowKey(fingerprint string) string { return rowKeyPrefix + "local-user-key:" + fingerprint }
+
+// RowDeleted is the seal value with which the entry that deletes a sealed
+// row through sshca says so (local users and their keys): the row is then
+// expected to be absent, and a row of that key that appears later without
+// a seal of its own was added outside sshca.
+const RowDeleted = "deleted"

@@ -32,9 +32,41 @@ func (s *DB) AddLocalUser(ctx context.Context, u store.LocalUser, ev audit.Entry
 				return err
 			}
 		}
+		if err := s.sealLocalUser(ctx, tx, u.Name, &ev); err != nil {
+			return err
+		}
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
+}
+
+// sealLocalUser puts the seals of name's row and of its key rows, as read
+// back in tx, into ev (see store.SealRow).
+func (s *DB) sealLocalUser(ctx context.Context, tx *sql.Tx, name string, ev *audit.Entry) error {
+	u, err := s.getLocalUser(ctx, tx, name)
+	if err != nil {
+		return err
+	}
+	row := store.LocalUserRow(*u)
+	sealInto(ev, store.LocalUserRowKey(name), &row)
+	for _, k := range u.Keys {
+		row := store.LocalUserKeyRow{Fingerprint: k.Fingerprint, Name: name, PublicKey: k.PublicKey, AddedAt: k.AddedAt}
+		sealInto(ev, store.LocalUserKeyRowKey(k.Fingerprint), &row)
+	}
+	return nil
+}
+
+// sealDeleted marks rows deleted through sshca in ev's details (a copy:
+// the caller's map is not changed).
+func sealDeleted(ev *audit.Entry, keys ...string) {
+	d := make(map[string]string, len(ev.Details)+len(keys))
+	for k, v := range ev.Details {
+		d[k] = v
+	}
+	for _, k := range keys {
+		d[k] = store.RowDeleted
+	}
+	ev.Details = d
 }
 
 func (s *DB) insertUserKey(ctx context.Context, tx *sql.Tx, name string, k store.LocalUserKey) error {
@@ -141,6 +173,13 @@ func (s *DB) ListLocalUsers(ctx context.Context) ([]store.LocalUser, error) {
 // RemoveLocalUser implements store.UserStore.
 func (s *DB) RemoveLocalUser(ctx context.Context, name string, ev audit.Entry) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
+		if u, err := s.getLocalUser(ctx, tx, name); err == nil {
+			gone := []string{store.LocalUserRowKey(name)}
+			for _, k := range u.Keys {
+				gone = append(gone, store.LocalUserKeyRowKey(k.Fingerprint))
+			}
+			sealDeleted(&ev, gone...)
+		}
 		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM local_users WHERE name = ?`), name)
 		if err != nil {
 			return fmt.Errorf("store: delete local user: %w", err)
@@ -174,6 +213,16 @@ func (s *DB) AddLocalUserKey(ctx context.Context, name string, k store.LocalUser
 		if err := s.insertUserKey(ctx, tx, name, k); err != nil {
 			return err
 		}
+		u, err := s.getLocalUser(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		for _, rk := range u.Keys {
+			if rk.Fingerprint == k.Fingerprint {
+				row := store.LocalUserKeyRow{Fingerprint: rk.Fingerprint, Name: name, PublicKey: rk.PublicKey, AddedAt: rk.AddedAt}
+				sealInto(&ev, store.LocalUserKeyRowKey(rk.Fingerprint), &row)
+			}
+		}
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
@@ -189,6 +238,7 @@ func (s *DB) RemoveLocalUserKey(ctx context.Context, name, fingerprint string, e
 		if n, _ := res.RowsAffected(); n == 0 {
 			return fmt.Errorf("store: local user %q has no key %s: %w", name, fingerprint, store.ErrNotFound)
 		}
+		sealDeleted(&ev, store.LocalUserKeyRowKey(fingerprint))
 		_, err = s.appendAudit(ctx, tx, ev)
 		return err
 	})
