@@ -71,7 +71,9 @@ type LocalUserKeyRow struct {
 func LocalUserRowKey(name string) string { return rowKeyPrefix + "local-user:" + name }
 
 // LocalUserKeyRowKey is the Details key of the seal of a local user key's row.
-func LocalUserKeyRowKey(fingerprint string) string { return rowKeyPrefix + "local-user-key:" + fingerprint }
+func LocalUserKeyRowKey(fingerprint string) string {
+	return rowKeyPrefix + "local-user-key:" + fingerprint
+}
 
 // RowDeleted is the seal value with which the entry that deletes a sealed
 // row through sshca says so (local users and their keys): the row is then
