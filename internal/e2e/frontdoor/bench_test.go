@@ -78,7 +78,9 @@ func BenchmarkDoors(b *testing.B) {
 	}
 	checker := &ssh.CertChecker{IsHostAuthority: func(k ssh.PublicKey, _ string) bool { return string(k.Marshal()) == string(hostCA.Marshal()) }}
 	cfg := &ssh.ClientConfig{User: "alice", Auth: []ssh.AuthMethod{ssh.PublicKeys(key)}, Timeout: 10 * time.Second,
-		HostKeyCallback: func(_ string, remote net.Addr, k ssh.PublicKey) error { return checker.CheckHostKey("ca.corp:22", remote, k) }}
+		HostKeyCallback: func(_ string, remote net.Addr, k ssh.PublicKey) error {
+			return checker.CheckHostKey("ca.corp:22", remote, k)
+		}}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 
 	b.Run("frontdoor", func(b *testing.B) {
