@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/e2e/e2etest"
+	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/sshdtest"
 	"github.com/sshca/sshca/internal/store/postgres/pgtest"
 	"github.com/sshca/sshca/internal/testkit"
@@ -143,5 +144,97 @@ func TestBastionFlow(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// ssoPolicy is a front door with an identity provider; %s is the issuer.
+const ssoPolicy = `backdate: 5m
+oidc:
+  issuer: %s
+  client_id: ` + oidctest.ClientID + `
+service:
+  ssh_listen: 127.0.0.1:%d
+  ssh_host_role: frontdoor
+  ssh_host_names: [127.0.0.1]
+roles:
+  sso:
+    type: user
+    principals: [role-sso]
+    max_ttl: 1h
+    require_mfa: true
+    allow:
+      groups: [ops]
+  frontdoor:
+    type: host
+    principals: ["127.0.0.0/8"]
+    max_ttl: 24h
+`
+
+// TestServeDeviceFlow: sshca serve with oidc: configured lets a person of
+// the identity provider get a certificate with plain ssh and a key sshca
+// has never seen, through the device flow, under the role's group and MFA
+// rules.
+func TestServeDeviceFlow(t *testing.T) {
+	testkit.RequireTools(t, sshdtest.SSHPath, sshdtest.KeygenPath)
+	iss := oidctest.NewHTTP(t)
+	h := &e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca")}
+	h.Must("init")
+	port := freePort(t)
+	if err := os.WriteFile(filepath.Join(h.Dir, "sshca.yaml"), []byte(fmt.Sprintf(ssoPolicy, iss.URL(), port)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	key := filepath.Join(dir, "id_ed25519")
+	if out, err := exec.Command(sshdtest.KeygenPath, "-q", "-t", "ed25519", "-N", "", "-f", key).CombinedOutput(); err != nil {
+		t.Fatalf("ssh-keygen: %v %s", err, out)
+	}
+	if _, err := h.Serve("", "--listen", "127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	known := filepath.Join(dir, "known_hosts")
+	caLine := e2etest.Lines(h.Must("ca", "show", "--type", "host"))[0]
+	if err := os.WriteFile(known, []byte("@cert-authority 127.0.0.1 "+caLine+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run := func(claims map[string]any) (string, string, error) {
+		t.Helper()
+		x := exec.Command(sshdtest.SSHPath, "-F", "/dev/null", "-o", "UserKnownHostsFile="+known, "-o", "GlobalKnownHostsFile=/dev/null",
+			"-o", "StrictHostKeyChecking=yes", "-o", "IdentitiesOnly=yes", "-i", key, "-o", "BatchMode=no",
+			"-p", fmt.Sprint(port), "127.0.0.1", "cert", "--role", "sso")
+		x.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "SSH_ASKPASS=/bin/true", "SSH_ASKPASS_REQUIRE=force", "DISPLAY=:0"}
+		var out, errb strings.Builder
+		x.Stdout, x.Stderr = &out, &errb
+		if err := x.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- x.Wait() }()
+		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			if codes := iss.PendingUserCodes(); len(codes) > 0 {
+				iss.ApproveDevice(codes[0], claims)
+				break
+			}
+		}
+		select {
+		case err := <-done:
+			return out.String(), errb.String(), err
+		case <-time.After(30 * time.Second):
+			_ = x.Process.Kill()
+			<-done
+			return out.String(), errb.String(), fmt.Errorf("ssh did not finish")
+		}
+	}
+	out, stderr, err := run(map[string]any{"sub": "alice", "groups": []string{"ops"}, "amr": []string{"pwd", "otp"}})
+	if err != nil || !strings.HasPrefix(out, "ssh-ed25519-cert-v01@openssh.com ") || !strings.Contains(stderr, "/device and enter ") {
+		t.Fatalf("device flow with MFA: %v\nstdout %q\nstderr %q", err, out, stderr)
+	}
+	// Signed in with one factor: the role's require_mfa refuses, as at HTTPS.
+	_, stderr, err = run(map[string]any{"sub": "alice", "groups": []string{"ops"}, "amr": []string{"pwd"}})
+	if err == nil || !strings.Contains(stderr, "[mfa-required]") {
+		t.Fatalf("device flow without MFA: %v %q", err, stderr)
+	}
+	audit := h.Must("audit", "list")
+	if !strings.Contains(audit, "oidc:alice") {
+		t.Errorf("audit list lacks oidc:alice:\n%s", audit)
 	}
 }
