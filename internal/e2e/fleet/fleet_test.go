@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -348,15 +349,24 @@ func login(t *testing.T, srv *sshdtest.Server, key string, knownHosts []string) 
 func mustLogin(t *testing.T, srv *sshdtest.Server, key string, knownHosts []string) sshdtest.Result {
 	t.Helper()
 	r := login(t, srv, key, knownHosts)
-	if !r.OK {
-		t.Fatalf("%s: login with %s refused (exit %d):\n%s\n--- sshd\n%s", srv.OpenSSH, filepath.Base(key), r.ExitCode, r.Stderr, r.ServerLog)
-	}
+	wantLoggedIn(t, srv, key, r)
 	return r
 }
 
 func mustRefuse(t *testing.T, srv *sshdtest.Server, key string, knownHosts []string, why string) {
 	t.Helper()
-	r := login(t, srv, key, knownHosts)
+	wantRefused(t, srv, key, why, login(t, srv, key, knownHosts))
+}
+
+func wantLoggedIn(t *testing.T, srv *sshdtest.Server, key string, r sshdtest.Result) {
+	t.Helper()
+	if !r.OK {
+		t.Fatalf("%s: login with %s refused (exit %d):\n%s\n--- sshd\n%s", srv.OpenSSH, filepath.Base(key), r.ExitCode, r.Stderr, r.ServerLog)
+	}
+}
+
+func wantRefused(t *testing.T, srv *sshdtest.Server, key, why string, r sshdtest.Result) {
+	t.Helper()
 	if r.OK {
 		t.Fatalf("%s: login with %s succeeded; want it refused (%s)", srv.OpenSSH, filepath.Base(key), why)
 	}
@@ -385,17 +395,35 @@ func (s *service) startSSHDSet(h *host, releases []*opensshtest.Flavour) *sshdSe
 // mustLogin logs in with key to every server, each with its release's ssh.
 func (set *sshdSet) mustLogin(t *testing.T, key string) {
 	t.Helper()
-	for _, srv := range set.srvs {
-		mustLogin(t, srv, key, set.known[srv])
+	for i, r := range set.loginEach(t, key) {
+		wantLoggedIn(t, set.srvs[i], key, r)
 	}
 }
 
 // mustRefuse checks that every server refuses key, saying why.
 func (set *sshdSet) mustRefuse(t *testing.T, key, why string) {
 	t.Helper()
-	for _, srv := range set.srvs {
-		mustRefuse(t, srv, key, set.known[srv], why)
+	for i, r := range set.loginEach(t, key) {
+		wantRefused(t, set.srvs[i], key, why, r)
 	}
+}
+
+// loginEach logs in with key to every server at once (the releases'
+// logins touch nothing in common) and returns the results in set.srvs
+// order. Login fails the test only when it cannot run ssh at all.
+func (set *sshdSet) loginEach(t *testing.T, key string) []sshdtest.Result {
+	t.Helper()
+	res := make([]sshdtest.Result, len(set.srvs))
+	var wg sync.WaitGroup
+	for i, srv := range set.srvs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done() // also when Login ends its goroutine with t.Fatal
+			res[i] = login(t, srv, key, set.known[srv])
+		}()
+	}
+	wg.Wait()
+	return res
 }
 
 // snapshot returns every file sshd or the agent's user relies on in the
