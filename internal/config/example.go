@@ -31,6 +31,7 @@ roles:
     # Through the service (sshca serve), who may use the role, and how its
     # certificates renew. The admin at this CLI may use every role.
     # allow: {users: [alice], groups: [deployers]}       # people signed in with SSO
+    #   also local_users: [bob], local_groups: [ops]     # local users of the SSH front door (sshca user add)
     # require_mfa: true             # a second factor (OIDC amr or TOTP); API tokens then cannot use it
     # renewal: service              # service (default) | any (also CLI-signed) | none
     # max_session: 7d               # renewals end this long after the sign-in (default 7d)
