@@ -106,22 +106,14 @@ func Monitor(ctx context.Context, st MonitorStore, grace time.Duration, now time
 	// covers the certificate, by serial or key ID under its generation, by
 	// key or by CA key. The certificates are streamed: a store of millions
 	// costs time here, not memory.
-	matchers := map[string]*statusMatcher{}
-	for _, typ := range []string{"user", "host"} {
-		revs, err := st.ListRevocations(ctx, typ)
-		if err != nil {
-			return nil, err
-		}
-		if len(revs) > 0 {
-			matchers[typ] = newStatusMatcher(revs)
-		}
+	rx, err := LoadRevocations(ctx, st, "user", "host")
+	if err != nil {
+		return nil, err
 	}
 	counts := map[[2]string]int{}
 	err = st.EachCert(ctx, store.CertFilter{ActiveAt: now}, func(c store.CertRecord) error {
-		if m := matchers[c.CAType]; m != nil {
-			if _, revoked := m.match(&c); revoked {
-				return nil
-			}
+		if _, revoked := rx.Revoked(&c); revoked {
+			return nil
 		}
 		counts[[2]string{c.CAType, c.Role}]++
 		return nil

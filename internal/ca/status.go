@@ -27,30 +27,60 @@ type StatusStore interface {
 // the same rows, except that it still names revocations under retired
 // generations.
 func RevokedCerts(ctx context.Context, st StatusStore, certs []store.CertRecord) (map[uint64]store.Revocation, error) {
-	out := map[uint64]store.Revocation{}
 	types := map[string]bool{}
 	for _, c := range certs {
 		types[c.CAType] = true
 	}
-	for caType := range types {
+	var list []string
+	for t := range types {
+		list = append(list, t)
+	}
+	x, err := LoadRevocations(ctx, st, list...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[uint64]store.Revocation{}
+	for i := range certs {
+		if r, ok := x.Revoked(&certs[i]); ok {
+			out[certs[i].Serial] = r
+		}
+	}
+	return out, nil
+}
+
+// RevocationIndex answers for one certificate at a time what RevokedCerts
+// answers for many, so that a scan over millions of certificates holds the
+// revocations, not the certificates.
+type RevocationIndex struct {
+	m map[string]*statusMatcher // by CA type; nil: nothing revoked
+}
+
+// LoadRevocations indexes the revocations of caTypes.
+func LoadRevocations(ctx context.Context, st StatusStore, caTypes ...string) (*RevocationIndex, error) {
+	x := &RevocationIndex{m: map[string]*statusMatcher{}}
+	for _, caType := range caTypes {
+		if _, done := x.m[caType]; done {
+			continue
+		}
 		revs, err := st.ListRevocations(ctx, caType)
 		if err != nil {
 			return nil, err
 		}
-		if len(revs) == 0 {
-			continue
-		}
-		m := newStatusMatcher(revs)
-		for _, c := range certs {
-			if c.CAType != caType {
-				continue
-			}
-			if r, ok := m.match(&c); ok {
-				out[c.Serial] = r
-			}
+		x.m[caType] = nil
+		if len(revs) > 0 {
+			x.m[caType] = newStatusMatcher(revs)
 		}
 	}
-	return out, nil
+	return x, nil
+}
+
+// Revoked returns the earliest revocation that covers c, if any (see
+// RevokedCerts); c's CA type must be one the index was loaded with.
+func (x *RevocationIndex) Revoked(c *store.CertRecord) (store.Revocation, bool) {
+	if m := x.m[c.CAType]; m != nil {
+		return m.match(c)
+	}
+	return store.Revocation{}, false
 }
 
 // statusMatcher indexes one CA type's revocations for RevokedCerts.

@@ -3,12 +3,10 @@ package cli
 import (
 	"flag"
 	"fmt"
-	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/sshca/sshca/internal/api"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/store"
 )
@@ -43,33 +41,33 @@ func newListCommand() *command {
 			if active {
 				f.ActiveAt = now
 			}
-			certs, err := h.Store.ListCerts(e.ctx, f)
+			// The certificates are streamed: what the command holds is the
+			// revocations and, for the table, its text.
+			types := []string{"user", "host"}
+			if caType != "" {
+				types = []string{caType}
+			}
+			rx, err := ca.LoadRevocations(e.ctx, h.Store, types...)
 			if err != nil {
 				return err
-			}
-			revoked, err := ca.RevokedCerts(e.ctx, h.Store, certs)
-			if err != nil {
-				return err
-			}
-			if active {
-				certs = slices.DeleteFunc(certs, func(c store.CertRecord) bool { _, r := revoked[c.Serial]; return r })
-			}
-			if asJSON {
-				out := make([]api.Certificate, len(certs))
-				for i, c := range certs {
-					var rev *store.Revocation
-					if r, ok := revoked[c.Serial]; ok {
-						rev = &r
-					}
-					out[i] = certOfRecord(c, rev, now)
-				}
-				return printJSON(e, out...)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERIAL\tTYPE\tROLE\tKEY ID\tPRINCIPALS\tVALID UNTIL\tSTATUS")
-			for _, c := range certs {
+			if !asJSON {
+				fmt.Fprintln(tw, "SERIAL\tTYPE\tROLE\tKEY ID\tPRINCIPALS\tVALID UNTIL\tSTATUS")
+			}
+			err = h.Store.EachCert(e.ctx, f, func(c store.CertRecord) error {
+				r, isRevoked := rx.Revoked(&c)
+				if active && isRevoked {
+					return nil
+				}
+				if asJSON {
+					var rev *store.Revocation
+					if isRevoked {
+						rev = &r
+					}
+					return printJSON(e, certOfRecord(c, rev, now))
+				}
 				status := "valid"
-				r, isRevoked := revoked[c.Serial]
 				switch {
 				case isRevoked:
 					// Revoked comes first: an expired certificate that was
@@ -82,8 +80,15 @@ func newListCommand() *command {
 				case now.Before(c.ValidAfter):
 					status = "not yet valid"
 				}
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Serial, c.CAType, c.Role, c.KeyID,
+				_, err := fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Serial, c.CAType, c.Role, c.KeyID,
 					strings.Join(c.Principals, ","), c.ValidBefore.UTC().Format(time.RFC3339), status)
+				return err
+			})
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return nil
 			}
 			return tw.Flush()
 		},
