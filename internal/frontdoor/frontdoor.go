@@ -1,9 +1,10 @@
 // Package frontdoor is sshca's SSH front door: an SSH server (on
 // golang.org/x/crypto/ssh) where local users (sshca user add) authenticate
 // with a registered key, plus a TOTP code or a FIDO (sk) key's user
-// presence as their second factor, and run one of a fixed set of commands —
-// above all `cert`, which prints a certificate for the key they
-// authenticated with. It is a door: it turns a connection into a caller
+// presence as their second factor — and, when an identity provider is
+// configured, its people with any key and the device flow — and run one of
+// a fixed set of commands, above all `cert`, which prints a certificate for
+// the key they authenticated with. It is a door: it turns a connection into a caller
 // and a request for ca.Authority.Sign (the one decision and issuance path)
 // and the outcome back into output and an exit status.
 //
