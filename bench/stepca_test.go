@@ -68,3 +68,25 @@ func TestStepCAParseVersionM(t *testing.T) {
 		}
 	}
 }
+
+// TestStepCAFlagRefusals: -stepca names a binary that is not the pinned
+// step-ca: one error line, exit 1, nothing on stdout, nothing started.
+func TestStepCAFlagRefusals(t *testing.T) {
+	testkit.RequireTool(t, "ssh-keygen")
+	goBin := testkit.RequireTool(t, "go")
+	for _, tc := range []struct{ name, bin, want string }{
+		{"fail/missing", "/nonexistent/step-ca", "-stepca: stat /nonexistent/step-ca"},
+		{"fail/another-program", goBin, "is not " + stepcaPackage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb strings.Builder
+			code := run([]string{"-suite", "stepca", "-sshca", "/nonexistent/sshca", "-stepca", tc.bin}, &out, &errb)
+			if code != 1 || !strings.Contains(errb.String(), tc.want) || out.Len() != 0 {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit 1 and %q", code, out.String(), errb.String(), tc.want)
+			}
+			if n := strings.Count(errb.String(), "bench: error:"); n != 1 {
+				t.Errorf("%d error lines: %q", n, errb.String())
+			}
+		})
+	}
+}
