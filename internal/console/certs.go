@@ -241,7 +241,7 @@ func (c *Console) certsPage(w http.ResponseWriter, r *http.Request, s *session) 
 		return badInput("type must be user or host.")
 	}
 	switch f.Sort {
-	case "", "serial", "expires", "key_id", "role":
+	case "", "serial", "expires", "key_id":
 	default:
 		return badInput("Unknown sort column.")
 	}

@@ -18,8 +18,7 @@ import (
 // keyRow is one CA key generation on the timeline.
 type keyRow struct {
 	store.CAKey
-	Issued      int
-	LastExpiry  time.Time
+	LastExpiry  time.Time // of what it signed
 	RetireAfter time.Time // retiring keys: the earliest time `ca retire` allows
 }
 
@@ -31,14 +30,6 @@ type keyType struct {
 
 func (c *Console) keysPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	ctx := r.Context()
-	exp, err := c.st.CAExpiries(ctx)
-	if err != nil {
-		return err
-	}
-	byFP := map[string]store.CAExpiry{}
-	for _, e := range exp {
-		byFP[e.CAType+" "+e.CAFingerprint] = e
-	}
 	grace := c.cfg.RetireGraceOrDefault()
 	var types []keyType
 	for _, t := range []string{"user", "host"} {
@@ -49,10 +40,16 @@ func (c *Console) keysPage(w http.ResponseWriter, r *http.Request, s *session) e
 		kt := keyType{Type: t}
 		states := map[string]int{}
 		for _, k := range keys {
-			e := byFP[t+" "+k.Fingerprint]
-			row := keyRow{CAKey: k, Issued: e.Issued, LastExpiry: e.LastExpiry}
+			row := keyRow{CAKey: k}
+			// Only a retiring key needs it (its earliest retire date); the
+			// walk down the expiry index is short for a recently active key.
 			if k.State == store.StateRetiring {
-				row.RetireAfter = e.LastExpiry.Add(grace)
+				if row.LastExpiry, err = c.st.LastExpiry(ctx, t, k.Fingerprint); err != nil {
+					return err
+				}
+			}
+			if k.State == store.StateRetiring {
+				row.RetireAfter = row.LastExpiry.Add(grace)
 			}
 			kt.Keys = append(kt.Keys, row)
 			states[k.State]++

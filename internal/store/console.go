@@ -21,7 +21,7 @@ type CertQuery struct {
 	Identity  string // as CertFilter.Identity
 	Role      string
 	Principal string // one of the certificate's principals
-	KeyID     string // a substring of the key ID
+	KeyID     string // a prefix of the key ID
 	Serial    uint64
 	CAType    string
 	Status    string // one of the Cert status constants, or ""
@@ -30,10 +30,10 @@ type CertQuery struct {
 	// Revoked describes what the store cannot match by itself: the SHA256
 	// fingerprints of revoked subject keys (revocations by key or key
 	// fingerprint) and of revoked CA keys. Serial and key ID revocations are
-	// matched in the query. The result is a superset the caller narrows
+	// matched by the store. The result is a superset the caller narrows
 	// with ca.RevokedCerts, which also knows revocation scopes.
 	RevokedKeys, RevokedCAKeys []string
-	Sort                       string // "serial" (default), "expires", "key_id", "role"
+	Sort                       string // "serial" (default), "expires", "key_id"
 	Desc                       bool
 	Offset, Limit              int
 }
@@ -119,4 +119,7 @@ type ConsoleStore interface {
 	// AuditHours counts the issuances and denials (actions cert.issue and
 	// cert.deny) of each hour since since, by role and outcome.
 	AuditHours(ctx context.Context, since time.Time) ([]HourCount, error)
+	// LastExpiry returns the latest expiry among the certificates the CA
+	// key caFP of caType signed; zero if it signed none.
+	LastExpiry(ctx context.Context, caType, caFP string) (time.Time, error)
 }

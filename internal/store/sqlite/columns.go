@@ -15,6 +15,16 @@ var addedColumns = []struct{ table, column, decl string }{
 	{"hosts", "host_cert_ca", "TEXT NOT NULL DEFAULT ''"},
 }
 
+// columnIndexes are indexes on added columns, made once addColumns ran.
+var columnIndexes = []string{
+	// The admin console finds a person's certificates by the identity of
+	// their lineage (store.CertQuery.Identity); records from before
+	// lineages by their requester, in a partial index that new rows never
+	// enter. Same expressions as sqlstore's identityCond.
+	`CREATE INDEX IF NOT EXISTS certs_identity ON certs (json_extract(NULLIF(lineage, ''), '$.identity'))`,
+	`CREATE INDEX IF NOT EXISTS certs_legacy_requester ON certs (requester) WHERE lineage = ''`,
+}
+
 // addColumns brings an older database's tables up to the schema.
 func addColumns(ctx context.Context, db *sql.DB) error {
 	for _, c := range addedColumns {

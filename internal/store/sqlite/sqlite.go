@@ -179,6 +179,12 @@ func Open(ctx context.Context, path string) (*sqlstore.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
 	}
+	for _, stmt := range columnIndexes {
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			db.Close()
+			return nil, fmt.Errorf("sqlite: migrate %s: %w", path, err)
+		}
+	}
 	// The first connection has made the -wal and -shm files.
 	if _, err := MakePrivate(path); err != nil {
 		db.Close()

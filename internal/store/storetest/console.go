@@ -68,6 +68,14 @@ func testConsoleCerts(t *testing.T, st store.Store) {
 		}
 		serial[sp.keyID] = s
 	}
+	// A record from before lineages: only its requester names its identity.
+	legacy := rec("legacy")
+	legacy.Requester, legacy.ValidBefore = "token:frank", now.Add(4*time.Hour)
+	s, err := Issue(ctx, st, legacy, ev(audit.ActionIssue))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial["legacy"] = s
 	if _, err := st.AddRevocation(ctx, store.Revocation{CAType: "user", Kind: store.RevokeSerial, Lo: serial["bob-2"], Hi: serial["bob-2"], Reason: "lost"}, ev(audit.ActionRevoke)); err != nil {
 		t.Fatal(err)
 	}
@@ -87,20 +95,25 @@ func testConsoleCerts(t *testing.T, st store.Store) {
 		edit func(q *store.CertQuery)
 		want []uint64
 	}{
-		{"all", func(q *store.CertQuery) {}, ids("alice-1", "alice-2", "bob-1", "bob-2", "carol_%!", "dave", "eve", "alicex")},
+		{"all", func(q *store.CertQuery) {}, ids("alice-1", "alice-2", "bob-1", "bob-2", "carol_%!", "dave", "eve", "alicex", "legacy")},
 		{"identity", func(q *store.CertQuery) { q.Identity = "alice" }, ids("alice-1", "alice-2")},
 		{"role", func(q *store.CertQuery) { q.Role = "admin" }, ids("bob-1", "bob-2")},
 		{"principal", func(q *store.CertQuery) { q.Principal = "web" }, ids("alice-1", "bob-2")},
 		{"principal-quote", func(q *store.CertQuery) { q.Principal = `we"b` }, ids("eve")},
-		{"key-id-substring", func(q *store.CertQuery) { q.KeyID = "lice" }, ids("alice-1", "alice-2", "alicex")},
-		{"key-id-wildcards-literal", func(q *store.CertQuery) { q.KeyID = "_%" }, ids("carol_%!")},
+		{"key-id-prefix", func(q *store.CertQuery) { q.KeyID = "alice" }, ids("alice-1", "alice-2", "alicex")},
+		{"key-id-not-substring", func(q *store.CertQuery) { q.KeyID = "lice" }, nil},
+		{"key-id-wildcards-literal", func(q *store.CertQuery) { q.KeyID = "carol_%" }, ids("carol_%!")},
+		{"key-id-wildcards-literal-2", func(q *store.CertQuery) { q.KeyID = "c_" }, nil},
+		{"identity-legacy-requester", func(q *store.CertQuery) { q.Identity = "frank" }, ids("legacy")},
+		{"identity-kind-name", func(q *store.CertQuery) { q.Identity = "token:frank" }, ids("legacy")},
 		{"serial", func(q *store.CertQuery) { q.Serial = serial["eve"] }, ids("eve")},
-		{"valid", func(q *store.CertQuery) { q.Status = store.CertValid }, ids("alice-1", "alice-2", "eve", "alicex")},
+		{"valid", func(q *store.CertQuery) { q.Status = store.CertValid }, ids("alice-1", "alice-2", "eve", "alicex", "legacy")},
 		{"expiring", func(q *store.CertQuery) { q.Status, q.Within = store.CertExpiring, 30*time.Minute }, ids("alice-2")},
 		{"expired", func(q *store.CertQuery) { q.Status = store.CertExpired }, ids("bob-1")},
 		{"revoked", func(q *store.CertQuery) { q.Status = store.CertRevoked }, ids("bob-2", "carol_%!", "dave")},
-		{"sort-expires-desc", func(q *store.CertQuery) { q.Sort, q.Desc, q.Role = "expires", true, "deploy" }, ids("alicex", "eve", "dave", "carol_%!", "alice-1", "alice-2")},
+		{"sort-expires-desc", func(q *store.CertQuery) { q.Sort, q.Desc, q.Role = "expires", true, "deploy" }, ids("legacy", "alicex", "eve", "dave", "carol_%!", "alice-1", "alice-2")},
 		{"sort-key-id", func(q *store.CertQuery) { q.Sort, q.Identity = "key_id", "bob" }, ids("bob-1", "bob-2")},
+		{"revoked-range", func(q *store.CertQuery) { q.Status, q.Role = store.CertRevoked, "admin" }, ids("bob-2")},
 	} {
 		q := base
 		tc.edit(&q)
@@ -127,11 +140,30 @@ func testConsoleCerts(t *testing.T, st store.Store) {
 			t.Fatal("paging does not end")
 		}
 	}
-	want := ids("alicex", "eve", "dave", "carol_%!", "bob-2", "bob-1", "alice-2", "alice-1")
+	want := ids("legacy", "alicex", "eve", "dave", "carol_%!", "bob-2", "bob-1", "alice-2", "alice-1")
 	if !slices.Equal(all, want) {
 		t.Fatalf("pages %v, want %v", all, want)
 	}
-	for _, q := range []store.CertQuery{{Sort: "nope"}, {Status: "nope"}} {
+	last, err := cs.LastExpiry(ctx, "user", "SHA256:ca")
+	if err != nil || !last.Equal(now.Add(4*time.Hour)) {
+		t.Fatalf("LastExpiry = %v, %v; want %v", last, err, now.Add(4*time.Hour))
+	}
+	if last, err := cs.LastExpiry(ctx, "user", "SHA256:other"); err != nil || !last.IsZero() {
+		t.Fatalf("LastExpiry of a key that signed nothing = %v, %v", last, err)
+	}
+	// A serial range covering alice-1 and alice-2 revokes both.
+	if _, err := st.AddRevocation(ctx, store.Revocation{CAType: "user", Kind: store.RevokeSerial, Lo: serial["alice-1"], Hi: serial["alice-2"]}, ev(audit.ActionRevoke)); err != nil {
+		t.Fatal(err)
+	}
+	p, err := cs.QueryCerts(ctx, store.CertQuery{Now: now, Status: store.CertRevoked, Identity: "alice"})
+	if err != nil || !slices.Equal(serialsOf(p), ids("alice-1", "alice-2")) {
+		t.Fatalf("revoked by range: %v, %v", serialsOf(p), err)
+	}
+	p, err = cs.QueryCerts(ctx, store.CertQuery{Now: now, Status: store.CertValid, Identity: "alice"})
+	if err != nil || len(p.Certs) != 0 {
+		t.Fatalf("valid after the range: %v, %v", serialsOf(p), err)
+	}
+	for _, q := range []store.CertQuery{{Sort: "nope"}, {Status: "nope"}, {Sort: "role"}} {
 		if _, err := cs.QueryCerts(ctx, q); err == nil {
 			t.Errorf("query %+v accepted", q)
 		}
