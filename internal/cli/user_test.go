@@ -2,10 +2,14 @@ package cli_test
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/store/sqlite"
@@ -147,5 +151,29 @@ func TestUserRowsSealed(t *testing.T) {
 	if r.code == 0 || !strings.Contains(out, "key SHA256:slipped of local user alice has no audit entry") ||
 		!strings.Contains(out, "local user alice: groups changed outside sshca") {
 		t.Fatalf("audit verify after tampering: exit %d\n%s", r.code, out)
+	}
+}
+
+// TestUserSKKey registers FIDO (sk) public keys, as ssh-keygen -t
+// ed25519-sk / ecdsa-sk writes them (made here from their wire format: no
+// security key is attached to the test machines).
+func TestUserSKKey(t *testing.T) {
+	dir := initHome(t)
+	pub, _, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := ssh.ParsePublicKey(ssh.Marshal(struct{ Type, Pub, App string }{ssh.KeyAlgoSKED25519, string(pub), "ssh:"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "id_ed25519_sk.pub")
+	if err := os.WriteFile(path, ssh.MarshalAuthorizedKey(k), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "--home", dir, "user", "add", "bob", "--key", path)
+	out := mustRun(t, "--home", dir, "user", "list")
+	if !strings.Contains(out, "sk-ssh-ed25519@openssh.com "+ssh.FingerprintSHA256(k)) {
+		t.Fatalf("list:\n%s", out)
 	}
 }
