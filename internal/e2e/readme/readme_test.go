@@ -285,7 +285,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	// The README's ssh-agent is gone.
 	if m := regexp.MustCompile(`Agent pid (\d+)`).FindStringSubmatch(got); m != nil {
-		if pid, _ := strconv.Atoi(m[1]); pid > 0 && syscall.Kill(pid, 0) == nil {
+		if pid, _ := strconv.Atoi(m[1]); pid > 0 && running(pid) {
 			t.Errorf("the README's ssh-agent (pid %d) still runs", pid)
 		}
 	}
@@ -325,6 +325,17 @@ func TestReadmeWalkthrough(t *testing.T) {
 
 	t.Run("sshd", func(t *testing.T) { sshdRefuses(t, dir) })
 	t.Run("server-config", func(t *testing.T) { serverConfig(t, readme, filepath.Join(dir, "sshca")) })
+}
+
+// running reports whether process pid exists and has not exited (a zombie
+// waiting for init to reap it has).
+func running(pid int) bool {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return syscall.Kill(pid, 0) == nil // no /proc: the best there is
+	}
+	i := strings.LastIndex(string(stat), ") ") // after the command name, which may hold ") "
+	return i < 0 || !strings.HasPrefix(string(stat)[i+2:], "Z")
 }
 
 // generations returns `sshca ca list --json` of home as lines "TYPE GEN
