@@ -39,7 +39,7 @@ type chainStatus struct {
 
 // verifyBudget bounds the entries one page load verifies; the rest are
 // verified by the next loads.
-const verifyBudget = 200_000
+const verifyBudget = 50_000
 
 func (c *Console) verifyChain(ctx context.Context) (chainStatus, error) {
 	v := &c.chain

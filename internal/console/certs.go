@@ -379,11 +379,7 @@ func (c *Console) certPage(w http.ResponseWriter, r *http.Request, s *session) e
 		return err
 	}
 	now := c.now()
-	rows, err := c.rows(ctx, []store.CertRecord{*rec}, now, time.Hour)
-	if err != nil {
-		return err
-	}
-	data := map[string]any{"C": rows[0], "Now": now, "Done": r.URL.Query().Get("done")}
+	data := map[string]any{"Now": now, "Done": r.URL.Query().Get("done")}
 	if rec.Cert != "" {
 		d, err := decodeCert(rec.Cert)
 		if err != nil {
@@ -421,11 +417,12 @@ func (c *Console) certPage(w http.ResponseWriter, r *http.Request, s *session) e
 			}
 		}
 	}
-	lineage, err := c.rows(ctx, append(append(back, *rec), fwd...), now, 0)
+	// One status lookup for the whole lineage, this certificate included.
+	lineage, err := c.rows(ctx, append(append(back, *rec), fwd...), now, time.Hour)
 	if err != nil {
 		return err
 	}
-	data["Lineage"] = lineage
+	data["C"], data["Lineage"] = lineage[len(back)], lineage
 	trail, err := c.st.AuditEntries(ctx, store.AuditFilter{Serial: serial, Limit: 200})
 	if err != nil {
 		return err

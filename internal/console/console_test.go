@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"database/sql"
 	"fmt"
 	"html"
 	"io"
@@ -437,6 +438,10 @@ func TestHostileDataInert(t *testing.T) {
 		if err := f.h.Store.ReportHost(ctx, store.Host{Name: s, LastSeen: time.Now(), CAKeys: []string{}, Detail: s, HostCertCA: s}); err != nil {
 			t.Fatal(err)
 		}
+		u := store.LocalUser{Name: fmt.Sprintf("%s-%d", s, i), Groups: []string{s}, CreatedBy: s, CreatedAt: time.Now()}
+		if err := f.h.Store.AddLocalUser(ctx, u, audit.Entry{Time: time.Now(), Actor: s, Action: audit.ActionAdmin, Outcome: "ok", Reason: s}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	c := f.browser()
 	f.signIn(c, f.link("alice"))
@@ -491,5 +496,41 @@ func TestHeadersAndNoScript(t *testing.T) {
 	// The API's own 404 is unchanged outside /ui/.
 	if p := do(t, c, "GET", f.srv.URL+"/nope", nil, nil); p.status != http.StatusNotFound || !strings.Contains(p.body, `"not-found"`) {
 		t.Fatalf("API 404: %d %s", p.status, p.body)
+	}
+}
+
+// TestAuditChainStatus: the audit page says the chain is intact, verifies
+// what is appended later, and says it is broken when a row was changed.
+func TestAuditChainStatus(t *testing.T) {
+	f := newFixture(t)
+	c := f.browser()
+	f.signIn(c, f.link("alice"))
+	p := do(t, c, "GET", f.srv.URL+"/ui/audit", nil, nil)
+	if !strings.Contains(p.body, "Intact") {
+		t.Fatalf("fresh chain not intact:\n%s", p.body)
+	}
+	f.issue("later", "later", nil)
+	head, _, err := f.h.Store.AuditHead(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = do(t, c, "GET", f.srv.URL+"/ui/audit", nil, nil)
+	if !strings.Contains(p.body, fmt.Sprintf("%d entries verified", head)) {
+		t.Fatalf("appended entries not verified (head %d):\n%s", head, p.body)
+	}
+
+	g := newFixture(t)
+	db, ok := g.h.Store.(interface{ SQL() *sql.DB })
+	if !ok {
+		t.Fatalf("%T gives no SQL handle", g.h.Store)
+	}
+	if _, err := db.SQL().ExecContext(t.Context(), `UPDATE audit SET reason = 'rewritten' WHERE seq = 1`); err != nil {
+		t.Fatal(err)
+	}
+	c = g.browser()
+	g.signIn(c, g.link("alice"))
+	p = do(t, c, "GET", g.srv.URL+"/ui/audit", nil, nil)
+	if !strings.Contains(p.body, "Broken") || !strings.Contains(p.body, "entry 1: content does not match its hash") {
+		t.Fatalf("tampered chain not reported:\n%s", p.body)
 	}
 }

@@ -117,7 +117,11 @@ func (c *Console) renderTokens(w http.ResponseWriter, r *http.Request, s *sessio
 		}
 	}
 	slices.Sort(roles)
-	data := map[string]any{"Tokens": rows, "Roles": roles, "ShowAll": show == "all", "Done": r.URL.Query().Get("done")}
+	users, err := c.st.ListLocalUsers(r.Context())
+	if err != nil {
+		return err
+	}
+	data := map[string]any{"Tokens": rows, "Roles": roles, "ShowAll": show == "all", "Done": r.URL.Query().Get("done"), "Users": users}
 	for k, v := range extra {
 		data[k] = v
 	}
