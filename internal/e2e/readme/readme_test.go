@@ -136,6 +136,29 @@ func script(t *testing.T, readme string, withPG bool) string {
 	return strings.Join(parts, "\n")
 }
 
+// plainBlocks returns the fenced blocks of text that have no language,
+// walking the fences in order (blocks(text, "") would take a closing fence
+// for an opening one).
+func plainBlocks(text string) []string {
+	var out []string
+	var cur []string
+	lang, in := "", false
+	for _, l := range strings.SplitAfter(text, "\n") {
+		switch {
+		case !in && strings.HasPrefix(l, "```"):
+			in, lang, cur = true, strings.TrimSpace(strings.TrimPrefix(l, "```")), nil
+		case in && strings.TrimSpace(l) == "```":
+			in = false
+			if lang == "" {
+				out = append(out, strings.Join(cur, ""))
+			}
+		case in:
+			cur = append(cur, l)
+		}
+	}
+	return out
+}
+
 // freeAddr returns an address of 127.0.0.1 that nothing listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
@@ -270,6 +293,13 @@ func TestReadmeWalkthrough(t *testing.T) {
 				t.Errorf("after store migrate there and back: %v", err)
 			}
 		}
+	}
+	// explain prints what the README shows, in the scratch directory
+	// instead of /home/you.
+	if bs := plainBlocks(section(t, readme, "Why was my login refused? `sshca explain`")); len(bs) == 0 {
+		t.Error("the explain section shows no output")
+	} else if want := strings.ReplaceAll(bs[0], "/home/you/", dir+"/"); !strings.Contains(got, want) {
+		t.Errorf("explain printed something else than the README shows:\n%s\nREADME:\n%s", got, want)
 	}
 	// The rotation's fleet status: app-01 on host CA generation 2, trusting user gens 1 and 2.
 	if !regexp.MustCompile(`(?m)^app-01\.corp\s+\d+s ago\s+\d+/\d+\s+1,2\s+2\s+\S+\s+ok$`).MatchString(got) {
