@@ -439,7 +439,7 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		}
 		item := store.BatchItem{Cert: p.rec, Event: p.ev, TokenID: req.tokenID()}
 		if rx != nil {
-			item.CheckRevocations, item.RevocationsAt = true, rx.version
+			item.CheckRevocations, item.RevocationsAt, item.Probe = true, rx.version, revocationProbe(p.cert)
 		}
 		err = a.commits.commit(ctx, a.Store, item)
 		switch {
@@ -448,7 +448,8 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 			a.forgetActiveKey(caType)
 			continue
 		case errors.Is(err, store.ErrRevocationsChanged) && attempt < maxSignAttempts:
-			// Something was revoked since the cached index: check again.
+			// Revoked since the cached index was read: read it again, and
+			// prepare refuses the request naming the revocation.
 			freshKRL = true
 			continue
 		case errors.Is(err, store.ErrTokenInvalid):
@@ -640,7 +641,7 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 		if p.rec != nil {
 			items[i].TokenID = p.req.tokenID()
 			if rx := b.rxs[p.rec.CAType]; rx != nil {
-				items[i].CheckRevocations, items[i].RevocationsAt = true, rx.version
+				items[i].CheckRevocations, items[i].RevocationsAt, items[i].Probe = true, rx.version, revocationProbe(p.cert)
 			}
 		}
 	}

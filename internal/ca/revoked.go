@@ -191,3 +191,14 @@ func sha1Hex(k ssh.PublicKey) string {
 	sum := sha1.Sum(k.Marshal())
 	return hex.EncodeToString(sum[:])
 }
+
+// revocationProbe is what would revoke cert, for the recording transaction
+// to look up when something was revoked since rx was read (see
+// store.BatchItem.CheckRevocations). cert is signed.
+func revocationProbe(cert *ssh.Certificate) store.RevocationProbe {
+	subject := plainKey(cert.Key)
+	blob := subject.Marshal()
+	s256 := sha256.Sum256(blob)
+	return store.RevocationProbe{KeyLine: authorizedLine(subject), SHA256: hex.EncodeToString(s256[:]), SHA1: sha1Hex(subject),
+		KeyID: cert.KeyId, CALine: authorizedLine(cert.SignatureKey)}
+}

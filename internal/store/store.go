@@ -54,11 +54,25 @@ type BatchItem struct {
 	TokenID string
 	// CheckRevocations, when set, says that issuance checked Cert's subject
 	// key and key ID against the key and key ID revocations of Cert.CAType as
-	// of KRL version RevocationsAt: the item is refused
-	// (ErrRevocationsChanged) if that CA type's KRL version differs inside
-	// the transaction, so a revocation committed meanwhile is never missed.
+	// of KRL version RevocationsAt. If that CA type's KRL version differs
+	// inside the transaction, the revocations are asked again for Probe, and
+	// the item is refused (ErrRevocationsChanged) if one now covers it: a
+	// revocation committed meanwhile is never missed, and one of something
+	// else never refuses the item.
 	CheckRevocations bool
 	RevocationsAt    uint64
+	Probe            RevocationProbe
+}
+
+// RevocationProbe is what would revoke a certificate being recorded, in
+// the form revocations store it: its subject key (the authorized_keys line
+// of the plain key, and the hex SHA-256 and SHA-1 of its blob), its key ID,
+// and the authorized_keys line of the CA key that signs it (a key ID
+// revocation applies to that generation, or with an empty scope to all).
+type RevocationProbe struct {
+	KeyLine, SHA256, SHA1 string
+	KeyID                 string
+	CALine                string
 }
 
 // CertRecord is one issued (or being issued) certificate.

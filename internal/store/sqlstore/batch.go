@@ -58,7 +58,7 @@ const (
 
 // cachedQueries are the statements of the write path kept prepared.
 func cachedQueries() []string {
-	q := []string{reserveSQL, updateHeadSQL, serialNextSQL, auditHeadSQL, krlVersionSQL, caKeyActiveSQL, renewedRevokedSQL, tokenStateSQL}
+	q := []string{reserveSQL, updateHeadSQL, serialNextSQL, auditHeadSQL, krlVersionSQL, caKeyActiveSQL, renewedRevokedSQL, tokenStateSQL, probeRevokedSQL}
 	for _, n := range insertShapes {
 		q = append(q, multiRow(insertCertHead, 14, n), multiRow(insertAuditHead, 12, n))
 	}
@@ -129,6 +129,15 @@ const (
 	caKeyActiveSQL    = `SELECT COUNT(*) FROM ca_keys WHERE ca_type = ? AND fingerprint = ? AND state = 'active'`
 	renewedRevokedSQL = `SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = 'serial' AND lo <= ? AND hi >= ?`
 	tokenStateSQL     = `SELECT revoked_us, expires_us FROM tokens WHERE id = ?`
+	// probeRevokedSQL counts the key and key ID revocations that cover a
+	// certificate (see store.RevocationProbe), each term a lookup of the
+	// revocations' unique index (key revocations have no serials and no
+	// key ID; key ID revocations no serials).
+	probeRevokedSQL = `SELECT
+		(SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = ? AND lo = 0 AND hi = 0 AND key_id = '' AND value = ?) +
+		(SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = ? AND lo = 0 AND hi = 0 AND key_id = '' AND value = ?) +
+		(SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = ? AND lo = 0 AND hi = 0 AND key_id = '' AND value = ?) +
+		(SELECT COUNT(*) FROM revocations WHERE ca_type = ? AND kind = ? AND lo = 0 AND hi = 0 AND key_id = ? AND value IN ('', ?))`
 )
 
 // reserveSQL moves the serial counter on by n.
@@ -247,8 +256,18 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 					krlAt[c.CAType] = v
 				}
 				if v != it.RevocationsAt {
-					errs[i] = fmt.Errorf("store: %s KRL version %d, checked at %d: %w", c.CAType, v, it.RevocationsAt, store.ErrRevocationsChanged)
-					continue
+					// Something was revoked since the check: is it this?
+					p := it.Probe
+					var n int
+					err := s.queryRowCached(ctx, tx, probeRevokedSQL, c.CAType, store.RevokeKey, p.KeyLine, c.CAType, store.RevokeSHA256, p.SHA256,
+						c.CAType, store.RevokeSHA1, p.SHA1, c.CAType, store.RevokeKeyID, p.KeyID, p.CALine).Scan(&n)
+					if err != nil {
+						return fmt.Errorf("store: check revocations: %w", err)
+					}
+					if n > 0 {
+						errs[i] = fmt.Errorf("store: %s KRL version %d, checked at %d, revokes the certificate: %w", c.CAType, v, it.RevocationsAt, store.ErrRevocationsChanged)
+						continue
+					}
 				}
 			}
 			if r := c.Lineage.Renews; r != 0 {
