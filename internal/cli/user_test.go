@@ -177,3 +177,22 @@ func TestUserSKKey(t *testing.T) {
 		t.Fatalf("list:\n%s", out)
 	}
 }
+
+// TestSSHConfigFrontDoorUsage: --front-door and --role that cannot go into
+// the Match exec line are usage errors, before any request to the service.
+func TestSSHConfigFrontDoorUsage(t *testing.T) {
+	for name, args := range map[string][]string{
+		"fail/role-without-front-door": {"--role", "deploy"},
+		"fail/no-port":                 {"--front-door", "ca.corp"},
+		"fail/shell-in-host":           {"--front-door", "ca.corp;rm:2222"},
+		"fail/shell-in-role":           {"--front-door", "ca.corp:2222", "--role", "x$(id)"},
+		"fail/space-in-key":            {"--front-door", "ca.corp:2222", "--key", "~/my key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := runCLI(t, append([]string{"ssh-config", "--server", "https://127.0.0.1:1"}, args...)...)
+			if r.code != 2 || !strings.HasPrefix(r.stderr, "sshca: error: ssh-config: ") {
+				t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+			}
+		})
+	}
+}
