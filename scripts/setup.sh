@@ -15,6 +15,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # The completion tests load `sshca completion zsh|fish` into the real shells.
 command -v zsh >/dev/null 2>&1 || need+=(zsh)
 command -v fish >/dev/null 2>&1 || need+=(fish)
+# The man page tests format the generated pages with man -l.
+command -v man >/dev/null 2>&1 || need+=(man-db)
 # OpenSSH 10.5p1 is built from internal/opensshtest/testdata once per machine.
 command -v cc >/dev/null 2>&1 && command -v make >/dev/null 2>&1 || need+=(build-essential)
 [ -f /usr/include/openssl/evp.h ] || need+=(libssl-dev)

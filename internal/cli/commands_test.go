@@ -246,10 +246,7 @@ func TestManPages(t *testing.T) {
 	if code, _, _ := runInProcess(t, "man"); code != 2 {
 		t.Errorf("man without --dir: exit %d, want 2", code)
 	}
-	man, err := exec.LookPath("man")
-	if err != nil {
-		t.Skip("man not installed")
-	}
+	man := testkit.RequireTool(t, "man")
 	for _, page := range []string{"sshca.1", "sshca-sign-user.1", "sshca-login.1"} {
 		cmd := exec.Command(man, "-l", filepath.Join(dir, page))
 		cmd.Env = append(os.Environ(), "MANPAGER=cat", "PAGER=cat", "MANWIDTH=100")

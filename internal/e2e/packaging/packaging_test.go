@@ -180,7 +180,7 @@ func TestDebianPackage(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := exec.LookPath("man"); err == nil && !dpkgExcludes("/usr/share/man/man1/sshca.1.gz") {
+	if testkit.RequireTool(t, "man") != "" && !dpkgExcludes("/usr/share/man/man1/sshca.1.gz") {
 		if out, err := exec.Command("man", "-w", "sshca").CombinedOutput(); err != nil || strings.TrimSpace(string(out)) != "/usr/share/man/man1/sshca.1.gz" {
 			t.Errorf("man -w sshca: %q, %v", out, err)
 		}
