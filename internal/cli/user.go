@@ -125,7 +125,7 @@ allow.local_groups. The user gets certificates at the SSH front door
 func newUserListCommand() *command {
 	return &command{
 		name:    "user list",
-		summary: "list the local users, their groups and key fingerprints",
+		summary: "list the local users, their groups, TOTP enrollment and key fingerprints",
 		usage:   "",
 		example: `  sshca user list`,
 		maxArgs: 0,
@@ -140,8 +140,15 @@ func newUserListCommand() *command {
 				return err
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAME\tGROUPS\tKEYS\tCREATED")
+			fmt.Fprintln(tw, "NAME\tGROUPS\tTOTP\tKEYS\tCREATED")
 			for _, u := range us {
+				totp := "no"
+				switch _, _, err := h.Store.GetTOTP(e.ctx, "local:"+u.Name); {
+				case err == nil:
+					totp = "yes"
+				case !errors.Is(err, store.ErrNotFound):
+					totp = "unreadable"
+				}
 				var ks []string
 				for _, k := range u.Keys {
 					ks = append(ks, strings.Fields(k.PublicKey)[0]+" "+k.Fingerprint)
@@ -149,7 +156,7 @@ func newUserListCommand() *command {
 				if len(ks) == 0 {
 					ks = []string{"(none)"}
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), strings.Join(ks, "; "), u.CreatedAt.UTC().Format(time.RFC3339))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", u.Name, strings.Join(u.Groups, ","), totp, strings.Join(ks, "; "), u.CreatedAt.UTC().Format(time.RFC3339))
 			}
 			return tw.Flush()
 		},

@@ -62,7 +62,7 @@ func TestUserCommands(t *testing.T) {
 	}
 
 	out = mustRun(t, "--home", dir, "user", "list")
-	for _, want := range []string{"alice", "ops,deployers", "ssh-ed25519 " + fp(k1), "ecdsa-sha2-nistp256 " + fp(k2), "bob"} {
+	for _, want := range []string{"alice", "ops,deployers  no", "ssh-ed25519 " + fp(k1), "ecdsa-sha2-nistp256 " + fp(k2), "bob"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
