@@ -64,9 +64,22 @@ func (s *Server) deviceFlow(st *connState, perms *ssh.Permissions, client ssh.Ke
 	if id.HasMFA() {
 		mfa = "1"
 	}
-	_, _ = client("", "sshca front door: signed in as "+id.User, nil, nil)
-	return &ssh.Permissions{Extensions: map[string]string{extPerson: id.User, extGroups: strings.Join(id.Groups, "\n"), extMFA: mfa,
-		extKey: perms.Extensions[extKey], extBound: perms.Extensions[extBound]}}, nil
+	ext := map[string]string{extPerson: id.User, extGroups: strings.Join(id.Groups, "\n"), extMFA: mfa,
+		extKey: perms.Extensions[extKey], extBound: perms.Extensions[extBound]}
+	// As at the HTTPS door, a person who signed in with one factor may add
+	// a TOTP code, verified by the first cert of the connection.
+	if _, _, err := s.o.Users.GetTOTP(ctx, id.User); mfa == "" && err == nil {
+		ans, err := client("", "sshca front door: signed in as "+id.User+" (one factor)", []string{"TOTP code (empty for none): "}, []bool{false})
+		if err != nil {
+			return nil, err
+		}
+		if len(ans) == 1 && ans[0] != "" {
+			ext[extTOTP] = ans[0][:min(len(ans[0]), maxCodeLen)]
+		}
+	} else {
+		_, _ = client("", "sshca front door: signed in as "+id.User, nil, nil)
+	}
+	return &ssh.Permissions{Extensions: ext}, nil
 }
 
 // deviceReason is a short public reason of a device flow that did not end

@@ -10,6 +10,7 @@ import (
 	"github.com/sshca/sshca/internal/oidc"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/sshdtest"
+	"github.com/sshca/sshca/internal/totp"
 )
 
 // startDeviceDoor starts a front door whose unregistered keys get the test
@@ -83,6 +84,26 @@ func TestDeviceFlowOpenSSH(t *testing.T) {
 	approveNext(t, iss, func(code string) { iss.ApproveDevice(code, map[string]any{"sub": "alice", "amr": []string{"pwd"}}) })
 	if r := <-ch; r.code != 1 || !strings.Contains(r.stderr, `"alice" may not use role "deploy" [role-not-allowed]`) {
 		t.Errorf("person asking for a local users' role: %d %q", r.code, r.stderr)
+	}
+
+	// One factor at the identity provider plus an enrolled TOTP code, as
+	// at the HTTPS door: the code is asked after the sign-in. (A local
+	// user "alice" of the same name has nothing to do with it: FactorID.)
+	secret := enrollTOTPAs(t, d, "alice")
+	code := totp.Code(secret, time.Now())
+	ch = make(chan result, 1)
+	go func() {
+		out, stderr, st := c.run(t, code, "cert", "--role", "secure-sso")
+		ch <- result{out, stderr, st}
+	}()
+	approveNext(t, iss, func(code string) { iss.ApproveDevice(code, map[string]any{"sub": "alice", "amr": []string{"pwd"}}) })
+	if r := <-ch; r.code != 0 || !strings.Contains(r.stderr, "signed in as alice (one factor)") {
+		t.Errorf("one factor + TOTP: %d %q", r.code, r.stderr)
+	}
+	ch = start("cert", "--role", "secure-sso")
+	approveNext(t, iss, func(code string) { iss.ApproveDevice(code, map[string]any{"sub": "alice", "amr": []string{"pwd"}}) })
+	if r := <-ch; r.code != 1 || !strings.Contains(r.stderr, "[mfa-required]") {
+		t.Errorf("one factor, no code: %d %q", r.code, r.stderr)
 	}
 
 	ch = start("cert", "--role", "sso")

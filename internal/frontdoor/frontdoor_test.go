@@ -27,11 +27,17 @@ func parseCert(t *testing.T, out string) *ssh.Certificate {
 	return c
 }
 
-// enrollTOTP enrolls name's TOTP secret directly in the store.
+// enrollTOTP enrolls local user name's TOTP secret directly in the store.
 func enrollTOTP(t *testing.T, d *door, name string) []byte {
 	t.Helper()
+	return enrollTOTPAs(t, d, "local:"+name)
+}
+
+// enrollTOTPAs enrolls a TOTP secret for factor ID id.
+func enrollTOTPAs(t *testing.T, d *door, id string) []byte {
+	t.Helper()
 	secret := []byte("0123456789abcdefghij")
-	if err := d.h.Store.PutTOTP(t.Context(), "local:"+name, secret, audit.Entry{Time: time.Now(), Actor: "cli:test", Action: audit.ActionAdmin, Outcome: "ok", Reason: "totp enrolled"}); err != nil {
+	if err := d.h.Store.PutTOTP(t.Context(), id, secret, audit.Entry{Time: time.Now(), Actor: "cli:test", Action: audit.ActionAdmin, Outcome: "ok", Reason: "totp enrolled"}); err != nil {
 		t.Fatal(err)
 	}
 	return secret

@@ -54,7 +54,8 @@ func (s *Server) newSession(sc *ssh.ServerConn, src string, start time.Time) *se
 		if ext[extGroups] != "" {
 			groups = strings.Split(ext[extGroups], "\n")
 		}
-		return &session{s: s, sc: sc, src: src, start: start, key: key, kind: policy.CallerPerson, name: p, groups: groups, idpMFA: ext[extMFA] == "1"}
+		return &session{s: s, sc: sc, src: src, start: start, key: key, kind: policy.CallerPerson, name: p, groups: groups, idpMFA: ext[extMFA] == "1",
+			code: ext[extTOTP]}
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
 	defer cancel()

@@ -28,7 +28,8 @@ import (
 
 // testPolicy has roles for local users: deploy (alice by name, group
 // deployers), secure (second factor required; alice and bob), touchless
-// (grants no-touch-required), sso (identity provider users only) and the
+// (grants no-touch-required), sso and secure-sso (identity provider users
+// only; the second needs a second factor) and the
 // host role servers that certifies the front door.
 const testPolicy = `backdate: 5m
 roles:
@@ -61,6 +62,13 @@ roles:
     type: user
     principals: [role-sso]
     max_ttl: 1h
+    allow:
+      users: [alice]
+  secure-sso:
+    type: user
+    principals: [role-secure-sso]
+    max_ttl: 1h
+    require_mfa: true
     allow:
       users: [alice]
   servers:
