@@ -12,6 +12,7 @@ import (
 	"os"
 	"runtime/debug"
 	"runtime/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -115,7 +116,19 @@ func newServeCommand() *command {
 			// the home (home.Open), as for every other command.
 			var ui http.Handler
 			if svc.Console != nil {
-				c, err := console.New(console.Options{Config: h.Config, Store: h.Store, Logger: log})
+				var sso *console.SSO
+				if o := h.Config.OIDC; o != nil && svc.Console.PublicURL != "" {
+					sso = &console.SSO{Issuer: o.Issuer, ClientID: o.ClientID,
+						RedirectURL: strings.TrimSuffix(svc.Console.PublicURL, "/") + "/ui/oidc/callback",
+						Verify: func(ctx context.Context, raw string) (string, []string, error) {
+							id, err := verifier.Verify(ctx, raw)
+							if err != nil {
+								return "", nil, err
+							}
+							return id.User, id.Groups, nil
+						}}
+				}
+				c, err := console.New(console.Options{Config: h.Config, Store: h.Store, Logger: log, SSO: sso})
 				if err != nil {
 					return err
 				}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
@@ -20,6 +21,11 @@ type Console struct {
 	// MaxSession ends a session this long after sign-in, used or not
 	// (default 12h).
 	MaxSession Duration `yaml:"max_session,omitempty"`
+	// PublicURL is the service's address as browsers reach it
+	// (https://ca.example.com:8443). With an oidc: section it turns on
+	// single sign-on to the console: the identity provider must allow the
+	// redirect URI PublicURL/ui/oidc/callback for oidc.client_id.
+	PublicURL string `yaml:"public_url,omitempty"`
 }
 
 // Console defaults and bounds.
@@ -62,6 +68,12 @@ func validateConsole(v *validator, c *Console) {
 	}
 	if c.MaxSession < 0 || time.Duration(c.MaxSession) > maxConsoleSession {
 		v.add("service.console.max_session", "must be between 0 and 7d")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			v.add("service.console.public_url", "must be an https:// base URL such as https://ca.example.com:8443")
+		}
 	}
 	if c.IdleOrDefault() > c.MaxOrDefault() {
 		v.add("service.console.idle_timeout", "is longer than max_session")

@@ -16,6 +16,9 @@ func TestConsole(t *testing.T) {
 		{name: "fail/bad-user", yaml: "service:\n  console:\n    admins:\n      users: [\"a b\"]\n", err: "service.console.admins.users[0]"},
 		{name: "fail/idle-over-max", yaml: "service:\n  console:\n    admins:\n      users: [alice]\n    idle_timeout: 2h\n    max_session: 1h\n", err: "service.console.idle_timeout: is longer than max_session"},
 		{name: "fail/too-long", yaml: "service:\n  console:\n    admins:\n      users: [alice]\n    max_session: 8d\n", err: "service.console.max_session: must be between 0 and 7d"},
+		{name: "ok/public-url", yaml: "service:\n  console:\n    admins:\n      users: [alice]\n    public_url: https://ca.example.com:8443\n"},
+		{name: "fail/public-url-http", yaml: "service:\n  console:\n    admins:\n      users: [alice]\n    public_url: http://ca.example.com\n", err: "service.console.public_url: must be an https://"},
+		{name: "fail/public-url-path", yaml: "service:\n  console:\n    admins:\n      users: [alice]\n    public_url: https://ca.example.com/x\n", err: "service.console.public_url"},
 		{name: "fail/unknown-key", yaml: "service:\n  console:\n    admins:\n      users: [alice]\n    enabled: true\n", err: "enabled"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -53,6 +53,9 @@ type Options struct {
 	Store  store.ServiceStore
 	Logger *slog.Logger
 	Now    func() time.Time
+	// SSO, when set, offers single sign-on through the identity provider
+	// beside login links.
+	SSO *SSO
 }
 
 // Console serves the admin console.
@@ -67,6 +70,7 @@ type Console struct {
 	mux      *http.ServeMux
 	chain    chainVerifier
 	revoked  revokedFPCache
+	sso      *SSO
 }
 
 //go:embed templates/*.html
@@ -92,7 +96,7 @@ func New(o Options) (*Console, error) {
 	}
 	cc := o.Config.Service.Console
 	c := &Console{cfg: o.Config, admins: cc.Admins, st: st, log: o.Logger, now: o.Now,
-		sessions: newSessions(cc.IdleOrDefault(), cc.MaxOrDefault())}
+		sessions: newSessions(cc.IdleOrDefault(), cc.MaxOrDefault()), sso: o.SSO}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, err
@@ -124,6 +128,10 @@ func (c *Console) routes() {
 	})
 	m.HandleFunc("GET /ui/login", c.loginPage)
 	m.HandleFunc("POST /ui/login", c.login)
+	if c.sso != nil {
+		m.HandleFunc("GET /ui/oidc/start", c.ssoStart)
+		m.HandleFunc("GET /ui/oidc/callback", c.ssoCallback)
+	}
 	m.HandleFunc("POST /ui/logout", c.admin(c.logout))
 	m.HandleFunc("GET /ui/{$}", c.admin(func(w http.ResponseWriter, r *http.Request, s *session) error {
 		http.Redirect(w, r, "/ui/certs", http.StatusSeeOther)
@@ -275,16 +283,18 @@ func (c *Console) fail(w http.ResponseWriter, r *http.Request, s *session, err e
 	} else if err != nil {
 		c.log.Info("console", "path", r.URL.Path, "status", status, "error", err.Error())
 	}
-	c.render(w, s, status, "error", "Error", map[string]any{"Status": status, "StatusText": http.StatusText(status), "Message": msg})
+	c.render(w, s, status, "error", "Error", map[string]any{"Status": status, "StatusText": http.StatusText(status), "Message": msg,
+		"SSO": c.sso != nil && (status == http.StatusUnauthorized || status == http.StatusForbidden) && s == nil})
 }
 
 // view is what the layout needs besides the page's data.
 type view struct {
-	Title string
-	Nav   string
-	User  string
-	CSRF  string
-	Data  any
+	Refresh bool // go on to the certificates at once (after single sign-on)
+	Title   string
+	Nav     string
+	User    string
+	CSRF    string
+	Data    any
 }
 
 func (c *Console) render(w http.ResponseWriter, s *session, status int, page, title string, data any) {
@@ -293,7 +303,7 @@ func (c *Console) render(w http.ResponseWriter, s *session, status int, page, ti
 		http.Error(w, "no such template", http.StatusInternalServerError)
 		return
 	}
-	v := view{Title: title, Nav: page, Data: data}
+	v := view{Title: title, Nav: page, Data: data, Refresh: page == "signedin"}
 	if s != nil {
 		v.User, v.CSRF = s.user, s.csrf
 	}
@@ -358,7 +368,7 @@ func parsePages() (map[string]*template.Template, error) {
 		return nil, fmt.Errorf("console: templates: %w", err)
 	}
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"error", "login", "certs", "cert", "fleet", "keys", "tokens", "audit"} {
+	for _, name := range []string{"error", "login", "signedin", "certs", "cert", "fleet", "keys", "tokens", "audit"} {
 		t, err := template.Must(base.Clone()).ParseFS(templateFS, "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("console: templates: %w", err)

@@ -64,6 +64,8 @@ type Issuer struct {
 	devices  map[string]*device // by device_code
 	byUser   map[string]*device // by user_code
 	jwksHits int
+	codes    map[string]*authCode // authorization codes (authcode.go), by code
+	login    map[string]any       // claims of whoever signs in at /authorize; nil: denied
 }
 
 type deviceState int
@@ -155,6 +157,7 @@ func newIssuer(t testing.TB) *Issuer {
 	mux.HandleFunc("GET /jwks", iss.handleJWKS)
 	mux.HandleFunc("POST /device/code", iss.handleDeviceCode)
 	mux.HandleFunc("POST /token", iss.handleToken)
+	mux.HandleFunc("GET /authorize", iss.handleAuthorize)
 	mux.HandleFunc("GET /device", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "oidctest: approve the user code from the test")
@@ -411,6 +414,10 @@ func (i *Issuer) handleDeviceCode(w http.ResponseWriter, r *http.Request) {
 func (i *Issuer) handleToken(w http.ResponseWriter, r *http.Request) {
 	if err := r.ParseForm(); err != nil {
 		oauthError(w, http.StatusBadRequest, "invalid_request")
+		return
+	}
+	if r.PostForm.Get("grant_type") == "authorization_code" {
+		i.handleCodeToken(w, r)
 		return
 	}
 	if r.PostForm.Get("grant_type") != DeviceGrantType {
