@@ -125,7 +125,12 @@ func (s *Server) Handler() http.Handler {
 	s.route(mux, "GET /readyz", "readyz", s.handleReady)
 	mux.Handle("GET /metrics", s.metrics.Handler())
 	if s.o.Console != nil {
-		mux.Handle("/ui/", s.o.Console)
+		// Through route, for the request log line, ID and metrics; the
+		// console answers its own errors as pages.
+		s.route(mux, "/ui/", "console", func(w http.ResponseWriter, r *http.Request) error {
+			s.o.Console.ServeHTTP(w, r)
+			return nil
+		})
 	}
 	// Through route, so that a 404 carries a request ID like every other error.
 	s.route(mux, "/", "not_found", func(w http.ResponseWriter, r *http.Request) error {
