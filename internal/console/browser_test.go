@@ -86,6 +86,12 @@ func TestBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A rotation in progress for the CA keys page: the user CA signs with
+	// generation 2 while 1 retires, the host CA publishes a next key.
+	h.Must("ca", "rotate", "--type", "user")
+	h.Must("ca", "rotate", "--type", "user", "--promote")
+	h.Must("ca", "rotate", "--type", "host")
+
 	srv, err := h.Serve("")
 	if err != nil {
 		t.Fatal(err)
