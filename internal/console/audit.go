@@ -25,7 +25,12 @@ type chainVerifier struct {
 	hash    string
 	err     error // the first break found; sticky
 	checked time.Time
+	started time.Time // of the current pass from the first entry
 }
+
+// reverifyAfter is when a verification pass starts again from the first
+// entry, so that a row changed after it was verified is found too.
+const reverifyAfter = time.Hour
 
 // chainStatus is what the audit page says of the chain.
 type chainStatus struct {
@@ -45,8 +50,9 @@ func (c *Console) verifyChain(ctx context.Context) (chainStatus, error) {
 	v := &c.chain
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.hash == "" {
-		v.hash = audit.GenesisHash
+	now := c.now()
+	if v.hash == "" || (v.err == nil && v.started.Before(now.Add(-reverifyAfter))) {
+		v.seq, v.hash, v.started = 0, audit.GenesisHash, now
 	}
 	for n := 0; v.err == nil && n < verifyBudget; {
 		entries, err := c.st.AuditAfter(ctx, v.seq, 10_000)
@@ -64,7 +70,7 @@ func (c *Console) verifyChain(ctx context.Context) (chainStatus, error) {
 		v.seq, v.hash = last.Seq, last.Hash
 		n += len(entries)
 	}
-	v.checked = c.now()
+	v.checked = now
 	headSeq, headHash, err := c.st.AuditHead(ctx)
 	if err != nil {
 		return chainStatus{}, err

@@ -519,6 +519,25 @@ func TestAuditChainStatus(t *testing.T) {
 		t.Fatalf("appended entries not verified (head %d):\n%s", head, p.body)
 	}
 
+	// A row changed after it was verified is found by the next pass from
+	// the first entry, an hour later.
+	db0, ok := f.h.Store.(interface{ SQL() *sql.DB })
+	if !ok {
+		t.Fatalf("%T gives no SQL handle", f.h.Store)
+	}
+	if _, err := db0.SQL().ExecContext(t.Context(), `UPDATE audit SET reason = 'rewritten' WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	if p := do(t, c, "GET", f.srv.URL+"/ui/audit", nil, nil); !strings.Contains(p.body, "Intact") {
+		t.Fatal("verified entries were hashed again before the hour")
+	}
+	f.clock.add(61 * time.Minute)
+	c = f.browser() // the session has ended meanwhile
+	f.signIn(c, f.link("alice"))
+	if p := do(t, c, "GET", f.srv.URL+"/ui/audit", nil, nil); !strings.Contains(p.body, "entry 2: content does not match its hash") {
+		t.Fatalf("a row changed after verification not found on the next pass:\n%s", p.body)
+	}
+
 	g := newFixture(t)
 	db, ok := g.h.Store.(interface{ SQL() *sql.DB })
 	if !ok {
