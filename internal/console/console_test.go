@@ -438,6 +438,10 @@ func TestHostileDataInert(t *testing.T) {
 		if err := f.h.Store.ReportHost(ctx, store.Host{Name: s, LastSeen: time.Now(), CAKeys: []string{}, Detail: s, HostCertCA: s}); err != nil {
 			t.Fatal(err)
 		}
+		// A denial for role s: the chart's bars and legend name it.
+		if _, err := f.h.Store.Append(ctx, audit.Entry{Time: time.Now(), Actor: s, Action: audit.ActionDeny, Role: s, Outcome: "denied", Reason: s}); err != nil {
+			t.Fatal(err)
+		}
 		u := store.LocalUser{Name: fmt.Sprintf("%s-%d", s, i), Groups: []string{s}, CreatedBy: s, CreatedAt: time.Now()}
 		if err := f.h.Store.AddLocalUser(ctx, u, audit.Entry{Time: time.Now(), Actor: s, Action: audit.ActionAdmin, Outcome: "ok", Reason: s}); err != nil {
 			t.Fatal(err)
@@ -464,6 +468,11 @@ func TestHostileDataInert(t *testing.T) {
 		if strings.ContainsAny(p.body, "\x00\x07\x1b") {
 			t.Errorf("%s: control characters in the page", path)
 		}
+	}
+	// The chart's legend names each hostile role, as text.
+	auditPage := html.UnescapeString(do(t, c, "GET", f.srv.URL+"/ui/audit", nil, nil).body)
+	if !strings.Contains(auditPage, `<span class="wrap">`+strs[0]+`</span>: 0 issued, 1 denied`) {
+		t.Error("the chart's legend does not name the hostile role")
 	}
 	// Each certificate page shows its key ID in full, as text: the
 	// escaped form of the stored string, control characters aside.
