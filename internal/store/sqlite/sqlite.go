@@ -45,6 +45,10 @@ var schema = []string{
 		COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'certs'), 0),
 		COALESCE((SELECT MAX(serial) FROM certs), 0)) + 1)`,
 	`CREATE INDEX IF NOT EXISTS certs_valid_before ON certs (valid_before)`,
+	// What CA rotation asks of each generation (store.GenerationStats: how
+	// many certificates it signed, the last to expire) reads this index
+	// instead of every certificate with its body.
+	`CREATE INDEX IF NOT EXISTS certs_ca_expiry ON certs (ca_type, ca_fp, valid_before)`,
 	// No index on subject_fp: nothing looks certificates up by subject, and
 	// an index on a random hash dirties a random page per certificate, which
 	// is most of what a group commit writes.
