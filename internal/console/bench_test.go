@@ -10,8 +10,12 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/config"
 	"github.com/sshca/sshca/internal/console"
 	"github.com/sshca/sshca/internal/store"
+	"github.com/sshca/sshca/internal/store/postgres"
+	"github.com/sshca/sshca/internal/store/postgres/pgtest"
+	"github.com/sshca/sshca/internal/store/storetest"
 	"github.com/sshca/sshca/internal/testkit/testhome"
 )
 
@@ -25,6 +29,10 @@ const (
 	benchDenials = 5_000
 )
 
+// TestMain stops the PostgreSQL server of BenchmarkPagesPostgres, if one
+// was started.
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
 // BenchmarkPages measures the server time of each console page (the
 // handler, in-process, from request to the last byte of HTML) on a SQLite
 // home holding benchCerts certificates and benchHosts servers. Building the
@@ -33,17 +41,37 @@ const (
 //	go test -run '^$' -bench Pages -benchtime 20x ./internal/console/
 func BenchmarkPages(b *testing.B) {
 	h := testhome.New(b, consolePolicy, testhome.Options{})
-	ctx := b.Context()
-	keys, err := h.Store.ListCAKeys(ctx, "user")
+	benchPages(b, h.Config, h.Store)
+}
+
+// BenchmarkPagesPostgres is BenchmarkPages on PostgreSQL (pgtest's
+// server; skipped without PostgreSQL, failed under CI).
+func BenchmarkPagesPostgres(b *testing.B) {
+	st, err := postgres.Open(b.Context(), pgtest.NewDatabase(b))
 	if err != nil {
 		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	storetest.AddActiveKey(b, st, "SHA256:bench-user-ca")
+	cfg, err := config.Parse([]byte(consolePolicy))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchPages(b, cfg, st)
+}
+
+func benchPages(b *testing.B, cfg *config.Config, st store.ServiceStore) {
+	ctx := b.Context()
+	keys, err := st.ListCAKeys(ctx, "user")
+	if err != nil || len(keys) == 0 {
+		b.Fatal(keys, err)
 	}
 	caFP := keys[0].Fingerprint
 	now := time.Now().Truncate(time.Second)
 	roles := []string{"deploy", "other", "secure", "personal"}
 	const chunk = 2000
 	for done := 0; done < benchCerts; done += chunk {
-		first, err := h.Store.ReserveSerials(ctx, chunk)
+		first, err := st.ReserveSerials(ctx, chunk)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -61,7 +89,7 @@ func BenchmarkPages(b *testing.B) {
 			items[i] = store.BatchItem{Cert: rec, Event: audit.Entry{Time: issued, Actor: "oidc:" + user, Action: audit.ActionIssue,
 				Role: rec.Role, KeyID: rec.KeyID, Outcome: "ok"}}
 		}
-		errs, err := h.Store.CommitBatch(ctx, items)
+		errs, err := st.CommitBatch(ctx, items)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -71,7 +99,7 @@ func BenchmarkPages(b *testing.B) {
 			}
 		}
 	}
-	max, _ := h.Store.MaxSerial(ctx)
+	max, _ := st.MaxSerial(ctx)
 	revs := make([]store.Revocation, benchRevoked)
 	evs := make([]audit.Entry, benchRevoked)
 	for i := range revs {
@@ -79,7 +107,7 @@ func BenchmarkPages(b *testing.B) {
 		revs[i] = store.Revocation{CAType: "user", Kind: store.RevokeSerial, Lo: s, Hi: s, Reason: "bench", Actor: "cli:bench", CreatedAt: now, Expires: now.Add(8 * time.Hour)}
 		evs[i] = audit.Entry{Time: now, Actor: "cli:bench", Action: audit.ActionRevoke, Serial: s, Outcome: "ok", Reason: "bench"}
 	}
-	if _, err := h.Store.AddRevocations(ctx, revs, evs); err != nil {
+	if _, err := st.AddRevocations(ctx, revs, evs); err != nil {
 		b.Fatal(err)
 	}
 	denials := make([]store.BatchItem, benchDenials)
@@ -87,26 +115,26 @@ func BenchmarkPages(b *testing.B) {
 		denials[i] = store.BatchItem{Event: audit.Entry{Time: now.Add(-time.Duration(i) * 17 * time.Second), Actor: fmt.Sprintf("oidc:user-%d", i),
 			Action: audit.ActionDeny, Role: roles[i%len(roles)], Outcome: "denied", Reason: "role-not-allowed: bench"}}
 	}
-	if _, err := h.Store.CommitBatch(ctx, denials); err != nil {
+	if _, err := st.CommitBatch(ctx, denials); err != nil {
 		b.Fatal(err)
 	}
-	krl, err := h.Store.KRLVersion(ctx, "user")
+	krl, err := st.KRLVersion(ctx, "user")
 	if err != nil {
 		b.Fatal(err)
 	}
 	for i := range benchHosts {
 		hs := store.Host{Name: fmt.Sprintf("web-%05d.corp", i), LastSeen: now.Add(-time.Duration(i%120) * time.Minute), KRLVersion: krl - uint64(i%3),
 			CAKeys: []string{caFP}, HostCertExpiry: now.Add(time.Duration(i%30) * 24 * time.Hour), Stale: i%97 == 0, HostCertCA: caFP}
-		if err := h.Store.ReportHost(ctx, hs); err != nil {
+		if err := st.ReportHost(ctx, hs); err != nil {
 			b.Fatal(err)
 		}
 	}
 
-	c, err := console.New(console.Options{Config: h.Config, Store: h.Store})
+	c, err := console.New(console.Options{Config: cfg, Store: st})
 	if err != nil {
 		b.Fatal(err)
 	}
-	link, _, err := console.NewLoginLink(ctx, h.Store, "https://ca.test", "alice", "cli:bench", time.Now(), time.Minute)
+	link, _, err := console.NewLoginLink(ctx, st, "https://ca.test", "alice", "cli:bench", time.Now(), time.Minute)
 	if err != nil {
 		b.Fatal(err)
 	}
