@@ -64,6 +64,28 @@ const (
 	svcCertTTL        = "10m"
 )
 
+// svcLevel runs one concurrency level against srv and measures it; the
+// progress line starts with logPrefix.
+func svcLevel(ctx context.Context, o *options, logPrefix, name string, clients int, target *loadTarget, srv *svcServer,
+	maxN int, maxTime time.Duration) (svcMeasurement, *loadResult, error) {
+	r, err := runLoad(ctx, target, loadLevel{Clients: clients, MaxN: maxN, MaxTime: maxTime}, srv.cpu)
+	if err != nil {
+		return svcMeasurement{}, nil, fmt.Errorf("%w (server log: %s)", err, srv.logPath)
+	}
+	rss, err := srv.peakRSS()
+	if err != nil {
+		return svcMeasurement{}, nil, err
+	}
+	m := svcMeasurement{Backend: name, Clients: clients, N: r.N, Rate: float64(r.N) / r.Elapsed.Seconds(),
+		P50: r.percentile(0.50), P99: r.percentile(0.99), P999: r.percentile(0.999),
+		ServerCPU: float64(r.ServerCPU.Microseconds()) / float64(r.N),
+		ClientCPU: float64(r.ClientCPU.Microseconds()) / float64(r.N), PeakRSS: rss}
+	o.logf("%s %2d clients: %d certs in %v = %.0f/s, p50 %v p99 %v, server %.0f µs/cert, load-gen %.0f µs/req, VmHWM %.1f MiB",
+		logPrefix, clients, m.N, r.Elapsed.Round(time.Millisecond), m.Rate, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond),
+		m.ServerCPU, m.ClientCPU, float64(rss)/(1<<20))
+	return m, r, nil
+}
+
 // svcMeasurement is one backend at one concurrency level.
 type svcMeasurement struct {
 	Backend   string
@@ -285,21 +307,10 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 	res := &svcBackendResult{Name: name}
 	v := newSvcVerifier(subj, caKeys)
 	for _, c := range svcClients {
-		r, err := runLoad(ctx, target, loadLevel{Clients: c, MaxN: maxN, MaxTime: maxTime}, srv.cpu)
+		m, r, err := svcLevel(ctx, o, "service: "+name+",", name, c, target, srv, maxN, maxTime)
 		if err != nil {
-			return nil, fmt.Errorf("%d clients: %w (server log: %s)", c, err, srv.logPath)
+			return nil, fmt.Errorf("%d clients: %w", c, err)
 		}
-		rss, err := srv.peakRSS()
-		if err != nil {
-			return nil, err
-		}
-		m := svcMeasurement{Backend: name, Clients: c, N: r.N, Rate: float64(r.N) / r.Elapsed.Seconds(),
-			P50: r.percentile(0.50), P99: r.percentile(0.99), P999: r.percentile(0.999),
-			ServerCPU: float64(r.ServerCPU.Microseconds()) / float64(r.N),
-			ClientCPU: float64(r.ClientCPU.Microseconds()) / float64(r.N), PeakRSS: rss}
-		o.logf("service: %s, %2d clients: %d certs in %v = %.0f/s, p50 %v p99 %v, server %.0f µs/cert, load-gen %.0f µs/req, VmHWM %.1f MiB",
-			name, c, m.N, r.Elapsed.Round(time.Millisecond), m.Rate, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond),
-			m.ServerCPU, m.ClientCPU, float64(rss)/(1<<20))
 		res.Levels = append(res.Levels, m)
 		v.add(r)
 	}

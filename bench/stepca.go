@@ -131,21 +131,10 @@ func runStepCA(ctx context.Context, o *options) ([]section, error) {
 	sides := map[string]*stepcaSide{"sshca": {levels: map[int][]svcMeasurement{}}, "step-ca": {levels: map[int][]svcMeasurement{}}}
 	var lastBatch *stepcaBatch
 	measure := func(name string, clients int, target *loadTarget, srv *svcServer) (*loadResult, error) {
-		r, err := runLoad(ctx, target, loadLevel{Clients: clients, MaxN: maxN, MaxTime: maxTime}, srv.cpu)
+		m, r, err := svcLevel(ctx, o, fmt.Sprintf("stepca: %-7s", name), name, clients, target, srv, maxN, maxTime)
 		if err != nil {
-			return nil, fmt.Errorf("%s, %d clients: %w (server log: %s)", name, clients, err, srv.logPath)
+			return nil, fmt.Errorf("%s, %d clients: %w", name, clients, err)
 		}
-		rss, err := srv.peakRSS()
-		if err != nil {
-			return nil, err
-		}
-		m := svcMeasurement{Backend: name, Clients: clients, N: r.N, Rate: float64(r.N) / r.Elapsed.Seconds(),
-			P50: r.percentile(0.50), P99: r.percentile(0.99), P999: r.percentile(0.999),
-			ServerCPU: float64(r.ServerCPU.Microseconds()) / float64(r.N),
-			ClientCPU: float64(r.ClientCPU.Microseconds()) / float64(r.N), PeakRSS: rss}
-		o.logf("stepca: %-7s %2d clients: %d certs in %v = %.0f/s, p50 %v p99 %v, server %.0f µs/cert, load-gen %.0f µs/req, VmHWM %.1f MiB",
-			name, clients, m.N, r.Elapsed.Round(time.Millisecond), m.Rate, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond),
-			m.ServerCPU, m.ClientCPU, float64(rss)/(1<<20))
 		s := sides[name]
 		s.levels[clients] = append(s.levels[clients], m)
 		for _, b := range r.Received {
