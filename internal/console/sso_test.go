@@ -4,10 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/console"
+	"github.com/sshca/sshca/internal/e2e/e2etest"
 	"github.com/sshca/sshca/internal/oidc"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
 	"github.com/sshca/sshca/internal/server"
@@ -190,5 +195,73 @@ func TestSSOBrowser(t *testing.T) {
 	who, err := chromedp.Run(sctx, chromedp.Text(chromedp.CSS("form.who span")))
 	if err != nil || who != "dora" {
 		t.Fatalf("signed in as %q (%v)", who, err)
+	}
+}
+
+// TestSSOThroughServe: `sshca serve` with oidc: and service.console.public_url
+// offers single sign-on, verifies the provider's ID token with the
+// service's own verifier, and lets a member of the admin group in.
+func TestSSOThroughServe(t *testing.T) {
+	iss := oidctest.NewHTTP(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	policy := fmt.Sprintf(`service:
+  listen: %s
+  console:
+    admins:
+      groups: [sshca-admins]
+    public_url: https://%s
+oidc:
+  issuer: %s
+  client_id: %s
+  user_claim: preferred_username
+roles: {}
+`, addr, addr, iss.URL(), oidctest.ClientID)
+	h := &e2etest.Home{T: t, Dir: filepath.Join(t.TempDir(), "ca"), Env: map[string]string{"USER": "carol"}}
+	h.Must("init")
+	if err := os.WriteFile(filepath.Join(h.Dir, "sshca.yaml"), []byte(policy), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := h.Serve("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The browser pins serve's self-signed certificate by its fingerprint.
+	jar, _ := cookiejar.New(nil)
+	tr := &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: true,
+		VerifyConnection: func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 || server.CertFingerprint(cs.PeerCertificates[0].Raw) != srv.Fingerprint {
+				return fmt.Errorf("not the service's certificate")
+			}
+			return nil
+		}}}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := &http.Client{Jar: jar, Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
+	iss.SetLogin(map[string]any{"preferred_username": "dora", "groups": []string{"sshca-admins"}})
+	p := do(t, c, "GET", srv.URL+"/ui/certs", nil, nil)
+	if p.status != http.StatusUnauthorized || !strings.Contains(p.body, `href="/ui/oidc/start"`) {
+		t.Fatalf("no session: %d", p.status)
+	}
+	p = do(t, c, "GET", srv.URL+"/ui/oidc/start", nil, nil)
+	authz := p.header.Get("Location")
+	if p.status != http.StatusSeeOther || !strings.Contains(authz, url.QueryEscape("https://"+addr+"/ui/oidc/callback")) {
+		t.Fatalf("start: %d %s", p.status, authz)
+	}
+	p = do(t, c, "GET", authz, nil, nil)
+	p = do(t, c, "GET", p.header.Get("Location"), nil, nil)
+	if p.status != http.StatusOK {
+		t.Fatalf("callback: %d\n%s\n%s", p.status, p.body, srv.Log())
+	}
+	if p := do(t, c, "GET", srv.URL+"/ui/certs", nil, nil); p.status != http.StatusOK || !strings.Contains(p.body, "dora") {
+		t.Fatalf("certificates after single sign-on through serve: %d", p.status)
+	}
+	// serve logged the console's requests, without the callback's code.
+	if log := srv.Log(); !strings.Contains(log, `"path":"/ui/oidc/callback"`) || strings.Contains(log, "code=") {
+		t.Fatalf("serve log:\n%s", log)
 	}
 }
