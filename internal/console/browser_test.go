@@ -56,6 +56,8 @@ var screenshotDir = filepath.Join("..", "..", "docs", "console")
 const (
 	hostileKeyID  = `<script>window.__pwned=1</script>"><img src=x onerror="window.__pwned=2">`
 	hostileReason = `"><img src=x onerror="window.__pwned=3"> <b>lost laptop</b>`
+	// Token names are principals: no spaces or commas, markup allowed.
+	hostileTokenName = `<b>ci</b><img/src=x/onerror=window.__pwned=4>`
 )
 
 // TestBrowser drives a real headless Chromium through the console: sign in
@@ -242,6 +244,24 @@ func TestBrowser(t *testing.T) {
 		checkInert(t, ctx, p.path)
 		screenshot(t, ctx, p.name)
 	}
+	// A token named with markup, created in the browser: its secret is shown
+	// once and never again, and the name stays text.
+	do("create token", chromedp.Navigate(srv.URL+"/ui/tokens"), chromedp.SendKeys(chromedp.CSS(`input[name="name"]`), hostileTokenName),
+		chromedp.Click(chromedp.CSS(`input[name="kind"][value="admin"]`)), chromedp.Click(chromedp.ID("create-token")),
+		chromedp.WaitVisible(chromedp.ID("secret")))
+	checkInert(t, ctx, "token created")
+	if title := text("#h-secret"); !strings.Contains(title, hostileTokenName) {
+		t.Fatalf("token heading %q", title)
+	}
+	if secret := strings.TrimSpace(text("#secret")); !strings.HasPrefix(secret, "sshca_") {
+		t.Fatalf("secret %q", secret)
+	}
+	do("tokens again", chromedp.Navigate(srv.URL+"/ui/tokens"), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if body := text("main"); strings.Contains(body, "sshca_") {
+		t.Fatal("the token's secret is shown again")
+	}
+	checkInert(t, ctx, "tokens")
+
 	do("audit", chromedp.Navigate(srv.URL+"/ui/audit"), chromedp.WaitVisible(chromedp.CSS("h1")))
 	if chain := text("#h-chain + p"); !strings.Contains(chain, "Intact") {
 		t.Fatalf("audit chain: %q", chain)
