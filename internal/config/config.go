@@ -338,6 +338,9 @@ func validateRole(v *validator, path string, r *policy.Role) {
 		if r.ForceCommand != "" {
 			v.add(path+".force_command", "not allowed for host roles (ssh refuses host certificates with critical options)")
 		}
+		if r.VerifyRequired {
+			v.add(path+".verify_required", "not allowed for host roles (ssh refuses host certificates with critical options)")
+		}
 		return
 	}
 

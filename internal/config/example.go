@@ -42,6 +42,7 @@ roles:
     principals: [role-rsync]        # the only principal granted
     max_ttl: 48h                    # no default_ttl: requests without a lifetime get 48h
     force_command: /usr/local/bin/rsync-wrapper          # optional critical option: the only command run
+    # verify_required: true         # optional critical option: FIDO (sk) keys must sign with a PIN, not a touch alone
     extensions: []                  # no pty, no forwarding
 
   # Host certificates, so that clients need no trust-on-first-use prompt.

@@ -6,6 +6,7 @@ package e2e
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,6 +36,11 @@ roles:
     max_ttl: 1h
     force_command: /bin/echo forced-command-ran
     extensions: []
+  pin:
+    type: user
+    principals: [role-deploy]
+    max_ttl: 1h
+    verify_required: true
   servers:
     type: host
     principals: ["127.0.0.1", "localhost", "*.test"]
@@ -138,6 +144,24 @@ func sshdAcceptance(t *testing.T, rel *opensshtest.Flavour) {
 		}
 		if res.Stdout != "forced-command-ran\n" {
 			t.Errorf("stdout %q, want only the forced command's output", res.Stdout)
+		}
+	})
+
+	t.Run("ok/verify-required-option", func(t *testing.T) {
+		// A role with verify_required: its certificates carry the option,
+		// which this release's ssh-keygen shows and its sshd accepts for a
+		// key that is not a security key (for sk keys it demands a PIN).
+		key, cert := sshca(t, caHome).SignUser(work, "--role", "pin", "--id", "pin-e2e")
+		if v, ok := cert.CriticalOptions["verify-required"]; !ok || v != "" {
+			t.Fatalf("critical options %q, want verify-required", cert.CriticalOptions)
+		}
+		out, err := exec.Command(rel.Keygen, "-L", "-f", key+"-cert.pub").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "verify-required") {
+			t.Fatalf("%s -L: %v\n%s", rel.Keygen, err, out)
+		}
+		res := login(t, key, "")
+		if !res.OK {
+			t.Fatalf("verify-required certificate of an ed25519 key refused: exit %d\nstderr: %s\nsshd: %s", res.ExitCode, res.Stderr, res.ServerLog)
 		}
 	})
 

@@ -124,6 +124,7 @@ func FuzzDecide(f *testing.F) {
 			switch {
 			case k == OptionSourceAddress && v == strings.Join(role.SourceAddress, ",") && len(role.SourceAddress) > 0:
 			case k == OptionForceCommand && v == role.ForceCommand && v != "":
+			case k == OptionVerifyRequired && v == "" && role.VerifyRequired:
 			default:
 				t.Fatalf("critical option %q=%q not from the role", k, v)
 			}

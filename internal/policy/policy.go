@@ -66,8 +66,9 @@ const MaxPrincipals = 256
 
 // Critical option names that a role can grant.
 const (
-	OptionForceCommand  = "force-command"
-	OptionSourceAddress = "source-address"
+	OptionForceCommand   = "force-command"
+	OptionSourceAddress  = "source-address"
+	OptionVerifyRequired = "verify-required"
 )
 
 // Rule names carried by DenyError.Rule. They are stable machine names meant
@@ -119,6 +120,11 @@ type Role struct {
 	// ForceCommand becomes the force-command critical option when not
 	// empty (user roles only).
 	ForceCommand string `yaml:"force_command,omitempty"`
+	// VerifyRequired becomes the verify-required critical option (user
+	// roles only): sshd then accepts the certificate of a FIDO (sk) key
+	// only with signatures that assert user verification (a PIN or a
+	// biometric), not a touch alone; other key types ignore it.
+	VerifyRequired bool `yaml:"verify_required,omitempty"`
 	// Allow lists the people (users and groups of the identity provider)
 	// who may use the role through the service; API tokens are scoped to
 	// roles when they are created, and the admin at the CLI may use all.
@@ -464,6 +470,9 @@ func roleOptions(name string, role Role, g *Grant) *DenyError {
 			return deny(RuleBadRole, "role %s has an invalid force command", quote(name))
 		}
 		g.CriticalOptions[OptionForceCommand] = role.ForceCommand
+	}
+	if role.VerifyRequired {
+		g.CriticalOptions[OptionVerifyRequired] = ""
 	}
 	for _, e := range role.Extensions {
 		if e == "" || charProblem(e) != "" {
