@@ -13,9 +13,12 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/opensshtest"
+	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/sshdtest"
 	"github.com/sshca/sshca/internal/testkit"
+	"github.com/sshca/sshca/internal/testkit/testhome"
 )
 
 // skDummy returns OpenSSH's software security key (regress/misc/sk-dummy,
@@ -172,5 +175,73 @@ func TestSKDummyOpenSSH(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestSKVerifyRequiredAtSSHD: a role with verify_required puts the
+// verify-required option into the certificates sshca issues, and a real
+// sshd of each release then refuses the certificate of a security key
+// whose signatures assert only presence (a touch), and accepts the one of
+// a key made with verify-required, whose signatures assert verification
+// (OpenSSH's sk-dummy sets the flags the key asks for).
+func TestSKVerifyRequiredAtSSHD(t *testing.T) {
+	provider := skDummy(t)
+	h := testhome.New(t, `backdate: 5m
+roles:
+  pin:
+    type: user
+    principals: [role-pin]
+    max_ttl: 1h
+    verify_required: true
+`, testhome.Options{})
+	userCA, err := ca.ActiveKey(t.Context(), h.Store, "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range opensshtest.All(t) {
+		t.Run(f.Name, func(t *testing.T) {
+			dir := t.TempDir()
+			srv := sshdtest.Start(t, sshdtest.Config{OpenSSH: f, TrustedUserCAKeys: []string{strings.TrimSpace(userCA.PublicKey)},
+				Principals: map[string][]string{currentUser(t): {"role-pin"}}})
+			for _, tc := range []struct {
+				name string
+				opts []string
+				ok   bool
+			}{
+				{"touch-only", nil, false},
+				{"verified", []string{"-O", "verify-required"}, true},
+			} {
+				path := filepath.Join(dir, tc.name)
+				args := append([]string{"-q", "-t", "ed25519-sk", "-w", provider, "-N", "", "-f", path}, tc.opts...)
+				if b, err := exec.Command(f.Keygen, args...).CombinedOutput(); err != nil {
+					t.Fatalf("ssh-keygen: %v\n%s", err, b)
+				}
+				pubData, err := os.ReadFile(path + ".pub")
+				if err != nil {
+					t.Fatal(err)
+				}
+				pub, _, _, _, err := ssh.ParseAuthorizedKey(pubData)
+				if err != nil {
+					t.Fatal(err)
+				}
+				cert, err := h.Authority.Sign(t.Context(), ca.Request{Type: policy.UserCert, Role: "pin", KeyID: tc.name, PublicKey: pub, Caller: ca.Admin("test")})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := cert.CriticalOptions["verify-required"]; !ok {
+					t.Fatalf("critical options %q lack verify-required", cert.CriticalOptions)
+				}
+				if err := os.WriteFile(path+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				res := srv.Login(t, sshdtest.LoginOptions{IdentityFile: path, Options: []string{"SecurityKeyProvider=" + provider}})
+				if res.OK != tc.ok {
+					t.Fatalf("%s: login ok=%v, want %v\nstderr: %s\nsshd: %s", tc.name, res.OK, tc.ok, res.Stderr, res.ServerLog)
+				}
+				if !tc.ok && !strings.Contains(res.ServerLog, "verif") {
+					t.Errorf("%s: sshd refused for another reason:\n%s", tc.name, res.ServerLog)
+				}
+			}
+		})
 	}
 }
