@@ -89,10 +89,29 @@ const (
 //
 // plus n/100 key IDs, and max(10, n/10^4) plain keys revoked by key and as
 // many by SHA-256 fingerprint (`hash:`).
-func newKRLWorkload(n int) (*krlWorkload, error) {
+func newKRLWorkload(n int) (*krlWorkload, error) { return newKRLMix(n, krlMixed) }
+
+// krlMix is the share of the revoked serials in each pattern, in percent
+// (the rest is in long ranges); name labels its rows ("" for the default).
+type krlMix struct {
+	name           string
+	scatter, batch int
+}
+
+// The workloads: the default mix of a real fleet, and the two extremes
+// issue 17 asks about (each keeps a little of every pattern, so that every
+// probe has something to probe).
+var (
+	krlMixed        = krlMix{scatter: 15, batch: 35}
+	krlRangeHeavy   = krlMix{name: "range-heavy", scatter: 2, batch: 3}
+	krlScatterHeavy = krlMix{name: "scatter-heavy", scatter: 90, batch: 5}
+)
+
+// newKRLMix is newKRLWorkload with the shares of mix.
+func newKRLMix(n int, mix krlMix) (*krlWorkload, error) {
 	rng := mrand.New(mrand.NewPCG(uint64(n), 0x5eed))
 	w := &krlWorkload{serials: n}
-	nScatter, nBatch := n*15/100, n*35/100
+	nScatter, nBatch := n*mix.scatter/100, n*mix.batch/100
 	nRange := n - nScatter - nBatch
 
 	seen := make(map[uint64]bool, nScatter)
@@ -626,6 +645,7 @@ func krlCompare(out []byte, probes []krlProbe) string {
 
 // krlScaleResult is what the report needs from one scale.
 type krlScaleResult struct {
+	mix                      string // "" for the default workload
 	n, lines, rounds         int
 	keygen, lib, libSpec, cl krlTimes
 	keygenRSS, clRSS         int64
@@ -678,7 +698,7 @@ func runKRL(ctx context.Context, o *options) ([]section, error) {
 	var lastWorkload *krlWorkload
 	for _, n := range b.scales {
 		o.logf("krl: %d revoked serials", n)
-		r, w, err := krlScale(ctx, o, b, dir, homes, n, ca, otherCA, caPub, &gen)
+		r, w, err := krlScale(ctx, o, b, dir, homes, n, krlMixed, ca, otherCA, caPub, &gen)
 		if err != nil {
 			return nil, fmt.Errorf("%s serials: %w", krlGroup(int64(n)), err)
 		}
@@ -702,6 +722,26 @@ func runKRL(ctx context.Context, o *options) ([]section, error) {
 		gen.Checks = append(gen.Checks, check{Name: fmt.Sprintf("`sshca krl` builds the KRL of %s serials in under 256 MiB", scale),
 			OK: false, Detail: "not measured: " + last.importErr})
 	}
+	// The extremes at the largest size: never slower than ssh-keygen -k.
+	if !o.Short {
+		for _, mix := range []krlMix{krlRangeHeavy, krlScatterHeavy} {
+			o.logf("krl: %d revoked serials, %s", last.n, mix.name)
+			r, _, err := krlScale(ctx, o, b, dir, homes, last.n, mix, ca, otherCA, caPub, &gen)
+			if err != nil {
+				return nil, fmt.Errorf("%s serials, %s: %w", krlGroup(int64(last.n)), mix.name, err)
+			}
+			results = append(results, r)
+			kg := r.keygen.median()
+			never := func(name string, t krlTimes) check {
+				return check{Name: fmt.Sprintf("%s: %s is never slower than ssh-keygen -k", r.label(), name), Timing: true,
+					OK: t.median() <= kg, Detail: fmt.Sprintf("%.2f× (%s against %s)", float64(kg)/float64(t.median()), krlDur(t.median()), krlDur(kg))}
+			}
+			gen.Checks = append(gen.Checks, never("the library (ParseSpec+Apply+Marshal of the spec)", r.libSpec))
+			if r.imported {
+				gen.Checks = append(gen.Checks, never("`sshca krl --out` (from the store)", r.cl))
+			}
+		}
+	}
 	gen.Notes = append(gen.Notes, krlGenNotes(b, results, onTmpfs)...)
 
 	// The cost of checking keys against the largest KRL.
@@ -710,6 +750,15 @@ func runKRL(ctx context.Context, o *options) ([]section, error) {
 		return nil, err
 	}
 	return []section{gen, chk}, nil
+}
+
+// label names a result's row group: its size, and its workload unless the
+// default.
+func (r *krlScaleResult) label() string {
+	if r.mix == "" {
+		return krlScaleName(r.n)
+	}
+	return krlScaleName(r.n) + " " + r.mix
 }
 
 func krlScaleName(n int) string {
@@ -725,12 +774,12 @@ func krlScaleName(n int) string {
 }
 
 // krlScale measures one workload size and appends its rows and checks.
-func krlScale(ctx context.Context, o *options, b krlBounds, dir, homes string, n int, ca, otherCA ssh.Signer, caPub string, sec *section) (*krlScaleResult, *krlWorkload, error) {
-	w, err := newKRLWorkload(n)
+func krlScale(ctx context.Context, o *options, b krlBounds, dir, homes string, n int, mix krlMix, ca, otherCA ssh.Signer, caPub string, sec *section) (*krlScaleResult, *krlWorkload, error) {
+	w, err := newKRLMix(n, mix)
 	if err != nil {
 		return nil, nil, err
 	}
-	sd := filepath.Join(dir, fmt.Sprint(n))
+	sd := filepath.Join(dir, fmt.Sprint(n)+mix.name)
 	if err := os.MkdirAll(sd, 0o755); err != nil {
 		return nil, nil, err
 	}
@@ -742,12 +791,12 @@ func krlScale(ctx context.Context, o *options, b krlBounds, dir, homes string, n
 	if err != nil {
 		return nil, nil, err
 	}
-	r := &krlScaleResult{n: n, lines: len(w.ops),
+	r := &krlScaleResult{mix: mix.name, n: n, lines: len(w.ops),
 		libKRL: filepath.Join(sd, "library.krl"), clKRL: filepath.Join(sd, "sshca.krl")}
 	theirs := filepath.Join(sd, "ssh-keygen.krl")
 
 	// The store import: once, outside the comparison, bounded in time.
-	home := filepath.Join(homes, fmt.Sprint(n))
+	home := filepath.Join(homes, fmt.Sprint(n)+mix.name)
 	defer os.RemoveAll(home)
 	if _, err := krlExec(ctx, b.cmdLimit, nil, o.SSHCA, "--home", home, "init"); err != nil {
 		return nil, nil, err
@@ -827,7 +876,7 @@ func krlScale(ctx context.Context, o *options, b krlBounds, dir, homes string, n
 	}
 
 	// Loadability and verdicts: OpenSSH is the oracle.
-	name := krlScaleName(n)
+	name := r.label()
 	r.keygenLoads = krlLoads(ctx, o, b.cmdLimit, theirs, probes)
 	why := krlLoads(ctx, o, b.cmdLimit, r.libKRL, probes)
 	sec.Checks = append(sec.Checks, check{Name: name + ": OpenSSH loads sshca's KRL (library) and agrees on every probe",
@@ -857,6 +906,9 @@ func krlScale(ctx context.Context, o *options, b krlBounds, dir, homes string, n
 	kg := r.keygen.median()
 	rel := func(t krlTimes) string { return fmt.Sprintf("%.1f×", float64(kg)/float64(t.median())) }
 	serials, lines := krlGroup(int64(n)), krlGroup(int64(r.lines))
+	if mix.name != "" {
+		serials += " (" + mix.name + ")"
+	}
 	keygenSize := krlGroup(int64(r.keygenSize)) + " B"
 	if r.keygenLoads != "" {
 		keygenSize += " (does not load)"
@@ -887,7 +939,7 @@ func krlWhy(why string, n int) string {
 func krlGenNotes(b krlBounds, rs []*krlScaleResult, onTmpfs bool) []string {
 	rounds := make([]string, len(rs))
 	for i, r := range rs {
-		rounds[i] = fmt.Sprintf("%s: %d", krlScaleName(r.n), r.rounds)
+		rounds[i] = fmt.Sprintf("%s: %d", r.label(), r.rounds)
 	}
 	notes := []string{
 		"Workload (seeded, the same in every run): of the revoked serials, 15% scattered single serials below 2^40 " +
@@ -895,7 +947,10 @@ func krlGenNotes(b krlBounds, rs []*krlScaleResult, onTmpfs bool) []string {
 			"`serial: A-B` runs, batches 5,000–20,000 apart), 50% in 45 long ranges (compromised issuing windows); plus " +
 			"1 key ID per 100 serials, and max(10, n/10^4) plain keys revoked by `key:` and as many by `hash: SHA256:...`. " +
 			"Lines are shuffled, as a file appended over the years would be. The spec file is written once, outside the timers, " +
-			"and is the input of both `ssh-keygen -k -s ca.pub` and `sshca revoke --spec FILE --spec-ca ca.pub`.",
+			"and is the input of both `ssh-keygen -k -s ca.pub` and `sshca revoke --spec FILE --spec-ca ca.pub`. " +
+			fmt.Sprintf("In long mode the largest size also runs the two extremes: %s (%d%% scattered, %d%% in batches, the rest in "+
+				"the long ranges) and %s (%d%%, %d%%, the rest in ranges).", krlRangeHeavy.name, krlRangeHeavy.scatter, krlRangeHeavy.batch,
+				krlScatterHeavy.name, krlScatterHeavy.scatter, krlScatterHeavy.batch),
 		fmt.Sprintf("Each round runs every tool once in turn, so that they share the machine's noise; a cell is the median over "+
 			"the rounds (at most %d, no new round after %s; rounds per scale: %s). Process times include start-up and "+
 			"exit; peak RSS is the process's ru_maxrss. The library rows build the same revocations in-process and write "+
@@ -911,11 +966,11 @@ func krlGenNotes(b krlBounds, rs []*krlScaleResult, onTmpfs bool) []string {
 	}
 	for _, r := range rs {
 		if r.keygenLoads != "" {
-			notes = append(notes, fmt.Sprintf("At %s serials, ssh-keygen's own KRL does not load in OpenSSH: %s.", krlScaleName(r.n), r.keygenLoads))
+			notes = append(notes, fmt.Sprintf("At %s serials, ssh-keygen's own KRL does not load in OpenSSH: %s.", r.label(), r.keygenLoads))
 		}
 		if !r.imported {
 			notes = append(notes, fmt.Sprintf("At %s serials the store import (`sshca revoke --spec`, %s lines) did not finish within %s, "+
-				"so `sshca krl` was not measured at this size: %s.", krlScaleName(r.n), krlGroup(int64(r.lines)), b.importLimit, r.importErr))
+				"so `sshca krl` was not measured at this size: %s.", r.label(), krlGroup(int64(r.lines)), b.importLimit, r.importErr))
 		}
 	}
 	notes = append(notes, "Load average at the end of the generation runs: "+loadAvg()+".")
@@ -969,7 +1024,7 @@ func krlCheckSection(ctx context.Context, o *options, b krlBounds, dir string, r
 			agree += "sshca krl check: " + why + "; "
 		}
 		sec.Rows = append(sec.Rows, []string{
-			fmt.Sprintf("%s serials, %s B", krlScaleName(r.n), krlGroup(int64(max(r.clSize, r.libSize)))),
+			fmt.Sprintf("%s serials, %s B", r.label(), krlGroup(int64(max(r.clSize, r.libSize)))),
 			fmt.Sprint(len(set)),
 			krlDur(kg.median()), krlDur(sc.median()),
 			fmt.Sprintf("%.2f× (%d rounds)", float64(sc.median())/float64(kg.median()), rounds)})
