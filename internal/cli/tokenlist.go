@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/api"
-	"github.com/sshca/sshca/internal/store"
 )
 
 func newTokenListCommand() *command {
@@ -37,31 +36,18 @@ func newTokenListCommand() *command {
 			if asJSON {
 				out := make([]api.Token, len(toks))
 				for i, t := range toks {
-					out[i] = tokenJSON(t, tokenStatus(t, now))
+					out[i] = tokenJSON(t, t.Status(now))
 				}
 				return printJSON(e, out...)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ID\tNAME\tKIND\tROLES\tPRINCIPALS\tEXPIRES\tSTATUS")
 			for _, t := range toks {
-				status := tokenStatus(t, now)
+				status := t.Status(now)
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Kind, strings.Join(t.Roles, ","), strings.Join(t.Principals, ","),
 					t.ExpiresAt.UTC().Format(time.RFC3339), status)
 			}
 			return tw.Flush()
 		},
 	}
-}
-
-// tokenStatus is active, revoked, expired or used.
-func tokenStatus(t store.Token, now time.Time) string {
-	switch {
-	case !t.RevokedAt.IsZero():
-		return "revoked"
-	case !now.Before(t.ExpiresAt):
-		return "expired"
-	case !t.UsedAt.IsZero():
-		return "used"
-	}
-	return "active"
 }

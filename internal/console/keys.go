@@ -79,18 +79,6 @@ type tokenRow struct {
 	Status string
 }
 
-func tokenStatus(t store.Token, now time.Time) string {
-	switch {
-	case !t.RevokedAt.IsZero():
-		return "revoked"
-	case !now.Before(t.ExpiresAt):
-		return "expired"
-	case !t.UsedAt.IsZero():
-		return "used"
-	}
-	return "active"
-}
-
 func (c *Console) tokensPage(w http.ResponseWriter, r *http.Request, s *session) error {
 	return c.renderTokens(w, r, s, http.StatusOK, nil)
 }
@@ -104,7 +92,7 @@ func (c *Console) renderTokens(w http.ResponseWriter, r *http.Request, s *sessio
 	show := r.URL.Query().Get("show")
 	var rows []tokenRow
 	for _, t := range toks {
-		st := tokenStatus(t, now)
+		st := t.Status(now)
 		if show != "all" && st != "active" {
 			continue
 		}

@@ -30,6 +30,20 @@ type Token struct {
 	UsedAt     time.Time // enroll tokens: when consumed
 }
 
+// Status is what a listing says of t at now: revoked, expired, used or
+// active (in that order: a revoked token that also expired was revoked).
+func (t Token) Status(now time.Time) string {
+	switch {
+	case !t.RevokedAt.IsZero():
+		return "revoked"
+	case !now.Before(t.ExpiresAt):
+		return "expired"
+	case !t.UsedAt.IsZero():
+		return "used"
+	}
+	return "active"
+}
+
 // Host is what a server's agent last reported.
 type Host struct {
 	Name           string // the host's primary name (first principal of its certificate)
