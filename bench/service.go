@@ -325,16 +325,55 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 type svcVerifier struct {
 	subj    *loadSubjects
 	checker *ssh.CertChecker
+	tally
+}
+
+// tally counts the verified responses of a server and their serials.
+type tally struct {
 	serials map[uint64]bool
 	sent    int
 	ok      int
 	errs    []error
 }
 
+// addAll verifies the bodies of one run with verify (in parallel: ed25519
+// verification is the cost) and records their serials, refusing one seen
+// before.
+func (t *tally) addAll(r *loadResult, verify func(loadBody) (uint64, error)) {
+	if t.serials == nil {
+		t.serials = map[uint64]bool{}
+	}
+	t.sent += r.Sent
+	serials := make([]uint64, len(r.Received))
+	errs := make([]error, len(r.Received))
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < len(r.Received); i = int(next.Add(1) - 1) {
+				serials[i], errs[i] = verify(r.Received[i])
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		switch {
+		case err != nil:
+			t.errs = append(t.errs, err)
+		case t.serials[serials[i]]:
+			t.errs = append(t.errs, fmt.Errorf("serial %d issued twice", serials[i]))
+		default:
+			t.serials[serials[i]] = true
+			t.ok++
+		}
+	}
+}
+
 func newSvcVerifier(subj *loadSubjects, caKeys []ssh.PublicKey) *svcVerifier {
 	return &svcVerifier{
-		subj:    subj,
-		serials: map[uint64]bool{},
+		subj: subj,
 		checker: &ssh.CertChecker{IsUserAuthority: func(auth ssh.PublicKey) bool {
 			for _, k := range caKeys {
 				if bytes.Equal(k.Marshal(), auth.Marshal()) {
@@ -346,36 +385,8 @@ func newSvcVerifier(subj *loadSubjects, caKeys []ssh.PublicKey) *svcVerifier {
 	}
 }
 
-// add verifies the bodies of one run (in parallel: ed25519 verification is
-// the cost) and records their serials.
-func (v *svcVerifier) add(r *loadResult) {
-	v.sent += r.Sent
-	serials := make([]uint64, len(r.Received))
-	errs := make([]error, len(r.Received))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(r.Received); i = int(next.Add(1) - 1) {
-				serials[i], errs[i] = v.verify(r.Received[i])
-			}
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		switch {
-		case err != nil:
-			v.errs = append(v.errs, err)
-		case v.serials[serials[i]]:
-			v.errs = append(v.errs, fmt.Errorf("serial %d issued twice", serials[i]))
-		default:
-			v.serials[serials[i]] = true
-			v.ok++
-		}
-	}
-}
+// add verifies the bodies of one run and records their serials.
+func (v *svcVerifier) add(r *loadResult) { v.addAll(r, v.verify) }
 
 func (v *svcVerifier) verify(b loadBody) (uint64, error) {
 	var resp api.CertResponse

@@ -636,46 +636,18 @@ func (s *stepcaCA) replayCheck(ctx context.Context, b *stepcaBatch) check {
 type stepcaVerifier struct {
 	subj    *loadSubjects
 	checker *ssh.CertChecker
-	serials map[uint64]bool
-	sent    int
-	ok      int
-	errs    []error
+	tally
 }
 
 func newStepcaVerifier(subj *loadSubjects, userCA ssh.PublicKey) *stepcaVerifier {
 	want := userCA.Marshal()
-	return &stepcaVerifier{subj: subj, serials: map[uint64]bool{}, checker: &ssh.CertChecker{
+	return &stepcaVerifier{subj: subj, checker: &ssh.CertChecker{
 		IsUserAuthority: func(auth ssh.PublicKey) bool { return bytes.Equal(auth.Marshal(), want) },
 	}}
 }
 
 func (v *stepcaVerifier) add(r *loadResult, b *stepcaBatch) {
-	v.sent += r.Sent
-	serials := make([]uint64, len(r.Received))
-	errs := make([]error, len(r.Received))
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1) - 1); i < len(r.Received); i = int(next.Add(1) - 1) {
-				serials[i], errs[i] = v.verify(r.Received[i], b)
-			}
-		}()
-	}
-	wg.Wait()
-	for i, err := range errs {
-		switch {
-		case err != nil:
-			v.errs = append(v.errs, err)
-		case v.serials[serials[i]]:
-			v.errs = append(v.errs, fmt.Errorf("serial %d issued twice", serials[i]))
-		default:
-			v.serials[serials[i]] = true
-			v.ok++
-		}
-	}
+	v.addAll(r, func(lb loadBody) (uint64, error) { return v.verify(lb, b) })
 }
 
 func (v *stepcaVerifier) verify(lb loadBody, b *stepcaBatch) (uint64, error) {
