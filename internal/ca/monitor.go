@@ -9,13 +9,11 @@ import (
 
 // MonitorStore is what Monitor reads.
 type MonitorStore interface {
-	KRLStore
-	store.StatsStore
+	StatusStore      // revocations and CA keys
+	store.StatsStore // CA expiries and generation stats
 	// EachCert streams the certificates f selects (memory does not grow
 	// with their number).
 	EachCert(ctx context.Context, f store.CertFilter, fn func(store.CertRecord) error) error
-	ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error)
-	GenerationStats(ctx context.Context, caType string) (map[string]store.GenerationStat, error)
 	ListHosts(ctx context.Context) ([]store.Host, error)
 	KRLVersion(ctx context.Context, caType string) (uint64, error)
 }
