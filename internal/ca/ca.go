@@ -439,7 +439,7 @@ func (a *Authority) Sign(ctx context.Context, req Request) (*ssh.Certificate, er
 		}
 		item := store.BatchItem{Cert: p.rec, Event: p.ev, TokenID: req.tokenID()}
 		if rx != nil {
-			item.CheckRevocations, item.RevocationsAt, item.Probe = true, rx.version, revocationProbe(p.cert)
+			item.CheckRevocations, item.RevocationsAt, item.Probe = true, rx.version, func() store.RevocationProbe { return revocationProbe(p.cert) }
 		}
 		err = a.commits.commit(ctx, a.Store, item)
 		switch {
@@ -641,7 +641,7 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 		if p.rec != nil {
 			items[i].TokenID = p.req.tokenID()
 			if rx := b.rxs[p.rec.CAType]; rx != nil {
-				items[i].CheckRevocations, items[i].RevocationsAt, items[i].Probe = true, rx.version, revocationProbe(p.cert)
+				items[i].CheckRevocations, items[i].RevocationsAt, items[i].Probe = true, rx.version, func() store.RevocationProbe { return revocationProbe(p.cert) }
 			}
 		}
 	}

@@ -49,10 +49,11 @@ type revokedCache struct {
 // the store's current KRL version (one query while nothing was revoked, a
 // scan of the key and key ID revocations when something was); without, the
 // cached index when there is one, with no query: the service's issuance
-// path, whose records carry the version they were checked at and are
-// refused inside the recording transaction if it moved on
-// (store.ErrRevocationsChanged), upon which Sign asks again with fresh. A
-// store that cannot list revocations gives nil: nothing is checked.
+// path, whose records carry the version they were checked at; if it moved
+// on, the recording transaction looks up whether a revocation now covers the
+// certificate and then refuses it (store.ErrRevocationsChanged), upon which
+// Sign asks again with fresh. A store that cannot list revocations gives
+// nil: nothing is checked.
 func (a *Authority) revokedIndexOf(ctx context.Context, caType string, fresh bool) (*revokedIndex, error) {
 	ks, ok := a.Store.(KRLStore)
 	if !ok {

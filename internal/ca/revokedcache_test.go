@@ -87,7 +87,7 @@ func TestRecordingRecheckIsPrecise(t *testing.T) {
 		c := &store.CertRecord{Serial: serial, CAType: "user", CAFingerprint: caFP, KeyID: p.KeyID, Principals: []string{"x"},
 			ValidAfter: time.Now(), ValidBefore: time.Now().Add(time.Hour), SubjectFingerprint: ssh.FingerprintSHA256(subject), Cert: "body"}
 		errs, err := st.CommitBatch(ctx, []store.BatchItem{{Cert: c, Event: audit.Entry{Time: time.Now(), Actor: "test", Action: audit.ActionIssue, Outcome: "ok"},
-			CheckRevocations: true, RevocationsAt: at, Probe: p}})
+			CheckRevocations: true, RevocationsAt: at, Probe: func() store.RevocationProbe { return p }}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -55,13 +55,14 @@ type BatchItem struct {
 	// CheckRevocations, when set, says that issuance checked Cert's subject
 	// key and key ID against the key and key ID revocations of Cert.CAType as
 	// of KRL version RevocationsAt. If that CA type's KRL version differs
-	// inside the transaction, the revocations are asked again for Probe, and
+	// inside the transaction, the revocations are asked again for Probe() —
+	// computed only then, off the common path —, and
 	// the item is refused (ErrRevocationsChanged) if one now covers it: a
 	// revocation committed meanwhile is never missed, and one of something
 	// else never refuses the item.
 	CheckRevocations bool
 	RevocationsAt    uint64
-	Probe            RevocationProbe
+	Probe            func() RevocationProbe
 }
 
 // RevocationProbe is what would revoke a certificate being recorded, in

@@ -257,7 +257,7 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 				}
 				if v != it.RevocationsAt {
 					// Something was revoked since the check: is it this?
-					p := it.Probe
+					p := it.Probe()
 					var n int
 					err := s.queryRowCached(ctx, tx, probeRevokedSQL, c.CAType, store.RevokeKey, p.KeyLine, c.CAType, store.RevokeSHA256, p.SHA256,
 						c.CAType, store.RevokeSHA1, p.SHA1, c.CAType, store.RevokeKeyID, p.KeyID, p.CALine).Scan(&n)
