@@ -47,6 +47,25 @@ roles:
 // svcClients are the concurrency levels, in order.
 var svcClients = []int{1, 8, 32}
 
+// svcLevels returns svcClients, or for diagnostics (a profile of one level)
+// the levels SSHCA_BENCH_CLIENTS names, comma-separated.
+func svcLevels() []int {
+	v := os.Getenv("SSHCA_BENCH_CLIENTS")
+	if v == "" {
+		return svcClients
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return svcClients
+	}
+	return out
+}
+
 // Targets (see the notes of the section).
 const (
 	svcTargetRefRatio = 0.25                   // SQLite@32 ÷ raw two-core SignCert rate
@@ -191,7 +210,7 @@ func svcSection(o *options, ref float64, workers int, refTime time.Duration, bac
 				return &b.Levels[i]
 			}
 		}
-		return nil
+		return &svcMeasurement{Clients: clients} // a level SSHCA_BENCH_CLIENTS left out: zeros
 	}
 	sq := backends[0]
 	sq32, sq8 := level(sq, 32), level(sq, 8)
@@ -306,7 +325,7 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 	caKeys []ssh.PublicKey, maxN int, maxTime time.Duration) (*svcBackendResult, error) {
 	res := &svcBackendResult{Name: name}
 	v := newSvcVerifier(subj, caKeys)
-	for _, c := range svcClients {
+	for _, c := range svcLevels() {
 		m, r, err := svcLevel(ctx, o, "service: "+name+",", name, c, target, srv, maxN, maxTime)
 		if err != nil {
 			return nil, fmt.Errorf("%d clients: %w", c, err)

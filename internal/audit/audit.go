@@ -52,10 +52,15 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 func ComputeHash(e Entry) string {
 	e.Hash = ""
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
-	b, err := json.Marshal(e)
-	if err != nil {
-		// Entry holds only strings, numbers and a time; Marshal cannot fail.
-		panic(fmt.Sprintf("audit: marshal entry: %v", err))
+	var buf [1024]byte
+	b, ok := appendHashJSON(buf[:0], &e)
+	if !ok {
+		var err error
+		if b, err = json.Marshal(e); err != nil {
+			// Entry holds only strings, numbers and a time; Marshal fails
+			// only on a time beyond what RFC 3339 can write.
+			panic(fmt.Sprintf("audit: marshal entry: %v", err))
+		}
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])

@@ -177,6 +177,16 @@ func fieldsOf(t reflect.Type) []field {
 // rowColumns lists the non-zero exported fields of row in declaration
 // order, each with the digest of its name and canonical value.
 func rowColumns(row any) []column {
+	if c, ok := row.(*CertRecord); ok && c != nil {
+		if cols, ok := certColumns(c); ok {
+			return cols
+		}
+	}
+	return reflectColumns(row)
+}
+
+// reflectColumns is rowColumns for any row type.
+func reflectColumns(row any) []column {
 	v := reflect.ValueOf(row)
 	for v.Kind() == reflect.Pointer {
 		if v.IsNil() {

@@ -1,0 +1,91 @@
+package store
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+var sealStrings = []string{"", "deploy", "<&>", "quote \" back \\", "\x00\x1f\x7f", "bad \xff utf8", "\u2028\u2029", "🔑 ключ", "tab\tnl\n"}
+
+func randomSealString(r *rand.Rand) string {
+	if r.IntN(2) == 0 {
+		return sealStrings[r.IntN(len(sealStrings))]
+	}
+	b := make([]byte, r.IntN(30))
+	for i := range b {
+		b[i] = byte(r.IntN(256))
+	}
+	return string(b)
+}
+
+func randomSealTime(r *rand.Rand) time.Time {
+	switch r.IntN(5) {
+	case 0:
+		return time.Time{}
+	case 1:
+		return time.Unix(0, 0) // zero instant in a location: not the zero value
+	case 2:
+		return time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).In(time.FixedZone("x", 3600*r.IntN(12)))
+	}
+	return time.Unix(r.Int64N(1<<34), r.Int64N(1e9)).UTC()
+}
+
+func randomSealStrings(r *rand.Rand) []string {
+	switch r.IntN(3) {
+	case 0:
+		return nil
+	case 1:
+		return []string{}
+	}
+	out := make([]string, 1+r.IntN(4))
+	for i := range out {
+		out[i] = randomSealString(r)
+	}
+	return out
+}
+
+// TestCertColumnsMatchReflection holds issuance's seal of a certificate
+// row equal to the generic one, which audit verify recomputes from rows.
+func TestCertColumnsMatchReflection(t *testing.T) {
+	// A field added to either type must be added to certColumns too.
+	if n := reflect.TypeFor[CertRecord]().NumField(); n != 14 {
+		t.Fatalf("CertRecord has %d fields; certColumns knows 14", n)
+	}
+	if n := reflect.TypeFor[Lineage]().NumField(); n != 8 {
+		t.Fatalf("Lineage has %d fields; appendLineageJSON knows 8", n)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 20000 {
+		c := CertRecord{Lineage: Lineage{}}
+		if i%4 != 0 {
+			c = CertRecord{Serial: r.Uint64() >> r.IntN(64), CAType: randomSealString(r), CAFingerprint: randomSealString(r), Role: randomSealString(r),
+				KeyID: randomSealString(r), Principals: randomSealStrings(r), ValidAfter: randomSealTime(r), ValidBefore: randomSealTime(r),
+				SubjectFingerprint: randomSealString(r), SubjectType: randomSealString(r), Requester: randomSealString(r), IssuedAt: randomSealTime(r),
+				Cert: randomSealString(r)}
+		}
+		if i%3 != 0 {
+			c.Lineage = Lineage{Caller: randomSealString(r), Identity: randomSealString(r), Groups: randomSealStrings(r), MFA: r.IntN(2) == 0,
+				AuthTime: randomSealTime(r), TokenID: randomSealString(r), Origin: uint64(r.IntN(3)), Renews: uint64(r.IntN(3))}
+		}
+		got, ok := certColumns(&c)
+		if !ok {
+			t.Fatalf("certColumns refused %#v", c)
+		}
+		if want := reflectColumns(&c); !slices.Equal(got, want) {
+			t.Fatalf("record %#v:\n got %v\nwant %v", c, got, want)
+		}
+		if SealRow(&c) != SealRow(c) {
+			t.Fatalf("record %#v: pointer and value seal differently", c)
+		}
+	}
+	far := CertRecord{Serial: 1, Lineage: Lineage{AuthTime: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}}
+	if _, ok := certColumns(&far); ok {
+		t.Fatal("certColumns took an authentication time beyond year 9999")
+	}
+	if !slices.Equal(rowColumns(&far), reflectColumns(&far)) {
+		t.Fatal("rowColumns of a far authentication time differs from the generic path")
+	}
+}
