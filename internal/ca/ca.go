@@ -554,7 +554,34 @@ type Batch struct {
 	rxs   map[string]*revokedIndex // by CA type, the revocations checked
 }
 
+// RuleBatchUnsupported refuses, in SignMany and PrepareMany, a request
+// that only Sign (or Renew) decides completely.
+const RuleBatchUnsupported = "batch-unsupported"
+
+// notBatchable says why req must go through Sign alone, or nil. The batch
+// path decides with prepare only; Sign does more for some requests —
+// verifies a TOTP code (which then counts as a second factor), spends a
+// single-use enrollment token, carries a renewal's lineage — and a batch
+// that took such a request would skip that step.
+func notBatchable(req Request) error {
+	var msg string
+	switch {
+	case req.TOTP != "":
+		msg = "a request with a TOTP code is decided alone, not in a batch: send it by itself"
+	case req.Caller.Kind == policy.CallerEnroll:
+		msg = "an enrollment token obtains one certificate, by a request of its own, not in a batch"
+	case req.renew != nil || req.lineage != nil:
+		msg = "a renewal is decided alone, not in a batch"
+	default:
+		return nil
+	}
+	return &policy.DenyError{Rule: RuleBatchUnsupported, Msg: msg}
+}
+
 // PrepareMany checks and signs reqs (see SignMany) without recording them.
+// A request that Sign would treat beyond the access decision — one with a
+// TOTP code, from an enrollment token, a renewal — is refused with rule
+// RuleBatchUnsupported (recorded like every denial), never signed.
 func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
 	b := &Batch{a: a, preps: make([]*prepared, len(reqs)), errs: make([]error, len(reqs))}
 	keys := map[string]store.CAKey{}
@@ -576,7 +603,12 @@ func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, er
 	// Policy checks on every CPU too: each is small, but a batch has thousands.
 	_ = parallel(len(reqs), func(i int) error {
 		req := reqs[i]
-		p, rule, err := a.prepare(ctx, req, keys[CAType(req.Type)], rxs[CAType(req.Type)])
+		// First of all: the batch must not skip a step of Sign.
+		rule, err := RuleBatchUnsupported, notBatchable(req)
+		var p *prepared
+		if err == nil {
+			p, rule, err = a.prepare(ctx, req, keys[CAType(req.Type)], rxs[CAType(req.Type)])
+		}
 		if err != nil {
 			b.errs[i] = err
 			b.preps[i] = &prepared{req: req, ev: a.denial(req, rule, err)}
@@ -630,12 +662,15 @@ func (b *Batch) Signed() []*ssh.Certificate {
 
 // Commit records the batch — certificates and denials — and returns a
 // certificate or an error for each request, in order; err is set when
-// nothing could be recorded.
+// nothing could be recorded. A certificate whose API token was revoked or
+// expired since the decision is refused (ErrTokenInvalid) and that denial
+// recorded, as Sign does.
 func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error) {
 	a := b.a
 	certs := make([]*ssh.Certificate, len(b.preps))
 	errs := slices.Clone(b.errs)
 	items := make([]store.BatchItem, len(b.preps))
+	var refused []int // refused at recording: the token is no longer valid
 	for i, p := range b.preps {
 		items[i] = store.BatchItem{Cert: p.rec, Event: p.ev}
 		if p.rec != nil {
@@ -654,6 +689,23 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 		for j, e := range cerrs {
 			if e != nil && errs[lo+j] == nil {
 				errs[lo+j] = fmt.Errorf("ca: record certificate: %w", e)
+				if errors.Is(e, store.ErrTokenInvalid) {
+					// Revoked or expired since authentication: a refusal,
+					// recorded as Sign records it.
+					errs[lo+j] = fmt.Errorf("ca: %w", e)
+					refused = append(refused, lo+j)
+				}
+			}
+		}
+	}
+	if len(refused) > 0 {
+		denials := make([]store.BatchItem, len(refused))
+		for k, i := range refused {
+			denials[k] = store.BatchItem{Event: a.denial(b.preps[i].req, "token-invalid", errs[i])}
+		}
+		if _, err := a.Store.CommitBatch(ctx, denials); err != nil {
+			for _, i := range refused {
+				errs[i] = errors.Join(errs[i], fmt.Errorf("ca: record denial: %w", err))
 			}
 		}
 	}
