@@ -79,6 +79,25 @@ func decodeStrict(data []byte, v any) error {
 	if err := checkText(data); err != nil {
 		return err
 	}
+	if !fastCheck(data, rv.Type().Elem()) {
+		if err := scanStrict(data, rv.Type().Elem()); err != nil {
+			return err
+		}
+	}
+	// The pre-scan has checked every key against the exact field names, so
+	// encoding/json's case-insensitive matching can no longer pick a field
+	// the client did not name; DisallowUnknownFields is a second lock.
+	d := json.NewDecoder(bytes.NewReader(data))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return &decodeError{msg: strings.TrimPrefix(err.Error(), "json: "), err: err}
+	}
+	return nil
+}
+
+// scanStrict is the token scan: it refuses what DecodeStrict refuses
+// beyond encoding/json, and words why.
+func scanStrict(data []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // scalars are skipped: no need to convert numbers
 	s := &scanner{dec: dec}
@@ -89,19 +108,11 @@ func decodeStrict(data []byte, v any) error {
 	if tok == nil {
 		return errorf("the body is null; want a JSON value")
 	}
-	if err := s.value(tok, rv.Type().Elem()); err != nil {
+	if err := s.value(tok, t); err != nil {
 		return err
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return errorf("data after the JSON value (offset %d)", dec.InputOffset())
-	}
-	// The pre-scan has checked every key against the exact field names, so
-	// encoding/json's case-insensitive matching can no longer pick a field
-	// the client did not name; DisallowUnknownFields is a second lock.
-	d := json.NewDecoder(bytes.NewReader(data))
-	d.DisallowUnknownFields()
-	if err := d.Decode(v); err != nil {
-		return &decodeError{msg: strings.TrimPrefix(err.Error(), "json: "), err: err}
 	}
 	return nil
 }
@@ -197,7 +208,7 @@ func (s *scanner) value(tok json.Token, t reflect.Type) error {
 	if len(s.path) >= MaxNesting {
 		return errorf("nested deeper than %d at %s", MaxNesting, s.where())
 	}
-	t = shape(t)
+	t = cachedShape(t)
 	switch d {
 	case '{':
 		return s.object(t)
@@ -230,7 +241,7 @@ func (s *scanner) object(t reflect.Type) error {
 	if t != nil {
 		switch t.Kind() {
 		case reflect.Struct:
-			fields = structFields(t)
+			fields = cachedFields(t)
 		case reflect.Map:
 			elem = t.Elem()
 		}
