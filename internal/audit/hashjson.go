@@ -43,27 +43,32 @@ func appendHashJSON(b []byte, e *Entry) (_ []byte, ok bool) {
 		b = AppendJSONString(b, e.Reason)
 	}
 	if len(e.Details) > 0 {
-		keys := make([]string, 0, len(e.Details))
-		for k := range e.Details {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		b = append(b, `,"details":{`...)
-		for i, k := range keys {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendJSONString(b, k)
-			b = append(b, ':')
-			b = AppendJSONString(b, e.Details[k])
-		}
-		b = append(b, '}')
+		b = AppendMapJSON(append(b, `,"details":`...), e.Details)
 	}
 	b = append(b, `,"prev_hash":`...)
 	b = AppendJSONString(b, e.PrevHash)
 	b = append(b, `,"hash":`...)
 	b = AppendJSONString(b, e.Hash)
 	return append(b, '}'), true
+}
+
+// AppendMapJSON appends what encoding/json.Marshal writes for a non-nil m:
+// an object with the keys sorted.
+func AppendMapJSON(b []byte, m map[string]string) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(AppendJSONString(b, k), ':')
+		b = AppendJSONString(b, m[k])
+	}
+	return append(b, '}')
 }
 
 const hexDigits = "0123456789abcdef"

@@ -66,6 +66,32 @@ func certColumns(c *CertRecord) (_ []column, ok bool) {
 	return cols, true
 }
 
+// AppendLineageJSON appends what encoding/json.Marshal writes for l; ok is
+// false (and nothing appended) for an authentication time RFC 3339 cannot
+// write, which Marshal refuses.
+func AppendLineageJSON(b []byte, l *Lineage) (_ []byte, ok bool) {
+	if y := l.AuthTime.Year(); !l.AuthTime.IsZero() && (y < 0 || y > 9999) {
+		return b, false
+	}
+	return appendLineageJSON(b, l), true
+}
+
+// AppendStringsJSON appends what encoding/json.Marshal writes for ss
+// (null for a nil slice).
+func AppendStringsJSON(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = audit.AppendJSONString(b, s)
+	}
+	return append(b, ']')
+}
+
 // appendLineageJSON appends what encoding/json.Marshal writes for l.
 func appendLineageJSON(b []byte, l *Lineage) []byte {
 	b = append(b, '{')
@@ -83,14 +109,7 @@ func appendLineageJSON(b []byte, l *Lineage) []byte {
 	}
 	if len(l.Groups) > 0 {
 		sep()
-		b = append(b, `"groups":[`...)
-		for i, g := range l.Groups {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = audit.AppendJSONString(b, g)
-		}
-		b = append(b, ']')
+		b = AppendStringsJSON(append(b, `"groups":`...), l.Groups)
 	}
 	if l.MFA {
 		sep()

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"encoding/json"
 	"math/rand/v2"
 	"reflect"
 	"slices"
@@ -87,5 +88,29 @@ func TestCertColumnsMatchReflection(t *testing.T) {
 	}
 	if !slices.Equal(rowColumns(&far), reflectColumns(&far)) {
 		t.Fatal("rowColumns of a far authentication time differs from the generic path")
+	}
+}
+
+// TestAppendersMatchMarshal: the column encodings issuance writes without
+// reflection are the bytes encoding/json writes (principals, lineage).
+func TestAppendersMatchMarshal(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 20000 {
+		ss := randomSealStrings(r)
+		want, _ := json.Marshal(ss)
+		if got := AppendStringsJSON(nil, ss); string(got) != string(want) {
+			t.Fatalf("strings %q: got %s want %s", ss, got, want)
+		}
+		l := Lineage{Caller: randomSealString(r), Identity: randomSealString(r), Groups: randomSealStrings(r), MFA: r.IntN(2) == 0,
+			AuthTime: randomSealTime(r), TokenID: randomSealString(r), Origin: uint64(r.IntN(3)), Renews: uint64(r.IntN(3))}
+		want, err := json.Marshal(l)
+		got, ok := AppendLineageJSON(nil, &l)
+		if err != nil || !ok || string(got) != string(want) {
+			t.Fatalf("lineage %#v: got %s (%v) want %s (%v)", l, got, ok, want, err)
+		}
+	}
+	far := Lineage{Identity: "x", AuthTime: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, ok := AppendLineageJSON(nil, &far); ok {
+		t.Fatal("AppendLineageJSON took a year beyond 9999")
 	}
 }

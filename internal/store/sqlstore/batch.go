@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -315,10 +314,7 @@ func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRec
 		certs = certs[n:]
 		args := make([]any, 0, 14*n)
 		for _, c := range chunk {
-			princ, err := json.Marshal(c.Principals)
-			if err != nil {
-				return nil, fmt.Errorf("store: encode principals: %w", err)
-			}
+			princ := store.AppendStringsJSON(nil, c.Principals)
 			lin, err := encodeLineage(c.Lineage)
 			if err != nil {
 				return nil, err

@@ -204,8 +204,7 @@ func detailsJSON(d map[string]string) string {
 	if len(d) == 0 {
 		return ""
 	}
-	b, _ := json.Marshal(d)
-	return string(b)
+	return string(audit.AppendMapJSON(make([]byte, 0, 512), d))
 }
 
 // appendAudit seals ev after the current head and inserts it, inside tx.
@@ -343,6 +342,9 @@ func encodeLineage(l store.Lineage) (string, error) {
 		return "", nil
 	}
 	l.AuthTime = l.AuthTime.UTC().Truncate(time.Microsecond)
+	if b, ok := store.AppendLineageJSON(make([]byte, 0, 160), &l); ok {
+		return string(b), nil
+	}
 	b, err := json.Marshal(l)
 	if err != nil {
 		return "", fmt.Errorf("store: encode lineage: %w", err)
