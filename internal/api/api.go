@@ -24,6 +24,42 @@ type CertRequest struct {
 	ValidBefore string `json:"valid_before,omitempty"`
 }
 
+// MaxBatch is the most requests one batch (POST /v1/certs/user/batch,
+// /v1/certs/host/batch) may carry.
+const MaxBatch = 1000
+
+// BatchCertRequest asks for many certificates of one type in one request:
+// each element is decided, signed and audited as the same CertRequest sent
+// alone would be, except that a request needing a step of its own (a
+// "totp" code, an enrollment token) is not accepted in a batch.
+type BatchCertRequest struct {
+	Requests []CertRequest `json:"requests"` // 1 to MaxBatch
+}
+
+// BatchCertResponse answers a BatchCertRequest: one result per request, in
+// the order asked.
+type BatchCertResponse struct {
+	Results []BatchResult `json:"results"`
+	// RequestID names the service request; each certificate's own
+	// request_id (and key ID) adds the index of its element: "<id>.<i>".
+	RequestID string `json:"request_id"`
+}
+
+// BatchResult is one element's outcome: the certificate object (the same
+// the single endpoint returns) or, when refused, only Error.
+type BatchResult struct {
+	*Certificate
+	Error *BatchError `json:"error,omitempty"`
+}
+
+// BatchError is a refused element of a batch: the status, code and message
+// that the single endpoint would have answered for it alone.
+type BatchError struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
 // Challenge is a one-time nonce for renewal by proof of possession.
 type Challenge struct {
 	Challenge string    `json:"challenge"` // base64url

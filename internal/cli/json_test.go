@@ -28,6 +28,8 @@ import (
 // gives after "Go type:".
 var schemaTypes = map[string]reflect.Type{
 	"api.Certificate":        reflect.TypeFor[api.Certificate](),
+	"api.BatchCertResponse":  reflect.TypeFor[api.BatchCertResponse](),
+	"api.BatchError":         reflect.TypeFor[api.BatchError](),
 	"api.Revocation":         reflect.TypeFor[api.Revocation](),
 	"api.RevocationResponse": reflect.TypeFor[api.RevocationResponse](),
 	"api.KRLResult":          reflect.TypeFor[api.KRLResult](),

@@ -140,6 +140,46 @@ func (c *Client) RequestCert(ctx context.Context, typ string, req api.CertReques
 	return &out, cert, nil
 }
 
+// CertResult is the outcome of one request of a batch: the certificate, or
+// Err (an *APIError with the status and code the single request would have
+// got) when the service refused that request.
+type CertResult struct {
+	Response *api.CertResponse
+	Cert     *ssh.Certificate
+	Err      error
+}
+
+// RequestCerts asks for certificates of the given type ("user" or "host")
+// in one batch request (at most api.MaxBatch). The service decides each
+// request as it would decide it alone; the results are in request order. A
+// non-nil error means the batch as a whole was refused (an *APIError: bad
+// element, rate limit, credential) or not answered, and nothing was issued.
+func (c *Client) RequestCerts(ctx context.Context, typ string, reqs []api.CertRequest) ([]CertResult, error) {
+	var out api.BatchCertResponse
+	if _, _, err := c.do(ctx, http.MethodPost, "/v1/certs/"+typ+"/batch", api.BatchCertRequest{Requests: reqs}, &out, nil); err != nil {
+		return nil, err
+	}
+	if len(out.Results) != len(reqs) {
+		return nil, fmt.Errorf("client: batch of %d answered with %d results [request %s]", len(reqs), len(out.Results), out.RequestID)
+	}
+	res := make([]CertResult, len(reqs))
+	for i, r := range out.Results {
+		switch {
+		case r.Error != nil:
+			res[i].Err = &APIError{Status: r.Error.Status, Message: r.Error.Message, Code: r.Error.Code, RequestID: out.RequestID}
+		case r.Certificate == nil:
+			return nil, fmt.Errorf("client: batch result %d has neither a certificate nor an error [request %s]", i, out.RequestID)
+		default:
+			cert, err := ParseCert([]byte(r.Certificate.Certificate))
+			if err != nil {
+				return nil, fmt.Errorf("client: batch result %d: %w", i, err)
+			}
+			res[i].Response, res[i].Cert = r.Certificate, cert
+		}
+	}
+	return res, nil
+}
+
 // ParseCert parses a certificate line.
 func ParseCert(line []byte) (*ssh.Certificate, error) {
 	pub, _, _, rest, err := ssh.ParseAuthorizedKey(bytes.TrimSpace(line))

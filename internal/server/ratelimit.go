@@ -24,8 +24,15 @@ func newRateLimiter(n int, window time.Duration, now func() time.Time) *rateLimi
 }
 
 // allow takes one token from id's bucket.
-func (l *rateLimiter) allow(id string) bool {
-	if l.n <= 0 {
+func (l *rateLimiter) allow(id string) bool { return l.allowN(id, 1) }
+
+// burst is the most tokens one call can take (0: unlimited).
+func (l *rateLimiter) burst() int { return int(l.n) }
+
+// allowN takes n tokens from id's bucket at once, or none when fewer are
+// left: a batch of n requests counts as n.
+func (l *rateLimiter) allowN(id string, n int) bool {
+	if l.n <= 0 || n <= 0 {
 		return true
 	}
 	l.mu.Lock()
@@ -52,9 +59,9 @@ func (l *rateLimiter) allow(id string) bool {
 	if b.tokens > l.n {
 		b.tokens = l.n
 	}
-	if b.tokens < 1 {
+	if b.tokens < float64(n) {
 		return false
 	}
-	b.tokens--
+	b.tokens -= float64(n)
 	return true
 }

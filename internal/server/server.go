@@ -107,6 +107,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	s.route(mux, "POST /v1/certs/user", "certs_user", s.handleUserCert)
 	s.route(mux, "POST /v1/certs/host", "certs_host", s.handleHostCert)
+	s.route(mux, "POST /v1/certs/user/batch", "certs_user_batch", s.handleUserCertBatch)
+	s.route(mux, "POST /v1/certs/host/batch", "certs_host_batch", s.handleHostCertBatch)
 	s.route(mux, "POST /v1/certs/renew/challenge", "renew_challenge", s.handleChallenge)
 	s.route(mux, "POST /v1/certs/renew", "renew", s.handleRenew)
 	s.route(mux, "POST /v1/revocations", "revocations", s.handleRevocation)
@@ -260,7 +262,23 @@ func badRequest(code, format string, a ...any) error {
 // writeError maps an error to a status and a short public message. This is
 // the one place where domain errors meet HTTP.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, msg, code := http.StatusInternalServerError, "internal error", "internal"
+	status, msg, code := publicError(err)
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="sshca"`)
+	}
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "60")
+	}
+	if code == "oidc-unavailable" {
+		w.Header().Set("Retry-After", retryAfterOIDC)
+	}
+	writeJSON(w, status, api.Error{Error: msg, Code: code, RequestID: RequestID(r.Context())})
+}
+
+// publicError is the status, public message and code of err, as an error
+// response (or a refused element of a batch) shows it.
+func publicError(err error) (status int, msg, code string) {
+	status, msg, code = http.StatusInternalServerError, "internal error", "internal"
 	var he *httpError
 	var de *policy.DenyError
 	var ke *ca.KeyError
@@ -285,16 +303,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		status, msg, code = http.StatusServiceUnavailable, "request cancelled", "cancelled"
 	}
-	if status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="sshca"`)
-	}
-	if status == http.StatusTooManyRequests {
-		w.Header().Set("Retry-After", "60")
-	}
-	if code == "oidc-unavailable" {
-		w.Header().Set("Retry-After", retryAfterOIDC)
-	}
-	writeJSON(w, status, api.Error{Error: msg, Code: code, RequestID: RequestID(r.Context())})
+	return status, msg, code
 }
 
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
