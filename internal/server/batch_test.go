@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -116,6 +117,22 @@ func TestBatchDecidesEachAsAlone(t *testing.T) {
 	}
 	if len(out.Results) != len(items) {
 		t.Fatalf("%d results for %d requests", len(out.Results), len(items))
+	}
+	// Counted per element, as the single endpoint counts each request.
+	m := f.get("/metrics")
+	for _, re := range []string{
+		`(?m)^sshca_certificates_issued_total\{role="deploy",type="user"\} 4$`,
+		`(?m)^sshca_requests_denied_total\{reason="role-not-allowed",role="other"\} 1$`,
+		`(?m)^sshca_requests_denied_total\{reason="role-not-allowed",role="servers"\} 1$`,
+		`(?m)^sshca_requests_denied_total\{reason="principal-not-allowed",role="deploy"\} 1$`,
+		`(?m)^sshca_requests_denied_total\{reason="bad-key",role="deploy"\} 1$`,
+		`(?m)^sshca_requests_denied_total\{reason="unknown-role",role="unknown"\} 1$`,
+		`(?m)^sshca_requests_denied_total\{reason="ttl-exceeds-max",role="deploy"\} 1$`,
+		`(?m)^sshca_http_request_duration_seconds_count\{route="certs_user_batch",status="200"\} 1$`,
+	} {
+		if !regexp.MustCompile(re).Match(m.body) {
+			t.Errorf("/metrics lacks %s", re)
+		}
 	}
 	caKey := f.userCA(t)
 	checker := ssh.CertChecker{IsUserAuthority: func(k ssh.PublicKey) bool { return bytes.Equal(k.Marshal(), caKey.Marshal()) }}
