@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/policy"
@@ -138,5 +140,68 @@ func TestSignManyTokenRevokedMeanwhile(t *testing.T) {
 	}
 	if recs, _ := st.ListCerts(ctx, store.CertFilter{}); len(recs) != 0 {
 		t.Errorf("%d certificates recorded, want none", len(recs))
+	}
+}
+
+// revokeBeforeCommit is a store that revokes a key just before the first
+// transaction recording a certificate: a revocation that comes in between
+// a batch's check and its recording.
+type revokeBeforeCommit struct {
+	ca.Store
+	krl  ca.RevocationStore
+	key  ssh.PublicKey
+	done bool
+}
+
+func (s *revokeBeforeCommit) EachRevocation(ctx context.Context, caType string, fn func(store.Revocation) error) error {
+	return s.krl.EachRevocation(ctx, caType, fn)
+}
+
+func (s *revokeBeforeCommit) KRLVersion(ctx context.Context, caType string) (uint64, error) {
+	return s.krl.KRLVersion(ctx, caType)
+}
+
+func (s *revokeBeforeCommit) CommitBatch(ctx context.Context, items []store.BatchItem) ([]error, error) {
+	if !s.done && len(items) > 0 && items[0].Cert != nil {
+		s.done = true
+		if _, err := ca.Revoke(ctx, s.krl, ca.Revocation{CAType: "user", Key: s.key, Actor: "test", Force: true}, time.Now()); err != nil {
+			return nil, err
+		}
+	}
+	return s.Store.CommitBatch(ctx, items)
+}
+
+// TestSignManyRevokedMeanwhile: a key revoked between SignMany's check and
+// its recording is not a failure to record: as in Sign, the request is
+// decided again, and the revocation now refuses it — a recorded denial
+// naming the rule — while the rest of the batch is issued once.
+func TestSignManyRevokedMeanwhile(t *testing.T) {
+	ctx := t.Context()
+	_, k, _ := ed25519.GenerateKey(rand.Reader)
+	a, st := newAuthority(t, filepath.Join(t.TempDir(), "db"), k)
+	revoked := testKey(t)
+	a.Store = &revokeBeforeCommit{Store: a.Store, krl: st.(ca.RevocationStore), key: revoked}
+	reqs := []ca.Request{
+		{Type: policy.UserCert, Role: "deploy", KeyID: "doomed", PublicKey: revoked, Caller: ca.Admin("test")},
+		{Type: policy.UserCert, Role: "deploy", KeyID: "fine", PublicKey: testKey(t), Caller: ca.Admin("test")},
+	}
+	certs, errs, err := a.SignMany(ctx, reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var de *policy.DenyError
+	if certs[0] != nil || !errors.As(errs[0], &de) || de.Rule != "revoked-key" {
+		t.Fatalf("revoked meanwhile: cert %v, err %v; want a revoked-key denial", certs[0], errs[0])
+	}
+	if certs[1] == nil || errs[1] != nil {
+		t.Fatalf("other request: %v", errs[1])
+	}
+	recs, _ := st.ListCerts(ctx, store.CertFilter{})
+	if len(recs) != 1 || recs[0].KeyID != "fine" {
+		t.Fatalf("recorded %+v; want only the other certificate", recs)
+	}
+	denies, _ := st.AuditEntries(ctx, store.AuditFilter{Action: audit.ActionDeny})
+	if len(denies) != 1 || !strings.HasPrefix(denies[0].Reason, "revoked-key: ") || denies[0].KeyID != "doomed" {
+		t.Fatalf("denials %+v; want one revoked-key denial of doomed", denies)
 	}
 }

@@ -530,17 +530,52 @@ func AuditRole(roles map[string]policy.Role, name string) string {
 	return fmt.Sprintf("unknown:%q", name)
 }
 
-// SignMany signs a batch of requests (the CLI's batch mode): serials are
-// reserved in one block, certificates signed on every CPU, and all records —
-// certificates and denials alike — written in one transaction. It returns a
-// certificate or an error for each request, in order; err is set when
-// nothing could be recorded.
+// SignMany signs a batch of requests (the CLI's batch mode, the service's
+// batch endpoints): serials are reserved in one block, certificates signed
+// on every CPU, and all records — certificates and denials alike — written
+// in one transaction. It returns a certificate or an error for each
+// request, in order; err is set when nothing could be recorded. As in
+// Sign, a certificate refused at recording because the CA key rotated or a
+// revocation came in meanwhile is decided and signed again (with a fresh
+// serial), so a revocation that now covers it is a recorded denial.
 func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certificate, []error, error) {
-	b, err := a.PrepareMany(ctx, reqs)
-	if err != nil {
-		return nil, nil, err
+	certs := make([]*ssh.Certificate, len(reqs))
+	errs := make([]error, len(reqs))
+	todo := make([]int, len(reqs))
+	for i := range todo {
+		todo[i] = i
 	}
-	return b.Commit(ctx)
+	for attempt := 1; len(todo) > 0; attempt++ {
+		sub := make([]Request, len(todo))
+		for j, i := range todo {
+			sub[j] = reqs[i]
+		}
+		b, err := a.PrepareMany(ctx, sub)
+		var cs []*ssh.Certificate
+		var es []error
+		if err == nil {
+			cs, es, err = b.Commit(ctx)
+		}
+		if err != nil {
+			if attempt == 1 {
+				return nil, nil, err
+			}
+			// What the first attempt recorded stands; the rest failed.
+			for _, i := range todo {
+				errs[i] = err
+			}
+			break
+		}
+		var again []int
+		for j, i := range todo {
+			certs[i], errs[i] = cs[j], es[j]
+			if attempt < maxSignAttempts && (errors.Is(es[j], store.ErrCAKeyNotActive) || errors.Is(es[j], store.ErrRevocationsChanged)) {
+				again = append(again, i)
+			}
+		}
+		todo = again
+	}
+	return certs, errs, nil
 }
 
 // Batch is SignMany cut in two: its certificates are signed, with serials
