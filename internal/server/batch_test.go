@@ -3,6 +3,9 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,6 +20,7 @@ import (
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/server"
 	"github.com/sshca/sshca/internal/store"
 	"github.com/sshca/sshca/internal/testkit"
 )
@@ -425,4 +429,47 @@ func TestBatchRevokedToken(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestBatchFull: a batch of api.MaxBatch elements, each as large as a
+// usual request gets (an RSA-4096 key, a TTL, two principals), fits the
+// body limit and is issued whole: distinct serials, one audit entry each.
+func TestBatchFull(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, fixtureOptions{})
+	tok := f.roleToken("ci-full", "deploy")
+	rk, err := rsa.GenerateKey(rand.Reader, 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(&rk.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := testkit.AuthorizedKey(pub) + " runner@build-farm-0001.ci.example.com"
+	b := api.BatchCertRequest{Requests: make([]api.CertRequest, api.MaxBatch)}
+	for i := range b.Requests {
+		b.Requests[i] = api.CertRequest{PublicKey: line, Role: "deploy", Principals: []string{"ci", "role-deploy"}, TTL: "45m"}
+	}
+	body, err := json.Marshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) > server.MaxBatchBodyBytes/2 {
+		t.Fatalf("a full batch of usual requests is %d bytes, too close to the limit %d", len(body), server.MaxBatchBodyBytes)
+	}
+	r, out := f.batch("user", tok, body)
+	if out == nil {
+		t.Fatalf("full batch: %d %s", r.status, r.err.Error)
+	}
+	serials := map[uint64]bool{}
+	for i, res := range out.Results {
+		if res.Certificate == nil || serials[res.Certificate.Serial] {
+			t.Fatalf("element %d: %+v", i, res)
+		}
+		serials[res.Certificate.Serial] = true
+	}
+	if got := len(f.auditOf(t, out.RequestID)); got != api.MaxBatch {
+		t.Errorf("audit entries for %d elements, want %d", got, api.MaxBatch)
+	}
 }
