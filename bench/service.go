@@ -48,11 +48,15 @@ roles:
 var svcClients = []int{1, 8, 32}
 
 // svcLevels returns svcClients, or for diagnostics (a profile of one level)
-// the levels SSHCA_BENCH_CLIENTS names, comma-separated.
+// the levels SSHCA_BENCH_CLIENTS names, comma-separated ("batch": none,
+// only the batch endpoint's).
 func svcLevels() []int {
 	v := os.Getenv("SSHCA_BENCH_CLIENTS")
 	if v == "" {
 		return svcClients
+	}
+	if v == "batch" {
+		return nil
 	}
 	var out []int
 	for _, f := range strings.Split(v, ",") {
@@ -109,13 +113,14 @@ func svcLevel(ctx context.Context, o *options, logPrefix, name string, clients i
 type svcMeasurement struct {
 	Backend   string
 	Clients   int
-	N         int
+	Batch     int     // keys per request (the batch endpoint); 0 for one
+	N         int     // certificates
 	Rate      float64 // certificates per second
 	P50       time.Duration
 	P99       time.Duration
 	P999      time.Duration
 	ServerCPU float64 // µs of sshca serve CPU per certificate
-	ClientCPU float64 // µs of this process's CPU per request
+	ClientCPU float64 // µs of this process's CPU per request (per certificate for batches)
 	PeakRSS   int64   // bytes, VmHWM of sshca serve after this level
 }
 
@@ -194,7 +199,11 @@ func svcSection(o *options, ref float64, workers int, refTime time.Duration, bac
 	var peak int64
 	for _, b := range backends {
 		for _, m := range b.Levels {
-			sec.Rows = append(sec.Rows, []string{m.Backend, strconv.Itoa(m.Clients), strconv.Itoa(m.N),
+			clients := strconv.Itoa(m.Clients)
+			if m.Batch > 0 {
+				clients = fmt.Sprintf("%d × batch of %d keys", m.Clients, m.Batch)
+			}
+			sec.Rows = append(sec.Rows, []string{m.Backend, clients, strconv.Itoa(m.N),
 				fmt.Sprintf("%.0f", m.Rate), ms(m.P50), ms(m.P99), ms(m.P999),
 				fmt.Sprintf("%.0f", m.ServerCPU), fmt.Sprintf("%.0f", m.ClientCPU),
 				fmt.Sprintf("%.1f", float64(m.PeakRSS)/(1<<20))})
@@ -206,7 +215,7 @@ func svcSection(o *options, ref float64, workers int, refTime time.Duration, bac
 
 	level := func(b *svcBackendResult, clients int) *svcMeasurement {
 		for i := range b.Levels {
-			if b.Levels[i].Clients == clients {
+			if b.Levels[i].Clients == clients && b.Levels[i].Batch == 0 {
 				return &b.Levels[i]
 			}
 		}
@@ -225,6 +234,18 @@ func svcSection(o *options, ref float64, workers int, refTime time.Duration, bac
 			OK:     sq8.P99 < svcTargetP99,
 			Detail: fmt.Sprintf("p99 %s ms", ms(sq8.P99))},
 	)
+	for _, m := range sq.Levels {
+		if m.Batch == 0 {
+			continue
+		}
+		sec.Checks = append(sec.Checks,
+			check{Name: fmt.Sprintf("SQLite, batch endpoint (%d clients × %d keys): ≥ 25%% of the raw two-core SignCert rate", m.Clients, m.Batch), Timing: true,
+				OK:     m.Rate >= svcTargetRefRatio*ref,
+				Detail: fmt.Sprintf("%.0f certs/s = %.1f%% of %.0f signatures/s", m.Rate, 100*m.Rate/ref, ref)},
+			check{Name: fmt.Sprintf("SQLite, batch endpoint (%d clients × %d keys): server CPU per certificate < 100 µs", m.Clients, m.Batch), Timing: true,
+				OK:     m.ServerCPU < float64(svcTargetCPU.Microseconds()),
+				Detail: fmt.Sprintf("%.0f µs", m.ServerCPU)})
+	}
 	if len(backends) > 1 {
 		pg32 := level(backends[1], 32)
 		sec.Checks = append(sec.Checks, check{Name: "PostgreSQL, 32 clients: within 1.5× of SQLite's throughput", Timing: true,
@@ -250,6 +271,11 @@ func svcSection(o *options, ref float64, workers int, refTime time.Duration, bac
 		"Server CPU µs/cert: utime+stime of the `sshca serve` process (/proc/PID/stat, 10 ms ticks) over the timed phase ÷ " +
 			"certificates; PostgreSQL's own processes are not counted. Load-gen CPU µs/req: getrusage(RUSAGE_SELF) of the " +
 			"whole bench process ÷ requests. Peak RSS: VmHWM of `sshca serve` after the level (it includes the levels before).",
+		fmt.Sprintf("Batch rows: the batch endpoint (`POST /v1/certs/user/batch`), %d clients each with one request of %d keys in flight "+
+			"(the same subject keys and role, one decision, signature, record and audit entry per key, the whole request recorded "+
+			"in one transaction); certs/s and CPU per certificate, latency per request, load-gen CPU per certificate. The 25%% and "+
+			"100 µs targets are the one-key API's; the batch rows say what automation that asks for many certificates at once gets.",
+			svcBatchClients, svcBatchKeys),
 		"PostgreSQL ratio: PostgreSQL@32 certs/s ÷ SQLite@32 certs/s. RSS target: the largest VmHWM of any level.",
 		"Load average when the suite ended: " + loadAvg() + " (the load generator and the server share the machine's CPUs).",
 	}
@@ -308,7 +334,12 @@ func svcRunBackend(ctx context.Context, o *options, name, db string, subj *loadS
 		return nil, err
 	}
 	o.logf("service: %s: sshca serve (pid %d) on %s, log %s", name, srv.pid, srv.addr, logPath)
-	res, runErr := svcMeasure(ctx, o, name, srv, newLoadTarget(srv.addr, srv.fingerprint, token, "/v1/certs/user", subj),
+	batch, err := newBatchTarget(srv.addr, srv.fingerprint, token, subj, svcBatchKeys)
+	if err != nil {
+		srv.stop()
+		return nil, err
+	}
+	res, runErr := svcMeasure(ctx, o, name, srv, newLoadTarget(srv.addr, srv.fingerprint, token, "/v1/certs/user", subj), batch,
 		subj, caKeys, maxN, maxTime)
 	if err := srv.stop(); err != nil && runErr == nil {
 		runErr = err
@@ -321,7 +352,7 @@ func svcRunBackend(ctx context.Context, o *options, name, db string, subj *loadS
 
 // svcMeasure runs every level against a started server and verifies what
 // came back.
-func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, target *loadTarget, subj *loadSubjects,
+func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, target, batch *loadTarget, subj *loadSubjects,
 	caKeys []ssh.PublicKey, maxN int, maxTime time.Duration) (*svcBackendResult, error) {
 	res := &svcBackendResult{Name: name}
 	v := newSvcVerifier(subj, caKeys)
@@ -332,6 +363,14 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 		}
 		res.Levels = append(res.Levels, m)
 		v.add(r)
+	}
+	if batch != nil {
+		m, r, err := svcBatchLevel(ctx, o, name, batch, srv, maxN, maxTime)
+		if err != nil {
+			return nil, err
+		}
+		res.Levels = append(res.Levels, m)
+		v.addMany(r, svcBatchKeys, func(b loadBody) ([]uint64, error) { return v.verifyBatch(b, svcBatchKeys) })
 	}
 	res.Verified = v.verdict(name)
 	return res, nil
@@ -359,11 +398,19 @@ type tally struct {
 // verification is the cost) and records their serials, refusing one seen
 // before.
 func (t *tally) addAll(r *loadResult, verify func(loadBody) (uint64, error)) {
+	t.addMany(r, 1, func(b loadBody) ([]uint64, error) {
+		serial, err := verify(b)
+		return []uint64{serial}, err
+	})
+}
+
+// addMany is addAll for responses of per certificates each (batches).
+func (t *tally) addMany(r *loadResult, per int, verify func(loadBody) ([]uint64, error)) {
 	if t.serials == nil {
 		t.serials = map[uint64]bool{}
 	}
-	t.sent += r.Sent
-	serials := make([]uint64, len(r.Received))
+	t.sent += r.Sent * per
+	serials := make([][]uint64, len(r.Received))
 	errs := make([]error, len(r.Received))
 	var next atomic.Int64
 	var wg sync.WaitGroup
@@ -378,13 +425,16 @@ func (t *tally) addAll(r *loadResult, verify func(loadBody) (uint64, error)) {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		switch {
-		case err != nil:
+		if err != nil {
 			t.errs = append(t.errs, err)
-		case t.serials[serials[i]]:
-			t.errs = append(t.errs, fmt.Errorf("serial %d issued twice", serials[i]))
-		default:
-			t.serials[serials[i]] = true
+			continue
+		}
+		for _, s := range serials[i] {
+			if t.serials[s] {
+				t.errs = append(t.errs, fmt.Errorf("serial %d issued twice", s))
+				continue
+			}
+			t.serials[s] = true
 			t.ok++
 		}
 	}
@@ -412,6 +462,11 @@ func (v *svcVerifier) verify(b loadBody) (uint64, error) {
 	if err := json.Unmarshal(b.Body, &resp); err != nil {
 		return 0, fmt.Errorf("response body: %w: %.200q", err, b.Body)
 	}
+	return v.check(&resp, b.Key)
+}
+
+// check verifies one certificate object answered for subject key.
+func (v *svcVerifier) check(resp *api.CertResponse, key int) (uint64, error) {
 	pub, _, _, rest, err := ssh.ParseAuthorizedKey([]byte(resp.Certificate))
 	if err != nil || len(bytes.TrimSpace(rest)) > 0 {
 		return 0, fmt.Errorf("certificate line %.100q does not parse (%v)", resp.Certificate, err)
@@ -422,7 +477,7 @@ func (v *svcVerifier) verify(b loadBody) (uint64, error) {
 		return 0, fmt.Errorf("response %s holds a plain key, not a certificate", resp.RequestID)
 	case cert.CertType != ssh.UserCert:
 		return 0, fmt.Errorf("certificate %d is not a user certificate", cert.Serial)
-	case !bytes.Equal(cert.Key.Marshal(), v.subj.Keys[b.Key].Marshal()):
+	case !bytes.Equal(cert.Key.Marshal(), v.subj.Keys[key].Marshal()):
 		return 0, fmt.Errorf("certificate %d certifies another key than the one sent", cert.Serial)
 	case cert.Serial != resp.Serial || cert.Serial == 0:
 		return 0, fmt.Errorf("certificate serial %d, response says %d", cert.Serial, resp.Serial)
@@ -440,7 +495,7 @@ func (v *svcVerifier) verdict(backend string) check {
 	}
 	if len(v.errs) == 0 {
 		c.OK = true
-		c.Detail = fmt.Sprintf("%d certificates (warm-ups included) for %d requests: each parses, certifies the key sent, "+
+		c.Detail = fmt.Sprintf("%d certificates (warm-ups included) for %d asked: each parses, certifies the key sent, "+
 			"is signed by the user CA and valid for %s; all serials distinct", v.ok, v.sent, svcPrincipal)
 		return c
 	}
