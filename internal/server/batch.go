@@ -3,10 +3,8 @@ package server
 import (
 	"errors"
 	"fmt"
-	"mime"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/sshca/sshca/internal/api"
@@ -45,7 +43,7 @@ func (s *Server) handleCertBatch(w http.ResponseWriter, r *http.Request, t polic
 		return s.denyRequest(r, c, "", "rate-limited", &httpError{status: http.StatusTooManyRequests, code: "rate-limited", msg: "too many requests; slow down"})
 	}
 	var req api.BatchCertRequest
-	if err := decodeBatchJSON(w, r, &req); err != nil {
+	if err := decodeJSONUpTo(w, r, &req, MaxBatchBodyBytes); err != nil {
 		return s.denyRequest(r, c, "", ruleOf(err), err)
 	}
 	n := len(req.Requests)
@@ -167,20 +165,4 @@ func atElement(i int, err error) error {
 		return &cp
 	}
 	return fmt.Errorf("requests[%d]: %w", i, err)
-}
-
-// decodeBatchJSON is decodeJSON with the batch's body limit.
-func decodeBatchJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return &httpError{status: http.StatusUnsupportedMediaType, code: "bad-content-type", msg: "Content-Type must be application/json"}
-	}
-	if err := api.DecodeStrict(http.MaxBytesReader(w, r.Body, MaxBatchBodyBytes), v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return &httpError{status: http.StatusRequestEntityTooLarge, code: "too-large", msg: fmt.Sprintf("request body over %d bytes", MaxBatchBodyBytes)}
-		}
-		return badRequest("bad-json", "malformed JSON: %s", strings.TrimPrefix(jsonProblem(err), "api: "))
-	}
-	return nil
 }

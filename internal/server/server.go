@@ -319,6 +319,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decodeJSON reads a JSON body strictly: the right content type, a bounded
 // size, no unknown fields, nothing after the object.
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	return decodeJSONUpTo(w, r, v, MaxBodyBytes)
+}
+
+// decodeJSONUpTo is decodeJSON with a body limit of limit bytes.
+func decodeJSONUpTo(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || mt != "application/json" {
 		return &httpError{status: http.StatusUnsupportedMediaType, code: "bad-content-type", msg: "Content-Type must be application/json"}
@@ -327,10 +332,10 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
 	// is a 413 even when its start is malformed, and refuses what
 	// encoding/json lets through: field names in another case, duplicate
 	// keys, trailing data.
-	if err := api.DecodeStrict(http.MaxBytesReader(w, r.Body, MaxBodyBytes), v); err != nil {
+	if err := api.DecodeStrict(http.MaxBytesReader(w, r.Body, limit), v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return &httpError{status: http.StatusRequestEntityTooLarge, code: "too-large", msg: fmt.Sprintf("request body over %d bytes", MaxBodyBytes)}
+			return &httpError{status: http.StatusRequestEntityTooLarge, code: "too-large", msg: fmt.Sprintf("request body over %d bytes", limit)}
 		}
 		return badRequest("bad-json", "malformed JSON: %s", strings.TrimPrefix(jsonProblem(err), "api: "))
 	}
