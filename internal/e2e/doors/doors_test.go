@@ -2,10 +2,12 @@
 // table of callers × roles × requests, run through every door that can
 // carry the caller — the domain entry (ca.Authority.Sign), the HTTPS API
 // (POST /v1/certs/user|host through internal/client), the CLI (`sshca sign`),
-// host enrollment (`sshca host enroll`) and renewal (`sshca login --renew`
+// host enrollment (`sshca host enroll`), renewal (`sshca login --renew`
 // and ca.Authority.Renew, of a certificate obtained under an earlier, more
-// permissive policy) — each checked against an oracle written from the
-// policy text, and against each other.
+// permissive policy) and the batch doors (POST /v1/certs/user|host/batch
+// through client.RequestCerts, and ca.Authority.SignMany; batch_test.go) —
+// each checked against an oracle written from the policy text, and against
+// each other.
 package doors_test
 
 import (
@@ -179,6 +181,11 @@ type runCtx struct {
 	actor  string           // who the certificate's key ID names
 	renews *ssh.Certificate // the certificate a renewal renews
 	s0, s1 snapshot
+	// batch marks one element of a batch: entries are the audit entries
+	// that are its own (the whole batch's when the batch as a whole was
+	// refused), s0 and s1 surround the whole batch.
+	batch   bool
+	entries []audit.Entry
 }
 
 // result is one row through one door.
@@ -251,19 +258,35 @@ func domainOutcome(t *testing.T, cert *ssh.Certificate, err error) outcome {
 // fresh sends r through door under the policy in force.
 func (w *world) fresh(t *testing.T, r row, door string) (outcome, runCtx) {
 	t.Helper()
+	return w.freshWith(t, r, door, nil, nil)
+}
+
+// freshWith is fresh with, when not nil, the API token tok and the TOTP
+// code *code that an earlier run (a refused batch) already presented,
+// instead of new ones: what that run left unspent must still work.
+func (w *world) freshWith(t *testing.T, r row, door string, tok *cred, totpCode *string) (outcome, runCtx) {
+	t.Helper()
 	ctx := context.Background()
 	label := r.name + "." + door
 	keyPath, pub := w.newKey(t, label, door == "cli" || door == "enroll")
 	pubLine := keyLine(pub)
 	x := runCtx{pub: pub}
-	if r.c.kind == "token" || r.c.kind == "enroll" {
+	switch {
+	case tok != nil:
+		x.tok = *tok
+	case r.c.kind == "token" || r.c.kind == "enroll":
 		x.tok = w.freshToken(t, r.c, label)
 	}
 	x.actor = actorOf(r.c, x.tok)
-	if r.c.tokState == "revoked-after-use" {
+	if r.c.tokState == "revoked-after-use" && tok == nil {
 		w.useThenRevoke(t, r, door, x.tok)
 	}
-	code := w.totpCode(r.c)
+	var code string
+	if totpCode != nil {
+		code = *totpCode
+	} else {
+		code = w.totpCode(r.c)
+	}
 	x.s0 = w.snap(t, x.pub)
 	var o outcome
 	switch door {
@@ -326,6 +349,18 @@ func (w *world) useThenRevoke(t *testing.T, r row, door string, tok cred) {
 		cl := *w.client
 		cl.Bearer = tok.secret
 		_, _, err = cl.RequestCert(context.Background(), r.typ, api.CertRequest{PublicKey: keyLine(pub), Role: r.role})
+	case "batch":
+		cl := *w.client
+		cl.Bearer = tok.secret
+		var res []client.CertResult
+		if res, err = cl.RequestCerts(context.Background(), r.typ, []api.CertRequest{{PublicKey: keyLine(pub), Role: r.role}}); err == nil {
+			err = res[0].Err
+		}
+	case "batch-domain":
+		var errs []error
+		if _, errs, err = w.h.Authority.SignMany(context.Background(), []ca.Request{{Caller: w.domainCaller(t, r.c, tok), Type: certType(r.typ), Role: r.role, PublicKey: pub}}); err == nil {
+			err = errs[0]
+		}
 	default:
 		t.Fatalf("no warm-up through %s", door)
 	}
@@ -423,9 +458,12 @@ func (w *world) renew(t *testing.T, rc *renewCase, door string) (outcome, runCtx
 // certificate's content, what changed in the store and the audit log.
 func (w *world) check(t *testing.T, r row, door string, exp verdict, o *outcome, x runCtx, backdate time.Duration) {
 	t.Helper()
-	overHTTP := door == "service" || door == "enroll" || door == "renew"
+	overHTTP := door == "service" || door == "enroll" || door == "renew" || door == "batch"
 	renewal := door == "renew" || door == "renew-domain"
-	entries := w.appended(t, x.s0, x.s1, x.actor, "unauthenticated")
+	entries := x.entries
+	if !x.batch {
+		entries = w.appended(t, x.s0, x.s1, x.actor, "unauthenticated")
+	}
 	issues, denials := only(entries, audit.ActionIssue), only(entries, audit.ActionDeny)
 	if exp.allow {
 		c := o.cert
@@ -443,7 +481,8 @@ func (w *world) check(t *testing.T, r row, door string, exp verdict, o *outcome,
 		}
 		// Serials are unique, not ordered across processes: the CLI
 		// reserves its own blocks.
-		if x.s1.maxSerial != max(x.s0.maxSerial, c.Serial) || x.s1.certs != x.s0.certs+1 {
+		// A batch's certificates share one block of serials.
+		if batchSerial := x.batch && c.Serial > x.s0.maxSerial && c.Serial <= x.s1.maxSerial; !batchSerial && x.s1.maxSerial != max(x.s0.maxSerial, c.Serial) || x.s1.certs != x.s0.certs+1 {
 			t.Errorf("serial %d: store went from max serial %d, %d certificates of the key to %d, %d", c.Serial, x.s0.maxSerial, x.s0.certs, x.s1.maxSerial, x.s1.certs)
 		}
 		if len(issues) != 1 || issues[0].Serial != c.Serial || len(denials) != 0 {
@@ -482,7 +521,12 @@ func (w *world) check(t *testing.T, r row, door string, exp verdict, o *outcome,
 			wantStatus, wantCode, wantAudit = 401, "unauthorized", "unauthorized"
 		}
 	}
-	if x.s1.maxSerial != x.s0.maxSerial || x.s1.certs != x.s0.certs || len(issues) != 0 {
+	if exp.status != 0 {
+		// A refusal of the door itself, not a decision (a batch refused
+		// whole for a field it does not take).
+		wantStatus, wantCode, wantAudit = exp.status, exp.rule, exp.rule
+	}
+	if (x.s1.maxSerial != x.s0.maxSerial && !x.batch) || x.s1.certs != x.s0.certs || len(issues) != 0 {
 		t.Errorf("refusal changed the store: max serial %d -> %d, certificates of the key %d -> %d, %d cert.issue", x.s0.maxSerial, x.s1.maxSerial, x.s0.certs, x.s1.certs, len(issues))
 	}
 	if len(denials) != 1 {
@@ -597,6 +641,49 @@ func TestDoorMatrix(t *testing.T) {
 		}
 	}
 
+	// Batches under today's policy: every row the HTTPS single door runs,
+	// as an element of one batch with the rows of the same caller and type,
+	// through the HTTPS batch door and SignMany. What a batch refused to
+	// take, an enrollment token or a TOTP code, is then sent alone through
+	// its own door: the batch must have spent nothing.
+	for _, g := range batchGroups(rows) {
+		for _, door := range batchDoors {
+			t.Run("batch/"+g.name+"/"+door, func(t *testing.T) {
+				elems, tok, actor := w.runBatch(t, g, door)
+				var after *batchElem // a group shares one token: spend it once, after every element's check
+				for i, e := range elems {
+					exp := today.decide(ask{c: e.r.c, typ: e.r.typ, role: e.r.role, principals: e.r.principals, ttl: e.r.ttl, totp: e.r.c.totp, credState: e.r.c.tokState})
+					bexp := batchVerdict(door, e.r, exp)
+					name := e.r.name
+					if e.companion {
+						name += ".companion"
+					}
+					t.Run(fmt.Sprintf("%s/%s/%s[%d]", okFail(bexp), name, door, i), func(t *testing.T) {
+						w.checkElem(t, door, e, tok, actor, bexp, today.backdate)
+						if !e.companion {
+							record(t, e.r, door, bexp, e.o, tok)
+						}
+					})
+					if after == nil && !e.companion && batchOnly(door, e.r, exp) {
+						after = e
+					}
+				}
+				if e := after; e != nil {
+					exp := today.decide(ask{c: e.r.c, typ: e.r.typ, role: e.r.role, principals: e.r.principals, ttl: e.r.ttl, totp: e.r.c.totp, credState: e.r.c.tokState})
+					alone := ownDoor(door, e.r)
+					t.Run(okFail(exp)+"/"+e.r.name+"/"+door+"-then-"+alone, func(t *testing.T) {
+						var tp *cred
+						if tok.id != "" {
+							tp = &tok
+						}
+						o, x := w.freshWith(t, e.r, alone, tp, &e.code)
+						w.check(t, e.r, alone, exp, &o, x, today.backdate)
+					})
+				}
+			})
+		}
+	}
+
 	// Renewals of what was obtained before, under today's policy.
 	for _, rc := range cases {
 		r := *rc.row
@@ -629,6 +716,22 @@ func TestDoorMatrix(t *testing.T) {
 					t.Errorf("%s: %s %q; domain: %s %q", door, got.class, got.norm, ref.class, ref.norm)
 				}
 			}
+			for _, door := range batchDoors {
+				// A batch decides as alone, except what it does not take.
+				got, ok := res[door]
+				if !ok || batchOnly(door, r, ref.exp) {
+					continue
+				}
+				sameWords := r.c.tokState != "revoked-after-use"
+				if got.class != ref.class || sameWords && got.norm != ref.norm {
+					t.Errorf("%s: %s %q; domain: %s %q", door, got.class, got.norm, ref.class, ref.norm)
+				}
+				if got.class == "allow" && ref.class == "allow" && (!slices.Equal(got.cert.ValidPrincipals, ref.cert.ValidPrincipals) ||
+					got.cert.ValidBefore-got.cert.ValidAfter != ref.cert.ValidBefore-ref.cert.ValidAfter) {
+					t.Errorf("%s: %v for %ds; domain: %v for %ds", door, got.cert.ValidPrincipals, got.cert.ValidBefore-got.cert.ValidAfter,
+						ref.cert.ValidPrincipals, ref.cert.ValidBefore-ref.cert.ValidAfter)
+				}
+			}
 			rn, ok1 := res["renew"]
 			rd, ok2 := res["renew-domain"]
 			if !ok1 || !ok2 {
@@ -650,7 +753,7 @@ func TestDoorMatrix(t *testing.T) {
 
 	var doors []string
 	total, allowed := 0, 0
-	for _, d := range []string{"domain", "service", "cli", "enroll", "renew", "renew-domain"} {
+	for _, d := range []string{"domain", "service", "cli", "enroll", "batch", "batch-domain", "renew", "renew-domain"} {
 		n := counts[d]
 		doors = append(doors, fmt.Sprintf("%s %d/%d", d, n[0], n[1]))
 		total += n[0] + n[1]

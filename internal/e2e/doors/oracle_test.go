@@ -250,6 +250,9 @@ type verdict struct {
 	// renewalOnly says why a renewal's verdict may differ from the verdict of
 	// a fresh request by the same caller ("" when it may not).
 	renewalOnly string
+	// status is the HTTP status of a refusal by the door itself, before
+	// any decision (0: a decision's refusal, 403 or 401 over HTTP).
+	status int
 }
 
 // credentialRules are refusals of a credential that is no longer one. At
