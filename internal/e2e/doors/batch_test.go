@@ -39,8 +39,8 @@ func batchGroups(rows []row) []*batchGroup {
 	var gs []*batchGroup
 outer:
 	for _, r := range rows {
-		if r.c.kind == "admin" {
-			continue // the admin holds the CA keys and asks at the CLI
+		if r.c.kind == "admin" || r.c.kind == "local" {
+			continue // the admin asks at the CLI, local users at the SSH front door
 		}
 		for _, g := range gs {
 			if g.typ == r.typ && reflect.DeepEqual(g.c, r.c) {

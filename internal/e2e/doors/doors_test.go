@@ -2,7 +2,8 @@
 // table of callers × roles × requests, run through every door that can
 // carry the caller — the domain entry (ca.Authority.Sign), the HTTPS API
 // (POST /v1/certs/user|host through internal/client), the CLI (`sshca sign`),
-// host enrollment (`sshca host enroll`), renewal (`sshca login --renew`
+// host enrollment (`sshca host enroll`), the SSH front door (`cert` run
+// by a local user connected with their key, x/crypto/ssh), renewal (`sshca login --renew`
 // and ca.Authority.Renew, of a certificate obtained under an earlier, more
 // permissive policy) and the batch doors (POST /v1/certs/user|host/batch
 // through client.RequestCerts, and ca.Authority.SignMany; batch_test.go) —
@@ -57,6 +58,14 @@ var (
 	carolTOTP    = caller{kind: "person", user: "carol", amr: pwd, totp: "valid"} // enrolled TOTP, sends a code
 	carolBadTOTP = caller{kind: "person", user: "carol", amr: pwd, totp: "bad"}
 	erinTOTP     = caller{kind: "person", user: "erin", amr: pwd, totp: "valid"} // no TOTP enrolled, sends a code
+
+	// Local users at the SSH front door (sshca user add).
+	lena         = caller{kind: "local", user: "lena", groups: []string{"dev"}}        // allow.local_users
+	olga         = caller{kind: "local", user: "olga", groups: []string{"ops"}}        // allow.local_groups
+	tessTOTP     = caller{kind: "local", user: "tess", totp: "valid"}                  // enrolled TOTP as local:tess, answers the prompt
+	tessBadTOTP  = caller{kind: "local", user: "tess", totp: "bad"}                    //
+	aliceLocal   = caller{kind: "local", user: "alice", groups: []string{"deployers"}} // a person's name and group, as a local user: nothing
+	localCallers = []caller{lena, olga, tessTOTP, aliceLocal}
 )
 
 func roleToken(roles ...string) caller {
@@ -111,6 +120,22 @@ func matrix() []row {
 		{name: "person-host-cert-user-role", c: alice, typ: "host", role: "deploy", principals: p("web1.corp")},
 		{name: "person-host-role", c: alice, typ: "host", role: "servers", principals: p("web1.corp")},
 
+		// Local users at the SSH front door, which asks only for user
+		// certificates of the key the user connected with.
+		{name: "local-allowed-by-user", c: lena, typ: "user", role: "deploy"},
+		{name: "local-allowed-by-group", c: olga, typ: "user", role: "deploy"},
+		{name: "local-subset-max-ttl", c: lena, typ: "user", role: "deploy", principals: p("ci"), ttl: h},
+		{name: "local-outside-principal", c: lena, typ: "user", role: "deploy", principals: p("root")},
+		{name: "local-ttl-over-max", c: lena, typ: "user", role: "deploy", ttl: 2 * h},
+		{name: "local-not-allowed", c: lena, typ: "user", role: "frozen"},
+		{name: "local-group-not-allowed", c: olga, typ: "user", role: "secure"},
+		{name: "local-person-name-and-group", c: aliceLocal, typ: "user", role: "deploy"},
+		{name: "local-mfa-role-one-factor", c: lena, typ: "user", role: "secure"},
+		{name: "local-mfa-role-totp", c: tessTOTP, typ: "user", role: "secure"},
+		{name: "local-mfa-role-bad-totp", c: tessBadTOTP, typ: "user", role: "secure"},
+		{name: "local-removed-role", c: lena, typ: "user", role: "legacy"},
+		{name: "local-host-role", c: lena, typ: "user", role: "servers"},
+
 		// API tokens.
 		{name: "token-in-scope", c: roleToken("deploy"), typ: "user", role: "deploy"},
 		{name: "token-subset-max-ttl", c: roleToken("deploy"), typ: "user", role: "deploy", principals: p("ci"), ttl: h},
@@ -146,6 +171,8 @@ func freshDoors(r row) []string {
 	switch r.c.kind {
 	case "admin":
 		return []string{"domain", "cli"}
+	case "local":
+		return []string{"domain", "ssh"}
 	case "enroll":
 		if r.typ == "host" {
 			return []string{"domain", "service", "enroll"}
@@ -209,6 +236,8 @@ func actorOf(c caller, tok cred) string {
 		return "cli:root"
 	case "person":
 		return "oidc:" + c.user
+	case "local":
+		return "local:" + c.user
 	}
 	return "token:" + tok.name
 }
@@ -235,6 +264,10 @@ func (w *world) domainCaller(t *testing.T, c caller, tok cred) policy.Caller {
 			t.Fatal(err)
 		}
 		return policy.Caller{Kind: policy.CallerPerson, Identity: policy.Identity{User: id.User, Groups: id.Groups}, MFA: id.MFA, AuthTime: w.clk.Now()}
+	case "local":
+		// As the front door builds it from the local user's record; a
+		// second factor comes with the request (TOTP).
+		return policy.Caller{Kind: policy.CallerLocal, Identity: policy.Identity{User: c.user, Groups: c.groups}, AuthTime: w.clk.Now()}
 	}
 	st, err := w.h.Store.GetToken(ctx, tok.id)
 	if err != nil {
@@ -269,6 +302,9 @@ func (w *world) freshWith(t *testing.T, r row, door string, tok *cred, totpCode 
 	ctx := context.Background()
 	label := r.name + "." + door
 	keyPath, pub := w.newKey(t, label, door == "cli" || door == "enroll")
+	if door == "ssh" {
+		pub = w.local[r.c.user].PublicKey() // the front door certifies the key the user connects with
+	}
 	pubLine := keyLine(pub)
 	x := runCtx{pub: pub}
 	switch {
@@ -315,6 +351,16 @@ func (w *world) freshWith(t *testing.T, r row, door string, tok *cred, totpCode 
 		}
 		_, stderr, code := w.cli(append(args, keyPath+".pub")...)
 		o = cliOutcome(t, code, stderr, keyPath+"-cert.pub")
+	case "ssh":
+		cmd := "cert --role " + r.role
+		if len(r.principals) > 0 {
+			cmd += " --principals " + strings.Join(r.principals, ",")
+		}
+		if r.ttl != 0 {
+			cmd += " --ttl " + fmtTTL(r.ttl)
+		}
+		stdout, stderr, exit := w.ssh(t, r.c, code, cmd)
+		o = sshOutcome(t, exit, stdout, stderr)
 	case "enroll":
 		tf := filepath.Join(w.work, label+".token")
 		if err := os.WriteFile(tf, []byte(x.tok.secret+"\n"), 0o600); err != nil {
@@ -587,6 +633,10 @@ func TestDoorMatrix(t *testing.T) {
 	// for the renewals.
 	w.open(t, beforePolicy)
 	w.enrollTOTP(t, "carol")
+	for _, c := range localCallers {
+		w.addLocalUser(t, c.user, c.groups)
+	}
+	w.enrollTOTP(t, "local:tess")
 	var cases []*renewCase
 	for i := range rows {
 		r := &rows[i]
@@ -753,7 +803,7 @@ func TestDoorMatrix(t *testing.T) {
 
 	var doors []string
 	total, allowed := 0, 0
-	for _, d := range []string{"domain", "service", "cli", "enroll", "batch", "batch-domain", "renew", "renew-domain"} {
+	for _, d := range []string{"domain", "service", "cli", "enroll", "ssh", "batch", "batch-domain", "renew", "renew-domain"} {
 		n := counts[d]
 		doors = append(doors, fmt.Sprintf("%s %d/%d", d, n[0], n[1]))
 		total += n[0] + n[1]

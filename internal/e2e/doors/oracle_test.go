@@ -80,7 +80,8 @@ roles:
 // too. Against beforePolicy: mallory's group lost deploy and secure, secure
 // gained require_mfa, frozen forbids renewal, brief bounds a lineage to an
 // hour, break-glass renews CLI-signed certificates, legacy is gone, deploy
-// lost principal root, servers lost *.example, and lifetimes shrank.
+// lost principal root, servers lost *.example, and lifetimes shrank. Local
+// users (of the SSH front door) are allowed roles only today.
 const todayPolicy = `backdate: 5m
 service:
   rate_limit: 1000000
@@ -94,6 +95,8 @@ roles:
     allow:
       users: [alice]
       groups: [deployers]
+      local_users: [lena]
+      local_groups: [ops]
   secure:
     type: user
     principals: [secure]
@@ -103,6 +106,7 @@ roles:
     allow:
       users: [alice, carol, erin]
       groups: [deployers]
+      local_users: [lena, tess]
   frozen:
     type: user
     principals: [frozen]
@@ -130,8 +134,19 @@ roles:
     max_ttl: 24h
 `
 
-// totpEnrolled are the people with an enrolled TOTP authenticator.
-var totpEnrolled = map[string]bool{"carol": true}
+// totpEnrolled are the people with an enrolled TOTP authenticator, by
+// factorID.
+var totpEnrolled = map[string]bool{"carol": true, "local:tess": true}
+
+// factorID names whose TOTP authenticator a caller's code is checked
+// against: a local user's is their own, never the same-named person's
+// (docs/security.md).
+func factorID(c caller) string {
+	if c.kind == "local" {
+		return "local:" + c.user
+	}
+	return c.user
+}
 
 // roleModel is what the oracle knows of a role.
 type roleModel struct {
@@ -144,6 +159,8 @@ type roleModel struct {
 	renewal    string
 	users      []string
 	groups     []string
+	localUsers []string
+	localGrps  []string
 }
 
 type policyModel struct {
@@ -165,8 +182,10 @@ func readPolicy(t *testing.T, text string) policyModel {
 			RequireMFA bool     `yaml:"require_mfa"`
 			Renewal    string   `yaml:"renewal"`
 			Allow      struct {
-				Users  []string `yaml:"users"`
-				Groups []string `yaml:"groups"`
+				Users       []string `yaml:"users"`
+				Groups      []string `yaml:"groups"`
+				LocalUsers  []string `yaml:"local_users"`
+				LocalGroups []string `yaml:"local_groups"`
 			} `yaml:"allow"`
 		} `yaml:"roles"`
 	}
@@ -186,7 +205,8 @@ func readPolicy(t *testing.T, text string) policyModel {
 	p := policyModel{backdate: d(doc.Backdate), roles: map[string]roleModel{}}
 	for name, r := range doc.Roles {
 		m := roleModel{typ: r.Type, principals: r.Principals, defaultTTL: d(r.DefaultTTL), maxTTL: d(r.MaxTTL),
-			maxSession: d(r.MaxSession), requireMFA: r.RequireMFA, renewal: r.Renewal, users: r.Allow.Users, groups: r.Allow.Groups}
+			maxSession: d(r.MaxSession), requireMFA: r.RequireMFA, renewal: r.Renewal, users: r.Allow.Users, groups: r.Allow.Groups,
+			localUsers: r.Allow.LocalUsers, localGrps: r.Allow.LocalGroups}
 		if m.defaultTTL == 0 {
 			m.defaultTTL = m.maxTTL // README: default_ttl defaults to max_ttl
 		}
@@ -203,7 +223,7 @@ func readPolicy(t *testing.T, text string) policyModel {
 
 // caller is who asks, as a row of the matrix describes them.
 type caller struct {
-	kind   string // admin, person, token (an API token that is not an enrollment token), enroll
+	kind   string // admin, person, local (a local user at the SSH front door), token (an API token that is not an enrollment token), enroll
 	user   string
 	groups []string
 	amr    []string
@@ -292,10 +312,10 @@ func (p policyModel) decide(a ask) verdict {
 	mfa := false
 	if a.totp != "" {
 		switch {
-		case c.kind != "person":
+		case c.kind != "person" && c.kind != "local":
 			return deny("mfa-required", "TOTP codes are for people")
-		case !totpEnrolled[c.user]:
-			return deny("mfa-required", "no TOTP enrolled for "+c.user)
+		case !totpEnrolled[factorID(c)]:
+			return deny("mfa-required", "no TOTP enrolled for "+factorID(c))
 		case a.totp == "bad":
 			return deny("mfa-failed", "TOTP code rejected")
 		}
@@ -348,6 +368,17 @@ func (p policyModel) decide(a ask) verdict {
 			mfa = true
 		} else if a.renew != nil && hasMFA(c.amr) && !mfa && r.requireMFA {
 			renewalOnly = "a renewal brings no second factor unless it carries a fresh TOTP code"
+		}
+	case "local":
+		// A local user is allowed by allow.local_users or
+		// allow.local_groups only: the names and groups of the identity
+		// provider's people are another namespace.
+		allowed := slices.Contains(r.localUsers, c.user)
+		for _, g := range c.groups {
+			allowed = allowed || slices.Contains(r.localGrps, g)
+		}
+		if !allowed {
+			return deny("role-not-allowed", fmt.Sprintf("local user %q may not use role %q", c.user, name))
 		}
 	case "token", "enroll":
 		// An enrollment token binds only the enrollment: once spent, the

@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/sshca/sshca/internal/ca"
 	"github.com/sshca/sshca/internal/cli"
 	"github.com/sshca/sshca/internal/client"
+	"github.com/sshca/sshca/internal/frontdoor"
 	"github.com/sshca/sshca/internal/home"
 	"github.com/sshca/sshca/internal/oidc"
 	"github.com/sshca/sshca/internal/oidc/oidctest"
@@ -32,8 +34,9 @@ import (
 	"github.com/sshca/sshca/internal/totp"
 )
 
-// world is one CA home on disk, the service over it behind HTTPS, an OIDC
-// issuer, and the real CLI run in-process against the same home.
+// world is one CA home on disk, the service over it behind HTTPS, the SSH
+// front door over it, an OIDC issuer, and the real CLI run in-process
+// against the same home.
 type world struct {
 	dir    string         // the CA home
 	work   string         // keys, certificates, token files
@@ -46,12 +49,19 @@ type world struct {
 	pin    string
 	client *client.Client
 	n      int
+	// The SSH front door: its address, the host CA that certifies it, and
+	// the one key of each local user.
+	fd       *frontdoor.Server
+	fdDone   chan error
+	fdAddr   string
+	fdHostCA ssh.PublicKey
+	local    map[string]ssh.Signer
 }
 
 func newWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
-	w := &world{dir: filepath.Join(t.TempDir(), "ca"), work: t.TempDir(), clk: &testkit.Clock{}, totp: map[string][]byte{}}
+	w := &world{dir: filepath.Join(t.TempDir(), "ca"), work: t.TempDir(), clk: &testkit.Clock{}, totp: map[string][]byte{}, local: map[string]ssh.Signer{}}
 	if err := home.Init(ctx, w.dir, home.InitOptions{Actor: "test", Now: w.clk.Now}); err != nil {
 		t.Fatal(err)
 	}
@@ -84,9 +94,103 @@ func (w *world) open(t *testing.T, policy string) {
 	if w.client, err = client.New(w.ts.URL, w.pin); err != nil {
 		t.Fatal(err)
 	}
+	w.openFrontDoor(t)
+}
+
+// openFrontDoor starts the SSH front door over the open home, as `sshca
+// serve` with service.ssh_listen does: its host key certified by the
+// home's host CA as ca.corp, limits out of the matrix's way.
+func (w *world) openFrontDoor(t *testing.T) {
+	t.Helper()
+	ctx := context.Background()
+	hs, _, err := frontdoor.CertifyHost(ctx, w.h.Authority, testkit.NewSigner(t), "servers", []string{"ca.corp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lots := 1000000
+	fd, err := frontdoor.New(frontdoor.Options{Authority: w.h.Authority, Users: w.h.Store, HostSigner: hs,
+		Limits: frontdoor.Limits{ConnsPerMinute: lots, CertsPerMinute: lots}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.fd, w.fdDone, w.fdAddr = fd, make(chan error, 1), ln.Addr().String()
+	go func(done chan error) { done <- fd.Serve(ln) }(w.fdDone)
+	keys, err := w.h.Store.ListCAKeys(ctx, "host")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.fdHostCA, _, _, _, err = ssh.ParseAuthorizedKey([]byte(keys[0].PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// addLocalUser registers a local user with one key, as `sshca user add`
+// does.
+func (w *world) addLocalUser(t *testing.T, name string, groups []string) {
+	t.Helper()
+	s := testkit.NewSigner(t)
+	now := w.clk.Now()
+	u := store.LocalUser{Name: name, Groups: groups, CreatedBy: "cli:test", CreatedAt: now,
+		Keys: []store.LocalUserKey{{Fingerprint: ssh.FingerprintSHA256(s.PublicKey()), PublicKey: testkit.AuthorizedKey(s.PublicKey()), AddedAt: now}}}
+	ev := audit.Entry{Time: now, Actor: "cli:test", Action: audit.ActionAdmin, Outcome: "ok", Reason: "local user added"}
+	if err := w.h.Store.AddLocalUser(context.Background(), u, ev); err != nil {
+		t.Fatal(err)
+	}
+	w.local[name] = s
+}
+
+// ssh connects to the front door as local user c with their key,
+// answering a TOTP prompt (which comes only to users with TOTP enrolled)
+// with code, and runs command line cmd.
+func (w *world) ssh(t *testing.T, c caller, code, cmd string) (stdout, stderr string, exit int) {
+	t.Helper()
+	checker := &ssh.CertChecker{IsHostAuthority: func(auth ssh.PublicKey, _ string) bool {
+		return bytes.Equal(auth.Marshal(), w.fdHostCA.Marshal())
+	}, Clock: w.clk.Now} // the host certificate was signed on the world's clock
+	answer := ssh.KeyboardInteractive(func(_, _ string, questions []string, _ []bool) ([]string, error) {
+		out := make([]string, len(questions))
+		for i := range out {
+			out[i] = code
+		}
+		return out, nil
+	})
+	conn, err := ssh.Dial("tcp", w.fdAddr, &ssh.ClientConfig{User: c.user, Auth: []ssh.AuthMethod{ssh.PublicKeys(w.local[c.user]), answer},
+		HostKeyCallback: func(_ string, remote net.Addr, key ssh.PublicKey) error {
+			return checker.CheckHostKey("ca.corp:22", remote, key)
+		},
+		Timeout: time.Minute})
+	if err != nil {
+		t.Fatalf("front door: %v", err)
+	}
+	defer conn.Close()
+	sess, err := conn.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	var so, se bytes.Buffer
+	sess.Stdout, sess.Stderr = &so, &se
+	err = sess.Run(cmd)
+	var ee *ssh.ExitError
+	switch {
+	case errors.As(err, &ee):
+		exit = ee.ExitStatus()
+	case err != nil:
+		t.Fatalf("front door: %s: %v", cmd, err)
+	}
+	return so.String(), se.String(), exit
 }
 
 func (w *world) close() {
+	if w.fd != nil {
+		w.fd.Close()
+		<-w.fdDone // ErrClosed
+		w.fd = nil
+	}
 	if w.ts != nil {
 		w.ts.Close()
 		w.ts = nil
@@ -97,10 +201,10 @@ func (w *world) close() {
 	}
 }
 
-// enrollTOTP gives person user a TOTP authenticator.
+// enrollTOTP gives a TOTP authenticator to user, a factorID.
 func (w *world) enrollTOTP(t *testing.T, user string) {
 	t.Helper()
-	secret := []byte("doors-" + user + "-0123456789")
+	secret := []byte("doors-" + strings.ReplaceAll(user, ":", "-") + "-0123456789")
 	ev := audit.Entry{Time: w.clk.Now(), Actor: "test", Action: audit.ActionAdmin, Outcome: "ok", Reason: "totp enrolled"}
 	if err := w.h.Store.PutTOTP(context.Background(), user, secret, ev); err != nil {
 		t.Fatal(err)
@@ -111,7 +215,7 @@ func (w *world) enrollTOTP(t *testing.T, user string) {
 // totpCode is the code a caller sends: for "valid", the clock first moves
 // to the next 30 s step, since each code works once.
 func (w *world) totpCode(c caller) string {
-	secret := w.totp[c.user]
+	secret := w.totp[factorID(c)]
 	switch {
 	case c.totp == "":
 		return ""
@@ -264,6 +368,7 @@ func apiOutcome(t *testing.T, cert *ssh.Certificate, err error) outcome {
 
 var (
 	refusedRe = regexp.MustCompile(`^server refused \((\d+) ([a-z0-9-]+)\): `)
+	fdRuleRe  = regexp.MustCompile(` \[([a-z0-9-]+)\]$`)
 	reqIDRe   = regexp.MustCompile(` \[request [0-9a-f]+\]$`)
 	timeRe    = regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(Z|[+-]\d\d:\d\d)`)
 )
@@ -295,6 +400,26 @@ func cliOutcome(t *testing.T, code int, stderr, certFile string) outcome {
 		o.msg = reqIDRe.ReplaceAllString(msg[len(m[0]):], "")
 	}
 	return o
+}
+
+// sshOutcome reads a front door run: the certificate on stdout, or the
+// refusal on its one error line, which ends in the rule: "[rule]".
+func sshOutcome(t *testing.T, exit int, stdout, stderr string) outcome {
+	t.Helper()
+	if exit == 0 {
+		cert, err := client.ParseCert([]byte(stdout))
+		if err != nil {
+			t.Fatalf("exit 0: %v (stderr %q)", err, stderr)
+		}
+		return outcome{cert: cert}
+	}
+	line, _, _ := strings.Cut(stderr, "\n")
+	msg, ok := strings.CutPrefix(line, "sshca: error: ")
+	m := fdRuleRe.FindStringSubmatch(msg)
+	if exit != 1 || !ok || m == nil {
+		t.Fatalf("front door: exit %d: %q", exit, stderr)
+	}
+	return outcome{code: m[1], msg: strings.TrimSuffix(msg, m[0])}
 }
 
 // normalize makes refusal messages of different doors comparable: without
