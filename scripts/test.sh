@@ -33,7 +33,7 @@ fi
 # program's suites already ran in short mode as tests of ./bench above.
 benchrc=0
 if [ "${CI:-}" = "true" ] && [ "$rc" -eq 0 ]; then
-  go test -run '^$' -bench . -benchtime 1x ./internal/signer ./internal/krl ./internal/e2e/service ./internal/e2e/frontdoor ./internal/console ./internal/home ./internal/audit ./internal/api ./internal/store >"$log" 2>&1 || benchrc=$?
+  go test -run '^$' -bench . -benchtime 1x ./internal/signer ./internal/krl ./internal/e2e/service ./internal/e2e/frontdoor ./internal/console ./internal/home ./internal/audit ./internal/api ./internal/store ./internal/certwire >"$log" 2>&1 || benchrc=$?
   grep -E '^(ok|FAIL|Benchmark)' "$log" || true
   if [ "$benchrc" -ne 0 ]; then tail -50 "$log"; failed=$((failed + 1)); fi
 fi

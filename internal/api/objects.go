@@ -3,10 +3,11 @@ package api
 import (
 	"fmt"
 	"sort"
-	"strings"
 	"time"
 
 	"golang.org/x/crypto/ssh"
+
+	"github.com/sshca/sshca/internal/certwire"
 )
 
 // The objects below are sshca's one JSON schema, shared by the HTTP API and
@@ -83,7 +84,7 @@ const (
 // certificate lives.
 func CertificateOf(c *ssh.Certificate, now time.Time) Certificate {
 	out := Certificate{
-		Certificate:     strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c))),
+		Certificate:     certwire.Line(c),
 		Type:            c.Type(),
 		CertType:        CertTypeName(c.CertType),
 		Serial:          c.Serial,

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/certwire"
 	"github.com/sshca/sshca/internal/policy"
 	"github.com/sshca/sshca/internal/signer"
 	"github.com/sshca/sshca/internal/store"
@@ -365,7 +366,7 @@ func (a *Authority) signPrepared(p *prepared, serial uint64, sgn ssh.Signer) err
 	if p.cert.Signature.Format == ssh.KeyAlgoRSA {
 		return fmt.Errorf("ca: refusing SHA-1 signature on certificate %d", serial)
 	}
-	p.rec.Cert = strings.TrimSpace(string(ssh.MarshalAuthorizedKey(p.cert)))
+	p.rec.Cert = certwire.Line(p.cert)
 	return nil
 }
 
