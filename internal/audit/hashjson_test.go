@@ -97,17 +97,3 @@ func BenchmarkComputeHash(b *testing.B) {
 		ComputeHash(e)
 	}
 }
-
-func TestAppendMapJSONMatchesMarshal(t *testing.T) {
-	r := rand.New(rand.NewPCG(9, 10))
-	for range 20000 {
-		m := map[string]string{}
-		for range r.IntN(8) {
-			m[randomString(r)] = randomString(r)
-		}
-		want, _ := json.Marshal(m)
-		if got := AppendMapJSON(nil, m); !bytes.Equal(got, want) {
-			t.Fatalf("map %q: got %s want %s", m, got, want)
-		}
-	}
-}

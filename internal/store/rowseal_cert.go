@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/jsonenc"
 )
 
 // certColumns is rowColumns for a certificate record without reflection:
@@ -84,22 +84,6 @@ func AppendLineageJSON(b []byte, l *Lineage) (_ []byte, ok bool) {
 	return appendLineageJSON(b, l), true
 }
 
-// AppendStringsJSON appends what encoding/json.Marshal writes for ss
-// (null for a nil slice).
-func AppendStringsJSON(b []byte, ss []string) []byte {
-	if ss == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i, s := range ss {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = audit.AppendJSONString(b, s)
-	}
-	return append(b, ']')
-}
-
 // appendLineageJSON appends what encoding/json.Marshal writes for l.
 func appendLineageJSON(b []byte, l *Lineage) []byte {
 	b = append(b, '{')
@@ -109,15 +93,15 @@ func appendLineageJSON(b []byte, l *Lineage) []byte {
 		}
 	}
 	if l.Caller != "" {
-		b = audit.AppendJSONString(append(b, `"caller":`...), l.Caller)
+		b = jsonenc.String(append(b, `"caller":`...), l.Caller)
 	}
 	if l.Identity != "" {
 		sep()
-		b = audit.AppendJSONString(append(b, `"identity":`...), l.Identity)
+		b = jsonenc.String(append(b, `"identity":`...), l.Identity)
 	}
 	if len(l.Groups) > 0 {
 		sep()
-		b = AppendStringsJSON(append(b, `"groups":`...), l.Groups)
+		b = jsonenc.Strings(append(b, `"groups":`...), l.Groups)
 	}
 	if l.MFA {
 		sep()
@@ -130,7 +114,7 @@ func appendLineageJSON(b []byte, l *Lineage) []byte {
 	}
 	if l.TokenID != "" {
 		sep()
-		b = audit.AppendJSONString(append(b, `"token_id":`...), l.TokenID)
+		b = jsonenc.String(append(b, `"token_id":`...), l.TokenID)
 	}
 	if l.Origin != 0 {
 		sep()

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/jsonenc"
 	"github.com/sshca/sshca/internal/store"
 )
 
@@ -314,7 +315,7 @@ func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRec
 		certs = certs[n:]
 		args := make([]any, 0, 14*n)
 		for _, c := range chunk {
-			princ := store.AppendStringsJSON(nil, c.Principals)
+			princ := jsonenc.Strings(nil, c.Principals)
 			lin, err := encodeLineage(c.Lineage)
 			if err != nil {
 				return nil, err

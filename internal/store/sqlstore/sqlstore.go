@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
+	"github.com/sshca/sshca/internal/jsonenc"
 	"github.com/sshca/sshca/internal/store"
 )
 
@@ -204,7 +205,7 @@ func detailsJSON(d map[string]string) string {
 	if len(d) == 0 {
 		return ""
 	}
-	return string(audit.AppendMapJSON(make([]byte, 0, 512), d))
+	return string(jsonenc.Map(make([]byte, 0, 512), d))
 }
 
 // appendAudit seals ev after the current head and inserts it, inside tx.

@@ -1,0 +1,64 @@
+package jsonenc
+
+import (
+	"bytes"
+	"encoding/json"
+	"math/rand/v2"
+	"testing"
+)
+
+// hostile are the inputs where a JSON encoder's choices show: escapes,
+// HTML characters, control characters, invalid UTF-8, line and paragraph
+// separators, surrogate halves, the replacement character.
+var hostile = []string{
+	"", "plain", `quote " and backslash \`, "<script>&amp;</script>", "\x00\x01\x07\x08\x09\x0a\x0b\x0c\x0d\x1b\x1f\x7f",
+	"bad \xff\xfe utf8 \xc3", "sep \u2028 para \u2029 end", "\xed\xa0\x80 surrogate", "\ufffd replacement", "emoji 🔑 ключ 鍵",
+	"tab\tnew\nline\rret", "\u2027\u202a", "trailing \xe2\x80",
+}
+
+func randomString(r *rand.Rand) string {
+	if r.IntN(3) == 0 {
+		return hostile[r.IntN(len(hostile))]
+	}
+	b := make([]byte, r.IntN(40))
+	for i := range b {
+		if r.IntN(4) == 0 {
+			b[i] = byte(r.IntN(256))
+		} else {
+			b[i] = byte(0x20 + r.IntN(0x5f))
+		}
+	}
+	return string(b)
+}
+
+func TestMatchesMarshal(t *testing.T) {
+	check := func(v any, got []byte) {
+		t.Helper()
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%q:\n got %s\nwant %s", v, got, want)
+		}
+	}
+	r := rand.New(rand.NewPCG(9, 10))
+	for range 20000 {
+		s := randomString(r)
+		check(s, String(nil, s))
+		m := map[string]string{}
+		var ss []string
+		if r.IntN(3) > 0 {
+			ss = []string{}
+		}
+		for range r.IntN(8) {
+			m[randomString(r)] = randomString(r)
+			ss = append(ss, randomString(r))
+		}
+		check(m, Map(nil, m))
+		check(ss, Strings(nil, ss))
+	}
+	for c := rune(0); c < 0x3000; c++ {
+		check(string(c), String(nil, string(c)))
+	}
+}
