@@ -125,7 +125,7 @@ func (s *Server) handleCertBatch(w http.ResponseWriter, r *http.Request, t polic
 		}
 		results[i].Error = &api.BatchError{Status: status, Code: code, Message: msg}
 	}
-	writeJSON(w, http.StatusOK, api.BatchCertResponse{Results: results, RequestID: reqID})
+	writeBatch(w, api.BatchCertResponse{Results: results, RequestID: reqID})
 	return nil
 }
 

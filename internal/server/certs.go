@@ -173,7 +173,7 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 	}
 	s.metrics.issued(s.roleLabel(certRole(cert, req.Role)), ca.CAType(t))
 	noteSerial(w, cert.Serial)
-	writeJSON(w, http.StatusOK, s.certResponse(cert, certRole(cert, req.Role), reqID))
+	writeCert(w, http.StatusOK, s.certResponse(cert, certRole(cert, req.Role), reqID))
 	return nil
 }
 
@@ -290,7 +290,7 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request) error {
 	role := certRole(newCert, "")
 	s.metrics.issued(s.roleLabel(role), ca.CAType(policy.CertType(newCert.CertType)))
 	noteSerial(w, newCert.Serial)
-	writeJSON(w, http.StatusOK, s.certResponse(newCert, role, reqID))
+	writeCert(w, http.StatusOK, s.certResponse(newCert, role, reqID))
 	return nil
 }
 

@@ -309,11 +309,11 @@ func publicError(err error) (status int, msg, code string) {
 func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	_ = enc.Encode(v)
+	b, err := json.Marshal(v) // what json.Encoder.Encode writes, before its newline
+	if err == nil {
+		b = append(b, '\n')
+	}
+	writeRawJSON(w, status, b)
 }
 
 // decodeJSON reads a JSON body strictly: the right content type, a bounded
