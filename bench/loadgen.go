@@ -133,6 +133,14 @@ type loadClient struct {
 	sent  int
 }
 
+// loadStatusError is a response with another status than the run expects.
+type loadStatusError struct {
+	Status int
+	Body   string
+}
+
+func (e *loadStatusError) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Status, e.Body) }
+
 // errLoadClosed means the server ended a kept-alive connection.
 var errLoadClosed = errors.New("server closed the kept-alive connection (Connection: close)")
 
@@ -152,7 +160,7 @@ func (c *loadClient) do(t *loadTarget, i int) error {
 	if want := cmp.Or(t.Status, 200); status != want {
 		body := c.arena[start:]
 		c.arena = c.arena[:start]
-		return fmt.Errorf("HTTP %d: %s", status, bytes.TrimSpace(body))
+		return &loadStatusError{Status: status, Body: string(bytes.TrimSpace(body))}
 	}
 	c.ends = append(c.ends, len(c.arena))
 	c.keys = append(c.keys, k)

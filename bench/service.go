@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -366,6 +367,13 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 	}
 	if batch != nil {
 		m, r, err := svcBatchLevel(ctx, o, name, batch, srv, maxN, maxTime)
+		var se *loadStatusError
+		if errors.As(err, &se) && se.Status == http.StatusNotFound {
+			// An sshca from before the batch endpoint (-sshca OLD).
+			o.logf("service: %s: no batch endpoint (HTTP 404): batch row skipped", name)
+			res.Verified = v.verdict(name)
+			return res, nil
+		}
 		if err != nil {
 			return nil, err
 		}
