@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+
+	"github.com/sshca/sshca/internal/jsonenc"
 )
 
 // Actions recorded in the log.
@@ -50,10 +52,16 @@ const GenesisHash = "00000000000000000000000000000000000000000000000000000000000
 // field except Hash itself; Time is hashed at microsecond precision in UTC so
 // that both stores round-trip it exactly.
 func ComputeHash(e Entry) string {
+	return computeHash(e, nil)
+}
+
+// computeHash is ComputeHash with e.Details already encoded as JSON
+// (details; nil to encode them here).
+func computeHash(e Entry, details []byte) string {
 	e.Hash = ""
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	var buf [1024]byte
-	b, ok := appendHashJSON(buf[:0], &e)
+	b, ok := appendHashJSON(buf[:0], &e, details)
 	if !ok {
 		var err error
 		if b, err = json.Marshal(e); err != nil {
@@ -69,6 +77,12 @@ func ComputeHash(e Entry) string {
 // Seal sets e.PrevHash and e.Hash so that e follows prev (nil for the first entry)
 // and normalises e.Time.
 func Seal(e *Entry, prev *Entry) {
+	SealDetails(e, prev)
+}
+
+// SealDetails is Seal, and returns e.Details as the JSON its hash covers
+// (sorted keys; "" when there are none), which is how a store keeps them.
+func SealDetails(e *Entry, prev *Entry) string {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	if prev == nil {
 		e.Seq = 1
@@ -77,7 +91,12 @@ func Seal(e *Entry, prev *Entry) {
 		e.Seq = prev.Seq + 1
 		e.PrevHash = prev.Hash
 	}
-	e.Hash = ComputeHash(*e)
+	var details []byte
+	if len(e.Details) > 0 {
+		details = jsonenc.Map(make([]byte, 0, 512), e.Details)
+	}
+	e.Hash = computeHash(*e, details)
+	return string(details)
 }
 
 // VerifyError names the first entry at which the chain is broken.

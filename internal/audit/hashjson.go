@@ -12,7 +12,8 @@ import (
 // that encoding — without reflection. ok is false where it cannot promise
 // the same bytes (a time outside years 0–9999, which Marshal refuses); the
 // caller then uses Marshal. TestHashJSONMatchesMarshal holds the two equal.
-func appendHashJSON(b []byte, e *Entry) (_ []byte, ok bool) {
+// details, if not nil, is e.Details already encoded by jsonenc.Map.
+func appendHashJSON(b []byte, e *Entry, details []byte) (_ []byte, ok bool) {
 	if y := e.Time.Year(); y < 0 || y > 9999 {
 		return b, false
 	}
@@ -43,7 +44,12 @@ func appendHashJSON(b []byte, e *Entry) (_ []byte, ok bool) {
 		b = jsonenc.String(b, e.Reason)
 	}
 	if len(e.Details) > 0 {
-		b = jsonenc.Map(append(b, `,"details":`...), e.Details)
+		b = append(b, `,"details":`...)
+		if details != nil {
+			b = append(b, details...) // jsonenc.Map of e.Details, made by the caller
+		} else {
+			b = jsonenc.Map(b, e.Details)
+		}
 	}
 	b = append(b, `,"prev_hash":`...)
 	b = jsonenc.String(b, e.PrevHash)

@@ -42,7 +42,7 @@ func TestHashJSONMatchesMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, ok := appendHashJSON(nil, &e)
+		got, ok := appendHashJSON(nil, &e, nil)
 		if !ok {
 			t.Fatalf("appendHashJSON refused %+v", e)
 		}
@@ -73,6 +73,12 @@ func TestHashJSONMatchesMarshal(t *testing.T) {
 			}
 		}
 		check(e)
+		// Sealing with the details encoded once gives the same hash and
+		// the details as the store keeps them.
+		sealed := e
+		if d := SealDetails(&sealed, nil); sealed.Hash != ComputeHash(sealed) || d != string(mustJSONDetails(t, e.Details)) {
+			t.Fatalf("SealDetails of %+v: hash %s details %s, want %s", e, sealed.Hash, d, ComputeHash(sealed))
+		}
 	}
 	for _, s := range hostileStrings {
 		check(Entry{Time: time.Unix(0, 0).UTC(), Actor: s, Action: s, Outcome: s, Details: map[string]string{s: s, "a" + s: s}})
@@ -83,7 +89,7 @@ func TestHashJSONMatchesMarshal(t *testing.T) {
 	}
 	// Times RFC 3339 cannot write are not promised: the caller falls back
 	// to Marshal (which refuses them).
-	if _, ok := appendHashJSON(nil, &Entry{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}); ok {
+	if _, ok := appendHashJSON(nil, &Entry{Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}, nil); ok {
 		t.Fatal("appendHashJSON took a year beyond 9999")
 	}
 }
@@ -96,4 +102,15 @@ func BenchmarkComputeHash(b *testing.B) {
 	for b.Loop() {
 		ComputeHash(e)
 	}
+}
+
+func mustJSONDetails(t *testing.T, d map[string]string) []byte {
+	if len(d) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

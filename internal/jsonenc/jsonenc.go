@@ -47,6 +47,14 @@ func Map(b []byte, m map[string]string) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// plain marks the ASCII bytes String copies as they are.
+var plain = func() (t [utf8.RuneSelf]bool) {
+	for c := range t {
+		t[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // String appends s quoted as encoding/json quotes it with HTML escaping on
 // (its default): <, > and & as \u003c, \u003e, \u0026; control characters
 // as \b \f \n \r \t or \u00XX; invalid UTF-8 as \ufffd; U+2028 and U+2029
@@ -56,7 +64,7 @@ func String(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if plain[c] {
 				i++
 				continue
 			}

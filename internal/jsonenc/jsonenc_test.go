@@ -62,3 +62,11 @@ func TestMatchesMarshal(t *testing.T) {
 		check(string(c), String(nil, string(c)))
 	}
 }
+
+func BenchmarkString(b *testing.B) {
+	s := "v1 737b0aa55400ebab16aa96a5cced683d serial=60b749,ca_type=2d3756,ca_fingerprint=32b766,role=0da271,key_id=357268,principals=a979fe,valid_after=02eb2d,valid_before=8b9ce3,subject_fingerprint=b69ab7,subject_type=3d2cec,requester=18b34a,issued_at=c91de3,cert=6e1d92,lineage=2ddd9e"
+	buf := make([]byte, 0, 1024)
+	for b.Loop() {
+		buf = String(buf[:0], s)
+	}
+}

@@ -348,19 +348,20 @@ func (s *DB) appendAudits(ctx context.Context, tx *sql.Tx, evs []audit.Entry) er
 	if err != nil {
 		return err
 	}
+	details := make([]string, len(evs)) // as sealed: encoded once
 	for i := range evs {
-		sealNow(&evs[i], prev)
+		details[i] = sealNow(&evs[i], prev)
 		prev = &evs[i]
 	}
-	for rest := evs; len(rest) > 0; {
-		n := s.shape(len(rest))
-		chunk := rest[:n]
-		rest = rest[n:]
+	for done := 0; done < len(evs); {
+		n := s.shape(len(evs) - done)
+		chunk := evs[done : done+n]
 		args := make([]any, 0, 12*n)
-		for _, ev := range chunk {
+		for j, ev := range chunk {
 			args = append(args, int64(ev.Seq), micros(ev.Time), ev.Actor, ev.Action, ev.Role, int64(ev.Serial), ev.KeyID, ev.Outcome, ev.Reason,
-				detailsJSON(ev.Details), ev.PrevHash, ev.Hash)
+				details[done+j], ev.PrevHash, ev.Hash)
 		}
+		done += n
 		if _, err := s.execCached(ctx, tx, multiRow(insertAuditHead, 12, n), args...); err != nil {
 			return fmt.Errorf("store: insert audit entries: %w", err)
 		}

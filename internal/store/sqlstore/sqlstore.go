@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/sshca/sshca/internal/audit"
-	"github.com/sshca/sshca/internal/jsonenc"
 	"github.com/sshca/sshca/internal/store"
 )
 
@@ -193,19 +192,11 @@ func (s *DB) setAuditHead(ctx context.Context, tx *sql.Tx, haveHead bool, last *
 }
 
 // sealNow seals ev after prev, stamping it with the current time if it has none.
-func sealNow(ev *audit.Entry, prev *audit.Entry) {
+func sealNow(ev *audit.Entry, prev *audit.Entry) (details string) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
-	audit.Seal(ev, prev)
-}
-
-// detailsJSON encodes an entry's details as stored ("" when there are none).
-func detailsJSON(d map[string]string) string {
-	if len(d) == 0 {
-		return ""
-	}
-	return string(jsonenc.Map(make([]byte, 0, 512), d))
+	return audit.SealDetails(ev, prev)
 }
 
 // appendAudit seals ev after the current head and inserts it, inside tx.
