@@ -555,7 +555,7 @@ func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certif
 		var cs []*ssh.Certificate
 		var es []error
 		if err == nil {
-			cs, es, err = b.Commit(ctx)
+			cs, es, err = b.commit(ctx, true)
 		}
 		if err != nil {
 			if attempt == 1 {
@@ -702,7 +702,19 @@ func (b *Batch) Signed() []*ssh.Certificate {
 // expired since the decision is refused (ErrTokenInvalid) and that denial
 // recorded, as Sign does.
 func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error) {
+	return b.commit(ctx, false)
+}
+
+// commit is Commit; shared records the batch through the authority's group
+// commit, where concurrent batches and single requests share transactions
+// (and fsyncs) — the service's batch door —, else in transactions of its
+// own (the CLI, which stages its files meanwhile).
+func (b *Batch) commit(ctx context.Context, shared bool) ([]*ssh.Certificate, []error, error) {
 	a := b.a
+	record := func(items []store.BatchItem) ([]error, error) { return a.Store.CommitBatch(ctx, items) }
+	if shared {
+		record = func(items []store.BatchItem) ([]error, error) { return a.commits.commitAll(ctx, a.Store, items) }
+	}
 	certs := make([]*ssh.Certificate, len(b.preps))
 	errs := slices.Clone(b.errs)
 	items := make([]store.BatchItem, len(b.preps))
@@ -718,7 +730,7 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 	}
 	for lo := 0; lo < len(items); lo += maxBatch {
 		hi := min(lo+maxBatch, len(items))
-		cerrs, err := a.Store.CommitBatch(ctx, items[lo:hi])
+		cerrs, err := record(items[lo:hi])
 		if err != nil {
 			return nil, nil, fmt.Errorf("ca: record certificates: %w", err)
 		}

@@ -48,9 +48,24 @@ func (a *Authority) CommitStats() (batches, items uint64) {
 // commit records item, batched with whatever else is waiting, and returns
 // once it is durable (or refused: the item's own error, or the batch's).
 func (c *committer) commit(ctx context.Context, st Store, item store.BatchItem) error {
-	p := &pending{item: item, done: make(chan struct{})}
+	errs, err := c.commitAll(ctx, st, []store.BatchItem{item})
+	if err != nil {
+		return err
+	}
+	return errs[0]
+}
+
+// commitAll records items, batched with whatever else is waiting (a batch
+// request's items together, unless maxBatch cuts them), and returns each
+// item's error once all are durable or refused; err is set only when ctx
+// ended first (the records may still be written).
+func (c *committer) commitAll(ctx context.Context, st Store, items []store.BatchItem) ([]error, error) {
+	ps := make([]*pending, len(items))
+	for i := range items {
+		ps[i] = &pending{item: items[i], done: make(chan struct{})}
+	}
 	c.mu.Lock()
-	c.queue = append(c.queue, p)
+	c.queue = append(c.queue, ps...)
 	lead := !c.running
 	c.running = true
 	c.mu.Unlock()
@@ -61,13 +76,17 @@ func (c *committer) commit(ctx context.Context, st Store, item store.BatchItem) 
 			go c.drain(st)
 		}
 	}
-	select {
-	case <-p.done:
-		return p.err
-	case <-ctx.Done():
-		// The record may still be written; the caller just stops waiting.
-		return ctx.Err()
+	errs := make([]error, len(items))
+	for i, p := range ps {
+		select {
+		case <-p.done:
+			errs[i] = p.err
+		case <-ctx.Done():
+			// The records may still be written; the caller just stops waiting.
+			return nil, ctx.Err()
+		}
 	}
+	return errs, nil
 }
 
 func (c *committer) drain(st Store) {
