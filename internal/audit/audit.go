@@ -81,15 +81,8 @@ func Seal(e *Entry, prev *Entry) {
 }
 
 // SealDetails is Seal, and returns e.Details as the JSON its hash covers
-// (DetailsJSON), which is how a store keeps them.
+// (sorted keys; "" when there are none), which is how a store keeps them.
 func SealDetails(e *Entry, prev *Entry) string {
-	details := DetailsJSON(e.Details)
-	SealWithDetails(e, prev, details)
-	return details
-}
-
-// SealWithDetails is Seal given DetailsJSON(e.Details), computed before.
-func SealWithDetails(e *Entry, prev *Entry, details string) {
 	e.Time = e.Time.UTC().Truncate(time.Microsecond)
 	if prev == nil {
 		e.Seq = 1
@@ -98,20 +91,12 @@ func SealWithDetails(e *Entry, prev *Entry, details string) {
 		e.Seq = prev.Seq + 1
 		e.PrevHash = prev.Hash
 	}
-	var enc []byte
+	var details []byte
 	if len(e.Details) > 0 {
-		enc = []byte(details)
+		details = jsonenc.Map(make([]byte, 0, 512), e.Details)
 	}
-	e.Hash = computeHash(*e, enc)
-}
-
-// DetailsJSON is the JSON of an entry's details as hashed and stored:
-// sorted keys, "" when there are none.
-func DetailsJSON(d map[string]string) string {
-	if len(d) == 0 {
-		return ""
-	}
-	return string(jsonenc.Map(make([]byte, 0, 512), d))
+	e.Hash = computeHash(*e, details)
+	return string(details)
 }
 
 // VerifyError names the first entry at which the chain is broken.

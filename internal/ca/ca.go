@@ -711,10 +711,7 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 // own (the CLI, which stages its files meanwhile).
 func (b *Batch) commit(ctx context.Context, shared bool) ([]*ssh.Certificate, []error, error) {
 	a := b.a
-	record := func(items []store.BatchItem) ([]error, error) {
-		precompute(a.Store, items)
-		return a.Store.CommitBatch(ctx, items)
-	}
+	record := func(items []store.BatchItem) ([]error, error) { return a.Store.CommitBatch(ctx, items) }
 	if shared {
 		record = func(items []store.BatchItem) ([]error, error) { return a.commits.commitAll(ctx, a.Store, items) }
 	}

@@ -60,9 +60,6 @@ func (c *committer) commit(ctx context.Context, st Store, item store.BatchItem) 
 // item's error once all are durable or refused; err is set only when ctx
 // ended first (the records may still be written).
 func (c *committer) commitAll(ctx context.Context, st Store, items []store.BatchItem) ([]error, error) {
-	// What needs no transaction is done here, in the caller's goroutine:
-	// the one writer's serial section is then shorter.
-	precompute(st, items)
 	ps := make([]*pending, len(items))
 	for i := range items {
 		ps[i] = &pending{item: items[i], done: make(chan struct{})}
@@ -90,25 +87,6 @@ func (c *committer) commitAll(ctx context.Context, st Store, items []store.Batch
 		}
 	}
 	return errs, nil
-}
-
-// precompute has the store work out ahead what CommitBatch can (rows,
-// seals, encodings) for items not yet precomputed, on every CPU for a
-// large batch.
-func precompute(st Store, items []store.BatchItem) {
-	p, ok := st.(store.BatchPrecomputer)
-	if !ok {
-		return
-	}
-	const chunk = 64
-	if len(items) <= chunk {
-		p.PrecomputeBatch(items)
-		return
-	}
-	_ = parallel((len(items)+chunk-1)/chunk, func(i int) error {
-		p.PrecomputeBatch(items[i*chunk : min((i+1)*chunk, len(items))])
-		return nil
-	})
 }
 
 func (c *committer) drain(st Store) {

@@ -63,17 +63,6 @@ type BatchItem struct {
 	CheckRevocations bool
 	RevocationsAt    uint64
 	Probe            func() RevocationProbe
-	// Precomputed is what the store worked out for the item ahead of its
-	// transaction (BatchPrecomputer); opaque to everyone else, and optional.
-	Precomputed any
-}
-
-// BatchPrecomputer is a store that can do part of CommitBatch's work for
-// items before their transaction: in the callers' goroutines, outside the
-// one writer's serial section. CommitBatch records the same with or
-// without it. Items must not change after PrecomputeBatch.
-type BatchPrecomputer interface {
-	PrecomputeBatch(items []BatchItem)
 }
 
 // RevocationProbe is what would revoke a certificate being recorded, in

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/sshca/sshca/internal/audit"
 	"github.com/sshca/sshca/internal/jsonenc"
@@ -188,39 +187,32 @@ func (s *DB) CommitBatch(ctx context.Context, items []store.BatchItem) ([]error,
 		if err := s.checkBatch(ctx, tx, items, errs); err != nil {
 			return err
 		}
-		var certs [][]any
-		var evs []encodedEntry
+		var certs []*store.CertRecord
+		var evs []audit.Entry
+		var certEv []int // certs[j]'s entry is evs[certEv[j]]
 		for i := range items {
 			if errs[i] != nil {
 				continue
 			}
-			c := items[i].Cert
-			if c == nil {
-				evs = append(evs, encodedEntry{ev: items[i].Event})
-				continue
-			}
-			if c.Serial == 0 || c.Cert == "" {
-				return fmt.Errorf("store: batch item %d: certificate without serial or body", i)
-			}
-			pre, _ := items[i].Precomputed.(*precomputedCert)
-			if pre == nil || pre.cert != c {
-				// Not precomputed (or for another record): the same work here.
-				args, row, err := certArgs(c)
-				if err != nil {
-					return err
+			ev := items[i].Event
+			if c := items[i].Cert; c != nil {
+				if c.Serial == 0 || c.Cert == "" {
+					return fmt.Errorf("store: batch item %d: certificate without serial or body", i)
 				}
-				ev := items[i].Event
 				ev.Serial = c.Serial
-				sealStringInto(&ev, store.CertRowKey(c.Serial), store.SealRow(&row))
-				pre = &precomputedCert{cert: c, args: args, ev: ev, details: audit.DetailsJSON(ev.Details)}
+				certs = append(certs, c)
+				certEv = append(certEv, len(evs))
 			}
-			certs = append(certs, pre.args)
-			evs = append(evs, encodedEntry{ev: pre.ev, details: &pre.details})
+			evs = append(evs, ev)
 		}
-		if err := s.insertCerts(ctx, tx, certs); err != nil {
+		rows, err := s.insertCerts(ctx, tx, certs)
+		if err != nil {
 			return err
 		}
-		return s.appendEncodedAudits(ctx, tx, evs)
+		for j, k := range certEv {
+			sealInto(&evs[k], store.CertRowKey(certs[j].Serial), &rows[j])
+		}
+		return s.appendAudits(ctx, tx, evs)
 	})
 	if err != nil {
 		return nil, err
@@ -313,101 +305,42 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 	return nil
 }
 
-// precomputedCert is the part of recording a certificate that needs no
-// transaction: its column values, its audit entry with the row's seal, and
-// that entry's details as JSON.
-type precomputedCert struct {
-	cert    *store.CertRecord // what it was computed from
-	args    []any             // the certs row
-	ev      audit.Entry       // the item's Event, its Serial set and the seal in its details
-	details string            // ev.Details as audit.SealWithDetails takes them
-}
-
-// PrecomputeBatch works out the rows, row seals and audit details of the
-// certificates among items ahead of CommitBatch (store.BatchPrecomputer).
-func (s *DB) PrecomputeBatch(items []store.BatchItem) {
-	for i := range items {
-		c := items[i].Cert
-		if c == nil || c.Serial == 0 || c.Cert == "" {
-			continue
-		}
-		if pre, ok := items[i].Precomputed.(*precomputedCert); ok && pre.cert == c {
-			continue
-		}
-		args, row, err := certArgs(c)
-		if err != nil {
-			continue // CommitBatch computes it again and reports the error
-		}
-		ev := items[i].Event
-		ev.Serial = c.Serial
-		sealStringInto(&ev, store.CertRowKey(c.Serial), store.SealRow(&row))
-		items[i].Precomputed = &precomputedCert{cert: c, args: args, ev: ev, details: audit.DetailsJSON(ev.Details)}
-	}
-}
-
-// certArgs returns the column values of c's row and the record they read
-// back as (what its row seal covers).
-func certArgs(c *store.CertRecord) ([]any, store.CertRecord, error) {
-	princ := jsonenc.Strings(nil, c.Principals)
-	lin, err := encodeLineage(c.Lineage)
-	if err != nil {
-		return nil, store.CertRecord{}, err
-	}
-	args := []any{int64(c.Serial), c.CAType, c.CAFingerprint, c.Role, c.KeyID, string(princ), c.ValidAfter.Unix(), c.ValidBefore.Unix(),
-		c.SubjectFingerprint, c.SubjectType, c.Requester, micros(c.IssuedAt), c.Cert, lin}
-	row, err := scanCert(argRow(args))
-	if err != nil {
-		return nil, store.CertRecord{}, err
-	}
-	return args, row, nil
-}
-
-// insertCerts inserts signed certificates with their reserved serials,
-// each with its column values (from certArgs).
-func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs [][]any) error {
+// insertCerts inserts signed certificates with their reserved serials and
+// returns them as they read back (for their row seals).
+func (s *DB) insertCerts(ctx context.Context, tx *sql.Tx, certs []*store.CertRecord) ([]store.CertRecord, error) {
+	stored := make([]store.CertRecord, 0, len(certs))
 	for len(certs) > 0 {
 		n := s.shape(len(certs))
 		chunk := certs[:n]
 		certs = certs[n:]
 		args := make([]any, 0, 14*n)
-		for _, a := range chunk {
-			args = append(args, a...)
+		for _, c := range chunk {
+			princ := jsonenc.Strings(nil, c.Principals)
+			lin, err := encodeLineage(c.Lineage)
+			if err != nil {
+				return nil, err
+			}
+			row := len(args)
+			args = append(args, int64(c.Serial), c.CAType, c.CAFingerprint, c.Role, c.KeyID, string(princ), c.ValidAfter.Unix(), c.ValidBefore.Unix(),
+				c.SubjectFingerprint, c.SubjectType, c.Requester, micros(c.IssuedAt), c.Cert, lin)
+			r, err := scanCert(argRow(args[row:]))
+			if err != nil {
+				return nil, err
+			}
+			stored = append(stored, r)
 		}
 		if _, err := s.execCached(ctx, tx, multiRow(insertCertHead, 14, n), args...); err != nil {
 			if s.d.IsUniqueViolation(err) {
-				return fmt.Errorf("store: insert certificates: serial already recorded: %w", store.ErrExists)
+				return nil, fmt.Errorf("store: insert certificates: serial already recorded: %w", store.ErrExists)
 			}
-			return fmt.Errorf("store: insert certificates: %w", err)
+			return nil, fmt.Errorf("store: insert certificates: %w", err)
 		}
 	}
-	return nil
-}
-
-// encodedEntry is an audit entry to append and, when already encoded, its
-// details as JSON (audit.DetailsJSON of ev.Details).
-type encodedEntry struct {
-	ev      audit.Entry
-	details *string
+	return stored, nil
 }
 
 // appendAudits seals evs after the current head, in order, and inserts them.
 func (s *DB) appendAudits(ctx context.Context, tx *sql.Tx, evs []audit.Entry) error {
-	enc := make([]encodedEntry, len(evs))
-	for i := range evs {
-		enc[i].ev = evs[i]
-	}
-	if err := s.appendEncodedAudits(ctx, tx, enc); err != nil {
-		return err
-	}
-	for i := range evs {
-		evs[i] = enc[i].ev
-	}
-	return nil
-}
-
-// appendEncodedAudits is appendAudits of entries whose details may be
-// encoded already; it leaves each entry sealed in place.
-func (s *DB) appendEncodedAudits(ctx context.Context, tx *sql.Tx, evs []encodedEntry) error {
 	if len(evs) == 0 {
 		return nil
 	}
@@ -417,25 +350,16 @@ func (s *DB) appendEncodedAudits(ctx context.Context, tx *sql.Tx, evs []encodedE
 	}
 	details := make([]string, len(evs)) // as sealed: encoded once
 	for i := range evs {
-		e := &evs[i]
-		if e.ev.Time.IsZero() {
-			e.ev.Time = time.Now()
-		}
-		if e.details != nil {
-			audit.SealWithDetails(&e.ev, prev, *e.details)
-			details[i] = *e.details
-		} else {
-			details[i] = audit.SealDetails(&e.ev, prev)
-		}
-		prev = &e.ev
+		details[i] = sealNow(&evs[i], prev)
+		prev = &evs[i]
 	}
 	for done := 0; done < len(evs); {
 		n := s.shape(len(evs) - done)
+		chunk := evs[done : done+n]
 		args := make([]any, 0, 12*n)
-		for j := done; j < done+n; j++ {
-			ev := &evs[j].ev
+		for j, ev := range chunk {
 			args = append(args, int64(ev.Seq), micros(ev.Time), ev.Actor, ev.Action, ev.Role, int64(ev.Serial), ev.KeyID, ev.Outcome, ev.Reason,
-				details[j], ev.PrevHash, ev.Hash)
+				details[done+j], ev.PrevHash, ev.Hash)
 		}
 		done += n
 		if _, err := s.execCached(ctx, tx, multiRow(insertAuditHead, 12, n), args...); err != nil {
@@ -445,8 +369,8 @@ func (s *DB) appendEncodedAudits(ctx context.Context, tx *sql.Tx, evs []encodedE
 	if err := s.setAuditHead(ctx, tx, haveHead, prev); err != nil {
 		return err
 	}
-	for i := range evs {
-		s.noteSealed(tx, evs[i].ev)
+	for _, ev := range evs {
+		s.noteSealed(tx, ev)
 	}
 	return nil
 }

@@ -58,16 +58,11 @@ func (r argRow) Scan(dest ...any) error {
 // sealInto adds the seal of row under key to ev's details (a copy: the
 // caller's map is not changed).
 func sealInto(ev *audit.Entry, key string, row any) {
-	sealStringInto(ev, key, store.SealRow(row))
-}
-
-// sealStringInto is sealInto of a seal already computed.
-func sealStringInto(ev *audit.Entry, key, seal string) {
 	d := make(map[string]string, len(ev.Details)+1)
 	for k, v := range ev.Details {
 		d[k] = v
 	}
-	d[key] = seal
+	d[key] = store.SealRow(row)
 	ev.Details = d
 }
 

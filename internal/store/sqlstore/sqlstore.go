@@ -191,6 +191,14 @@ func (s *DB) setAuditHead(ctx context.Context, tx *sql.Tx, haveHead bool, last *
 	return nil
 }
 
+// sealNow seals ev after prev, stamping it with the current time if it has none.
+func sealNow(ev *audit.Entry, prev *audit.Entry) (details string) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	return audit.SealDetails(ev, prev)
+}
+
 // appendAudit seals ev after the current head and inserts it, inside tx.
 func (s *DB) appendAudit(ctx context.Context, tx *sql.Tx, ev audit.Entry) (audit.Entry, error) {
 	evs := []audit.Entry{ev}

@@ -16,7 +16,6 @@ import (
 func runBatch(t *testing.T, open Opener) {
 	t.Run("ok/reserve-serials-disjoint", func(t *testing.T) { testReserve(t, open(t)) })
 	t.Run("ok/commit-batch", func(t *testing.T) { testCommitBatch(t, open(t)) })
-	t.Run("ok/commit-batch-precomputed", func(t *testing.T) { testCommitBatchPrecomputed(t, open(t)) })
 	t.Run("fail/commit-batch-inactive-ca-key", func(t *testing.T) { testBatchInactiveKey(t, open(t)) })
 	t.Run("fail/commit-batch-duplicate-serial", func(t *testing.T) { testBatchDuplicate(t, open(t)) })
 	t.Run("fail/commit-batch-renewal-of-revoked", func(t *testing.T) { testBatchRenewalRevoked(t, open(t)) })
@@ -266,76 +265,5 @@ func testBatchRenewalRevoked(t *testing.T, st store.Store) {
 	}
 	if _, err := st.GetCert(ctx, first+1); err != nil {
 		t.Errorf("the allowed renewal was not recorded: %v", err)
-	}
-}
-
-// testCommitBatchPrecomputed: a batch whose rows, seals and encodings the
-// store worked out ahead (store.BatchPrecomputer) records what a reader
-// checks: the chain verifies, every issuance entry's row seal matches its
-// certificate as read back, and a Precomputed value belonging to another
-// record is not used for this one.
-func testCommitBatchPrecomputed(t *testing.T, st store.Store) {
-	p, ok := st.(store.BatchPrecomputer)
-	if !ok {
-		t.Skip("the store does no precomputation")
-	}
-	ctx := t.Context()
-	AddActiveKey(t, st, "SHA256:ca")
-	first, err := st.ReserveSerials(ctx, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var items []store.BatchItem
-	for i := range 100 {
-		r := signedRec(fmt.Sprint("p<&>\u2028", i), "SHA256:ca", first+uint64(i))
-		r.Lineage = store.Lineage{Caller: "token", Identity: fmt.Sprint("ci-", i), Groups: []string{"g"}, AuthTime: time.Now()}
-		e := ev(audit.ActionIssue)
-		e.Details = map[string]string{"request_id": fmt.Sprint("r", i), "note": "\u2028 <x>"}
-		items = append(items, store.BatchItem{Cert: r, Event: e})
-		if i%10 == 0 {
-			items = append(items, store.BatchItem{Event: ev(audit.ActionDeny)})
-		}
-	}
-	p.PrecomputeBatch(items)
-	if items[0].Precomputed == nil || items[2].Cert == nil || items[2].Precomputed == nil {
-		t.Fatal("PrecomputeBatch left a certificate without its precomputation")
-	}
-	items[0].Precomputed = items[2].Precomputed // another record's: must be ignored
-	errs, err := st.CommitBatch(ctx, items)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, e := range errs {
-		if e != nil {
-			t.Fatalf("item %d: %v", i, e)
-		}
-	}
-	entries, err := st.AuditEntries(ctx, store.AuditFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := audit.Verify(entries); err != nil {
-		t.Fatalf("chain: %v", err)
-	}
-	sealed := 0
-	for _, e := range entries {
-		if e.Action != audit.ActionIssue {
-			continue
-		}
-		c, err := st.GetCert(ctx, e.Serial)
-		if err != nil {
-			t.Fatal(err)
-		}
-		key := store.CertRowKey(e.Serial)
-		if ok, changed := store.CheckRowSeal(c, e.Details[key]); !ok {
-			t.Fatalf("certificate %d: its row does not match the seal in its entry (%v)", e.Serial, changed)
-		}
-		if e.KeyID != "" && e.KeyID != c.KeyID {
-			t.Fatalf("entry of certificate %d names key ID %q, the row %q", e.Serial, e.KeyID, c.KeyID)
-		}
-		sealed++
-	}
-	if sealed != 100 {
-		t.Fatalf("%d issuance entries, want 100", sealed)
 	}
 }
