@@ -236,16 +236,7 @@ func (s *scanner) value(tok json.Token, t reflect.Type) error {
 }
 
 func (s *scanner) object(t reflect.Type) error {
-	var fields map[string]reflect.Type
-	var elem reflect.Type
-	if t != nil {
-		switch t.Kind() {
-		case reflect.Struct:
-			fields = cachedFields(t)
-		case reflect.Map:
-			elem = t.Elem()
-		}
-	}
+	fields, elem := members(t)
 	seen := map[string]bool{}
 	for {
 		tok, err := s.token()

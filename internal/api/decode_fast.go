@@ -64,10 +64,7 @@ func (f *fastScanner) value(t reflect.Type, depth int) bool {
 		if t = cachedShape(t); t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
 			elem = t.Elem()
 		}
-		f.i++
-		f.ws()
-		if f.i < len(f.data) && f.data[f.i] == ']' {
-			f.i++
+		if f.open(']') {
 			return true
 		}
 		for {
@@ -75,18 +72,8 @@ func (f *fastScanner) value(t reflect.Type, depth int) bool {
 			if !f.value(elem, depth+1) {
 				return false
 			}
-			f.ws()
-			if f.i >= len(f.data) {
-				return false
-			}
-			switch f.data[f.i] {
-			case ',':
-				f.i++
-			case ']':
-				f.i++
-				return true
-			default:
-				return false
+			if more, ok := f.next(']'); !more {
+				return ok
 			}
 		}
 	case c == '"':
@@ -105,20 +92,8 @@ func (f *fastScanner) value(t reflect.Type, depth int) bool {
 }
 
 func (f *fastScanner) object(t reflect.Type, depth int) bool {
-	var fields map[string]reflect.Type
-	var elem reflect.Type
-	if t != nil {
-		switch t.Kind() {
-		case reflect.Struct:
-			fields = cachedFields(t)
-		case reflect.Map:
-			elem = t.Elem()
-		}
-	}
-	f.i++
-	f.ws()
-	if f.i < len(f.data) && f.data[f.i] == '}' {
-		f.i++
+	fields, elem := members(t)
+	if f.open('}') {
 		return true
 	}
 	var seen []string
@@ -160,20 +135,40 @@ func (f *fastScanner) object(t reflect.Type, depth int) bool {
 		if !f.value(child, depth+1) {
 			return false
 		}
-		f.ws()
-		if f.i >= len(f.data) {
-			return false
-		}
-		switch f.data[f.i] {
-		case ',':
-			f.i++
-		case '}':
-			f.i++
-			return true
-		default:
-			return false
+		if more, ok := f.next('}'); !more {
+			return ok
 		}
 	}
+}
+
+// open steps into the object or array at f.i and reports whether it is
+// empty (and then past its end).
+func (f *fastScanner) open(end byte) (empty bool) {
+	f.i++
+	f.ws()
+	if f.i < len(f.data) && f.data[f.i] == end {
+		f.i++
+		return true
+	}
+	return false
+}
+
+// next reads what follows a member or element: a comma (more) or end
+// (done, ok); anything else is not ok.
+func (f *fastScanner) next(end byte) (more, ok bool) {
+	f.ws()
+	if f.i >= len(f.data) {
+		return false, false
+	}
+	switch f.data[f.i] {
+	case ',':
+		f.i++
+		return true, true
+	case end:
+		f.i++
+		return false, true
+	}
+	return false, false
 }
 
 // str reads the string at f.i and returns it with its quotes and whether
@@ -255,6 +250,21 @@ var (
 	shapeCache  sync.Map // reflect.Type -> reflect.Type (nil stored as a nil interface)
 	fieldsCache sync.Map // reflect.Type -> map[string]reflect.Type
 )
+
+// members returns what the members of a JSON object decoded into t are
+// checked against: the struct's fields, or a map's element type (both nil:
+// anything goes).
+func members(t reflect.Type) (fields map[string]reflect.Type, elem reflect.Type) {
+	if t != nil {
+		switch t.Kind() {
+		case reflect.Struct:
+			fields = cachedFields(t)
+		case reflect.Map:
+			elem = t.Elem()
+		}
+	}
+	return fields, elem
+}
 
 // cachedShape is shape, remembered per type.
 func cachedShape(t reflect.Type) reflect.Type {
