@@ -50,7 +50,7 @@ var svcClients = []int{1, 8, 32}
 
 // svcLevels returns svcClients, or for diagnostics (a profile of one level)
 // the levels SSHCA_BENCH_CLIENTS names, comma-separated ("batch": none,
-// only the batch endpoint's).
+// only the batch endpoint's; SSHCA_BENCH_BATCH=0 leaves that one out).
 func svcLevels() []int {
 	v := os.Getenv("SSHCA_BENCH_CLIENTS")
 	if v == "" {
@@ -59,6 +59,7 @@ func svcLevels() []int {
 	if v == "batch" {
 		return nil
 	}
+
 	var out []int
 	for _, f := range strings.Split(v, ",") {
 		if n, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && n > 0 {
@@ -365,7 +366,7 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 		res.Levels = append(res.Levels, m)
 		v.add(r)
 	}
-	if batch != nil {
+	if batch != nil && os.Getenv("SSHCA_BENCH_BATCH") != "0" {
 		m, r, err := svcBatchLevel(ctx, o, name, batch, srv, maxN, maxTime)
 		var se *loadStatusError
 		if errors.As(err, &se) && se.Status == http.StatusNotFound {
