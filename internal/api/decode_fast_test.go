@@ -96,3 +96,29 @@ func BenchmarkDecodeStrictCertRequest(b *testing.B) {
 		}
 	}
 }
+
+// FuzzFastCheck: whatever the byte scan passes is valid JSON that the
+// token scan passes too, for every type a request decodes into.
+func FuzzFastCheck(f *testing.F) {
+	for _, s := range fastSeeds {
+		f.Add([]byte(s.body))
+	}
+	types := []reflect.Type{reflect.TypeFor[CertRequest](), reflect.TypeFor[RevocationRequest](), reflect.TypeFor[fastOuter](), reflect.TypeFor[any](),
+		reflect.TypeFor[BatchCertRequest]()}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if checkText(data) != nil {
+			return
+		}
+		for _, typ := range types {
+			if !fastCheck(data, typ) {
+				continue
+			}
+			if !json.Valid(data) {
+				t.Fatalf("fastCheck passed invalid JSON %q", data)
+			}
+			if err := scanStrict(data, typ); err != nil {
+				t.Fatalf("fastCheck passed %q into %v; the token scan refuses it: %v", data, typ, err)
+			}
+		}
+	})
+}

@@ -152,3 +152,31 @@ func BenchmarkLine(b *testing.B) {
 		}
 	})
 }
+
+// FuzzMarshal: any certificate x/crypto parses is written back by Marshal
+// as x/crypto's own Marshal writes it.
+func FuzzMarshal(f *testing.F) {
+	_, caPriv, _ := ed25519.GenerateKey(rand.Reader)
+	ca, _ := ssh.NewSignerFromKey(caPriv)
+	pub, _, _ := ed25519.GenerateKey(rand.Reader)
+	k, _ := ssh.NewPublicKey(pub)
+	c := &ssh.Certificate{Key: k, Serial: 7, CertType: ssh.UserCert, KeyId: "seed", ValidPrincipals: []string{"a", "b"}, ValidBefore: ssh.CertTimeInfinity,
+		Permissions: ssh.Permissions{CriticalOptions: map[string]string{"force-command": "true"}, Extensions: map[string]string{"permit-pty": ""}}}
+	if err := c.SignCert(rand.Reader, ca); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(c.Marshal())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		pk, err := ssh.ParsePublicKey(data)
+		if err != nil {
+			return
+		}
+		c, ok := pk.(*ssh.Certificate)
+		if !ok {
+			return
+		}
+		if got, want := Marshal(c), c.Marshal(); !bytes.Equal(got, want) {
+			t.Fatalf("Marshal differs from x/crypto for %x:\n got %x\nwant %x", data, got, want)
+		}
+	})
+}
