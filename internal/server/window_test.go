@@ -31,18 +31,19 @@ func TestCertRequestValidityWindow(t *testing.T) {
 	const backdate = 5 * time.Minute
 	at := func(d time.Duration) time.Time { return f.clock.Now().Add(d).Truncate(time.Second) }
 
+	dayFrom, dayTo := at(24*time.Hour), at(25*time.Hour)
 	tests := []struct {
 		name          string
 		after, before string
 		ttl           string
 		from, to      time.Duration // the window asked for, from now
+		abs           bool          // asked in absolute times: dayFrom, dayTo
 	}{
 		{name: "ok/relative -5m:+1h (max_ttl from now)", after: "-5m", before: "+1h", from: -5 * time.Minute, to: time.Hour},
 		{name: "ok/end only", before: "+45m", from: 0, to: 45 * time.Minute},
 		{name: "ok/start only, default ttl", after: "+2h", from: 2 * time.Hour, to: 2*time.Hour + 30*time.Minute},
 		{name: "ok/start and ttl", after: "+3h", ttl: "10m", from: 3 * time.Hour, to: 3*time.Hour + 10*time.Minute},
-		{name: "ok/RFC 3339", after: at(24 * time.Hour).Format(time.RFC3339), before: at(25 * time.Hour).In(time.FixedZone("", 2*3600)).Format(time.RFC3339),
-			from: 24 * time.Hour, to: 25 * time.Hour},
+		{name: "ok/RFC 3339", after: dayFrom.Format(time.RFC3339), before: dayTo.In(time.FixedZone("", 2*3600)).Format(time.RFC3339), abs: true},
 		{name: "ok/now", after: "now", before: "+1h", from: 0, to: time.Hour},
 	}
 	for _, tc := range tests {
@@ -54,6 +55,11 @@ func TestCertRequestValidityWindow(t *testing.T) {
 			}
 			gotFrom, gotTo := time.Unix(int64(cert.ValidAfter), 0), time.Unix(int64(cert.ValidBefore), 0)
 			wantFrom, wantTo := start.Add(tc.from-backdate), start.Add(tc.to)
+			if tc.abs {
+				// Absolute times do not move with the clock while the
+				// subtests before this one ran.
+				wantFrom, wantTo = dayFrom.Add(-backdate), dayTo
+			}
 			if d := gotFrom.Sub(wantFrom); d < 0 || d > 3*time.Second {
 				t.Errorf("valid after %s, want %s", gotFrom.UTC(), wantFrom.UTC())
 			}
