@@ -58,7 +58,7 @@ const (
 
 // cachedQueries are the statements of the write path kept prepared.
 func cachedQueries() []string {
-	q := []string{reserveSQL, updateHeadSQL, serialNextSQL, auditHeadSQL, krlVersionSQL, caKeyActiveSQL, renewedRevokedSQL, tokenStateSQL, probeRevokedSQL}
+	q := []string{reserveSQL, updateHeadSQL, serialNextSQL, auditHeadSQL, krlVersionSQL, caKeyActiveSQL, renewedRevokedSQL, tokenStateSQL, probeRevokedSQL, commonCheckSQL}
 	for _, n := range insertShapes {
 		q = append(q, multiRow(insertCertHead, 14, n), multiRow(insertAuditHead, 12, n))
 	}
@@ -227,6 +227,23 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 	krlAt := map[string]uint64{} // CA type -> its KRL version now
 	type tok struct{ revoked, expires int64 }
 	toks := map[string]*tok{}
+	// The common batch — one CA key, at most one token — is checked with one
+	// statement (one round trip to a PostgreSQL server instead of three).
+	if c, tokenID, ok := commonChecks(items); ok {
+		var n, v, revoked, expires int64
+		err := s.queryRowCached(ctx, tx, commonCheckSQL, c.CAType, c.CAFingerprint, c.CAType, tokenID, tokenID).Scan(&n, &v, &revoked, &expires)
+		if err != nil {
+			return fmt.Errorf("store: check batch: %w", err)
+		}
+		keyOK[c.CAType+"\x00"+c.CAFingerprint] = n > 0
+		krlAt[c.CAType] = uint64(v)
+		if tokenID != "" {
+			toks[tokenID] = nil // no such token
+			if revoked >= 0 {
+				toks[tokenID] = &tok{revoked: revoked, expires: expires}
+			}
+		}
+	}
 	for i, it := range items {
 		if c := it.Cert; c != nil {
 			k := c.CAType + "\x00" + c.CAFingerprint
@@ -303,6 +320,36 @@ func (s *DB) checkBatch(ctx context.Context, tx *sql.Tx, items []store.BatchItem
 		}
 	}
 	return nil
+}
+
+// commonCheckSQL reads, in one statement, whether a CA key is active, its
+// CA type's KRL version (0 for none) and a token's revocation and expiry
+// (-1 for no such token).
+const commonCheckSQL = `SELECT
+	(SELECT COUNT(*) FROM ca_keys WHERE ca_type = ? AND fingerprint = ? AND state = 'active'),
+	COALESCE((SELECT version FROM krl_versions WHERE ca_type = ?), 0),
+	COALESCE((SELECT revoked_us FROM tokens WHERE id = ?), -1),
+	COALESCE((SELECT expires_us FROM tokens WHERE id = ?), -1)`
+
+// commonChecks reports whether every certificate of items was signed by
+// one CA key and at most one token is named, and returns them.
+func commonChecks(items []store.BatchItem) (c *store.CertRecord, tokenID string, ok bool) {
+	for _, it := range items {
+		if it.Cert != nil {
+			if c == nil {
+				c = it.Cert
+			} else if it.Cert.CAType != c.CAType || it.Cert.CAFingerprint != c.CAFingerprint {
+				return nil, "", false
+			}
+		}
+		if it.TokenID != "" {
+			if tokenID != "" && it.TokenID != tokenID {
+				return nil, "", false
+			}
+			tokenID = it.TokenID
+		}
+	}
+	return c, tokenID, c != nil
 }
 
 // insertCerts inserts signed certificates with their reserved serials and
