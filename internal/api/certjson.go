@@ -13,7 +13,7 @@ import (
 // revocation to show, a time MarshalJSON refuses); the caller then uses
 // encoding/json. TestCertificateJSONMatchesMarshal holds the two equal.
 func AppendCertificateJSON(b []byte, c *Certificate) (_ []byte, ok bool) {
-	if c.Revoked != nil || !jsonTimeOK(c.ValidAfter) || !jsonTimeOK(c.ValidBefore) || !jsonTimeOK(c.IssuedAt) {
+	if c.Revoked != nil || !jsonenc.TimeOK(c.ValidAfter) || !jsonenc.TimeOK(c.ValidBefore) || !jsonenc.TimeOK(c.IssuedAt) {
 		return b, false
 	}
 	b = append(b, '{')
@@ -31,7 +31,7 @@ func AppendCertificateJSON(b []byte, c *Certificate) (_ []byte, ok bool) {
 	}
 	tm := func(name string, t time.Time) {
 		field(name)
-		b = append(t.AppendFormat(append(b, '"'), time.RFC3339Nano), '"')
+		b = jsonenc.Time(b, t)
 	}
 	str("certificate", c.Certificate, true)
 	str("file", c.File, true)
@@ -70,12 +70,4 @@ func AppendCertificateJSON(b []byte, c *Certificate) (_ []byte, ok bool) {
 	}
 	str("request_id", c.RequestID, true)
 	return append(b, '}'), true
-}
-
-// jsonTimeOK reports whether time.Time.MarshalJSON writes t (a year in
-// 0–9999, a zone offset under 24 hours) rather than refusing it.
-func jsonTimeOK(t time.Time) bool {
-	_, off := t.Zone()
-	y := t.Year()
-	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
 }

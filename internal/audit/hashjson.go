@@ -2,7 +2,6 @@ package audit
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/sshca/sshca/internal/jsonenc"
 )
@@ -10,18 +9,17 @@ import (
 // appendHashJSON appends the JSON that encoding/json.Marshal writes for e
 // — byte for byte: the hash of every entry ever stored is the SHA-256 of
 // that encoding — without reflection. ok is false where it cannot promise
-// the same bytes (a time outside years 0–9999, which Marshal refuses); the
+// the same bytes (a time Marshal refuses, jsonenc.TimeOK); the
 // caller then uses Marshal. TestHashJSONMatchesMarshal holds the two equal.
 // details, if not nil, is e.Details already encoded by jsonenc.Map.
 func appendHashJSON(b []byte, e *Entry, details []byte) (_ []byte, ok bool) {
-	if y := e.Time.Year(); y < 0 || y > 9999 {
+	if !jsonenc.TimeOK(e.Time) {
 		return b, false
 	}
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, `,"time":"`...)
-	b = e.Time.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","actor":`...)
+	b = jsonenc.Time(append(b, `,"time":`...), e.Time)
+	b = append(b, `,"actor":`...)
 	b = jsonenc.String(b, e.Actor)
 	b = append(b, `,"action":`...)
 	b = jsonenc.String(b, e.Action)

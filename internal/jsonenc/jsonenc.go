@@ -7,8 +7,24 @@ package jsonenc
 
 import (
 	"slices"
+	"time"
 	"unicode/utf8"
 )
+
+// TimeOK reports whether time.Time.MarshalJSON writes t (a year in
+// 0–9999, a zone offset under 24 hours) rather than refusing it; Time
+// promises encoding/json's bytes only for such a t.
+func TimeOK(t time.Time) bool {
+	_, off := t.Zone()
+	y := t.Year()
+	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
+}
+
+// Time appends what encoding/json.Marshal writes for t when TimeOK(t):
+// RFC 3339 with nanoseconds, quoted.
+func Time(b []byte, t time.Time) []byte {
+	return append(t.AppendFormat(append(b, '"'), time.RFC3339Nano), '"')
+}
 
 // Strings appends what encoding/json.Marshal writes for ss (null for a nil
 // slice).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 // hostile are the inputs where a JSON encoder's choices show: escapes,
@@ -60,6 +61,16 @@ func TestMatchesMarshal(t *testing.T) {
 	}
 	for c := rune(0); c < 0x3000; c++ {
 		check(string(c), String(nil, string(c)))
+	}
+	for range 20000 {
+		tm := time.Unix(r.Int64N(1<<38)-1<<37, r.Int64N(1e9)).In(time.FixedZone("z", r.IntN(48*3600)-24*3600))
+		want, err := json.Marshal(tm)
+		if ok := TimeOK(tm); ok != (err == nil) {
+			t.Fatalf("TimeOK(%v) = %v, Marshal error %v", tm, ok, err)
+		}
+		if err == nil && !bytes.Equal(Time(nil, tm), want) {
+			t.Fatalf("%v: got %s want %s", tm, Time(nil, tm), want)
+		}
 	}
 }
 

@@ -14,7 +14,7 @@ import (
 // reflective path gives (TestCertColumnsMatchReflection); ok is false where
 // it cannot promise that (an authentication time RFC 3339 cannot write).
 func certColumns(c *CertRecord) (_ []column, ok bool) {
-	if !c.Lineage.AuthTime.IsZero() && !rfc3339Writable(c.Lineage.AuthTime) {
+	if !c.Lineage.AuthTime.IsZero() && !jsonenc.TimeOK(c.Lineage.AuthTime) {
 		return nil, false
 	}
 	cols := make([]column, 0, 14)
@@ -66,19 +66,11 @@ func certColumns(c *CertRecord) (_ []column, ok bool) {
 	return cols, true
 }
 
-// rfc3339Writable reports whether time.Time.MarshalJSON writes t (a year
-// in 0–9999, a zone offset under 24 hours) rather than refusing it.
-func rfc3339Writable(t time.Time) bool {
-	_, off := t.Zone()
-	y := t.Year()
-	return y >= 0 && y <= 9999 && off > -24*3600 && off < 24*3600
-}
-
 // AppendLineageJSON appends what encoding/json.Marshal writes for l; ok is
 // false (and nothing appended) for an authentication time RFC 3339 cannot
 // write, which Marshal refuses.
 func AppendLineageJSON(b []byte, l *Lineage) (_ []byte, ok bool) {
-	if !l.AuthTime.IsZero() && !rfc3339Writable(l.AuthTime) {
+	if !l.AuthTime.IsZero() && !jsonenc.TimeOK(l.AuthTime) {
 		return b, false
 	}
 	return appendLineageJSON(b, l), true
@@ -109,8 +101,7 @@ func appendLineageJSON(b []byte, l *Lineage) []byte {
 	}
 	if !l.AuthTime.IsZero() {
 		sep()
-		b = append(b, `"auth_time":"`...)
-		b = append(l.AuthTime.AppendFormat(b, time.RFC3339Nano), '"')
+		b = jsonenc.Time(append(b, `"auth_time":`...), l.AuthTime)
 	}
 	if l.TokenID != "" {
 		sep()
