@@ -141,19 +141,9 @@ func (s *Server) batchItem(item *api.CertRequest, t policy.CertType, reqID strin
 	if item.Role == "" && t == policy.UserCert {
 		return ca.Request{}, badRequest("bad-request", "role is required")
 	}
-	ttl, err := parseTTL(item.TTL)
-	if err != nil {
-		return ca.Request{}, err
-	}
-	after, before, err := s.parseWindow(item)
-	if err != nil {
-		return ca.Request{}, err
-	}
 	// Each element has its own request ID (and so key ID): the batch's, and
 	// the element's index.
-	id := reqID + "." + strconv.Itoa(i)
-	return ca.Request{Type: t, Role: item.Role, Principals: item.Principals, TTL: ttl, ValidAfter: after, ValidBefore: before,
-		Details: map[string]string{"request_id": id, "source": "service-batch"}}, nil
+	return s.caRequest(item, t, reqID+"."+strconv.Itoa(i), "service-batch")
 }
 
 // atElement names the batch element an error is about.

@@ -153,17 +153,12 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 	if err != nil {
 		return deny(err)
 	}
-	ttl, err := parseTTL(req.TTL)
-	if err != nil {
-		return deny(err)
-	}
-	after, before, err := s.parseWindow(&req)
-	if err != nil {
-		return deny(err)
-	}
 	reqID := RequestID(r.Context())
-	caReq := ca.Request{Caller: c, Type: t, Role: req.Role, Principals: req.Principals, TTL: ttl, PublicKey: pub, TOTP: req.TOTP,
-		ValidAfter: after, ValidBefore: before, Details: map[string]string{"request_id": reqID, "source": "service"}}
+	caReq, err := s.caRequest(&req, t, reqID, "service")
+	if err != nil {
+		return deny(err)
+	}
+	caReq.Caller, caReq.PublicKey = c, pub
 	cert, err := s.o.Authority.Sign(r.Context(), caReq)
 	if err != nil {
 		if rule := ruleOf(err); rule != "error" {
@@ -175,6 +170,22 @@ func (s *Server) handleCert(w http.ResponseWriter, r *http.Request, t policy.Cer
 	noteSerial(w, cert.Serial)
 	writeCert(w, http.StatusOK, s.certResponse(cert, certRole(cert, req.Role), reqID))
 	return nil
+}
+
+// caRequest reads the lifetime and validity window of a checked request
+// and returns it as the authority's request, without caller and key;
+// its details name the request and the door.
+func (s *Server) caRequest(req *api.CertRequest, t policy.CertType, reqID, source string) (ca.Request, error) {
+	ttl, err := parseTTL(req.TTL)
+	if err != nil {
+		return ca.Request{}, err
+	}
+	after, before, err := s.parseWindow(req)
+	if err != nil {
+		return ca.Request{}, err
+	}
+	return ca.Request{Type: t, Role: req.Role, Principals: req.Principals, TTL: ttl, TOTP: req.TOTP, ValidAfter: after, ValidBefore: before,
+		Details: map[string]string{"request_id": reqID, "source": source}}, nil
 }
 
 // certRole is the role a certificate was issued under: the one asked for,
