@@ -751,7 +751,7 @@ func (b *Batch) commit(ctx context.Context, shared bool) ([]*ssh.Certificate, []
 		for k, i := range refused {
 			denials[k] = store.BatchItem{Event: a.denial(b.preps[i].req, "token-invalid", errs[i])}
 		}
-		if _, err := a.Store.CommitBatch(ctx, denials); err != nil {
+		if _, err := record(denials); err != nil {
 			for _, i := range refused {
 				errs[i] = errors.Join(errs[i], fmt.Errorf("ca: record denial: %w", err))
 			}
