@@ -227,30 +227,24 @@ func isEmpty(v reflect.Value) bool {
 // appendValue appends an unambiguous encoding of v to b.
 func appendValue(b []byte, v reflect.Value) []byte {
 	if v.Type() == timeType {
-		t := v.Interface().(time.Time)
-		b = strconv.AppendInt(append(b, 't'), t.Unix(), 10)
-		return strconv.AppendInt(append(b, '.'), int64(t.Nanosecond()), 10)
+		return appendSealTime(b, v.Interface().(time.Time))
 	}
 	switch v.Kind() {
 	case reflect.String:
-		b = append(b, 's')
-		b = binary.AppendUvarint(b, uint64(v.Len()))
-		return append(b, v.String()...)
+		return appendSealString(b, v.String())
 	case reflect.Bool:
 		return strconv.AppendBool(append(b, 'b'), v.Bool())
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return strconv.AppendInt(append(b, 'i'), v.Int(), 10)
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return strconv.AppendUint(append(b, 'u'), v.Uint(), 10)
+		return appendSealUint(b, v.Uint())
 	case reflect.Slice:
 		if v.Type().Elem().Kind() == reflect.String {
-			b = append(b, 'l')
-			b = binary.AppendUvarint(b, uint64(v.Len()))
-			for i := range v.Len() {
-				b = binary.AppendUvarint(b, uint64(v.Index(i).Len()))
-				b = append(b, v.Index(i).String()...)
+			ss := make([]string, v.Len()) // element types may be named
+			for i := range ss {
+				ss[i] = v.Index(i).String()
 			}
-			return b
+			return appendSealStrings(b, ss)
 		}
 	}
 	// Anything else (a nested struct such as Lineage, a map): its JSON,
@@ -260,6 +254,30 @@ func appendValue(b []byte, v reflect.Value) []byte {
 		j = fmt.Appendf(nil, "%#v", v.Interface())
 	}
 	return append(append(b, 'j'), j...)
+}
+
+// The canonical encodings of a column value (appendValue; certColumns
+// writes a certificate row with the same ones).
+
+func appendSealTime(b []byte, t time.Time) []byte {
+	b = strconv.AppendInt(append(b, 't'), t.Unix(), 10)
+	return strconv.AppendInt(append(b, '.'), int64(t.Nanosecond()), 10)
+}
+
+func appendSealString(b []byte, s string) []byte {
+	return append(binary.AppendUvarint(append(b, 's'), uint64(len(s))), s...)
+}
+
+func appendSealUint(b []byte, u uint64) []byte {
+	return strconv.AppendUint(append(b, 'u'), u, 10)
+}
+
+func appendSealStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(append(b, 'l'), uint64(len(ss)))
+	for _, s := range ss {
+		b = append(binary.AppendUvarint(b, uint64(len(s))), s...)
+	}
+	return b
 }
 
 // snake turns a Go field name into the column-like name people read:

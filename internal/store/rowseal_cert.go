@@ -2,7 +2,6 @@ package store
 
 import (
 	"crypto/sha256"
-	"encoding/binary"
 	"strconv"
 	"time"
 
@@ -26,32 +25,23 @@ func certColumns(c *CertRecord) (_ []column, ok bool) {
 	}
 	str := func(name, v string) {
 		if v != "" {
-			add(name, func(b []byte) []byte { return append(binary.AppendUvarint(append(b, 's'), uint64(len(v))), v...) })
+			add(name, func(b []byte) []byte { return appendSealString(b, v) })
 		}
 	}
 	tm := func(name string, t time.Time) {
 		if t != (time.Time{}) {
-			add(name, func(b []byte) []byte {
-				b = strconv.AppendInt(append(b, 't'), t.Unix(), 10)
-				return strconv.AppendInt(append(b, '.'), int64(t.Nanosecond()), 10)
-			})
+			add(name, func(b []byte) []byte { return appendSealTime(b, t) })
 		}
 	}
 	if c.Serial != 0 {
-		add("serial", func(b []byte) []byte { return strconv.AppendUint(append(b, 'u'), c.Serial, 10) })
+		add("serial", func(b []byte) []byte { return appendSealUint(b, c.Serial) })
 	}
 	str("ca_type", c.CAType)
 	str("ca_fingerprint", c.CAFingerprint)
 	str("role", c.Role)
 	str("key_id", c.KeyID)
 	if len(c.Principals) > 0 {
-		add("principals", func(b []byte) []byte {
-			b = binary.AppendUvarint(append(b, 'l'), uint64(len(c.Principals)))
-			for _, p := range c.Principals {
-				b = append(binary.AppendUvarint(b, uint64(len(p))), p...)
-			}
-			return b
-		})
+		add("principals", func(b []byte) []byte { return appendSealStrings(b, c.Principals) })
 	}
 	tm("valid_after", c.ValidAfter)
 	tm("valid_before", c.ValidBefore)
