@@ -2,10 +2,8 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 
@@ -40,30 +38,6 @@ func newBatchTarget(addr, fingerprint, token string, subj *loadSubjects, k int) 
 		}
 	}
 	return newLoadTarget(addr, fingerprint, token, "/v1/certs/user/batch", bodies), nil
-}
-
-// svcBatchLevel measures the batch endpoint: svcBatchClients clients, each
-// with one batch request in flight, up to maxN certificates or maxTime.
-// Rates and CPU are per certificate, latencies per request.
-func svcBatchLevel(ctx context.Context, o *options, name string, target *loadTarget, srv *svcServer, maxN int, maxTime time.Duration) (svcMeasurement, *loadResult, error) {
-	k := svcBatchKeys
-	r, err := runLoad(ctx, target, loadLevel{Clients: svcBatchClients, MaxN: max(maxN/k, svcBatchClients), MaxTime: maxTime}, srv.cpu)
-	if err != nil {
-		return svcMeasurement{}, nil, fmt.Errorf("batch: %w (server log: %s)", err, srv.logPath)
-	}
-	rss, err := srv.peakRSS()
-	if err != nil {
-		return svcMeasurement{}, nil, err
-	}
-	certs := r.N * k
-	m := svcMeasurement{Backend: name, Clients: svcBatchClients, Batch: k, N: certs, Rate: float64(certs) / r.Elapsed.Seconds(),
-		P50: r.percentile(0.50), P99: r.percentile(0.99), P999: r.percentile(0.999),
-		ServerCPU: float64(r.ServerCPU.Microseconds()) / float64(certs),
-		ClientCPU: float64(r.ClientCPU.Microseconds()) / float64(certs), PeakRSS: rss}
-	o.logf("service: %s, %d clients × %d keys: %d certs in %v = %.0f/s, p50 %v p99 %v per request, server %.0f µs/cert, load-gen %.0f µs/cert, VmHWM %.1f MiB",
-		name, svcBatchClients, k, certs, r.Elapsed.Round(time.Millisecond), m.Rate, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond),
-		m.ServerCPU, m.ClientCPU, float64(rss)/(1<<20))
-	return m, r, nil
 }
 
 // verifyBatch checks a batch response: one certificate for each key sent,

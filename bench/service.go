@@ -89,11 +89,14 @@ const (
 	svcCertTTL        = "10m"
 )
 
-// svcLevel runs one concurrency level against srv and measures it; the
-// progress line starts with logPrefix.
-func svcLevel(ctx context.Context, o *options, logPrefix, name string, clients int, target *loadTarget, srv *svcServer,
+// svcLevel runs one concurrency level against srv and measures it: clients
+// each with one request of keys certificates in flight (1, or a batch);
+// rates and CPU are per certificate, latencies per request. The progress
+// line starts with logPrefix.
+func svcLevel(ctx context.Context, o *options, logPrefix, name string, clients, keys int, target *loadTarget, srv *svcServer,
 	maxN int, maxTime time.Duration) (svcMeasurement, *loadResult, error) {
-	r, err := runLoad(ctx, target, loadLevel{Clients: clients, MaxN: maxN, MaxTime: maxTime}, srv.cpu)
+	per := max(keys, 1)
+	r, err := runLoad(ctx, target, loadLevel{Clients: clients, MaxN: max(maxN/per, clients), MaxTime: maxTime}, srv.cpu)
 	if err != nil {
 		return svcMeasurement{}, nil, fmt.Errorf("%w (server log: %s)", err, srv.logPath)
 	}
@@ -101,12 +104,17 @@ func svcLevel(ctx context.Context, o *options, logPrefix, name string, clients i
 	if err != nil {
 		return svcMeasurement{}, nil, err
 	}
-	m := svcMeasurement{Backend: name, Clients: clients, N: r.N, Rate: float64(r.N) / r.Elapsed.Seconds(),
+	certs := r.N * per
+	m := svcMeasurement{Backend: name, Clients: clients, N: certs, Rate: float64(certs) / r.Elapsed.Seconds(),
 		P50: r.percentile(0.50), P99: r.percentile(0.99), P999: r.percentile(0.999),
-		ServerCPU: float64(r.ServerCPU.Microseconds()) / float64(r.N),
-		ClientCPU: float64(r.ClientCPU.Microseconds()) / float64(r.N), PeakRSS: rss}
-	o.logf("%s %2d clients: %d certs in %v = %.0f/s, p50 %v p99 %v, server %.0f µs/cert, load-gen %.0f µs/req, VmHWM %.1f MiB",
-		logPrefix, clients, m.N, r.Elapsed.Round(time.Millisecond), m.Rate, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond),
+		ServerCPU: float64(r.ServerCPU.Microseconds()) / float64(certs),
+		ClientCPU: float64(r.ClientCPU.Microseconds()) / float64(certs), PeakRSS: rss}
+	batch := ""
+	if per > 1 {
+		m.Batch, batch = per, fmt.Sprintf(" × %d keys", per)
+	}
+	o.logf("%s %2d clients%s: %d certs in %v = %.0f/s, p50 %v p99 %v, server %.0f µs/cert, load-gen %.0f µs/cert, VmHWM %.1f MiB",
+		logPrefix, clients, batch, m.N, r.Elapsed.Round(time.Millisecond), m.Rate, m.P50.Round(time.Microsecond), m.P99.Round(time.Microsecond),
 		m.ServerCPU, m.ClientCPU, float64(rss)/(1<<20))
 	return m, r, nil
 }
@@ -122,7 +130,7 @@ type svcMeasurement struct {
 	P99       time.Duration
 	P999      time.Duration
 	ServerCPU float64 // µs of sshca serve CPU per certificate
-	ClientCPU float64 // µs of this process's CPU per request (per certificate for batches)
+	ClientCPU float64 // µs of this process's CPU per certificate
 	PeakRSS   int64   // bytes, VmHWM of sshca serve after this level
 }
 
@@ -359,7 +367,7 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 	res := &svcBackendResult{Name: name}
 	v := newSvcVerifier(subj, caKeys)
 	for _, c := range svcLevels() {
-		m, r, err := svcLevel(ctx, o, "service: "+name+",", name, c, target, srv, maxN, maxTime)
+		m, r, err := svcLevel(ctx, o, "service: "+name+",", name, c, 1, target, srv, maxN, maxTime)
 		if err != nil {
 			return nil, fmt.Errorf("%d clients: %w", c, err)
 		}
@@ -367,7 +375,7 @@ func svcMeasure(ctx context.Context, o *options, name string, srv *svcServer, ta
 		v.add(r)
 	}
 	if batch != nil && os.Getenv("SSHCA_BENCH_BATCH") != "0" {
-		m, r, err := svcBatchLevel(ctx, o, name, batch, srv, maxN, maxTime)
+		m, r, err := svcLevel(ctx, o, "service: "+name+",", name, svcBatchClients, svcBatchKeys, batch, srv, maxN, maxTime)
 		var se *loadStatusError
 		if errors.As(err, &se) && se.Status == http.StatusNotFound {
 			// An sshca from before the batch endpoint (-sshca OLD).

@@ -131,7 +131,7 @@ func runStepCA(ctx context.Context, o *options) ([]section, error) {
 	sides := map[string]*stepcaSide{"sshca": {levels: map[int][]svcMeasurement{}}, "step-ca": {levels: map[int][]svcMeasurement{}}}
 	var lastBatch *stepcaBatch
 	measure := func(name string, clients int, target *loadTarget, srv *svcServer) (*loadResult, error) {
-		m, r, err := svcLevel(ctx, o, fmt.Sprintf("stepca: %-7s", name), name, clients, target, srv, maxN, maxTime)
+		m, r, err := svcLevel(ctx, o, fmt.Sprintf("stepca: %-7s", name), name, clients, 1, target, srv, maxN, maxTime)
 		if err != nil {
 			return nil, fmt.Errorf("%s, %d clients: %w", name, clients, err)
 		}
