@@ -87,6 +87,16 @@ func (e *exitCodeError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
 // Main runs sshca with args (without the program name) and returns the exit code.
 func Main(args []string) int {
+	// SSHCA_CPUPROFILE=FILE: a Go CPU profile of the whole command
+	// (diagnostics of the batch commands; see BENCHMARKS.md).
+	if path := os.Getenv("SSHCA_CPUPROFILE"); path != "" {
+		stopProfile, err := startCPUProfile(path, "SSHCA_CPUPROFILE")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "sshca: error: %v\n", err)
+			return 1
+		}
+		defer stopProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	return runEnv(&env{ctx: ctx, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, ownsProcess: true}, args)

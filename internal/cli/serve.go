@@ -65,7 +65,7 @@ func newServeCommand() *command {
 				tuneGC(e.getenv)
 			}
 			if cpuProfile != "" {
-				stop, err := startCPUProfile(cpuProfile)
+				stop, err := startCPUProfile(cpuProfile, "serve: --cpuprofile")
 				if err != nil {
 					return err
 				}
@@ -207,15 +207,16 @@ func newServeCommand() *command {
 	}
 }
 
-// startCPUProfile profiles the process into path until stop is called.
-func startCPUProfile(path string) (stop func(), err error) {
+// startCPUProfile profiles the process into path until stop is called;
+// what names the setting in errors.
+func startCPUProfile(path, what string) (stop func(), err error) {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if err := pprof.StartCPUProfile(f); err != nil {
 		f.Close()
-		return nil, fmt.Errorf("serve: --cpuprofile: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return func() {
 		pprof.StopCPUProfile()
