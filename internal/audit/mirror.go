@@ -3,6 +3,8 @@ package audit
 import (
 	"bufio"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,22 +74,62 @@ func EachLine(r io.Reader, fn func(Entry) error) error {
 }
 
 // Hashes is a verified log as the comparisons below need it: the hash of
-// entry i at index i-1, and nothing else of it.
-type Hashes []string
+// every entry, in order from entry 1, and nothing else of it (33 bytes an
+// entry, so that a log of millions can be held).
+type Hashes struct {
+	sums []sum
+}
+
+// Append adds the hash of the next entry.
+func (h *Hashes) Append(hash string) { h.sums = append(h.sums, sumOf(hash)) }
+
+// Grow makes room for n more entries.
+func (h *Hashes) Grow(n int) { h.sums = slices.Grow(h.sums, n) }
+
+// Len returns the number of entries.
+func (h Hashes) Len() int { return len(h.sums) }
 
 // HashesOf returns the hashes of entries (complete: entry i at index i-1).
 func HashesOf(entries []Entry) Hashes {
-	h := make(Hashes, len(entries))
+	h := Hashes{sums: make([]sum, len(entries))}
 	for i := range entries {
-		h[i] = entries[i].Hash
+		h.sums[i] = sumOf(entries[i].Hash)
 	}
 	return h
+}
+
+// A sum is a hash as the comparisons keep it: the 32 bytes its 64
+// lower-case hex digits (what ComputeHash writes) stand for; a string of
+// any other form, which no chain this package verified holds, is kept as
+// its own SHA-256, marked as such in the last byte. Two sums are equal
+// when the strings are (up to a SHA-256 collision between such strings).
+type sum [sha256.Size + 1]byte
+
+func sumOf(s string) (k sum) {
+	if len(s) == 2*sha256.Size && isLowerHex(s) {
+		if _, err := hex.Decode(k[:sha256.Size], []byte(s)); err == nil {
+			return k
+		}
+	}
+	h := sha256.Sum256([]byte(s))
+	copy(k[:], h[:])
+	k[sha256.Size] = 1
+	return k
+}
+
+func isLowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // mirrorLine is what MirrorCheck keeps of one audit file line.
 type mirrorLine struct {
 	seq        uint64
-	hash, prev string
+	hash, prev sum
 	intact     bool // its hash is the hash of its contents
 }
 
@@ -100,7 +142,7 @@ type MirrorCheck struct {
 
 // Add records one entry of the file, in file order.
 func (m *MirrorCheck) Add(e Entry) {
-	m.lines = append(m.lines, mirrorLine{seq: e.Seq, hash: e.Hash, prev: e.PrevHash, intact: ComputeHash(e) == e.Hash})
+	m.lines = append(m.lines, mirrorLine{seq: e.Seq, hash: sumOf(e.Hash), prev: sumOf(e.PrevHash), intact: ComputeHash(e) == e.Hash})
 }
 
 // CompareMirror checks entries copied out of the database as they were
@@ -125,7 +167,7 @@ func (m *MirrorCheck) Result(db Hashes) (int, error) {
 	if len(m.lines) == 0 {
 		return 0, nil
 	}
-	sorted := slices.Clone(m.lines)
+	sorted := m.lines // sorted in place: the file's order is not needed again
 	slices.SortStableFunc(sorted, func(a, b mirrorLine) int {
 		switch {
 		case a.seq < b.seq:
@@ -141,8 +183,7 @@ func (m *MirrorCheck) Result(db Hashes) (int, error) {
 			first = &VerifyError{Seq: seq, Reason: fmt.Sprintf(format, a...)}
 		}
 	}
-	last := uint64(len(db))
-	inFile := map[uint64]bool{}
+	last := uint64(db.Len())
 	var prev *mirrorLine
 	for i := range sorted {
 		e := &sorted[i]
@@ -152,7 +193,6 @@ func (m *MirrorCheck) Result(db Hashes) (int, error) {
 			}
 			continue
 		}
-		inFile[e.seq] = true
 		switch {
 		case !e.intact:
 			report(e.seq, "the audit file's copy does not match its hash (changed in the file)")
@@ -160,16 +200,22 @@ func (m *MirrorCheck) Result(db Hashes) (int, error) {
 			report(e.seq, "does not chain to the previous entry in the audit file")
 		case e.seq > last:
 			report(e.seq, "is in the audit file but not in the database, whose log ends at entry %d (its tail was deleted)", last)
-		case db[e.seq-1] != e.hash:
+		case db.sums[e.seq-1] != e.hash:
 			report(e.seq, "differs between the audit file and the database (changed in one of them)")
 		}
 		prev = e
 	}
-	for seq := sorted[0].seq; seq <= last; seq++ {
-		if !inFile[seq] {
-			report(seq, "is in the database but missing from the audit file (written after the file's first entry %d)", sorted[0].seq)
+	// The first entry from the file's first on that the file lacks.
+	next := sorted[0].seq
+	for i := range sorted {
+		if s := sorted[i].seq; s > next {
 			break
+		} else if s == next {
+			next++
 		}
+	}
+	if next <= last {
+		report(next, "is in the database but missing from the audit file (written after the file's first entry %d)", sorted[0].seq)
 	}
 	if first != nil {
 		return len(m.lines), first
@@ -187,15 +233,46 @@ func CheckHead(entries []Entry, seq uint64, hash, where string) error {
 
 // CheckHeadHashes is CheckHead given the log's hashes.
 func CheckHeadHashes(log Hashes, seq uint64, hash, where string) error {
-	if seq == 0 {
+	c := HeadCheck{Seq: seq, Hash: hash, Where: where}
+	for i, s := range log.sums {
+		c.last = uint64(i + 1)
+		if c.last == seq {
+			c.at, c.seen = s, true
+		}
+	}
+	return c.Result()
+}
+
+// A HeadCheck is CheckHead for a log read a page at a time: given each
+// entry in order (Add), it keeps the hash of the one entry the head names.
+type HeadCheck struct {
+	Seq   uint64 // the head recorded outside the database (0: none)
+	Hash  string
+	Where string // names the record in the report
+
+	last uint64
+	at   sum
+	seen bool
+}
+
+// Add records the next entry of the verified log.
+func (c *HeadCheck) Add(seq uint64, hash string) {
+	c.last = seq
+	if seq == c.Seq {
+		c.at, c.seen = sumOf(hash), true
+	}
+}
+
+// Result checks the log added (complete and verified) against the head.
+func (c *HeadCheck) Result() error {
+	if c.Seq == 0 {
 		return nil
 	}
-	last := uint64(len(log))
-	if seq > last {
-		return &VerifyError{Seq: last + 1, Reason: fmt.Sprintf("missing: the log ends at entry %d, but entry %d was committed (%s); the tail of the log was deleted", last, seq, where)}
+	if c.Seq > c.last || !c.seen {
+		return &VerifyError{Seq: c.last + 1, Reason: fmt.Sprintf("missing: the log ends at entry %d, but entry %d was committed (%s); the tail of the log was deleted", c.last, c.Seq, c.Where)}
 	}
-	if log[seq-1] != hash {
-		return &VerifyError{Seq: seq, Reason: fmt.Sprintf("differs from the one recorded outside the database (%s); the log was rewritten from here or before", where)}
+	if c.at != sumOf(c.Hash) {
+		return &VerifyError{Seq: c.Seq, Reason: fmt.Sprintf("differs from the one recorded outside the database (%s); the log was rewritten from here or before", c.Where)}
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package ca
 
 import (
 	"context"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -23,25 +25,11 @@ type ConsistencyStore interface {
 // maxProblems bounds the report of CheckConsistency.
 const maxProblems = 20
 
-// consistencyDetails are the details CheckConsistency reads (besides row
-// seals).
-var consistencyDetails = []string{"ca", "fingerprint", "generation", "name", "principals", "pruned_ids", "revocation", "revocation_id", "token"}
-
-// ForConsistency returns what CheckConsistency needs of a verified entry:
-// its sequence number, action, serial, key ID, role, reason and the details
-// it reads. A long log is held in this form, not whole.
-func ForConsistency(e audit.Entry) audit.Entry {
-	out := audit.Entry{Seq: e.Seq, Action: e.Action, Serial: e.Serial, KeyID: e.KeyID, Role: e.Role, Reason: e.Reason}
-	for k, v := range e.Details {
-		if store.IsRowKey(k) || slices.Contains(consistencyDetails, k) {
-			if out.Details == nil {
-				out.Details = map[string]string{}
-			}
-			out.Details[k] = v
-		}
-	}
-	return out
-}
+// EntryFunc returns entry seq of the log a ConsistencyLog was fed. Check
+// calls it for the few entries whose whole text it needs again: the seal
+// of a row that does not match (to name the columns that differ) and an
+// issuance entry it kept only the sequence number of.
+type EntryFunc func(ctx context.Context, seq uint64) (audit.Entry, error)
 
 // CheckConsistency compares the state tables with a verified audit log:
 // every certificate, revocation, CA key and token row must be backed by
@@ -56,204 +44,425 @@ func ForConsistency(e audit.Entry) audit.Entry {
 // every column with the seal in the last entry that wrote them, and the
 // columns that differ are named. Rows last written before that are checked
 // as before: that an entry created them, and the few facts the entry holds.
-// Entries may be given whole or as ForConsistency returns them.
+//
+// CheckConsistency is a ConsistencyLog fed entries (the verified log, in
+// order) for a caller that holds them anyway; a long log is better fed to a
+// ConsistencyLog a page at a time.
 func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.Entry) ([]string, error) {
-	var problems []string
-	add := func(format string, a ...any) {
-		if len(problems) < maxProblems {
-			problems = append(problems, fmt.Sprintf(format, a...))
+	var l ConsistencyLog
+	for _, e := range entries {
+		l.Add(e)
+	}
+	return l.Check(ctx, st, EntriesAt(entries))
+}
+
+// EntriesAt is the EntryFunc of a log held whole (entries, in order).
+func EntriesAt(entries []audit.Entry) EntryFunc {
+	return func(_ context.Context, seq uint64) (audit.Entry, error) {
+		i, ok := slices.BinarySearchFunc(entries, seq, func(e audit.Entry, seq uint64) int {
+			switch {
+			case e.Seq < seq:
+				return -1
+			case e.Seq > seq:
+				return 1
+			}
+			return 0
+		})
+		if !ok {
+			// Not in order: look through them all.
+			i = slices.IndexFunc(entries, func(e audit.Entry) bool { return e.Seq == seq })
+		}
+		if i < 0 {
+			return audit.Entry{}, fmt.Errorf("audit: entry %d is not in the log", seq)
+		}
+		return entries[i], nil
+	}
+}
+
+// A ConsistencyLog is CheckConsistency's view of the audit log, fed one
+// verified entry at a time (Add) and then compared with the state tables
+// (Check). It keeps what the comparison needs, not the entries: for a
+// certificate (of which there may be millions) its last issuance entry's
+// number and the number and row digest of its last seal, about 50 bytes;
+// the details of an issuance entry only when that entry did not seal the
+// row it created (a log written before row seals); for revocations, CA
+// keys, tokens and local users (few) what CheckConsistency always kept.
+// The zero value is an empty log.
+type ConsistencyLog struct {
+	certs    map[uint64]certState
+	legacy   map[uint64]issueFacts // serial -> facts of its last issuance, when that entry did not seal the row
+	seals    map[string]fullSeal   // row key -> last seal, for rows other than certificates
+	problems []string              // found while adding (serials issued twice)
+
+	revs       map[int64]revEntry // revocation ID -> its entry (not pruned)
+	created    map[string]bool    // CA key fingerprints created by init or rotate
+	createdGen map[genKey]genEntry
+	made       map[string]tokenEntry // token ID -> its creation entry
+	revoked    map[string]bool       // token IDs revoked
+	checked    bool
+}
+
+// certState is what a ConsistencyLog keeps of one certificate serial.
+type certState struct {
+	issueSeq uint64   // the serial's last issuance entry (certIssued)
+	sealSeq  uint64   // the last entry that sealed its row (certSealed)
+	digest   [16]byte // that seal's row digest (certDigest)
+	flags    uint8
+}
+
+const (
+	certIssued uint8 = 1 << iota // an issuance entry names the serial
+	certSealed                   // the row has a seal in force
+	certDigest                   // the seal's digest is in digest (else only the entry has it)
+	certRow                      // Check read the row
+	certGone                     // Check reported the row missing
+)
+
+// issueFacts are what CheckConsistency compares with a certificate row
+// that has no seal: its issuance entry's key ID, role and principals.
+type issueFacts struct {
+	keyID, role, principals string
+}
+
+type fullSeal struct {
+	seq   uint64
+	value string
+}
+
+type revEntry struct {
+	seq    uint64
+	digest string // the entry's "revocation" detail
+}
+
+type genKey struct {
+	caType string
+	gen    string
+}
+
+type genEntry struct {
+	seq         uint64
+	fingerprint string
+}
+
+type tokenEntry struct {
+	seq  uint64
+	name string
+}
+
+// certKeyPrefix starts the row key of every certificate's seal.
+var certKeyPrefix = strings.TrimSuffix(store.CertRowKey(0), "0")
+
+// certKeySerial returns the serial of a certificate row key as
+// store.CertRowKey writes it (so that CertRowKey(serial) == k).
+func certKeySerial(k string) (uint64, bool) {
+	rest, ok := strings.CutPrefix(k, certKeyPrefix)
+	if !ok || rest == "" || (rest[0] == '0' && rest != "0") {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(rest, 10, 64)
+	return n, err == nil
+}
+
+// sealDigest returns the row digest of seal when seal has the form
+// "v1 <32 lower-case hex digits>[ ...]": then store.CheckRowSeal(row, seal)
+// matches exactly when it matches "v1 " + hex(digest), whatever follows
+// the digest (TestSealDigest). For any other form ok is false, and Check
+// asks the entry for the seal again and leaves the decision to
+// store.CheckRowSeal.
+func sealDigest(seal string) (d [16]byte, ok bool) {
+	ver, rest, found := strings.Cut(seal, " ")
+	if !found || ver != "v1" {
+		return d, false
+	}
+	dig, _, _ := strings.Cut(rest, " ")
+	if len(dig) != 2*len(d) {
+		return d, false
+	}
+	for i := range len(dig) {
+		if c := dig[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return d, false
+		}
+	}
+	if _, err := hex.Decode(d[:], []byte(dig)); err != nil {
+		return d, false
+	}
+	return d, true
+}
+
+func (l *ConsistencyLog) init() {
+	if l.certs != nil {
+		return
+	}
+	l.certs = map[uint64]certState{}
+	l.legacy = map[uint64]issueFacts{}
+	l.seals = map[string]fullSeal{}
+	l.revs = map[int64]revEntry{}
+	l.created = map[string]bool{}
+	l.createdGen = map[genKey]genEntry{}
+	l.made = map[string]tokenEntry{}
+	l.revoked = map[string]bool{}
+}
+
+func (l *ConsistencyLog) add(format string, a ...any) {
+	if len(l.problems) < maxProblems {
+		l.problems = append(l.problems, fmt.Sprintf(format, a...))
+	}
+}
+
+// prunedIDs returns the revocation IDs of a revoke entry's pruned_ids.
+func prunedIDs(s string) []int64 {
+	var ids []int64
+	for p := range strings.SplitSeq(s, ",") {
+		if id, err := strconv.ParseInt(p, 10, 64); err == nil {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Add folds the next entry of the verified log (in order) into l. It keeps
+// no reference to e's details map.
+func (l *ConsistencyLog) Add(e audit.Entry) {
+	l.init()
+	// The last seal of every row, by row key.
+	for k, v := range e.Details {
+		if !store.IsRowKey(k) {
+			continue
+		}
+		serial, isCert := certKeySerial(k)
+		switch {
+		case isCert && v == store.RowDeleted: // deleted through sshca
+			if s, ok := l.certs[serial]; ok && s.flags&certSealed != 0 {
+				s.flags &^= certSealed | certDigest
+				s.sealSeq, s.digest = 0, [16]byte{}
+				l.putCert(serial, s)
+			}
+		case isCert:
+			s := l.certs[serial]
+			s.flags |= certSealed
+			s.sealSeq = e.Seq
+			if d, ok := sealDigest(v); ok {
+				s.flags |= certDigest
+				s.digest = d
+			} else {
+				s.flags &^= certDigest
+				s.digest = [16]byte{}
+			}
+			l.certs[serial] = s
+		case v == store.RowDeleted:
+			delete(l.seals, k)
+		default:
+			l.seals[k] = fullSeal{e.Seq, v}
 		}
 	}
 
-	// The last seal of every row, by row key.
-	type seal struct {
-		seq   uint64
-		value string
-	}
-	seals := map[string]seal{}
-	for _, e := range entries {
-		for k, v := range e.Details {
-			switch {
-			case store.IsRowKey(k) && v == store.RowDeleted:
-				delete(seals, k) // deleted through sshca
-			case store.IsRowKey(k):
-				seals[k] = seal{e.Seq, v}
-			}
+	switch e.Action {
+	case audit.ActionIssue:
+		// Certificates: one issuance entry per row.
+		if e.Serial == 0 {
+			break
 		}
-		if e.Action == audit.ActionRevoke {
-			for _, p := range strings.Split(e.Details["pruned_ids"], ",") {
-				if id, err := strconv.ParseInt(p, 10, 64); err == nil {
-					delete(seals, store.RevocationRowKey(id))
-				}
-			}
+		s := l.certs[e.Serial]
+		if s.flags&certIssued != 0 {
+			l.add("serial %d was issued twice (entries %d and %d)", e.Serial, s.issueSeq, e.Seq)
+		}
+		s.flags |= certIssued
+		s.issueSeq = e.Seq
+		l.certs[e.Serial] = s
+		if v, ok := e.Details[store.CertRowKey(e.Serial)]; ok && v != store.RowDeleted {
+			// The row is compared with its seal; should the seal be
+			// deleted later, Check reads this entry again.
+			delete(l.legacy, e.Serial)
+		} else {
+			l.legacy[e.Serial] = issueFacts{keyID: e.KeyID, role: e.Role, principals: e.Details["principals"]}
+		}
+	case audit.ActionRevoke:
+		pruned := prunedIDs(e.Details["pruned_ids"])
+		for _, id := range pruned {
+			delete(l.seals, store.RevocationRowKey(id))
+		}
+		// Revocations: the rows are exactly those recorded and not pruned.
+		if id, err := strconv.ParseInt(e.Details["revocation_id"], 10, 64); err == nil {
+			l.revs[id] = revEntry{seq: e.Seq, digest: e.Details["revocation"]}
+		}
+		for _, id := range pruned {
+			delete(l.revs, id)
+		}
+	case audit.ActionInit, audit.ActionCARotate:
+		// CA keys: each was created by init or rotate.
+		fp := e.Details["fingerprint"]
+		l.created[fp] = true
+		if e.Details["ca"] != "" && e.Details["generation"] != "" {
+			l.createdGen[genKey{e.Details["ca"], e.Details["generation"]}] = genEntry{e.Seq, fp}
+		}
+	case audit.ActionToken:
+		// Tokens: each was created through sshca; revoked ones stay revoked.
+		switch e.Reason {
+		case "token created":
+			l.made[e.Details["token"]] = tokenEntry{e.Seq, e.Details["name"]}
+		case "token revoked":
+			l.revoked[e.Details["token"]] = true
 		}
 	}
-	// gone holds the keys of sealed rows already reported missing.
-	gone := map[string]bool{}
+}
+
+// putCert stores s, or forgets the serial when nothing is left of it.
+func (l *ConsistencyLog) putCert(serial uint64, s certState) {
+	if s.flags == 0 {
+		delete(l.certs, serial)
+		return
+	}
+	l.certs[serial] = s
+}
+
+// Check compares the state tables of st with the log added so far, as
+// CheckConsistency does, and returns the problems found. entry reads an
+// entry of that log again (see EntryFunc). Check may be called once.
+func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry EntryFunc) ([]string, error) {
+	if l.checked {
+		return nil, errors.New("ca: a consistency log is checked once")
+	}
+	l.checked = true
+	l.init()
+	// l.add from here on: the problems found while adding come first, as
+	// they always have.
+	full := func() bool { return len(l.problems) >= maxProblems }
+	changed := func(what string, seq uint64, cols []string) {
+		changed := "a column"
+		if len(cols) > 0 {
+			slices.Sort(cols)
+			changed = strings.Join(cols, ", ")
+		}
+		l.add("%s: %s changed outside sshca (the row differs from audit entry %d)", what, changed, seq)
+	}
 	// sealed compares row with its last seal, if it has one, reporting the
-	// columns that differ; it reports whether there was a seal.
+	// columns that differ; it reports whether there was a seal. For rows
+	// other than certificates.
 	sealed := func(key, what string, row any) bool {
-		s, ok := seals[key]
+		s, ok := l.seals[key]
 		if !ok {
 			return false
 		}
-		delete(seals, key)
+		delete(l.seals, key)
 		if match, cols := store.CheckRowSeal(row, s.value); !match {
-			changed := "a column"
-			if len(cols) > 0 {
-				slices.Sort(cols)
-				changed = strings.Join(cols, ", ")
-			}
-			add("%s: %s changed outside sshca (the row differs from audit entry %d)", what, changed, s.seq)
+			changed(what, s.seq, cols)
 		}
 		return true
 	}
 
-	// Certificates: one issuance entry per row, with the same key ID and role.
-	// The rows are streamed, not held: a store of millions is read once.
-	issued := map[uint64]*audit.Entry{}
-	for i := range entries {
-		if e := &entries[i]; e.Action == audit.ActionIssue && e.Serial != 0 {
-			if prev, dup := issued[e.Serial]; dup {
-				add("serial %d was issued twice (entries %d and %d)", e.Serial, prev.Seq, e.Seq)
-			}
-			issued[e.Serial] = e
-		}
-	}
-	rows := map[uint64]bool{}
+	// Certificates. The rows are streamed, not held: a store of millions
+	// is read once.
 	err := st.EachCert(ctx, store.CertFilter{}, func(c store.CertRecord) error {
-		rows[c.Serial] = true
-		if sealed(store.CertRowKey(c.Serial), fmt.Sprintf("certificate %d", c.Serial), &c) {
-			return nil
+		s, known := l.certs[c.Serial]
+		if known {
+			s.flags |= certRow
+			l.certs[c.Serial] = s
 		}
-		e, ok := issued[c.Serial]
+		if known && s.flags&certSealed != 0 {
+			s.flags &^= certSealed
+			l.certs[c.Serial] = s
+			return l.checkCertSeal(ctx, &c, s, entry, changed)
+		}
 		switch {
-		case !ok:
-			add("certificate %d has no issuance entry in the audit log (row added outside sshca?)", c.Serial)
-		case e.KeyID != c.KeyID || e.Role != c.Role:
-			add("certificate %d differs from its issuance entry %d (key ID or role changed)", c.Serial, e.Seq)
-		case e.Details["principals"] != "" && e.Details["principals"] != strings.Join(c.Principals, ","):
-			add("certificate %d differs from its issuance entry %d (principals changed)", c.Serial, e.Seq)
+		case !known || s.flags&certIssued == 0:
+			l.add("certificate %d has no issuance entry in the audit log (row added outside sshca?)", c.Serial)
+		case full():
+		default:
+			f, ok := l.legacy[c.Serial]
+			if !ok {
+				e, err := entry(ctx, s.issueSeq)
+				if err != nil {
+					return err
+				}
+				f = issueFacts{keyID: e.KeyID, role: e.Role, principals: e.Details["principals"]}
+			}
+			switch {
+			case f.keyID != c.KeyID || f.role != c.Role:
+				l.add("certificate %d differs from its issuance entry %d (key ID or role changed)", c.Serial, s.issueSeq)
+			case f.principals != "" && f.principals != strings.Join(c.Principals, ","):
+				l.add("certificate %d differs from its issuance entry %d (principals changed)", c.Serial, s.issueSeq)
+			}
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	for serial, e := range issued {
-		if !rows[serial] {
-			add("certificate %d was issued (entry %d) but its row is missing", serial, e.Seq)
-			gone[store.CertRowKey(serial)] = true
+	for serial, s := range l.certs {
+		if s.flags&certIssued != 0 && s.flags&certRow == 0 {
+			l.add("certificate %d was issued (entry %d) but its row is missing", serial, s.issueSeq)
+			s.flags |= certGone
+			l.certs[serial] = s
 		}
 	}
 
-	// Revocations: the rows are exactly those recorded and not pruned.
-	want := map[int64]audit.Entry{} // revocation ID -> its entry
-	for _, e := range entries {
-		if e.Action != audit.ActionRevoke {
-			continue
-		}
-		if id, err := strconv.ParseInt(e.Details["revocation_id"], 10, 64); err == nil {
-			want[id] = e
-		}
-		for _, p := range strings.Split(e.Details["pruned_ids"], ",") {
-			if id, err := strconv.ParseInt(p, 10, 64); err == nil {
-				delete(want, id)
-			}
-		}
-	}
+	// gone holds the keys of sealed rows (other than certificates) already
+	// reported missing.
+	gone := map[string]bool{}
 	for _, t := range []string{"user", "host"} {
 		revs, err := st.ListRevocations(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		for _, r := range revs {
-			e, ok := want[r.ID]
-			delete(want, r.ID)
+			e, ok := l.revs[r.ID]
+			delete(l.revs, r.ID)
 			if sealed(store.RevocationRowKey(r.ID), fmt.Sprintf("revocation %d (%s)", r.ID, r.Kind), &r) {
 				continue
 			}
-			switch digest := e.Details["revocation"]; {
+			switch {
 			case !ok:
-				add("revocation %d (%s) has no audit entry (row added outside sshca?)", r.ID, r.Kind)
-			case digest != "" && digest != r.Digest():
-				add("revocation %d differs from its audit entry %d (changed outside sshca)", r.ID, e.Seq)
+				l.add("revocation %d (%s) has no audit entry (row added outside sshca?)", r.ID, r.Kind)
+			case e.digest != "" && e.digest != r.Digest():
+				l.add("revocation %d differs from its audit entry %d (changed outside sshca)", r.ID, e.seq)
 			}
 		}
 	}
-	for id, e := range want {
-		add("revocation %d is in the audit log (entry %d) but its row is missing: what it revoked is no longer in the KRL", id, e.Seq)
+	for id, e := range l.revs {
+		l.add("revocation %d is in the audit log (entry %d) but its row is missing: what it revoked is no longer in the KRL", id, e.seq)
 		gone[store.RevocationRowKey(id)] = true
 	}
 
-	// CA keys: each was created by init or rotate.
-	type genKey struct {
-		caType string
-		gen    string
-	}
-	created := map[string]bool{}
-	createdGen := map[genKey]audit.Entry{}
-	for _, e := range entries {
-		if e.Action == audit.ActionInit || e.Action == audit.ActionCARotate {
-			created[e.Details["fingerprint"]] = true
-			if e.Details["ca"] != "" && e.Details["generation"] != "" {
-				createdGen[genKey{e.Details["ca"], e.Details["generation"]}] = e
-			}
-		}
-	}
 	for _, t := range []string{"user", "host"} {
 		keys, err := st.ListCAKeys(ctx, t)
 		if err != nil {
 			return nil, err
 		}
 		for _, k := range keys {
-			delete(createdGen, genKey{t, strconv.Itoa(k.Generation)})
+			delete(l.createdGen, genKey{t, strconv.Itoa(k.Generation)})
 			if sealed(store.CAKeyRowKey(t, k.Generation), fmt.Sprintf("%s CA generation %d (%s)", t, k.Generation, k.Fingerprint), &k) {
 				continue
 			}
-			if !created[k.Fingerprint] {
-				add("%s CA generation %d (%s) has no audit entry: a CA key added outside sshca would be trusted by every server", t, k.Generation, k.Fingerprint)
+			if !l.created[k.Fingerprint] {
+				l.add("%s CA generation %d (%s) has no audit entry: a CA key added outside sshca would be trusted by every server", t, k.Generation, k.Fingerprint)
 			}
 		}
 	}
-	for g, e := range createdGen {
+	for g, e := range l.createdGen {
 		gen, _ := strconv.Atoi(g.gen)
-		add("%s CA generation %s (%s) was created (entry %d) but its row is missing", g.caType, g.gen, e.Details["fingerprint"], e.Seq)
+		l.add("%s CA generation %s (%s) was created (entry %d) but its row is missing", g.caType, g.gen, e.fingerprint, e.seq)
 		gone[store.CAKeyRowKey(g.caType, gen)] = true
 	}
 
-	// Tokens: each was created through sshca; revoked ones stay revoked.
-	made, revoked := map[string]audit.Entry{}, map[string]bool{}
-	for _, e := range entries {
-		if e.Action != audit.ActionToken {
-			continue
-		}
-		switch e.Reason {
-		case "token created":
-			made[e.Details["token"]] = e
-		case "token revoked":
-			revoked[e.Details["token"]] = true
-		}
-	}
 	toks, err := st.ListTokens(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, t := range toks {
-		_, ok := made[t.ID]
-		delete(made, t.ID)
+		_, ok := l.made[t.ID]
+		delete(l.made, t.ID)
 		if sealed(store.TokenRowKey(t.ID), fmt.Sprintf("token %s (%s)", t.Name, t.ID), &t) {
 			continue
 		}
 		if !ok {
-			add("token %s (%s) has no creation entry in the audit log (row added outside sshca?)", t.Name, t.ID)
+			l.add("token %s (%s) has no creation entry in the audit log (row added outside sshca?)", t.Name, t.ID)
 		}
-		if revoked[t.ID] && t.RevokedAt.IsZero() {
-			add("token %s (%s) was revoked but its row says it is not", t.Name, t.ID)
+		if l.revoked[t.ID] && t.RevokedAt.IsZero() {
+			l.add("token %s (%s) was revoked but its row says it is not", t.Name, t.ID)
 		}
 	}
-	for id, e := range made {
-		add("token %s (%s) was created (entry %d) but its row is missing", e.Details["name"], id, e.Seq)
+	for id, e := range l.made {
+		l.add("token %s (%s) was created (entry %d) but its row is missing", e.name, id, e.seq)
 		gone[store.TokenRowKey(id)] = true
 	}
 
@@ -266,22 +475,58 @@ func CheckConsistency(ctx context.Context, st ConsistencyStore, entries []audit.
 	for _, u := range users {
 		row := store.LocalUserRow(u)
 		if !sealed(store.LocalUserRowKey(u.Name), "local user "+u.Name, &row) {
-			add("local user %s has no audit entry (row added outside sshca?)", u.Name)
+			l.add("local user %s has no audit entry (row added outside sshca?)", u.Name)
 		}
 		for _, k := range u.Keys {
 			kr := store.LocalUserKeyRow{Fingerprint: k.Fingerprint, Name: u.Name, PublicKey: k.PublicKey, AddedAt: k.AddedAt}
 			if !sealed(store.LocalUserKeyRowKey(k.Fingerprint), "key "+k.Fingerprint+" of local user "+u.Name, &kr) {
-				add("key %s of local user %s has no audit entry (row added outside sshca?)", k.Fingerprint, u.Name)
+				l.add("key %s of local user %s has no audit entry (row added outside sshca?)", k.Fingerprint, u.Name)
 			}
 		}
 	}
 
 	// Any other sealed row that is gone.
-	for key, s := range seals {
+	for key, s := range l.seals {
 		if !gone[key] {
-			add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(key), s.seq)
+			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(key), s.seq)
 		}
 	}
+	for serial, s := range l.certs {
+		if s.flags&certSealed != 0 && s.flags&certGone == 0 {
+			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(store.CertRowKey(serial)), s.sealSeq)
+		}
+	}
+	problems := l.problems
 	slices.Sort(problems)
 	return problems, nil
+}
+
+// checkCertSeal compares certificate row c with its last seal, kept in s,
+// reporting the columns that differ. When the row matches the digest kept
+// it is done; otherwise (unless the report is full already) it reads the
+// seal again from its entry and leaves the verdict and the columns to
+// store.CheckRowSeal, as for any other row.
+func (l *ConsistencyLog) checkCertSeal(ctx context.Context, c *store.CertRecord, s certState, entry EntryFunc, changed func(string, uint64, []string)) error {
+	if s.flags&certDigest != 0 {
+		if match, _ := store.CheckRowSeal(c, "v1 "+hex.EncodeToString(s.digest[:])); match {
+			return nil
+		}
+	}
+	if len(l.problems) >= maxProblems {
+		return nil // nothing more is reported
+	}
+	key := store.CertRowKey(c.Serial)
+	e, err := entry(ctx, s.sealSeq)
+	if err != nil {
+		return err
+	}
+	value, ok := e.Details[key]
+	d, dok := sealDigest(value)
+	if !ok || e.Seq != s.sealSeq || dok != (s.flags&certDigest != 0) || d != s.digest {
+		return fmt.Errorf("audit: entry %d changed while it was being verified (the seal of %s)", s.sealSeq, store.DescribeRowKey(key))
+	}
+	if match, cols := store.CheckRowSeal(c, value); !match {
+		changed(fmt.Sprintf("certificate %d", c.Serial), s.sealSeq, cols)
+	}
+	return nil
 }

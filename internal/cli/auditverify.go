@@ -56,9 +56,31 @@ func newAuditVerifyCommand() *command {
 // file and the audit file, when there is one) and the state tables against
 // the log. On success it returns the lines to print and moves the home's
 // head file to the last entry verified.
+//
+// The log is read once, a page at a time, and folded as it goes into what
+// the comparisons need (ca.ConsistencyLog, the hash of the entry the head
+// file names, and the hash of every entry only when there is an audit file
+// to compare): a log of millions is never held whole.
 func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]string, error) {
 	st := h.Store
-	log, entries, err := readVerifiedLog(e.ctx, st)
+	headPath := filepath.Join(h.Dir, home.HeadFile)
+	head, headErr := witness.ReadHead(headPath)
+	headCheck := audit.HeadCheck{Seq: head.Seq, Hash: head.Hash, Where: headPath}
+	var cons ca.ConsistencyLog
+	var hashes *audit.Hashes
+	if auditFile != "" {
+		hashes = &audit.Hashes{}
+		if n, _, err := st.AuditHead(e.ctx); err == nil && n < 1<<26 {
+			hashes.Grow(int(n)) // a hint: the log may grow meanwhile
+		}
+	}
+	lastSeq, lastHash, entryAt, err := readVerifiedLog(e.ctx, st, func(en audit.Entry) {
+		cons.Add(en)
+		headCheck.Add(en.Seq, en.Hash)
+		if hashes != nil {
+			hashes.Append(en.Hash)
+		}
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -66,26 +88,20 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 	if err != nil {
 		return nil, err
 	}
-	var lastSeq uint64
-	var lastHash string
-	if n := len(log); n > 0 {
-		lastSeq, lastHash = uint64(n), log[n-1]
-	}
 	if seq != lastSeq || hash != lastHash {
 		if seq > lastSeq {
 			return nil, &audit.VerifyError{Seq: lastSeq + 1, Reason: fmt.Sprintf("missing: the log ends at entry %d but %d entries were written", lastSeq, seq)}
 		}
 		return nil, errors.New("audit: the head record does not match the last entry")
 	}
-	report := []string{fmt.Sprintf("audit log intact: %d entries", len(log))}
+	report := []string{fmt.Sprintf("audit log intact: %d entries", lastSeq)}
 
 	// The chain and the head row can be rewritten together; what was
 	// recorded outside the database cannot.
 	var errs []error
-	headPath := filepath.Join(h.Dir, home.HeadFile)
-	if head, err := witness.ReadHead(headPath); err != nil {
-		errs = append(errs, err)
-	} else if err := audit.CheckHeadHashes(log, head.Seq, head.Hash, headPath); err != nil {
+	if headErr != nil {
+		errs = append(errs, headErr)
+	} else if err := headCheck.Result(); err != nil {
 		errs = append(errs, err)
 	} else if head.Seq == 0 {
 		report = append(report, fmt.Sprintf("head outside the database: none recorded yet (%s)", headPath))
@@ -93,14 +109,14 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 		report = append(report, fmt.Sprintf("head outside the database: entry %d matches (%s)", head.Seq, headPath))
 	}
 	if auditFile != "" {
-		line, err := compareAuditFile(auditFile, log, explicit)
+		line, err := compareAuditFile(auditFile, *hashes, explicit)
 		if err != nil {
 			errs = append(errs, err)
 		} else if line != "" {
 			report = append(report, line)
 		}
 	}
-	problems, err := ca.CheckConsistency(e.ctx, st, entries)
+	problems, err := cons.Check(e.ctx, st, entryAt)
 	if err != nil {
 		return nil, err
 	}
@@ -120,48 +136,72 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 // for the tests, which verify across many page boundaries).
 var auditPage = 10_000
 
+// auditPager is a store that reads its log a page at a time.
+type auditPager interface {
+	AuditAfter(ctx context.Context, seq uint64, limit int) ([]audit.Entry, error)
+}
+
 // readVerifiedLog reads the whole audit log a page at a time, verifying the
-// chain as it goes, and returns the hash of every entry (entry i at index
-// i-1) and each entry as the consistency check needs it
-// (ca.ForConsistency): a long log is never held whole.
-func readVerifiedLog(ctx context.Context, st store.ServiceStore) (audit.Hashes, []audit.Entry, error) {
-	pager, ok := st.(interface {
-		AuditAfter(ctx context.Context, seq uint64, limit int) ([]audit.Entry, error)
-	})
+// chain as it goes, and gives each entry to add, in order. It returns the
+// number and hash of the last entry and how to read an entry again (for
+// the consistency check's few second looks): a long log is never held.
+func readVerifiedLog(ctx context.Context, st store.ServiceStore, add func(audit.Entry)) (lastSeq uint64, lastHash string, at ca.EntryFunc, err error) {
+	pager, ok := st.(auditPager)
 	if !ok {
 		all, err := st.AuditEntries(ctx, store.AuditFilter{})
 		if err != nil {
-			return nil, nil, err
+			return 0, "", nil, err
 		}
 		if err := audit.Verify(all); err != nil {
-			return nil, nil, err
+			return 0, "", nil, err
 		}
-		log := audit.HashesOf(all)
-		for i := range all {
-			all[i] = ca.ForConsistency(all[i])
+		for _, e := range all {
+			add(e)
 		}
-		return log, all, nil
+		if n := len(all); n > 0 {
+			lastSeq, lastHash = all[n-1].Seq, all[n-1].Hash
+		}
+		return lastSeq, lastHash, ca.EntriesAt(all), nil
 	}
-	var log audit.Hashes
-	var entries []audit.Entry
 	seq, hash := uint64(0), audit.GenesisHash
 	for {
 		page, err := pager.AuditAfter(ctx, seq, auditPage)
 		if err != nil {
-			return nil, nil, err
+			return 0, "", nil, err
 		}
 		if len(page) == 0 {
-			return log, entries, nil
+			if seq > 0 {
+				lastHash = hash
+			}
+			return seq, lastHash, entryAt(pager), nil
 		}
 		if err := audit.VerifyFrom(seq, hash, page); err != nil {
-			return nil, nil, err
+			return 0, "", nil, err
 		}
 		for _, e := range page {
-			log = append(log, e.Hash)
-			entries = append(entries, ca.ForConsistency(e))
+			add(e)
 		}
 		last := page[len(page)-1]
 		seq, hash = last.Seq, last.Hash
+	}
+}
+
+// entryAt reads one entry of a verified log again. The entry must still
+// be the one verified (its hash computed from its contents); the caller
+// compares what it needs of it with what it kept.
+func entryAt(pager auditPager) ca.EntryFunc {
+	return func(ctx context.Context, seq uint64) (audit.Entry, error) {
+		if seq == 0 {
+			return audit.Entry{}, errors.New("audit: entry 0 does not exist")
+		}
+		page, err := pager.AuditAfter(ctx, seq-1, 1)
+		if err != nil {
+			return audit.Entry{}, err
+		}
+		if len(page) != 1 || page[0].Seq != seq || audit.ComputeHash(page[0]) != page[0].Hash {
+			return audit.Entry{}, fmt.Errorf("audit: entry %d changed or went away while it was being verified", seq)
+		}
+		return page[0], nil
 	}
 }
 
