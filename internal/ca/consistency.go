@@ -91,7 +91,7 @@ func EntriesAt(entries []audit.Entry) EntryFunc {
 type ConsistencyLog struct {
 	certs    map[uint64]certState
 	legacy   map[uint64]issueFacts // serial -> facts of its last issuance, when that entry did not seal the row
-	seals    map[string]fullSeal   // row key -> last seal, for rows other than certificates
+	seals    map[string]rowSeal    // row key -> last seal, for rows other than certificates
 	problems []string              // found while adding (serials issued twice)
 
 	revs       map[int64]revEntry // revocation ID -> its entry (not pruned)
@@ -102,21 +102,37 @@ type ConsistencyLog struct {
 	checked    bool
 }
 
-// certState is what a ConsistencyLog keeps of one certificate serial.
-type certState struct {
-	issueSeq uint64   // the serial's last issuance entry (certIssued)
-	sealSeq  uint64   // the last entry that sealed its row (certSealed)
-	digest   [16]byte // that seal's row digest (certDigest)
-	flags    uint8
+// rowSeal is what a ConsistencyLog keeps of the last seal of a row: the
+// entry that wrote it and the row digest in it.
+type rowSeal struct {
+	seq    uint64   // the last entry that sealed the row
+	digest [16]byte // that seal's row digest (sealDigestKept)
+	flags  uint8
 }
 
 const (
-	certIssued uint8 = 1 << iota // an issuance entry names the serial
-	certSealed                   // the row has a seal in force
-	certDigest                   // the seal's digest is in digest (else only the entry has it)
-	certRow                      // Check read the row
-	certGone                     // Check reported the row missing
+	sealDigestKept uint8 = 1 << iota // digest holds the seal's digest (else only its entry has it)
+	sealGone                         // Check reported the row missing
+	certIssued                       // (certState) an issuance entry names the serial
+	certSealed                       // (certState) the row has a seal in force
+	certRow                          // (certState) Check read the row
 )
+
+// certState is what a ConsistencyLog keeps of one certificate serial.
+type certState struct {
+	issueSeq uint64 // the serial's last issuance entry (certIssued)
+	rowSeal         // its last seal (certSealed), flags for both
+}
+
+// keptSeal returns what a ConsistencyLog keeps of seal, written by entry
+// seq.
+func keptSeal(seq uint64, seal string) rowSeal {
+	s := rowSeal{seq: seq}
+	if d, ok := sealDigest(seal); ok {
+		s.digest, s.flags = d, sealDigestKept
+	}
+	return s
+}
 
 // issueFacts are what CheckConsistency compares with a certificate row
 // that has no seal: its issuance entry's key ID, role and principals.
@@ -124,14 +140,13 @@ type issueFacts struct {
 	keyID, role, principals string
 }
 
-type fullSeal struct {
-	seq   uint64
-	value string
-}
-
 type revEntry struct {
 	seq    uint64
-	digest string // the entry's "revocation" detail
+	digest string // the entry's "revocation" detail, unless digestLater
+	// digestLater: the entry sealed the row it made, so the row is
+	// compared with its seal; should the seal be deleted, Check reads the
+	// entry again for its digest.
+	digestLater bool
 }
 
 type genKey struct {
@@ -195,7 +210,7 @@ func (l *ConsistencyLog) init() {
 	}
 	l.certs = map[uint64]certState{}
 	l.legacy = map[uint64]issueFacts{}
-	l.seals = map[string]fullSeal{}
+	l.seals = map[string]rowSeal{}
 	l.revs = map[int64]revEntry{}
 	l.created = map[string]bool{}
 	l.createdGen = map[genKey]genEntry{}
@@ -233,26 +248,19 @@ func (l *ConsistencyLog) Add(e audit.Entry) {
 		switch {
 		case isCert && v == store.RowDeleted: // deleted through sshca
 			if s, ok := l.certs[serial]; ok && s.flags&certSealed != 0 {
-				s.flags &^= certSealed | certDigest
-				s.sealSeq, s.digest = 0, [16]byte{}
+				s.rowSeal = rowSeal{flags: s.flags &^ (certSealed | sealDigestKept)}
 				l.putCert(serial, s)
 			}
 		case isCert:
 			s := l.certs[serial]
-			s.flags |= certSealed
-			s.sealSeq = e.Seq
-			if d, ok := sealDigest(v); ok {
-				s.flags |= certDigest
-				s.digest = d
-			} else {
-				s.flags &^= certDigest
-				s.digest = [16]byte{}
-			}
+			issued := s.flags & certIssued
+			s.rowSeal = keptSeal(e.Seq, v)
+			s.flags |= certSealed | issued
 			l.certs[serial] = s
 		case v == store.RowDeleted:
 			delete(l.seals, k)
 		default:
-			l.seals[k] = fullSeal{e.Seq, v}
+			l.seals[k] = keptSeal(e.Seq, v)
 		}
 	}
 
@@ -283,7 +291,11 @@ func (l *ConsistencyLog) Add(e audit.Entry) {
 		}
 		// Revocations: the rows are exactly those recorded and not pruned.
 		if id, err := strconv.ParseInt(e.Details["revocation_id"], 10, 64); err == nil {
-			l.revs[id] = revEntry{seq: e.Seq, digest: e.Details["revocation"]}
+			if v, ok := e.Details[store.RevocationRowKey(id)]; ok && v != store.RowDeleted {
+				l.revs[id] = revEntry{seq: e.Seq, digestLater: true}
+			} else {
+				l.revs[id] = revEntry{seq: e.Seq, digest: e.Details["revocation"]}
+			}
 		}
 		for _, id := range pruned {
 			delete(l.revs, id)
@@ -326,28 +338,16 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	l.init()
 	// l.add from here on: the problems found while adding come first, as
 	// they always have.
-	full := func() bool { return len(l.problems) >= maxProblems }
-	changed := func(what string, seq uint64, cols []string) {
-		changed := "a column"
-		if len(cols) > 0 {
-			slices.Sort(cols)
-			changed = strings.Join(cols, ", ")
-		}
-		l.add("%s: %s changed outside sshca (the row differs from audit entry %d)", what, changed, seq)
-	}
 	// sealed compares row with its last seal, if it has one, reporting the
 	// columns that differ; it reports whether there was a seal. For rows
 	// other than certificates.
-	sealed := func(key, what string, row any) bool {
+	sealed := func(key, what string, row any) (bool, error) {
 		s, ok := l.seals[key]
 		if !ok {
-			return false
+			return false, nil
 		}
 		delete(l.seals, key)
-		if match, cols := store.CheckRowSeal(row, s.value); !match {
-			changed(what, s.seq, cols)
-		}
-		return true
+		return true, l.checkSeal(ctx, entry, key, what, row, s)
 	}
 
 	// Certificates. The rows are streamed, not held: a store of millions
@@ -361,12 +361,12 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 		if known && s.flags&certSealed != 0 {
 			s.flags &^= certSealed
 			l.certs[c.Serial] = s
-			return l.checkCertSeal(ctx, &c, s, entry, changed)
+			return l.checkSeal(ctx, entry, store.CertRowKey(c.Serial), fmt.Sprintf("certificate %d", c.Serial), &c, s.rowSeal)
 		}
 		switch {
 		case !known || s.flags&certIssued == 0:
 			l.add("certificate %d has no issuance entry in the audit log (row added outside sshca?)", c.Serial)
-		case full():
+		case l.full():
 		default:
 			f, ok := l.legacy[c.Serial]
 			if !ok {
@@ -391,7 +391,7 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	for serial, s := range l.certs {
 		if s.flags&certIssued != 0 && s.flags&certRow == 0 {
 			l.add("certificate %d was issued (entry %d) but its row is missing", serial, s.issueSeq)
-			s.flags |= certGone
+			s.flags |= sealGone
 			l.certs[serial] = s
 		}
 	}
@@ -407,8 +407,17 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 		for _, r := range revs {
 			e, ok := l.revs[r.ID]
 			delete(l.revs, r.ID)
-			if sealed(store.RevocationRowKey(r.ID), fmt.Sprintf("revocation %d (%s)", r.ID, r.Kind), &r) {
+			if ok, err := sealed(store.RevocationRowKey(r.ID), fmt.Sprintf("revocation %d (%s)", r.ID, r.Kind), &r); err != nil {
+				return nil, err
+			} else if ok {
 				continue
+			}
+			if ok && e.digestLater && !l.full() {
+				en, err := entry(ctx, e.seq)
+				if err != nil {
+					return nil, err
+				}
+				e.digest = en.Details["revocation"]
 			}
 			switch {
 			case !ok:
@@ -430,7 +439,9 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 		}
 		for _, k := range keys {
 			delete(l.createdGen, genKey{t, strconv.Itoa(k.Generation)})
-			if sealed(store.CAKeyRowKey(t, k.Generation), fmt.Sprintf("%s CA generation %d (%s)", t, k.Generation, k.Fingerprint), &k) {
+			if ok, err := sealed(store.CAKeyRowKey(t, k.Generation), fmt.Sprintf("%s CA generation %d (%s)", t, k.Generation, k.Fingerprint), &k); err != nil {
+				return nil, err
+			} else if ok {
 				continue
 			}
 			if !l.created[k.Fingerprint] {
@@ -451,7 +462,9 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	for _, t := range toks {
 		_, ok := l.made[t.ID]
 		delete(l.made, t.ID)
-		if sealed(store.TokenRowKey(t.ID), fmt.Sprintf("token %s (%s)", t.Name, t.ID), &t) {
+		if ok, err := sealed(store.TokenRowKey(t.ID), fmt.Sprintf("token %s (%s)", t.Name, t.ID), &t); err != nil {
+			return nil, err
+		} else if ok {
 			continue
 		}
 		if !ok {
@@ -474,12 +487,16 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	}
 	for _, u := range users {
 		row := store.LocalUserRow(u)
-		if !sealed(store.LocalUserRowKey(u.Name), "local user "+u.Name, &row) {
+		if ok, err := sealed(store.LocalUserRowKey(u.Name), "local user "+u.Name, &row); err != nil {
+			return nil, err
+		} else if !ok {
 			l.add("local user %s has no audit entry (row added outside sshca?)", u.Name)
 		}
 		for _, k := range u.Keys {
 			kr := store.LocalUserKeyRow{Fingerprint: k.Fingerprint, Name: u.Name, PublicKey: k.PublicKey, AddedAt: k.AddedAt}
-			if !sealed(store.LocalUserKeyRowKey(k.Fingerprint), "key "+k.Fingerprint+" of local user "+u.Name, &kr) {
+			if ok, err := sealed(store.LocalUserKeyRowKey(k.Fingerprint), "key "+k.Fingerprint+" of local user "+u.Name, &kr); err != nil {
+				return nil, err
+			} else if !ok {
 				l.add("key %s of local user %s has no audit entry (row added outside sshca?)", k.Fingerprint, u.Name)
 			}
 		}
@@ -492,8 +509,8 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 		}
 	}
 	for serial, s := range l.certs {
-		if s.flags&certSealed != 0 && s.flags&certGone == 0 {
-			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(store.CertRowKey(serial)), s.sealSeq)
+		if s.flags&certSealed != 0 && s.flags&sealGone == 0 {
+			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(store.CertRowKey(serial)), s.seq)
 		}
 	}
 	problems := l.problems
@@ -501,32 +518,37 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	return problems, nil
 }
 
-// checkCertSeal compares certificate row c with its last seal, kept in s,
-// reporting the columns that differ. When the row matches the digest kept
-// it is done; otherwise (unless the report is full already) it reads the
-// seal again from its entry and leaves the verdict and the columns to
-// store.CheckRowSeal, as for any other row.
-func (l *ConsistencyLog) checkCertSeal(ctx context.Context, c *store.CertRecord, s certState, entry EntryFunc, changed func(string, uint64, []string)) error {
-	if s.flags&certDigest != 0 {
-		if match, _ := store.CheckRowSeal(c, "v1 "+hex.EncodeToString(s.digest[:])); match {
+func (l *ConsistencyLog) full() bool { return len(l.problems) >= maxProblems }
+
+// checkSeal compares row, whose seal is under key, with its last seal, kept
+// in s, and reports the columns that differ; what names the row. When the
+// row matches the digest kept it is done; otherwise (unless the report is
+// full already) it reads the seal again from its entry and leaves the
+// verdict and the columns to store.CheckRowSeal, as the check always did.
+func (l *ConsistencyLog) checkSeal(ctx context.Context, entry EntryFunc, key, what string, row any, s rowSeal) error {
+	if s.flags&sealDigestKept != 0 {
+		if match, _ := store.CheckRowSeal(row, "v1 "+hex.EncodeToString(s.digest[:])); match {
 			return nil
 		}
 	}
-	if len(l.problems) >= maxProblems {
+	if l.full() {
 		return nil // nothing more is reported
 	}
-	key := store.CertRowKey(c.Serial)
-	e, err := entry(ctx, s.sealSeq)
+	e, err := entry(ctx, s.seq)
 	if err != nil {
 		return err
 	}
 	value, ok := e.Details[key]
-	d, dok := sealDigest(value)
-	if !ok || e.Seq != s.sealSeq || dok != (s.flags&certDigest != 0) || d != s.digest {
-		return fmt.Errorf("audit: entry %d changed while it was being verified (the seal of %s)", s.sealSeq, store.DescribeRowKey(key))
+	if again := keptSeal(s.seq, value); !ok || e.Seq != s.seq || again.digest != s.digest || again.flags != s.flags&sealDigestKept {
+		return fmt.Errorf("audit: entry %d changed while it was being verified (the seal of %s)", s.seq, store.DescribeRowKey(key))
 	}
-	if match, cols := store.CheckRowSeal(c, value); !match {
-		changed(fmt.Sprintf("certificate %d", c.Serial), s.sealSeq, cols)
+	if match, cols := store.CheckRowSeal(row, value); !match {
+		changed := "a column"
+		if len(cols) > 0 {
+			slices.Sort(cols)
+			changed = strings.Join(cols, ", ")
+		}
+		l.add("%s: %s changed outside sshca (the row differs from audit entry %d)", what, changed, s.seq)
 	}
 	return nil
 }
