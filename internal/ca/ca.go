@@ -588,6 +588,11 @@ type Batch struct {
 	preps []*prepared
 	errs  []error
 	rxs   map[string]*revokedIndex // by CA type, the revocations checked
+
+	// What signing needs, kept by DecideMany for CommitSigning.
+	serials []uint64              // by request, 0 where refused
+	signers map[string]ssh.Signer // by CA type
+	signed  bool                  // every certificate is signed
 }
 
 // RuleBatchUnsupported refuses, in SignMany and PrepareMany, a request
@@ -619,6 +624,21 @@ func notBatchable(req Request) error {
 // TOTP code, from an enrollment token, a renewal — is refused with rule
 // RuleBatchUnsupported (recorded like every denial), never signed.
 func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
+	b, err := a.DecideMany(ctx, reqs)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.sign(0, len(b.preps)); err != nil {
+		return nil, err
+	}
+	b.signed = true
+	return b, nil
+}
+
+// DecideMany is PrepareMany without the signatures: every request is
+// decided, the CA keys opened and the serials reserved, and CommitSigning
+// then signs the certificates while it records them.
+func (a *Authority) DecideMany(ctx context.Context, reqs []Request) (*Batch, error) {
 	b := &Batch{a: a, preps: make([]*prepared, len(reqs)), errs: make([]error, len(reqs))}
 	keys := map[string]store.CAKey{}
 	rxs := map[string]*revokedIndex{}
@@ -675,21 +695,36 @@ func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, er
 	if err != nil {
 		return nil, err
 	}
-	if err := parallel(len(ok), func(j int) error {
-		p := b.preps[ok[j]]
-		return a.signPrepared(p, first+uint64(j), signers[p.rec.CAType])
-	}); err != nil {
-		return nil, err
+	b.serials = make([]uint64, len(reqs))
+	for j, i := range ok {
+		b.serials[i] = first + uint64(j)
 	}
+	b.signers = signers
 	return b, nil
 }
 
+// sign signs the certificates of requests lo..hi-1 that were not refused,
+// on every CPU.
+func (b *Batch) sign(lo, hi int) error {
+	var ok []int
+	for i := lo; i < hi; i++ {
+		if b.errs[i] == nil {
+			ok = append(ok, i)
+		}
+	}
+	return parallel(len(ok), func(j int) error {
+		p := b.preps[ok[j]]
+		return b.a.signPrepared(p, b.serials[ok[j]], b.signers[p.rec.CAType])
+	})
+}
+
 // Signed returns, per request, the signed but not yet recorded certificate,
-// or nil where the request was refused.
+// or nil where the request was refused (or, for a batch of DecideMany, is
+// not signed yet).
 func (b *Batch) Signed() []*ssh.Certificate {
 	out := make([]*ssh.Certificate, len(b.preps))
 	for i, p := range b.preps {
-		if b.errs[i] == nil {
+		if b.errs[i] == nil && b.signed {
 			out[i] = p.cert
 		}
 	}
@@ -708,41 +743,130 @@ func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error)
 // commit is Commit; shared records the batch through the authority's group
 // commit, where concurrent batches and single requests share transactions
 // (and fsyncs) — the service's batch door —, else in transactions of its
-// own (the CLI, which stages its files meanwhile).
+// own.
 func (b *Batch) commit(ctx context.Context, shared bool) ([]*ssh.Certificate, []error, error) {
+	if !b.signed {
+		return nil, nil, errors.New("ca: batch not signed (DecideMany is followed by CommitSigning)")
+	}
+	spans := make(chan span, (len(b.preps)+maxBatch-1)/maxBatch)
+	for lo := 0; lo < len(b.preps); lo += maxBatch {
+		spans <- span{lo: lo, hi: min(lo+maxBatch, len(b.preps))}
+	}
+	close(spans)
+	return b.record(ctx, shared, spans, func() {})
+}
+
+// pipeChunk is how many requests CommitSigning signs before it hands them
+// to the recording transaction (a variable for the tests).
+var pipeChunk = 256
+
+// CommitSigning signs and records a batch from DecideMany in chunks, each
+// chunk signed while the one before it is recorded, in a transaction per
+// chunk. As each chunk is signed — before it is recorded — line is called
+// (from one goroutine, in order) with every certificate of the chunk as an
+// authorized_keys line, for the caller to stage its output; no certificate
+// may leave the process before CommitSigning has returned it. Results are
+// as Commit's; a transaction that fails after others were recorded leaves
+// those certificates issued and refuses the rest with its error.
+func (b *Batch) CommitSigning(ctx context.Context, line func(i int, line string)) ([]*ssh.Certificate, []error, error) {
+	if b.signed {
+		return nil, nil, errors.New("ca: batch already signed (PrepareMany is followed by Commit)")
+	}
+	spans := make(chan span, 1)
+	var stop atomic.Bool
+	go func() {
+		defer close(spans)
+		for lo := 0; lo < len(b.preps) && !stop.Load(); lo += pipeChunk {
+			s := span{lo: lo, hi: min(lo+pipeChunk, len(b.preps))}
+			if s.err = b.sign(s.lo, s.hi); s.err == nil && line != nil {
+				for i := s.lo; i < s.hi; i++ {
+					if b.errs[i] == nil {
+						line(i, b.preps[i].rec.Cert)
+					}
+				}
+			}
+			spans <- s
+			if s.err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		stop.Store(true)
+		for range spans {
+		}
+	}()
+	return b.record(ctx, false, spans, func() { stop.Store(true) })
+}
+
+// span is the requests lo..hi-1 of a batch, ready to record unless err.
+type span struct {
+	lo, hi int
+	err    error
+}
+
+// record records the spans of the batch in order, a transaction each (or
+// through the group commit when shared), and returns a certificate or an
+// error per request; err is set when nothing could be recorded. Once a
+// span fails, stop is called and no later span is recorded.
+func (b *Batch) record(ctx context.Context, shared bool, spans <-chan span, stop func()) ([]*ssh.Certificate, []error, error) {
 	a := b.a
-	record := func(items []store.BatchItem) ([]error, error) { return a.Store.CommitBatch(ctx, items) }
+	write := func(items []store.BatchItem) ([]error, error) { return a.Store.CommitBatch(ctx, items) }
 	if shared {
-		record = func(items []store.BatchItem) ([]error, error) { return a.commits.commitAll(ctx, a.Store, items) }
+		write = func(items []store.BatchItem) ([]error, error) { return a.commits.commitAll(ctx, a.Store, items) }
 	}
 	certs := make([]*ssh.Certificate, len(b.preps))
 	errs := slices.Clone(b.errs)
-	items := make([]store.BatchItem, len(b.preps))
 	var refused []int // refused at recording: the token is no longer valid
-	for i, p := range b.preps {
-		items[i] = store.BatchItem{Cert: p.rec, Event: p.ev}
-		if p.rec != nil {
-			items[i].TokenID = p.req.tokenID()
-			if rx := b.rxs[p.rec.CAType]; rx != nil {
-				items[i].CheckRevocations, items[i].RevocationsAt, items[i].Probe = true, rx.version, func() store.RevocationProbe { return revocationProbe(p.cert) }
+	recorded := 0     // requests lo..recorded-1 are recorded
+	var failed error
+	for s := range spans {
+		if failed != nil {
+			continue
+		}
+		if s.err != nil {
+			failed = s.err
+			stop()
+			continue
+		}
+		items := make([]store.BatchItem, s.hi-s.lo)
+		for i := s.lo; i < s.hi; i++ {
+			p := b.preps[i]
+			items[i-s.lo] = store.BatchItem{Cert: p.rec, Event: p.ev}
+			if p.rec != nil {
+				items[i-s.lo].TokenID = p.req.tokenID()
+				if rx := b.rxs[p.rec.CAType]; rx != nil {
+					items[i-s.lo].CheckRevocations, items[i-s.lo].RevocationsAt, items[i-s.lo].Probe = true, rx.version, func() store.RevocationProbe { return revocationProbe(p.cert) }
+				}
 			}
 		}
-	}
-	for lo := 0; lo < len(items); lo += maxBatch {
-		hi := min(lo+maxBatch, len(items))
-		cerrs, err := record(items[lo:hi])
+		cerrs, err := write(items)
 		if err != nil {
-			return nil, nil, fmt.Errorf("ca: record certificates: %w", err)
+			failed = fmt.Errorf("ca: record certificates: %w", err)
+			stop()
+			continue
 		}
+		recorded = s.hi
 		for j, e := range cerrs {
-			if e != nil && errs[lo+j] == nil {
-				errs[lo+j] = fmt.Errorf("ca: record certificate: %w", e)
+			if i := s.lo + j; e != nil && errs[i] == nil {
+				errs[i] = fmt.Errorf("ca: record certificate: %w", e)
 				if errors.Is(e, store.ErrTokenInvalid) {
 					// Revoked or expired since authentication: a refusal,
 					// recorded as Sign records it.
-					errs[lo+j] = fmt.Errorf("ca: %w", e)
-					refused = append(refused, lo+j)
+					errs[i] = fmt.Errorf("ca: %w", e)
+					refused = append(refused, i)
 				}
+			}
+		}
+	}
+	if failed != nil {
+		if recorded == 0 {
+			return nil, nil, failed
+		}
+		// What was recorded stands; the rest is not issued.
+		for i := recorded; i < len(errs); i++ {
+			if errs[i] == nil {
+				errs[i] = failed
 			}
 		}
 	}
@@ -751,7 +875,7 @@ func (b *Batch) commit(ctx context.Context, shared bool) ([]*ssh.Certificate, []
 		for k, i := range refused {
 			denials[k] = store.BatchItem{Event: a.denial(b.preps[i].req, "token-invalid", errs[i])}
 		}
-		if _, err := record(denials); err != nil {
+		if _, err := write(denials); err != nil {
 			for _, i := range refused {
 				errs[i] = errors.Join(errs[i], fmt.Errorf("ca: record denial: %w", err))
 			}
