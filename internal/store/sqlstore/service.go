@@ -227,15 +227,28 @@ func (s *DB) DeleteTOTP(ctx context.Context, identity string, ev audit.Entry) er
 	})
 }
 
-// PutChallenge stores a renewal challenge and drops expired ones.
+// challengeSweep is how often PutChallenge drops long-expired challenges
+// (an expired one can never be taken; dropping it only keeps the table
+// small, and costs a scan of it).
+const challengeSweep = time.Minute
+
+// PutChallenge stores a renewal challenge, in one transaction with the
+// dropping of challenges expired an hour ago when that is due.
 func (s *DB) PutChallenge(ctx context.Context, id string, expires time.Time) error {
-	if _, err := s.db.ExecContext(ctx, s.q(`DELETE FROM challenges WHERE expires_us < ?`), micros(time.Now().Add(-time.Hour))); err != nil {
-		return fmt.Errorf("store: expire challenges: %w", err)
-	}
-	if _, err := s.db.ExecContext(ctx, s.q(`INSERT INTO challenges (id, expires_us) VALUES (?, ?)`), id, micros(expires)); err != nil {
-		return fmt.Errorf("store: insert challenge: %w", err)
-	}
-	return nil
+	now := time.Now()
+	last := s.challengesSwept.Load()
+	sweep := now.UnixNano()-last >= int64(challengeSweep) && s.challengesSwept.CompareAndSwap(last, now.UnixNano())
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if sweep {
+			if _, err := tx.ExecContext(ctx, s.q(`DELETE FROM challenges WHERE expires_us < ?`), micros(now.Add(-time.Hour))); err != nil {
+				return fmt.Errorf("store: expire challenges: %w", err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO challenges (id, expires_us) VALUES (?, ?)`), id, micros(expires)); err != nil {
+			return fmt.Errorf("store: insert challenge: %w", err)
+		}
+		return nil
+	})
 }
 
 // TakeChallenge consumes a challenge that has not expired.

@@ -46,6 +46,10 @@ type DB struct {
 	// (see prepareAll); nil until prepared.
 	stmts atomic.Pointer[map[string]*sql.Stmt]
 
+	// challengesSwept is when PutChallenge last dropped expired challenges
+	// (Unix nanoseconds).
+	challengesSwept atomic.Int64
+
 	mu      sync.Mutex
 	onAudit []func(audit.Entry)
 	sealed  map[*sql.Tx][]audit.Entry // entries of open transactions, while onAudit is set
