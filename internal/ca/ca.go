@@ -359,14 +359,17 @@ func (a *Authority) signPrepared(p *prepared, serial uint64, sgn ssh.Signer) err
 	p.cert.Serial = serial
 	p.rec.Serial = serial
 	p.ev.Serial = serial
-	if err := p.cert.SignCert(a.Rand, sgn); err != nil {
+	// As p.cert.SignCert would, without marshalling the certificate twice
+	// by reflection (certwire.TestSignMatches).
+	wire, err := certwire.Sign(p.cert, a.Rand, sgn)
+	if err != nil {
 		return fmt.Errorf("ca: sign certificate %d: %w", serial, err)
 	}
 	// Invariant 2, checked on the result whatever the signer did.
 	if p.cert.Signature.Format == ssh.KeyAlgoRSA {
 		return fmt.Errorf("ca: refusing SHA-1 signature on certificate %d", serial)
 	}
-	p.rec.Cert = certwire.Line(p.cert)
+	p.rec.Cert = certwire.LineOf(p.cert, wire)
 	return nil
 }
 

@@ -8,13 +8,61 @@ package certwire
 import (
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
 	"slices"
+	"strings"
 
 	"golang.org/x/crypto/ssh"
 )
 
 // Marshal returns c in the wire format, as c.Marshal() does.
 func Marshal(c *ssh.Certificate) []byte {
+	return appendSignature(unsigned(c), c.Signature)
+}
+
+// Sign signs c with authority as x/crypto's Certificate.SignCert does —
+// a fresh 32-byte nonce from rand, authority's public key as the signature
+// key, the algorithm SignCert would choose (a MultiAlgorithmSigner's first,
+// rsa-sha2-512 for an RSA AlgorithmSigner, else the signer's default) over
+// the same bytes — without its reflection, and returns the signed
+// certificate in the wire format. TestSignMatches holds it to SignCert.
+func Sign(c *ssh.Certificate, rand io.Reader, authority ssh.Signer) ([]byte, error) {
+	nonce := make([]byte, 32)
+	if _, err := io.ReadFull(rand, nonce); err != nil {
+		return nil, err
+	}
+	c.Nonce = nonce
+	pub := authority.PublicKey()
+	if t := pub.Type(); strings.HasSuffix(t, "-cert-v01@openssh.com") {
+		return nil, fmt.Errorf("ssh: certificates cannot be used as authority (public key type %q)", t)
+	}
+	c.SignatureKey = pub
+	data := unsigned(c)
+	var sig *ssh.Signature
+	var err error
+	if v, ok := authority.(ssh.MultiAlgorithmSigner); ok {
+		algs := v.Algorithms()
+		if len(algs) == 0 {
+			return nil, errors.New("the provided authority has no signature algorithm")
+		}
+		sig, err = v.SignWithAlgorithm(rand, data, algs[0])
+	} else if v, ok := authority.(ssh.AlgorithmSigner); ok && pub.Type() == ssh.KeyAlgoRSA {
+		sig, err = v.SignWithAlgorithm(rand, data, ssh.KeyAlgoRSASHA512)
+	} else {
+		sig, err = authority.Sign(rand, data)
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.Signature = sig
+	return appendSignature(data, sig), nil
+}
+
+// unsigned returns c in the wire format up to its signature: the bytes a
+// CA signs.
+func unsigned(c *ssh.Certificate) []byte {
 	key := c.Key.Marshal()
 	// The certified key's fields follow the nonce without the key's own
 	// algorithm name (its first string).
@@ -24,7 +72,7 @@ func Marshal(c *ssh.Certificate) []byte {
 		}
 	}
 	sigKey := c.SignatureKey.Marshal()
-	b := make([]byte, 0, 256+len(key)+len(sigKey)+len(c.KeyId)+16*len(c.ValidPrincipals))
+	b := make([]byte, 0, 384+len(key)+len(sigKey)+len(c.KeyId)+16*len(c.ValidPrincipals))
 	b = appendString(b, c.Type())
 	b = appendBytes(b, c.Nonce)
 	b = append(b, key...)
@@ -45,21 +93,28 @@ func Marshal(c *ssh.Certificate) []byte {
 	b = appendTuples(b, c.Extensions)
 	b = appendBytes(b, c.Reserved)
 	b = appendBytes(b, sigKey)
-	if s := c.Signature; s != nil {
-		b = binary.BigEndian.AppendUint32(b, uint32(8+len(s.Format)+len(s.Blob)+len(s.Rest)))
-		b = appendString(b, s.Format)
-		b = appendBytes(b, s.Blob)
-		b = append(b, s.Rest...)
-	} else {
-		b = binary.BigEndian.AppendUint32(b, 0)
-	}
 	return b
+}
+
+// appendSignature appends the signature field (empty for nil) to b.
+func appendSignature(b []byte, s *ssh.Signature) []byte {
+	if s == nil {
+		return binary.BigEndian.AppendUint32(b, 0)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(8+len(s.Format)+len(s.Blob)+len(s.Rest)))
+	b = appendString(b, s.Format)
+	b = appendBytes(b, s.Blob)
+	return append(b, s.Rest...)
 }
 
 // Line returns c as an authorized_keys line without the newline: what
 // strings.TrimSpace(string(ssh.MarshalAuthorizedKey(c))) gives.
 func Line(c *ssh.Certificate) string {
-	wire := Marshal(c)
+	return LineOf(c, Marshal(c))
+}
+
+// LineOf is Line given c's wire format (from Marshal or Sign).
+func LineOf(c *ssh.Certificate, wire []byte) string {
 	typ := c.Type()
 	b := make([]byte, 0, len(typ)+1+base64.StdEncoding.EncodedLen(len(wire)))
 	b = append(append(b, typ...), ' ')
