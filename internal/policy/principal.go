@@ -41,6 +41,30 @@ func principalProblem(p string) string {
 
 // charProblem says which forbidden character s contains, or "".
 func charProblem(s string) string {
+	// Most principals are ASCII: judged byte by byte, as charProblemRunes
+	// judges them (TestCharProblemASCII).
+	problem := ""
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= utf8.RuneSelf:
+			return charProblemRunes(s)
+		case problem != "":
+		case c < 0x20 || c == 0x7f:
+			problem = "contains a control character"
+		case c == ' ':
+			problem = "contains whitespace"
+		case c == ',':
+			problem = "contains a comma"
+		case c == '*' || c == '?':
+			problem = "contains a wildcard"
+		}
+	}
+	return problem
+}
+
+// charProblemRunes is charProblem for any string.
+func charProblemRunes(s string) string {
 	if !utf8.ValidString(s) {
 		return "not valid UTF-8"
 	}
