@@ -554,7 +554,7 @@ func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certif
 		for j, i := range todo {
 			sub[j] = reqs[i]
 		}
-		b, err := a.PrepareMany(ctx, sub)
+		b, err := a.prepareMany(ctx, sub)
 		var cs []*ssh.Certificate
 		var es []error
 		if err == nil {
@@ -582,10 +582,11 @@ func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certif
 	return certs, errs, nil
 }
 
-// Batch is SignMany cut in two: its certificates are signed, with serials
-// reserved, but nothing is recorded until Commit, and no certificate may
-// leave the process before Commit has returned it (invariant 3). A caller
-// can meanwhile stage the output files (see atomicfile.StageMany).
+// Batch is SignMany cut in two: DecideMany decides every request and
+// reserves the serials; CommitSigning signs and records the certificates
+// and no certificate may leave the process before it has returned it
+// (invariant 3). The caller stages its output files meanwhile (see
+// atomicfile.Stage).
 type Batch struct {
 	a     *Authority
 	preps []*prepared
@@ -598,7 +599,7 @@ type Batch struct {
 	signed  bool                  // every certificate is signed
 }
 
-// RuleBatchUnsupported refuses, in SignMany and PrepareMany, a request
+// RuleBatchUnsupported refuses, in SignMany and DecideMany, a request
 // that only Sign (or Renew) decides completely.
 const RuleBatchUnsupported = "batch-unsupported"
 
@@ -622,11 +623,8 @@ func notBatchable(req Request) error {
 	return &policy.DenyError{Rule: RuleBatchUnsupported, Msg: msg}
 }
 
-// PrepareMany checks and signs reqs (see SignMany) without recording them.
-// A request that Sign would treat beyond the access decision — one with a
-// TOTP code, from an enrollment token, a renewal — is refused with rule
-// RuleBatchUnsupported (recorded like every denial), never signed.
-func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
+// prepareMany checks and signs reqs (see SignMany) without recording them.
+func (a *Authority) prepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
 	b, err := a.DecideMany(ctx, reqs)
 	if err != nil {
 		return nil, err
@@ -638,9 +636,12 @@ func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, er
 	return b, nil
 }
 
-// DecideMany is PrepareMany without the signatures: every request is
-// decided, the CA keys opened and the serials reserved, and CommitSigning
-// then signs the certificates while it records them.
+// DecideMany decides reqs (see SignMany), opens the CA keys and reserves
+// the serials, without signing or recording anything; CommitSigning then
+// signs the certificates while it records them. A request that Sign would
+// treat beyond the access decision — one with a TOTP code, from an
+// enrollment token, a renewal — is refused with rule RuleBatchUnsupported
+// (recorded like every denial), never signed.
 func (a *Authority) DecideMany(ctx context.Context, reqs []Request) (*Batch, error) {
 	b := &Batch{a: a, preps: make([]*prepared, len(reqs)), errs: make([]error, len(reqs))}
 	keys := map[string]store.CAKey{}
@@ -721,35 +722,17 @@ func (b *Batch) sign(lo, hi int) error {
 	})
 }
 
-// Signed returns, per request, the signed but not yet recorded certificate,
-// or nil where the request was refused (or, for a batch of DecideMany, is
-// not signed yet).
-func (b *Batch) Signed() []*ssh.Certificate {
-	out := make([]*ssh.Certificate, len(b.preps))
-	for i, p := range b.preps {
-		if b.errs[i] == nil && b.signed {
-			out[i] = p.cert
-		}
-	}
-	return out
-}
-
-// Commit records the batch — certificates and denials — and returns a
-// certificate or an error for each request, in order; err is set when
-// nothing could be recorded. A certificate whose API token was revoked or
+// commit records a batch of prepareMany — certificates and denials — and
+// returns a certificate or an error for each request, in order; err is set
+// when nothing could be recorded. shared records it through the
+// authority's group commit, where concurrent batches and single requests
+// share transactions (and fsyncs) — the service's batch door —, else in
+// transactions of its own. A certificate whose API token was revoked or
 // expired since the decision is refused (ErrTokenInvalid) and that denial
 // recorded, as Sign does.
-func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error) {
-	return b.commit(ctx, false)
-}
-
-// commit is Commit; shared records the batch through the authority's group
-// commit, where concurrent batches and single requests share transactions
-// (and fsyncs) — the service's batch door —, else in transactions of its
-// own.
 func (b *Batch) commit(ctx context.Context, shared bool) ([]*ssh.Certificate, []error, error) {
 	if !b.signed {
-		return nil, nil, errors.New("ca: batch not signed (DecideMany is followed by CommitSigning)")
+		return nil, nil, errors.New("ca: batch not signed")
 	}
 	spans := make(chan span, (len(b.preps)+maxBatch-1)/maxBatch)
 	for lo := 0; lo < len(b.preps); lo += maxBatch {
@@ -769,11 +752,11 @@ var pipeChunk = 256
 // (from one goroutine, in order) with every certificate of the chunk as an
 // authorized_keys line, for the caller to stage its output; no certificate
 // may leave the process before CommitSigning has returned it. Results are
-// as Commit's; a transaction that fails after others were recorded leaves
+// as SignMany's; a transaction that fails after others were recorded leaves
 // those certificates issued and refuses the rest with its error.
 func (b *Batch) CommitSigning(ctx context.Context, line func(i int, line string)) ([]*ssh.Certificate, []error, error) {
 	if b.signed {
-		return nil, nil, errors.New("ca: batch already signed (PrepareMany is followed by Commit)")
+		return nil, nil, errors.New("ca: batch already signed")
 	}
 	spans := make(chan span, 1)
 	var stop atomic.Bool
