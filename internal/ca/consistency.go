@@ -89,13 +89,14 @@ func EntriesAt(entries []audit.Entry) EntryFunc {
 // keys, tokens and local users (few) what CheckConsistency always kept.
 // The zero value is an empty log.
 type ConsistencyLog struct {
-	certs    map[uint64]certState
+	certs    rowTable
 	legacy   map[uint64]issueFacts // serial -> facts of its last issuance, when that entry did not seal the row
 	seals    map[string]rowSeal    // row key -> last seal, for rows other than certificates
 	problems []string              // found while adding (serials issued twice)
 
-	revs       map[int64]revEntry // revocation ID -> its entry (not pruned)
-	created    map[string]bool    // CA key fingerprints created by init or rotate
+	revs       rowTable         // revocations, by ID: the entry that recorded each (not pruned since) and its seal
+	revDigest  map[int64]string // ID -> the "revocation" detail of the entry that recorded it, when that entry did not seal the row
+	created    map[string]bool  // CA key fingerprints created by init or rotate
 	createdGen map[genKey]genEntry
 	made       map[string]tokenEntry // token ID -> its creation entry
 	revoked    map[string]bool       // token IDs revoked
@@ -113,16 +114,11 @@ type rowSeal struct {
 const (
 	sealDigestKept uint8 = 1 << iota // digest holds the seal's digest (else only its entry has it)
 	sealGone                         // Check reported the row missing
-	certIssued                       // (certState) an issuance entry names the serial
-	certSealed                       // (certState) the row has a seal in force
-	certRow                          // (certState) Check read the row
+	rowMade                          // (rowEntry) an issuance entry names the serial
+	rowSealed                        // (rowEntry) the row has a seal in force
+	rowSeen                          // (rowEntry) Check read the row
+	rowSplit                         // (rowEntry) its last issuance is not the entry of its seal
 )
-
-// certState is what a ConsistencyLog keeps of one certificate serial.
-type certState struct {
-	issueSeq uint64 // the serial's last issuance entry (certIssued)
-	rowSeal         // its last seal (certSealed), flags for both
-}
 
 // keptSeal returns what a ConsistencyLog keeps of seal, written by entry
 // seq.
@@ -138,15 +134,6 @@ func keptSeal(seq uint64, seal string) rowSeal {
 // that has no seal: its issuance entry's key ID, role and principals.
 type issueFacts struct {
 	keyID, role, principals string
-}
-
-type revEntry struct {
-	seq    uint64
-	digest string // the entry's "revocation" detail, unless digestLater
-	// digestLater: the entry sealed the row it made, so the row is
-	// compared with its seal; should the seal be deleted, Check reads the
-	// entry again for its digest.
-	digestLater bool
 }
 
 type genKey struct {
@@ -178,6 +165,43 @@ func certKeySerial(k string) (uint64, bool) {
 	return n, err == nil
 }
 
+// revocationKeyPrefix starts the row key of every revocation's seal.
+var revocationKeyPrefix = strings.TrimSuffix(store.RevocationRowKey(0), "0")
+
+// revocationKeyID returns the ID of a revocation row key as
+// store.RevocationRowKey writes it.
+func revocationKeyID(k string) (int64, bool) {
+	rest, ok := strings.CutPrefix(k, revocationKeyPrefix)
+	if !ok {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(rest, 10, 64)
+	return n, err == nil && strconv.FormatInt(n, 10) == rest
+}
+
+// revocationStreamer is a store that reads revocations as it goes.
+type revocationStreamer interface {
+	EachRevocationRow(ctx context.Context, caType string, fn func(store.Revocation) error) error
+}
+
+// eachRevocation calls fn for each of caType's revocations, in ID order:
+// streamed where the store can, listed where it cannot.
+func eachRevocation(ctx context.Context, st ConsistencyStore, caType string, fn func(store.Revocation) error) error {
+	if s, ok := st.(revocationStreamer); ok {
+		return s.EachRevocationRow(ctx, caType, fn)
+	}
+	revs, err := st.ListRevocations(ctx, caType)
+	if err != nil {
+		return err
+	}
+	for _, r := range revs {
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // sealDigest returns the row digest of seal when seal has the form
 // "v1 <32 lower-case hex digits>[ ...]": then store.CheckRowSeal(row, seal)
 // matches exactly when it matches "v1 " + hex(digest), whatever follows
@@ -205,13 +229,12 @@ func sealDigest(seal string) (d [16]byte, ok bool) {
 }
 
 func (l *ConsistencyLog) init() {
-	if l.certs != nil {
+	if l.seals != nil {
 		return
 	}
-	l.certs = map[uint64]certState{}
 	l.legacy = map[uint64]issueFacts{}
 	l.seals = map[string]rowSeal{}
-	l.revs = map[int64]revEntry{}
+	l.revDigest = map[int64]string{}
 	l.created = map[string]bool{}
 	l.createdGen = map[genKey]genEntry{}
 	l.made = map[string]tokenEntry{}
@@ -245,18 +268,16 @@ func (l *ConsistencyLog) Add(e audit.Entry) {
 			continue
 		}
 		serial, isCert := certKeySerial(k)
+		id, isRev := revocationKeyID(k)
 		switch {
 		case isCert && v == store.RowDeleted: // deleted through sshca
-			if s, ok := l.certs[serial]; ok && s.flags&certSealed != 0 {
-				s.rowSeal = rowSeal{flags: s.flags &^ (certSealed | sealDigestKept)}
-				l.putCert(serial, s)
-			}
+			l.certs.unseal(serial)
 		case isCert:
-			s := l.certs[serial]
-			issued := s.flags & certIssued
-			s.rowSeal = keptSeal(e.Seq, v)
-			s.flags |= certSealed | issued
-			l.certs[serial] = s
+			l.certs.seal(serial, keptSeal(e.Seq, v))
+		case isRev && v == store.RowDeleted:
+			l.revs.unseal(uint64(id))
+		case isRev:
+			l.revs.seal(uint64(id), keptSeal(e.Seq, v))
 		case v == store.RowDeleted:
 			delete(l.seals, k)
 		default:
@@ -270,13 +291,9 @@ func (l *ConsistencyLog) Add(e audit.Entry) {
 		if e.Serial == 0 {
 			break
 		}
-		s := l.certs[e.Serial]
-		if s.flags&certIssued != 0 {
-			l.add("serial %d was issued twice (entries %d and %d)", e.Serial, s.issueSeq, e.Seq)
+		if prev, twice := l.certs.made(e.Serial, e.Seq); twice {
+			l.add("serial %d was issued twice (entries %d and %d)", e.Serial, prev, e.Seq)
 		}
-		s.flags |= certIssued
-		s.issueSeq = e.Seq
-		l.certs[e.Serial] = s
 		if v, ok := e.Details[store.CertRowKey(e.Serial)]; ok && v != store.RowDeleted {
 			// The row is compared with its seal; should the seal be
 			// deleted later, Check reads this entry again.
@@ -287,18 +304,22 @@ func (l *ConsistencyLog) Add(e audit.Entry) {
 	case audit.ActionRevoke:
 		pruned := prunedIDs(e.Details["pruned_ids"])
 		for _, id := range pruned {
-			delete(l.seals, store.RevocationRowKey(id))
+			l.revs.unseal(uint64(id))
 		}
 		// Revocations: the rows are exactly those recorded and not pruned.
 		if id, err := strconv.ParseInt(e.Details["revocation_id"], 10, 64); err == nil {
+			l.revs.made(uint64(id), e.Seq)
 			if v, ok := e.Details[store.RevocationRowKey(id)]; ok && v != store.RowDeleted {
-				l.revs[id] = revEntry{seq: e.Seq, digestLater: true}
+				// The row is compared with its seal; should the seal be
+				// deleted later, Check reads this entry again.
+				delete(l.revDigest, id)
 			} else {
-				l.revs[id] = revEntry{seq: e.Seq, digest: e.Details["revocation"]}
+				l.revDigest[id] = e.Details["revocation"]
 			}
 		}
 		for _, id := range pruned {
-			delete(l.revs, id)
+			l.revs.unmake(uint64(id))
+			delete(l.revDigest, id)
 		}
 	case audit.ActionInit, audit.ActionCARotate:
 		// CA keys: each was created by init or rotate.
@@ -318,14 +339,9 @@ func (l *ConsistencyLog) Add(e audit.Entry) {
 	}
 }
 
-// putCert stores s, or forgets the serial when nothing is left of it.
-func (l *ConsistencyLog) putCert(serial uint64, s certState) {
-	if s.flags == 0 {
-		delete(l.certs, serial)
-		return
-	}
-	l.certs[serial] = s
-}
+// Grow makes room for n more certificates (a hint: how many entries the
+// log has), so that the table of them is not copied as it grows.
+func (l *ConsistencyLog) Grow(n int) { l.certs.grow(n) }
 
 // Check compares the state tables of st with the log added so far, as
 // CheckConsistency does, and returns the problems found. entry reads an
@@ -336,6 +352,8 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	}
 	l.checked = true
 	l.init()
+	l.certs.merge() // every row in the sorted slices, for lookups
+	l.revs.merge()
 	// l.add from here on: the problems found while adding come first, as
 	// they always have.
 	// sealed compares row with its last seal, if it has one, reporting the
@@ -353,24 +371,23 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	// Certificates. The rows are streamed, not held: a store of millions
 	// is read once.
 	err := st.EachCert(ctx, store.CertFilter{}, func(c store.CertRecord) error {
-		s, known := l.certs[c.Serial]
+		s := l.certs.find(c.Serial)
+		known := s != nil && s.flags != 0
 		if known {
-			s.flags |= certRow
-			l.certs[c.Serial] = s
+			s.flags |= rowSeen
 		}
-		if known && s.flags&certSealed != 0 {
-			s.flags &^= certSealed
-			l.certs[c.Serial] = s
-			return l.checkSeal(ctx, entry, store.CertRowKey(c.Serial), fmt.Sprintf("certificate %d", c.Serial), &c, s.rowSeal)
+		if known && s.flags&rowSealed != 0 {
+			s.flags &^= rowSealed
+			return l.checkSeal(ctx, entry, store.CertRowKey(c.Serial), fmt.Sprintf("certificate %d", c.Serial), &c, s.rowSeal())
 		}
 		switch {
-		case !known || s.flags&certIssued == 0:
+		case !known || s.flags&rowMade == 0:
 			l.add("certificate %d has no issuance entry in the audit log (row added outside sshca?)", c.Serial)
 		case l.full():
 		default:
 			f, ok := l.legacy[c.Serial]
 			if !ok {
-				e, err := entry(ctx, s.issueSeq)
+				e, err := entry(ctx, l.certs.madeSeq(s))
 				if err != nil {
 					return err
 				}
@@ -378,9 +395,9 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 			}
 			switch {
 			case f.keyID != c.KeyID || f.role != c.Role:
-				l.add("certificate %d differs from its issuance entry %d (key ID or role changed)", c.Serial, s.issueSeq)
+				l.add("certificate %d differs from its issuance entry %d (key ID or role changed)", c.Serial, l.certs.madeSeq(s))
 			case f.principals != "" && f.principals != strings.Join(c.Principals, ","):
-				l.add("certificate %d differs from its issuance entry %d (principals changed)", c.Serial, s.issueSeq)
+				l.add("certificate %d differs from its issuance entry %d (principals changed)", c.Serial, l.certs.madeSeq(s))
 			}
 		}
 		return nil
@@ -388,11 +405,10 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	if err != nil {
 		return nil, err
 	}
-	for serial, s := range l.certs {
-		if s.flags&certIssued != 0 && s.flags&certRow == 0 {
-			l.add("certificate %d was issued (entry %d) but its row is missing", serial, s.issueSeq)
+	for i := range l.certs.sorted {
+		if s := &l.certs.sorted[i]; s.flags&rowMade != 0 && s.flags&rowSeen == 0 {
+			l.add("certificate %d was issued (entry %d) but its row is missing", s.serial, l.certs.madeSeq(s))
 			s.flags |= sealGone
-			l.certs[serial] = s
 		}
 	}
 
@@ -400,36 +416,44 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 	// reported missing.
 	gone := map[string]bool{}
 	for _, t := range []string{"user", "host"} {
-		revs, err := st.ListRevocations(ctx, t)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range revs {
-			e, ok := l.revs[r.ID]
-			delete(l.revs, r.ID)
-			if ok, err := sealed(store.RevocationRowKey(r.ID), fmt.Sprintf("revocation %d (%s)", r.ID, r.Kind), &r); err != nil {
-				return nil, err
-			} else if ok {
-				continue
+		err := eachRevocation(ctx, st, t, func(r store.Revocation) error {
+			c := l.revs.find(uint64(r.ID))
+			ok := c != nil && c.flags&rowMade != 0
+			var seq uint64 // of the entry that recorded it
+			if ok {
+				seq = l.revs.madeSeq(c)
+				l.revs.clearSplit(c)
+				c.flags &^= rowMade
 			}
-			if ok && e.digestLater && !l.full() {
-				en, err := entry(ctx, e.seq)
+			if c != nil && c.flags&rowSealed != 0 {
+				c.flags &^= rowSealed
+				return l.checkSeal(ctx, entry, store.RevocationRowKey(r.ID), fmt.Sprintf("revocation %d (%s)", r.ID, r.Kind), &r, c.rowSeal())
+			}
+			digest, kept := l.revDigest[r.ID]
+			if ok && !kept && !l.full() {
+				e, err := entry(ctx, seq)
 				if err != nil {
-					return nil, err
+					return err
 				}
-				e.digest = en.Details["revocation"]
+				digest = e.Details["revocation"]
 			}
 			switch {
 			case !ok:
 				l.add("revocation %d (%s) has no audit entry (row added outside sshca?)", r.ID, r.Kind)
-			case e.digest != "" && e.digest != r.Digest():
-				l.add("revocation %d differs from its audit entry %d (changed outside sshca)", r.ID, e.seq)
+			case digest != "" && digest != r.Digest():
+				l.add("revocation %d differs from its audit entry %d (changed outside sshca)", r.ID, seq)
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
-	for id, e := range l.revs {
-		l.add("revocation %d is in the audit log (entry %d) but its row is missing: what it revoked is no longer in the KRL", id, e.seq)
-		gone[store.RevocationRowKey(id)] = true
+	for i := range l.revs.sorted {
+		if c := &l.revs.sorted[i]; c.flags&rowMade != 0 {
+			l.add("revocation %d is in the audit log (entry %d) but its row is missing: what it revoked is no longer in the KRL", int64(c.serial), l.revs.madeSeq(c))
+			c.flags |= sealGone
+		}
 	}
 
 	for _, t := range []string{"user", "host"} {
@@ -508,9 +532,14 @@ func (l *ConsistencyLog) Check(ctx context.Context, st ConsistencyStore, entry E
 			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(key), s.seq)
 		}
 	}
-	for serial, s := range l.certs {
-		if s.flags&certSealed != 0 && s.flags&sealGone == 0 {
-			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(store.CertRowKey(serial)), s.seq)
+	for i := range l.certs.sorted {
+		if s := &l.certs.sorted[i]; s.flags&rowSealed != 0 && s.flags&sealGone == 0 {
+			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(store.CertRowKey(s.serial)), s.seq)
+		}
+	}
+	for i := range l.revs.sorted {
+		if c := &l.revs.sorted[i]; c.flags&rowSealed != 0 && c.flags&sealGone == 0 {
+			l.add("%s was written by audit entry %d but its row is missing", store.DescribeRowKey(store.RevocationRowKey(int64(c.serial))), c.seq)
 		}
 	}
 	problems := l.problems

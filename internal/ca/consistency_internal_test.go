@@ -1,7 +1,10 @@
 package ca
 
 import (
+	"cmp"
 	"encoding/hex"
+	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -76,4 +79,89 @@ func TestCertKeySerial(t *testing.T) {
 			t.Errorf("certKeySerial(%q) took it for a certificate's", k)
 		}
 	}
+}
+
+// TestCertTable runs random issuances, seals and deletions, with serials
+// rising, late and repeated (enough late ones to merge several times),
+// through a rowTable and through maps, and compares them.
+func TestCertTable(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var tab rowTable
+	issued := map[uint64]uint64{}
+	sealed := map[uint64]rowSeal{}
+	var top uint64 = 1000
+	for seq := uint64(1); seq < 60_000; seq++ {
+		var serial uint64
+		switch r.IntN(4) {
+		case 0, 1:
+			top += uint64(1 + r.IntN(3))
+			serial = top
+		case 2:
+			serial = uint64(r.IntN(int(top))) // late, or seen before
+		default:
+			serial = top - uint64(r.IntN(10))
+		}
+		switch r.IntN(5) {
+		case 0, 1:
+			prev, twice := tab.made(serial, seq)
+			want, wantTwice := issued[serial]
+			if twice != wantTwice || prev != want {
+				t.Fatalf("seq %d: issue %d: previous %d, %v; want %d, %v", seq, serial, prev, twice, want, wantTwice)
+			}
+			issued[serial] = seq
+		case 2, 3:
+			s := rowSeal{seq: seq, flags: uint8(r.IntN(2)) * sealDigestKept}
+			if s.flags != 0 {
+				s.digest[0], s.digest[15] = byte(seq), byte(serial)
+			}
+			if r.IntN(3) == 0 { // the issuance's own seal
+				tab.made(serial, seq)
+				issued[serial] = seq
+			}
+			tab.seal(serial, s)
+			sealed[serial] = s
+		default:
+			tab.unseal(serial)
+			delete(sealed, serial)
+		}
+	}
+	tab.merge()
+	if !slices.IsSortedFunc(tab.sorted, func(a, b rowEntry) int { return cmp.Compare(a.serial, b.serial) }) {
+		t.Fatal("not sorted after merge")
+	}
+	n := 0
+	for i := range tab.sorted {
+		c := &tab.sorted[i]
+		if i > 0 && tab.sorted[i-1].serial == c.serial {
+			t.Fatalf("serial %d twice", c.serial)
+		}
+		if c.flags == 0 {
+			continue
+		}
+		n++
+		is, ok := issued[c.serial]
+		if ok != (c.flags&rowMade != 0) || (ok && tab.madeSeq(c) != is) {
+			t.Errorf("serial %d: issued %v at %d; want %v at %d", c.serial, c.flags&rowMade != 0, tab.madeSeq(c), ok, is)
+		}
+		s, ok := sealed[c.serial]
+		if ok != (c.flags&rowSealed != 0) || (ok && c.rowSeal() != s) {
+			t.Errorf("serial %d: sealed %v %+v; want %v %+v", c.serial, c.flags&rowSealed != 0, c.rowSeal(), ok, s)
+		}
+	}
+	for serial := range issued {
+		if c := tab.find(serial); c == nil || c.flags&rowMade == 0 {
+			t.Errorf("serial %d: issued, not found", serial)
+		}
+	}
+	for serial := range sealed {
+		if c := tab.find(serial); c == nil || c.flags&rowSealed == 0 {
+			t.Errorf("serial %d: sealed, not found", serial)
+		}
+	}
+	for serial := range tab.split {
+		if c := tab.find(serial); c == nil || c.flags&rowSplit == 0 {
+			t.Errorf("serial %d: a split issuance left behind", serial)
+		}
+	}
+	t.Logf("%d serials, %d split", n, len(tab.split))
 }

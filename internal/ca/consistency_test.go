@@ -199,7 +199,7 @@ func TestConsistencyLogMatchesOracle(t *testing.T) {
 		`DELETE FROM certs WHERE serial = %d`,
 		`INSERT INTO certs (serial, ca_type, ca_fp, role, key_id, principals, valid_after, valid_before, subject_fp, subject_type, requester, issued_us, cert) VALUES (%d + 1000, 'user', 'x', 'deploy', 'k', '["root"]', 0, 9999999999, 's', 'ssh-ed25519', 'x', 1, 'c')`,
 		`UPDATE revocations SET reason = 'x' WHERE id = %d %% 4`,
-		`UPDATE revocations SET lo = 7, hi = 7 WHERE id = %d %% 4`,
+		`UPDATE revocations SET lo = 7 + 100 * id, hi = 7 + 100 * id WHERE id = %d %% 4`,
 		`DELETE FROM revocations WHERE id = %d %% 4`,
 		`UPDATE tokens SET revoked_us = 0 WHERE %d > 0`,
 		`DELETE FROM tokens WHERE name = 'ci' AND %d > 0`,
@@ -291,6 +291,41 @@ func TestConsistencyLogMatchesOracle(t *testing.T) {
 				}
 			}
 		},
+		// An earlier unsealed entry recording a revocation whose sealed
+		// entry follows, and whose seal is deleted later: the later entry
+		// counts.
+		func(es []audit.Entry, r *rand.Rand) {
+			var revs []*audit.Entry
+			for i := range es {
+				if es[i].Action == audit.ActionRevoke && es[i].Details["revocation_id"] != "" {
+					revs = append(revs, &es[i])
+				}
+			}
+			if len(revs) < 2 {
+				return
+			}
+			first, later := revs[0], revs[1+r.IntN(len(revs)-1)]
+			id := later.Details["revocation_id"]
+			n, _ := strconv.ParseInt(id, 10, 64)
+			for k := range first.Details {
+				if strings.HasPrefix(k, "row:revocation:") {
+					delete(first.Details, k)
+				}
+			}
+			first.Details["revocation_id"], first.Details["revocation"] = id, "0123"
+			e := &es[len(es)-1-r.IntN(3)]
+			e.Details = maps(e.Details, store.RevocationRowKey(n), store.RowDeleted)
+		},
+		// Revocations pruned through sshca (or said to be), by the entry
+		// at the end.
+		func(es []audit.Entry, r *rand.Rand) {
+			e := &es[len(es)-1]
+			e.Action = audit.ActionRevoke
+			e.Details = maps(e.Details, "pruned_ids", []string{"1", "2", "3", "1,3", "2,x,9"}[r.IntN(5)])
+			if r.IntN(2) == 0 {
+				e.Details["revocation_id"] = "2"
+			}
+		},
 		// A second issuance of a serial; an issuance entry's serial changed.
 		func(es []audit.Entry, r *rand.Rand) {
 			if e := issuance(es, uint64(1+r.IntN(certs))); e != nil {
@@ -300,7 +335,7 @@ func TestConsistencyLogMatchesOracle(t *testing.T) {
 		// A seal of a row that does not exist.
 		func(es []audit.Entry, r *rand.Rand) {
 			e := &es[r.IntN(len(es))]
-			e.Details = maps(e.Details, []string{store.CertRowKey(5000), "row:cert:007", store.RevocationRowKey(99), store.TokenRowKey("ff")}[r.IntN(4)], sealOf(es, 3))
+			e.Details = maps(e.Details, []string{store.CertRowKey(5000), "row:cert:007", store.RevocationRowKey(99), "row:revocation:02", store.TokenRowKey("ff")}[r.IntN(5)], sealOf(es, 3))
 		},
 		// A revocation's seal or digest.
 		func(es []audit.Entry, r *rand.Rand) {
@@ -341,6 +376,9 @@ func TestConsistencyLogMatchesOracle(t *testing.T) {
 			t.Fatal(err)
 		}
 		if withLog {
+			// An entry of no consequence at the end, for tampering.
+			last := es[len(es)-1]
+			es = append(es, audit.Entry{Seq: last.Seq + 1, Time: last.Time, Actor: "t", Action: audit.ActionAdmin, Outcome: "ok"})
 			for range 1 + r.IntN(3) {
 				i := r.IntN(len(logTamper))
 				did = append(did, "log tamper "+strconv.Itoa(i))

@@ -66,13 +66,19 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 	headPath := filepath.Join(h.Dir, home.HeadFile)
 	head, headErr := witness.ReadHead(headPath)
 	headCheck := audit.HeadCheck{Seq: head.Seq, Hash: head.Hash, Where: headPath}
+	// How many entries there are is a hint, for room made once rather than
+	// as the log is read (the log may grow meanwhile, or the head row lie):
+	// room not yet used costs address space, not memory.
+	var hint int
+	if n, _, err := st.AuditHead(e.ctx); err == nil {
+		hint = int(min(n, 1<<24))
+	}
 	var cons ca.ConsistencyLog
+	cons.Grow(hint)
 	var hashes *audit.Hashes
 	if auditFile != "" {
 		hashes = &audit.Hashes{}
-		if n, _, err := st.AuditHead(e.ctx); err == nil && n < 1<<26 {
-			hashes.Grow(int(n)) // a hint: the log may grow meanwhile
-		}
+		hashes.Grow(hint)
 	}
 	lastSeq, lastHash, entryAt, err := readVerifiedLog(e.ctx, st, func(en audit.Entry) {
 		cons.Add(en)
