@@ -140,7 +140,7 @@ func verifyAudit(e *env, h *home.Home, auditFile string, explicit bool) ([]strin
 
 // auditPage is how many entries audit verify reads at a time (a variable
 // for the tests, which verify across many page boundaries).
-var auditPage = 10_000
+var auditPage = 2_000
 
 // auditPager is a store that reads its log a page at a time.
 type auditPager interface {
