@@ -49,111 +49,44 @@ type Staged struct {
 // A caller that must not let the files appear before something else is
 // durable (a database commit) stages them meanwhile and commits after.
 func StageMany(files []File) (*Staged, error) {
-	paths := make([]string, len(files))
-	for i, f := range files {
-		paths[i] = f.Path
+	st := &Staged{files: files, temps: make([]string, len(files))}
+	if len(files) == 0 {
+		return st, nil
 	}
-	sg, err := NewStage(paths)
-	if err != nil {
-		return nil, err
-	}
-	for _, f := range files {
-		if err := sg.Add(f); err != nil {
-			sg.Abort()
-			return nil, err
-		}
-	}
-	return sg.Finish()
-}
-
-// Stage is StageMany for contents that become known one at a time: the
-// paths that may be written are given first, each file is added (its temp
-// file written) when its content is ready, and Finish makes the added ones
-// durable. A Stage is used from one goroutine; after an error from Add,
-// Abort.
-type Stage struct {
-	st      *Staged
-	allowed map[string]bool // paths that may be added, false once added
-	fsys    []*os.File
-	failed  error // the first error of Add
-}
-
-// NewStage checks paths (none twice) and prepares to write temp files for
-// any of them; one open directory per filesystem is opened before any write
-// (see syncfs).
-func NewStage(paths []string) (*Stage, error) {
-	sg := &Stage{st: &Staged{}, allowed: make(map[string]bool, len(paths))}
+	seen := make(map[string]bool, len(files))
 	dirSeen := map[string]bool{}
-	for _, path := range paths {
-		p := filepath.Clean(path)
-		if _, seen := sg.allowed[p]; seen {
-			return nil, fmt.Errorf("write %s: listed twice", path)
+	for _, f := range files {
+		p := filepath.Clean(f.Path)
+		if seen[p] {
+			return nil, fmt.Errorf("write %s: listed twice", f.Path)
 		}
-		sg.allowed[p] = true
+		seen[p] = true
 		if d := filepath.Dir(p); !dirSeen[d] {
 			dirSeen[d] = true
-			sg.st.dirs = append(sg.st.dirs, d)
+			st.dirs = append(st.dirs, d)
 		}
 	}
-	if len(paths) == 0 {
-		return sg, nil
-	}
-	fsys, err := openFilesystems(sg.st.dirs)
+	// One open directory per filesystem, opened before any write (see syncfs).
+	fsys, err := openFilesystems(st.dirs)
 	if err != nil {
 		return nil, err
 	}
-	sg.fsys = fsys
-	return sg, nil
-}
-
-// Add writes f's temp file. f.Path must be one of the stage's paths, added
-// once. Creating files in parallel in one directory only makes the threads
-// spin on the directory's lock, so one goroutine adds them all.
-func (sg *Stage) Add(f File) error {
-	p := filepath.Clean(f.Path)
-	if !sg.allowed[p] {
-		return fmt.Errorf("write %s: not staged, or added twice", f.Path)
-	}
-	sg.allowed[p] = false
-	temp, err := writeTemp(f)
-	if temp != "" {
-		sg.st.files = append(sg.st.files, f)
-		sg.st.temps = append(sg.st.temps, temp)
-	}
-	if err != nil && sg.failed == nil {
-		sg.failed = err
-	}
-	return err
-}
-
-// Finish makes every added temp file durable and returns them staged; on
-// error nothing is left behind.
-func (sg *Stage) Finish() (*Staged, error) {
-	fsys := sg.fsys
-	sg.fsys = nil
 	defer closeAll(fsys)
-	if sg.failed != nil {
-		sg.st.Abort()
-		return nil, sg.failed
-	}
-	if len(sg.st.files) > 0 {
-		if err := syncFilesystems(fsys); err != nil {
-			sg.st.Abort()
+	// One at a time: creating files in parallel in one directory only makes
+	// the threads spin on the directory's lock.
+	for i, f := range files {
+		var err error
+		if st.temps[i], err = writeTemp(f); err != nil {
+			st.Abort()
 			return nil, err
 		}
 	}
-	return sg.st, nil
+	if err := syncFilesystems(fsys); err != nil {
+		st.Abort()
+		return nil, err
+	}
+	return st, nil
 }
-
-// Abort removes the temp files added so far.
-func (sg *Stage) Abort() {
-	closeAll(sg.fsys)
-	sg.fsys = nil
-	sg.st.Abort()
-}
-
-// Len returns how many files are staged.
-func (st *Staged) Len() int { return len(st.files) }
 
 // Abort removes the staged temp files; no file is replaced.
 func (st *Staged) Abort() {

@@ -554,7 +554,7 @@ func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certif
 		for j, i := range todo {
 			sub[j] = reqs[i]
 		}
-		b, err := a.prepareMany(ctx, sub)
+		b, err := a.PrepareMany(ctx, sub)
 		var cs []*ssh.Certificate
 		var es []error
 		if err == nil {
@@ -582,24 +582,18 @@ func (a *Authority) SignMany(ctx context.Context, reqs []Request) ([]*ssh.Certif
 	return certs, errs, nil
 }
 
-// Batch is SignMany cut in two: DecideMany decides every request and
-// reserves the serials; CommitSigning signs and records the certificates
-// and no certificate may leave the process before it has returned it
-// (invariant 3). The caller stages its output files meanwhile (see
-// atomicfile.Stage).
+// Batch is SignMany cut in two: its certificates are signed, with serials
+// reserved, but nothing is recorded until Commit, and no certificate may
+// leave the process before Commit has returned it (invariant 3). A caller
+// can meanwhile stage the output files (see atomicfile.StageMany).
 type Batch struct {
 	a     *Authority
 	preps []*prepared
 	errs  []error
 	rxs   map[string]*revokedIndex // by CA type, the revocations checked
-
-	// What signing needs, kept by DecideMany for CommitSigning.
-	serials []uint64              // by request, 0 where refused
-	signers map[string]ssh.Signer // by CA type
-	signed  bool                  // every certificate is signed
 }
 
-// RuleBatchUnsupported refuses, in SignMany and DecideMany, a request
+// RuleBatchUnsupported refuses, in SignMany and PrepareMany, a request
 // that only Sign (or Renew) decides completely.
 const RuleBatchUnsupported = "batch-unsupported"
 
@@ -623,26 +617,11 @@ func notBatchable(req Request) error {
 	return &policy.DenyError{Rule: RuleBatchUnsupported, Msg: msg}
 }
 
-// prepareMany checks and signs reqs (see SignMany) without recording them.
-func (a *Authority) prepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
-	b, err := a.DecideMany(ctx, reqs)
-	if err != nil {
-		return nil, err
-	}
-	if err := b.sign(0, len(b.preps)); err != nil {
-		return nil, err
-	}
-	b.signed = true
-	return b, nil
-}
-
-// DecideMany decides reqs (see SignMany), opens the CA keys and reserves
-// the serials, without signing or recording anything; CommitSigning then
-// signs the certificates while it records them. A request that Sign would
-// treat beyond the access decision — one with a TOTP code, from an
-// enrollment token, a renewal — is refused with rule RuleBatchUnsupported
-// (recorded like every denial), never signed.
-func (a *Authority) DecideMany(ctx context.Context, reqs []Request) (*Batch, error) {
+// PrepareMany checks and signs reqs (see SignMany) without recording them.
+// A request that Sign would treat beyond the access decision — one with a
+// TOTP code, from an enrollment token, a renewal — is refused with rule
+// RuleBatchUnsupported (recorded like every denial), never signed.
+func (a *Authority) PrepareMany(ctx context.Context, reqs []Request) (*Batch, error) {
 	b := &Batch{a: a, preps: make([]*prepared, len(reqs)), errs: make([]error, len(reqs))}
 	keys := map[string]store.CAKey{}
 	rxs := map[string]*revokedIndex{}
@@ -699,160 +678,87 @@ func (a *Authority) DecideMany(ctx context.Context, reqs []Request) (*Batch, err
 	if err != nil {
 		return nil, err
 	}
-	b.serials = make([]uint64, len(reqs))
-	for j, i := range ok {
-		b.serials[i] = first + uint64(j)
+	if err := parallel(len(ok), func(j int) error {
+		p := b.preps[ok[j]]
+		return a.signPrepared(p, first+uint64(j), signers[p.rec.CAType])
+	}); err != nil {
+		return nil, err
 	}
-	b.signers = signers
 	return b, nil
 }
 
-// sign signs the certificates of requests lo..hi-1 that were not refused,
-// on every CPU.
-func (b *Batch) sign(lo, hi int) error {
-	var ok []int
-	for i := lo; i < hi; i++ {
+// Signed returns, per request, the signed but not yet recorded certificate,
+// or nil where the request was refused.
+func (b *Batch) Signed() []*ssh.Certificate {
+	out := make([]*ssh.Certificate, len(b.preps))
+	for i, p := range b.preps {
 		if b.errs[i] == nil {
-			ok = append(ok, i)
+			out[i] = p.cert
 		}
 	}
-	return parallel(len(ok), func(j int) error {
-		p := b.preps[ok[j]]
-		return b.a.signPrepared(p, b.serials[ok[j]], b.signers[p.rec.CAType])
-	})
+	return out
 }
 
-// commit records a batch of prepareMany — certificates and denials — and
-// returns a certificate or an error for each request, in order; err is set
-// when nothing could be recorded. shared records it through the
-// authority's group commit, where concurrent batches and single requests
-// share transactions (and fsyncs) — the service's batch door —, else in
-// transactions of its own. A certificate whose API token was revoked or
+// Commit records the batch — certificates and denials — and returns a
+// certificate or an error for each request, in order; err is set when
+// nothing could be recorded. A batch of more than maxBatch requests is
+// recorded in a transaction per maxBatch: one that fails after others
+// leaves what they recorded issued and refuses the rest with its error. A certificate whose API token was revoked or
 // expired since the decision is refused (ErrTokenInvalid) and that denial
 // recorded, as Sign does.
+func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error) {
+	return b.commit(ctx, false)
+}
+
+// commit is Commit; shared records the batch through the authority's group
+// commit, where concurrent batches and single requests share transactions
+// (and fsyncs) — the service's batch door —, else in transactions of its
+// own (the CLI, which stages its files meanwhile).
 func (b *Batch) commit(ctx context.Context, shared bool) ([]*ssh.Certificate, []error, error) {
-	if !b.signed {
-		return nil, nil, errors.New("ca: batch not signed")
-	}
-	spans := make(chan span, (len(b.preps)+maxBatch-1)/maxBatch)
-	for lo := 0; lo < len(b.preps); lo += maxBatch {
-		spans <- span{lo: lo, hi: min(lo+maxBatch, len(b.preps))}
-	}
-	close(spans)
-	return b.record(ctx, shared, spans, func() {})
-}
-
-// pipeChunk is how many requests CommitSigning signs before it hands them
-// to the recording transaction (a variable for the tests).
-var pipeChunk = 256
-
-// CommitSigning signs and records a batch from DecideMany in chunks, each
-// chunk signed while the one before it is recorded, in a transaction per
-// chunk. As each chunk is signed — before it is recorded — line is called
-// (from one goroutine, in order) with every certificate of the chunk as an
-// authorized_keys line, for the caller to stage its output; no certificate
-// may leave the process before CommitSigning has returned it. Results are
-// as SignMany's; a transaction that fails after others were recorded leaves
-// those certificates issued and refuses the rest with its error.
-func (b *Batch) CommitSigning(ctx context.Context, line func(i int, line string)) ([]*ssh.Certificate, []error, error) {
-	if b.signed {
-		return nil, nil, errors.New("ca: batch already signed")
-	}
-	spans := make(chan span, 1)
-	var stop atomic.Bool
-	go func() {
-		defer close(spans)
-		for lo := 0; lo < len(b.preps) && !stop.Load(); lo += pipeChunk {
-			s := span{lo: lo, hi: min(lo+pipeChunk, len(b.preps))}
-			if s.err = b.sign(s.lo, s.hi); s.err == nil && line != nil {
-				for i := s.lo; i < s.hi; i++ {
-					if b.errs[i] == nil {
-						line(i, b.preps[i].rec.Cert)
-					}
-				}
-			}
-			spans <- s
-			if s.err != nil {
-				return
-			}
-		}
-	}()
-	defer func() {
-		stop.Store(true)
-		for range spans {
-		}
-	}()
-	return b.record(ctx, false, spans, func() { stop.Store(true) })
-}
-
-// span is the requests lo..hi-1 of a batch, ready to record unless err.
-type span struct {
-	lo, hi int
-	err    error
-}
-
-// record records the spans of the batch in order, a transaction each (or
-// through the group commit when shared), and returns a certificate or an
-// error per request; err is set when nothing could be recorded. Once a
-// span fails, stop is called and no later span is recorded.
-func (b *Batch) record(ctx context.Context, shared bool, spans <-chan span, stop func()) ([]*ssh.Certificate, []error, error) {
 	a := b.a
-	write := func(items []store.BatchItem) ([]error, error) { return a.Store.CommitBatch(ctx, items) }
+	record := func(items []store.BatchItem) ([]error, error) { return a.Store.CommitBatch(ctx, items) }
 	if shared {
-		write = func(items []store.BatchItem) ([]error, error) { return a.commits.commitAll(ctx, a.Store, items) }
+		record = func(items []store.BatchItem) ([]error, error) { return a.commits.commitAll(ctx, a.Store, items) }
 	}
 	certs := make([]*ssh.Certificate, len(b.preps))
 	errs := slices.Clone(b.errs)
+	items := make([]store.BatchItem, len(b.preps))
 	var refused []int // refused at recording: the token is no longer valid
-	recorded := 0     // requests lo..recorded-1 are recorded
-	var failed error
-	for s := range spans {
-		if failed != nil {
-			continue
-		}
-		if s.err != nil {
-			failed = s.err
-			stop()
-			continue
-		}
-		items := make([]store.BatchItem, s.hi-s.lo)
-		for i := s.lo; i < s.hi; i++ {
-			p := b.preps[i]
-			items[i-s.lo] = store.BatchItem{Cert: p.rec, Event: p.ev}
-			if p.rec != nil {
-				items[i-s.lo].TokenID = p.req.tokenID()
-				if rx := b.rxs[p.rec.CAType]; rx != nil {
-					items[i-s.lo].CheckRevocations, items[i-s.lo].RevocationsAt, items[i-s.lo].Probe = true, rx.version, func() store.RevocationProbe { return revocationProbe(p.cert) }
-				}
-			}
-		}
-		cerrs, err := write(items)
-		if err != nil {
-			failed = fmt.Errorf("ca: record certificates: %w", err)
-			stop()
-			continue
-		}
-		recorded = s.hi
-		for j, e := range cerrs {
-			if i := s.lo + j; e != nil && errs[i] == nil {
-				errs[i] = fmt.Errorf("ca: record certificate: %w", e)
-				if errors.Is(e, store.ErrTokenInvalid) {
-					// Revoked or expired since authentication: a refusal,
-					// recorded as Sign records it.
-					errs[i] = fmt.Errorf("ca: %w", e)
-					refused = append(refused, i)
-				}
+	for i, p := range b.preps {
+		items[i] = store.BatchItem{Cert: p.rec, Event: p.ev}
+		if p.rec != nil {
+			items[i].TokenID = p.req.tokenID()
+			if rx := b.rxs[p.rec.CAType]; rx != nil {
+				items[i].CheckRevocations, items[i].RevocationsAt, items[i].Probe = true, rx.version, func() store.RevocationProbe { return revocationProbe(p.cert) }
 			}
 		}
 	}
-	if failed != nil {
-		if recorded == 0 {
-			return nil, nil, failed
+	for lo := 0; lo < len(items); lo += maxBatch {
+		hi := min(lo+maxBatch, len(items))
+		cerrs, err := record(items[lo:hi])
+		if err != nil {
+			err = fmt.Errorf("ca: record certificates: %w", err)
+			if lo == 0 {
+				return nil, nil, err
+			}
+			// What the transactions before this one recorded stands; the
+			// rest is not issued.
+			for i := lo; i < len(errs); i++ {
+				if errs[i] == nil {
+					errs[i] = err
+				}
+			}
+			break
 		}
-		// What was recorded stands; the rest is not issued.
-		for i := recorded; i < len(errs); i++ {
-			if errs[i] == nil {
-				errs[i] = failed
+		for j, e := range cerrs {
+			if e != nil && errs[lo+j] == nil {
+				errs[lo+j] = fmt.Errorf("ca: record certificate: %w", e)
+				if errors.Is(e, store.ErrTokenInvalid) {
+					// Revoked or expired since authentication: a refusal,
+					// recorded as Sign records it.
+					errs[lo+j] = fmt.Errorf("ca: %w", e)
+					refused = append(refused, lo+j)
+				}
 			}
 		}
 	}
@@ -861,7 +767,7 @@ func (b *Batch) record(ctx context.Context, shared bool, spans <-chan span, stop
 		for k, i := range refused {
 			denials[k] = store.BatchItem{Event: a.denial(b.preps[i].req, "token-invalid", errs[i])}
 		}
-		if _, err := write(denials); err != nil {
+		if _, err := record(denials); err != nil {
 			for _, i := range refused {
 				errs[i] = errors.Join(errs[i], fmt.Errorf("ca: record denial: %w", err))
 			}

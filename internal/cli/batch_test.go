@@ -89,16 +89,6 @@ func TestSignBatch(t *testing.T) {
 			kind: "user", principals: []string{"role-deploy", "ci"},
 		},
 		{
-			// More keys than the authority signs per chunk: several
-			// transactions, each recorded while the next chunk is signed.
-			name: "ok/several-chunks",
-			args: func(t *testing.T, dir string) ([]string, string, []string) {
-				keys := writeKeys(t, dir, "id_", 600)
-				return append([]string{"sign", "user", "--role", "deploy", "--id", "chunks"}, keys...), "", keys
-			},
-			kind: "user", principals: []string{"role-deploy", "ci"},
-		},
-		{
 			name: "ok/keys-from-stdin",
 			args: func(t *testing.T, dir string) ([]string, string, []string) {
 				keys := writeKeys(t, dir, "k", 6)

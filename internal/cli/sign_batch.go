@@ -165,48 +165,30 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 	for i, k := range keys {
 		reqs[i] = request(k.pub)
 	}
-	batch, err := h.Authority.DecideMany(e.ctx, reqs)
+	batch, err := h.Authority.PrepareMany(e.ctx, reqs)
 	if err != nil {
 		return err
 	}
-	// The certificates are signed in chunks, each recorded while the next
-	// is signed; as each chunk is signed its certificates are written to
-	// temp files, made durable, and appear under their names (renames) only
-	// once every record is committed, so none leaves before its serial is
-	// durable.
-	dests := make([]string, len(keys))
-	for i := range keys {
-		dests[i] = keys[i].dest
-	}
-	stager, err := atomicfile.NewStage(dests)
-	if err != nil {
-		return err
+	// While the batch is recorded, write the certificates to temp files and
+	// make them durable; they appear under their names (renames) only once
+	// the records are committed, so none leaves before its serial is durable.
+	signed := batch.Signed()
+	var staged []atomicfile.File
+	for i, c := range signed {
+		if c != nil {
+			staged = append(staged, atomicfile.File{Path: keys[i].dest, Data: ssh.MarshalAuthorizedKey(c), Perm: 0o644})
+		}
 	}
 	type stageResult struct {
 		st  *atomicfile.Staged
 		err error
 	}
-	lines := make(chan atomicfile.File, 256)
 	stagedc := make(chan stageResult, 1)
 	go func() {
-		var err error
-		for f := range lines {
-			if err == nil {
-				err = stager.Add(f)
-			}
-		}
-		if err != nil {
-			stager.Abort()
-			stagedc <- stageResult{nil, err}
-			return
-		}
-		st, err := stager.Finish()
+		st, err := atomicfile.StageMany(staged)
 		stagedc <- stageResult{st, err}
 	}()
-	certs, errs, err := batch.CommitSigning(e.ctx, func(i int, line string) {
-		lines <- atomicfile.File{Path: keys[i].dest, Data: []byte(line + "\n"), Perm: 0o644}
-	})
-	close(lines)
+	certs, errs, err := batch.Commit(e.ctx)
 	stage := <-stagedc
 	if err != nil {
 		if stage.st != nil {
@@ -215,24 +197,25 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 		return err
 	}
 	var issued []*ssh.Certificate
-	var issuedTo []string
+	var dests []string
 	var refused []error
+	allIssued := true
 	for i, c := range certs {
 		if errs[i] != nil {
 			refused = append(refused, fmt.Errorf("%s: %w", keys[i].path, errs[i]))
+			allIssued = allIssued && signed[i] == nil
 			continue
 		}
 		issued = append(issued, c)
-		issuedTo = append(issuedTo, keys[i].dest)
+		dests = append(dests, keys[i].dest)
 	}
-	if stage.err == nil && len(issued) != stage.st.Len() {
+	if stage.err == nil && !allIssued {
 		// Some signed certificates were refused at commit (the CA key
-		// rotated meanwhile, a transaction failed): stage again, only what
-		// was recorded.
+		// rotated meanwhile): stage again, only what was recorded.
 		stage.st.Abort()
 		var files []atomicfile.File
 		for i, c := range issued {
-			files = append(files, atomicfile.File{Path: issuedTo[i], Data: ssh.MarshalAuthorizedKey(c), Perm: 0o644})
+			files = append(files, atomicfile.File{Path: dests[i], Data: ssh.MarshalAuthorizedKey(c), Perm: 0o644})
 		}
 		stage.st, stage.err = atomicfile.StageMany(files)
 	}
@@ -243,7 +226,7 @@ func (b *batchSign) run(e *env, args []string, keysFrom string) error {
 		lo, hi := serialRange(issued)
 		return fmt.Errorf("certificates %d-%d were issued but not all could be written: %w", lo, hi, stage.err)
 	}
-	if err := b.report(e, h, issued, issuedTo); err != nil {
+	if err := b.report(e, h, issued, dests); err != nil {
 		return err
 	}
 	if len(refused) > 0 {
