@@ -703,9 +703,9 @@ func (b *Batch) Signed() []*ssh.Certificate {
 // certificate or an error for each request, in order; err is set when
 // nothing could be recorded. A batch of more than maxBatch requests is
 // recorded in a transaction per maxBatch: one that fails after others
-// leaves what they recorded issued and refuses the rest with its error. A certificate whose API token was revoked or
-// expired since the decision is refused (ErrTokenInvalid) and that denial
-// recorded, as Sign does.
+// leaves what they recorded issued and refuses the rest with its error. A
+// certificate whose API token was revoked or expired since the decision is
+// refused (ErrTokenInvalid) and that denial recorded, as Sign does.
 func (b *Batch) Commit(ctx context.Context) ([]*ssh.Certificate, []error, error) {
 	return b.commit(ctx, false)
 }
