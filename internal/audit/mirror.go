@@ -126,23 +126,54 @@ func isLowerHex(s string) bool {
 	return true
 }
 
-// mirrorLine is what MirrorCheck keeps of one audit file line.
+// mirrorLine is what MirrorCheck keeps of one audit file line: its
+// sequence number and how it compares with the database's log, 16 bytes
+// where its two hashes would take 66.
 type mirrorLine struct {
-	seq        uint64
-	hash, prev sum
-	intact     bool // its hash is the hash of its contents
+	seq   uint64
+	flags uint8
 }
 
+const (
+	lineIntact uint8 = 1 << iota // its hash is the hash of its contents
+	lineHashOK                   // its hash is the database's hash of its entry
+	linePrevOK                   // its previous hash is the database's hash of the entry before it
+)
+
 // MirrorCheck is CompareMirror fed one file entry at a time (see
-// EachLine): it keeps the sequence number and two hashes of each, not the
-// entries.
+// EachLine): it compares each entry with the database's log as it is added
+// and keeps its sequence number and the outcome, not the entry.
 type MirrorCheck struct {
+	db    Hashes
 	lines []mirrorLine
+}
+
+// NewMirrorCheck returns a MirrorCheck of a file against db, a complete,
+// verified database log.
+func NewMirrorCheck(db Hashes) *MirrorCheck {
+	m := &MirrorCheck{db: db}
+	m.lines = make([]mirrorLine, 0, db.Len()) // a hint: a file holds about as many
+	return m
+}
+
+// has reports whether the database holds entry seq with hash.
+func (m *MirrorCheck) has(seq uint64, hash string) bool {
+	return seq >= 1 && seq <= uint64(m.db.Len()) && m.db.sums[seq-1] == sumOf(hash)
 }
 
 // Add records one entry of the file, in file order.
 func (m *MirrorCheck) Add(e Entry) {
-	m.lines = append(m.lines, mirrorLine{seq: e.Seq, hash: sumOf(e.Hash), prev: sumOf(e.PrevHash), intact: ComputeHash(e) == e.Hash})
+	l := mirrorLine{seq: e.Seq}
+	if ComputeHash(e) == e.Hash {
+		l.flags |= lineIntact
+	}
+	if m.has(e.Seq, e.Hash) {
+		l.flags |= lineHashOK
+	}
+	if e.Seq >= 2 && m.has(e.Seq-1, e.PrevHash) {
+		l.flags |= linePrevOK
+	}
+	m.lines = append(m.lines, l)
 }
 
 // CompareMirror checks entries copied out of the database as they were
@@ -153,17 +184,22 @@ func (m *MirrorCheck) Add(e Entry) {
 // the file. It returns the difference with the lowest sequence number (a
 // *VerifyError), and how many entries the file held.
 func CompareMirror(file, db []Entry) (int, error) {
-	var m MirrorCheck
+	m := NewMirrorCheck(HashesOf(db))
 	for _, e := range file {
 		m.Add(e)
 	}
-	return m.Result(HashesOf(db))
+	return m.Result()
 }
 
-// Result compares the entries added so far with a complete, verified
-// database log (db: the hash of entry i at index i-1), as CompareMirror
-// does.
-func (m *MirrorCheck) Result(db Hashes) (int, error) {
+// Result compares the entries added so far with the database's log, as
+// CompareMirror does.
+//
+// Only the difference with the lowest sequence number is reported, and the
+// lines are taken in that order, so a comparison between two lines
+// matters only while nothing is reported: then every line before has its
+// entry's hash, and comparing with the previous line (or with the first
+// line of the same number) is comparing with the database, which Add did.
+func (m *MirrorCheck) Result() (int, error) {
 	if len(m.lines) == 0 {
 		return 0, nil
 	}
@@ -183,24 +219,24 @@ func (m *MirrorCheck) Result(db Hashes) (int, error) {
 			first = &VerifyError{Seq: seq, Reason: fmt.Sprintf(format, a...)}
 		}
 	}
-	last := uint64(db.Len())
+	last := uint64(m.db.Len())
 	var prev *mirrorLine
 	for i := range sorted {
 		e := &sorted[i]
 		if prev != nil && prev.seq == e.seq {
-			if prev.hash != e.hash {
+			if e.flags&lineHashOK == 0 {
 				report(e.seq, "is in the audit file twice, with different contents")
 			}
 			continue
 		}
 		switch {
-		case !e.intact:
+		case e.flags&lineIntact == 0:
 			report(e.seq, "the audit file's copy does not match its hash (changed in the file)")
-		case prev != nil && prev.seq+1 == e.seq && e.prev != prev.hash:
+		case prev != nil && prev.seq+1 == e.seq && e.flags&linePrevOK == 0:
 			report(e.seq, "does not chain to the previous entry in the audit file")
 		case e.seq > last:
 			report(e.seq, "is in the audit file but not in the database, whose log ends at entry %d (its tail was deleted)", last)
-		case db.sums[e.seq-1] != e.hash:
+		case e.flags&lineHashOK == 0:
 			report(e.seq, "differs between the audit file and the database (changed in one of them)")
 		}
 		prev = e

@@ -223,11 +223,11 @@ func compareAuditFile(path string, log audit.Hashes, explicit bool) (string, err
 		return "", fmt.Errorf("audit file: %w", err)
 	}
 	defer f.Close()
-	var m audit.MirrorCheck
+	m := audit.NewMirrorCheck(log)
 	if err := audit.EachLine(f, func(e audit.Entry) error { m.Add(e); return nil }); err != nil {
 		return "", fmt.Errorf("%s: %w", path, err)
 	}
-	n, err := m.Result(log)
+	n, err := m.Result()
 	if err != nil {
 		return "", fmt.Errorf("%w (audit file %s)", err, path)
 	}
