@@ -82,16 +82,16 @@ func EntriesAt(entries []audit.Entry) EntryFunc {
 // A ConsistencyLog is CheckConsistency's view of the audit log, fed one
 // verified entry at a time (Add) and then compared with the state tables
 // (Check). It keeps what the comparison needs, not the entries: for a
-// certificate (of which there may be millions) its last issuance entry's
-// number and the number and row digest of its last seal, about 50 bytes;
-// the details of an issuance entry only when that entry did not seal the
-// row it created (a log written before row seals); for revocations, CA
-// keys, tokens and local users (few) what CheckConsistency always kept.
-// The zero value is an empty log.
+// certificate or a revocation (of which there may be millions) the number
+// of the entry that made it and the number and row digest of its last
+// seal, 40 bytes (rowTable); the details of such an entry only when it did
+// not seal the row it made (a log written before row seals); for CA keys,
+// tokens and local users (few) the same by row key, and what
+// CheckConsistency always kept. The zero value is an empty log.
 type ConsistencyLog struct {
 	certs    rowTable
 	legacy   map[uint64]issueFacts // serial -> facts of its last issuance, when that entry did not seal the row
-	seals    map[string]rowSeal    // row key -> last seal, for rows other than certificates
+	seals    map[string]rowSeal    // row key -> last seal, for rows other than certificates and revocations
 	problems []string              // found while adding (serials issued twice)
 
 	revs       rowTable         // revocations, by ID: the entry that recorded each (not pruned since) and its seal
