@@ -86,20 +86,38 @@ func (s *DB) bumpKRL(ctx context.Context, tx *sql.Tx, caType string) error {
 
 // ListRevocations lists caType's revocations in creation order.
 func (s *DB) ListRevocations(ctx context.Context, caType string) ([]store.Revocation, error) {
+	var out []store.Revocation
+	err := s.EachRevocationRow(ctx, caType, func(r store.Revocation) error {
+		out = append(out, r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// EachRevocationRow calls fn for each of caType's revocations, whole (every
+// column, as ListRevocations returns them) and in ID order, as it reads
+// them: audit verify compares every row with its seal without holding
+// them all. (EachRevocation, for KRLs, reads only what a KRL needs.) An
+// error from fn stops the scan and is returned.
+func (s *DB) EachRevocationRow(ctx context.Context, caType string, fn func(store.Revocation) error) error {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT `+revCols+` FROM revocations WHERE ca_type = ? ORDER BY id`), caType)
 	if err != nil {
-		return nil, fmt.Errorf("store: list revocations: %w", err)
+		return fmt.Errorf("store: list revocations: %w", err)
 	}
 	defer rows.Close()
-	var out []store.Revocation
 	for rows.Next() {
 		r, err := scanRevocation(rows)
 		if err != nil {
-			return nil, fmt.Errorf("store: scan revocation: %w", err)
+			return fmt.Errorf("store: scan revocation: %w", err)
 		}
-		out = append(out, r)
+		if err := fn(r); err != nil {
+			return err
+		}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
 
 // PruneRevocations deletes caType's revocations whose Expires is set and before t.
